@@ -1,0 +1,1 @@
+"""Mahalle's application core: config, app assembly, services and the CLI."""

@@ -1,0 +1,220 @@
+"""Typed settings: a TOML file for reference data and tuning, the environment for secrets."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+TOKEN_ENV = "MAHALLE_BOT_TOKEN"
+WEBHOOK_SECRET_ENV = "MAHALLE_WEBHOOK_SECRET"
+DATABASE_URL_ENV = "MAHALLE_DATABASE_URL"
+CONFIG_PATH_ENV = "MAHALLE_CONFIG"
+
+# Telegram and Bale tokens are "<bot id>:<secret>"; anything else is a typo or a placeholder.
+_TOKEN_SHAPE = re.compile(r"^\d{5,}:[A-Za-z0-9_-]{20,}$")
+_PLACEHOLDER_HINTS = ("your", "token", "changeme", "example", "xxxx", "123456:abc")
+
+DOMAIN_KEYS = (
+    "municipal", "utilities", "security", "social", "family", "cultural",
+    "health", "welfare", "education", "participation", "other",
+)  # fmt: skip
+
+TOKEN_HELP = (
+    f"{TOKEN_ENV} is not set. Get a token from @BotFather in Telegram (or @botfather in Bale): "
+    f"send /newbot, pick a name, copy the token it gives you, then run "
+    f"'export {TOKEN_ENV}=<the token>' and start again."
+)
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message names the key and the problem in one line."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TelegramSettings(_Section):
+    token: SecretStr | None = None
+    base_url: str = "https://api.telegram.org/bot"
+    base_file_url: str = "https://api.telegram.org/file/bot"
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str = ""
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+    webhook_secret: SecretStr | None = None
+    rate_limit: bool = True
+
+    @model_validator(mode="after")
+    def _webhook_needs_url_and_secret(self) -> TelegramSettings:
+        if self.mode == "webhook":
+            if not self.webhook_url.startswith("https://"):
+                raise ValueError("webhook_url must be an https:// address in webhook mode")
+            if self.webhook_secret is None:
+                raise ValueError(f"webhook mode needs a secret in {WEBHOOK_SECRET_ENV}")
+        return self
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite+aiosqlite:///mahalle.db"
+
+
+class BotSettings(_Section):
+    language: Literal["fa", "en"] = "fa"
+    reports_per_hour: int = Field(default=5, ge=1, le=1000)
+    admin_chat_id: int | None = None
+
+
+class BoundingBox(_Section):
+    min_lat: float = Field(ge=-90, le=90)
+    min_lon: float = Field(ge=-180, le=180)
+    max_lat: float = Field(ge=-90, le=90)
+    max_lon: float = Field(ge=-180, le=180)
+
+    def contains(self, latitude: float, longitude: float) -> bool:
+        """Whether a point lies inside the box (edges included)."""
+        return (
+            self.min_lat <= latitude <= self.max_lat and self.min_lon <= longitude <= self.max_lon
+        )
+
+
+class NeighbourhoodSettings(_Section):
+    key: str = Field(pattern=r"^[a-z0-9_-]+$")
+    name: str = Field(min_length=2)
+
+
+class DistrictSettings(_Section):
+    key: str = Field(pattern=r"^[a-z0-9_-]+$")
+    name: str = Field(min_length=2)
+    neighbourhoods: list[NeighbourhoodSettings] = Field(min_length=1)
+
+
+class CountySettings(_Section):
+    name: str = Field(min_length=2)
+    bounding_box: BoundingBox | None = None
+    coordinators: list[int] = Field(default_factory=list)
+    coordinator_chat_id: int | None = None
+    districts: list[DistrictSettings] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _keys_unique(self) -> CountySettings:
+        districts = [d.key for d in self.districts]
+        neighbourhoods = [n.key for d in self.districts for n in d.neighbourhoods]
+        for kind, keys in (("district", districts), ("neighbourhood", neighbourhoods)):
+            dupes = sorted({k for k in keys if keys.count(k) > 1})
+            if dupes:
+                raise ValueError(f"{kind} keys must be unique, repeated: {', '.join(dupes)}")
+        return self
+
+
+class AgencySettings(_Section):
+    key: str = Field(pattern=r"^[a-z0-9_-]+$")
+    name: str = Field(min_length=2)
+    chat_id: int | None = None
+
+
+class DomainSettings(_Section):
+    key: str
+    title: str = Field(min_length=2)
+    agency: str
+
+
+class Settings(_Section):
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    bot: BotSettings = Field(default_factory=BotSettings)
+    county: CountySettings
+    agencies: list[AgencySettings] = Field(min_length=1)
+    domains: list[DomainSettings]
+
+    @model_validator(mode="after")
+    def _domains_complete_and_routed(self) -> Settings:
+        keys = [d.key for d in self.domains]
+        missing = [k for k in DOMAIN_KEYS if k not in keys]
+        unknown = [k for k in keys if k not in DOMAIN_KEYS]
+        if missing or unknown or len(keys) != len(set(keys)):
+            raise ValueError(
+                f"domains must list each of {', '.join(DOMAIN_KEYS)} once"
+                + (f"; missing: {', '.join(missing)}" if missing else "")
+                + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+            )
+        agencies = {a.key for a in self.agencies}
+        for domain in self.domains:
+            if domain.agency not in agencies:
+                raise ValueError(f"domain {domain.key!r} names unknown agency {domain.agency!r}")
+        return self
+
+    def require_token(self) -> str:
+        """The bot token, or a ConfigError that tells a newcomer how to get one."""
+        if self.telegram.token is None:
+            raise ConfigError(TOKEN_HELP)
+        return self.telegram.token.get_secret_value()
+
+
+def check_token(token: str) -> str:
+    """Refuse placeholder and malformed tokens before they reach the network."""
+    lowered = token.lower()
+    if any(hint in lowered for hint in _PLACEHOLDER_HINTS) or not _TOKEN_SHAPE.match(token):
+        raise ConfigError(
+            f"{TOKEN_ENV}: this does not look like a real bot token "
+            "(expected '<digits>:<at least 20 letters, digits, _ or ->' from @BotFather)"
+        )
+    return token
+
+
+def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """Secrets only ever come from the environment; the database URL may too."""
+    telegram = raw.setdefault("telegram", {})
+    for key in ("token", "webhook_secret"):
+        if key in telegram:
+            raise ConfigError(
+                f"telegram.{key}: secrets must not be written in the config file; "
+                f"set MAHALLE_{'BOT_TOKEN' if key == 'token' else 'WEBHOOK_SECRET'} instead"
+            )
+    if token := environ.get(TOKEN_ENV, "").strip():
+        telegram["token"] = check_token(token)
+    if secret := environ.get(WEBHOOK_SECRET_ENV, "").strip():
+        telegram["webhook_secret"] = secret
+    if url := environ.get(DATABASE_URL_ENV, "").strip():
+        raw.setdefault("database", {})["url"] = url
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "config"
+    extra = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{extra}"
+
+
+def load_settings(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the TOML file at `path`, overlay the environment and validate everything."""
+    environ = os.environ if environ is None else environ
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    _apply_environment(raw, environ)
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"config {path}: {_describe(exc)}") from None
+
+
+def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """`$MAHALLE_CONFIG`, else ./config.toml, else the shipped example."""
+    environ = os.environ if environ is None else environ
+    if configured := environ.get(CONFIG_PATH_ENV):
+        return Path(configured)
+    local = Path("config.toml")
+    return (
+        local if local.exists() else Path(__file__).resolve().parent.parent / "config.example.toml"
+    )

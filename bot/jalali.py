@@ -1,0 +1,85 @@
+"""Jalali dates in Tehran time, and tracking codes people can read out on the phone."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import jdatetime
+
+from bot.digits import ascii_digits, ltr, persian_digits
+
+TEHRAN = ZoneInfo("Asia/Tehran")
+_JDATE_LOCALE = {"fa": "fa_IR", "en": "en_US"}
+SEQUENCE_WIDTH = 5
+
+# Year, a separator people might type (hyphen, slash, dash variants, space), then the sequence.
+_CODE_PATTERN = r"([0-9۰-۹٠-٩]{4})\s*[-‐–—_/\s]\s*([0-9۰-۹٠-٩]{1,7})"
+CODE_RE = re.compile(rf"^\s*{_CODE_PATTERN}\s*$")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC (what the database stores)."""
+    return datetime.now(UTC)
+
+
+def _as_tehran(moment: datetime, language: str = "fa") -> jdatetime.datetime:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return jdatetime.datetime.fromgregorian(
+        datetime=aware.astimezone(TEHRAN), locale=_JDATE_LOCALE.get(language, "fa_IR")
+    )
+
+
+def jalali_year(moment: datetime) -> int:
+    """The Jalali year of a moment, as seen in Tehran."""
+    return int(_as_tehran(moment).year)
+
+
+def format_date(moment: datetime, language: str = "fa") -> str:
+    """'۴ آذر ۱۴۰۵' (Persian) or '4 Azar 1405' (English), in Tehran time."""
+    local = _as_tehran(moment, language)
+    text = f"{local.day} {local.strftime('%B')} {local.year}"
+    return persian_digits(text) if language == "fa" else text
+
+
+def format_datetime(moment: datetime, language: str = "fa") -> str:
+    """The date as in `format_date`, then the Tehran time as HH:MM."""
+    time = _as_tehran(moment).strftime("%H:%M")
+    if language == "fa":
+        return f"{format_date(moment, language)}، {ltr(persian_digits(time))}"
+    return f"{format_date(moment, language)}, {time}"
+
+
+@dataclass(frozen=True)
+class TrackingCode:
+    """A case's public code: the Jalali year and a per-year sequence."""
+
+    year: int
+    sequence: int
+
+    @property
+    def canonical(self) -> str:
+        """The ASCII form stored in the database, e.g. 1405-00012."""
+        return f"{self.year}-{self.sequence:0{SEQUENCE_WIDTH}d}"
+
+    def display(self, language: str = "fa") -> str:
+        """The form people read, isolated so it stays left-to-right inside Persian lines."""
+        return ltr(persian_digits(self.canonical) if language == "fa" else self.canonical)
+
+    @classmethod
+    def parse(cls, typed: str) -> TrackingCode | None:
+        """Read a code typed with Persian, Arabic-Indic or ASCII digits; None when it is not one."""
+        match = CODE_RE.match(typed)
+        if not match:
+            return None
+        year, sequence = (int(ascii_digits(part)) for part in match.groups())
+        return cls(year, sequence) if sequence > 0 else None
+
+    @classmethod
+    def from_canonical(cls, code: str) -> TrackingCode:
+        """Rebuild a code from its stored form."""
+        year, sequence = code.split("-")
+        return cls(int(year), int(sequence))

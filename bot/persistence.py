@@ -1,0 +1,98 @@
+"""PTB persistence for conversation states, stored in the database instead of a pickle file."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telegram.ext import BasePersistence, PersistenceInput
+from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
+
+from models.entities import ConversationState
+
+
+class SQLConversationPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+    """Keeps ConversationHandler states in `conversation_states`.
+
+    User, chat and bot data are not persisted: drafts and everything else of value live in
+    their own tables, written in the same transaction as the step that produced them.
+    """
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+        super().__init__(
+            store_data=PersistenceInput(
+                bot_data=False, chat_data=False, user_data=False, callback_data=False
+            ),
+            update_interval=5,
+        )
+        self._session_factory = session_factory
+
+    async def get_conversations(self, name: str) -> ConversationDict:
+        """Every stored state of the named conversation."""
+        async with self._session_factory() as session:
+            rows = await session.execute(
+                select(ConversationState.key, ConversationState.state).where(
+                    ConversationState.name == name
+                )
+            )
+            return {tuple(json.loads(key)): state for key, state in rows}
+
+    async def update_conversation(
+        self, name: str, key: ConversationKey, new_state: object | None
+    ) -> None:
+        """Store one chat's new state, or forget it when the conversation ended."""
+        encoded_key = json.dumps(list(key))
+        async with self._session_factory() as session, session.begin():
+            row = await session.get(ConversationState, (name, encoded_key))
+            if new_state is None:
+                if row is not None:
+                    await session.delete(row)
+            elif row is None:
+                session.add(ConversationState(name=name, key=encoded_key, state=str(new_state)))
+            else:
+                row.state = str(new_state)
+
+    # Nothing else is persisted; PTB still requires these methods.
+    async def get_user_data(self) -> dict[int, dict[Any, Any]]:
+        return {}
+
+    async def get_chat_data(self) -> dict[int, dict[Any, Any]]:
+        return {}
+
+    async def get_bot_data(self) -> dict[Any, Any]:
+        return {}
+
+    async def get_callback_data(self) -> CDCData | None:
+        return None
+
+    async def update_user_data(self, user_id: int, data: dict[Any, Any]) -> None:
+        return None
+
+    async def update_chat_data(self, chat_id: int, data: dict[Any, Any]) -> None:
+        return None
+
+    async def update_bot_data(self, data: dict[Any, Any]) -> None:
+        return None
+
+    async def update_callback_data(self, data: CDCData) -> None:
+        return None
+
+    async def drop_chat_data(self, chat_id: int) -> None:
+        return None
+
+    async def drop_user_data(self, user_id: int) -> None:
+        return None
+
+    async def refresh_user_data(self, user_id: int, user_data: dict[Any, Any]) -> None:
+        return None
+
+    async def refresh_chat_data(self, chat_id: int, chat_data: dict[Any, Any]) -> None:
+        return None
+
+    async def refresh_bot_data(self, bot_data: dict[Any, Any]) -> None:
+        return None
+
+    async def flush(self) -> None:
+        return None

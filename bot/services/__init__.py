@@ -1,0 +1,1 @@
+"""Business logic. Functions take keyword-only arguments and an AsyncSession they do not own."""

@@ -1,0 +1,173 @@
+"""Cases: submitting a report, the audit log, and what a reporter may see."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from bot.jalali import TrackingCode, jalali_year, utcnow
+from bot.normalize import normalize
+from bot.services.drafts import ReportDraft
+from models.entities import Case, CaseEvent, CaseSequence, CaseStatus, Draft
+
+RATE_WINDOW = timedelta(hours=1)
+MIN_TEXT, MAX_TEXT = 10, 2000
+
+
+class DraftIncompleteError(Exception):
+    """The draft lacks a neighbourhood or a description."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The outcome of confirming a draft."""
+
+    case: Case
+    created: bool  # False: this draft had already been submitted (double tap, redelivery)
+
+
+def description_problem(text: str) -> tuple[str, int] | None:
+    """('short' | 'long', length) when a description is out of bounds, else None."""
+    length = len(normalize(text))
+    if length < MIN_TEXT:
+        return "short", length
+    if length > MAX_TEXT:
+        return "long", length
+    return None
+
+
+async def reports_since(
+    *, session: AsyncSession, reporter_id: int, since: datetime
+) -> list[datetime]:
+    """When the reporter's cases since `since` were created, oldest first."""
+    query = (
+        select(Case.created_at)
+        .where(Case.reporter_id == reporter_id, Case.created_at >= since)
+        .order_by(Case.created_at)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def minutes_until_allowed(
+    *, session: AsyncSession, reporter_id: int, limit: int, now: datetime | None = None
+) -> int:
+    """0 when the reporter may submit now, else the minutes until the hourly limit lets them."""
+    now = now or utcnow()
+    recent = await reports_since(session=session, reporter_id=reporter_id, since=now - RATE_WINDOW)
+    if len(recent) < limit:
+        return 0
+    oldest = recent[-limit]
+    oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=now.tzinfo)
+    return max(1, int((oldest + RATE_WINDOW - now).total_seconds() // 60) + 1)
+
+
+async def _next_sequence(*, session: AsyncSession, year: int) -> int:
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    await session.execute(insert(CaseSequence).values(year=year, last=0).on_conflict_do_nothing())
+    # The row lock taken by this UPDATE serialises concurrent submitters on PostgreSQL.
+    bumped = await session.execute(
+        update(CaseSequence)
+        .where(CaseSequence.year == year)
+        .values(last=CaseSequence.last + 1)
+        .returning(CaseSequence.last)
+    )
+    return int(bumped.scalar_one())
+
+
+async def _case_by_draft(*, session: AsyncSession, token: str) -> Case | None:
+    return await session.scalar(select(Case).where(Case.draft_token == token))
+
+
+async def submit_report(
+    *, session: AsyncSession, reporter_id: int, draft: ReportDraft, now: datetime | None = None
+) -> Submission:
+    """Turn a draft into a case, once: the case, its first audit row and the draft's removal
+    are one transaction, and a draft confirmed again returns the case it already became."""
+    if existing := await _case_by_draft(session=session, token=draft.token):
+        return Submission(existing, created=False)
+    if draft.neighbourhood_id is None or not draft.text:
+        raise DraftIncompleteError
+    now = now or utcnow()
+    code = TrackingCode(jalali_year(now), 0)
+    code = TrackingCode(code.year, await _next_sequence(session=session, year=code.year))
+    case = Case(
+        code=code.canonical,
+        year=code.year,
+        sequence=code.sequence,
+        draft_token=draft.token,
+        reporter_id=reporter_id,
+        neighbourhood_id=draft.neighbourhood_id,
+        text_original=draft.text,
+        text_normalized=normalize(draft.text),
+        latitude=draft.latitude,
+        longitude=draft.longitude,
+        photo_file_ids=list(draft.photo_file_ids),
+        share_phone=draft.share_phone,
+        reporter_phone=draft.phone if draft.share_phone else None,
+        status=CaseStatus.SUBMITTED,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(case)
+    session.add(
+        CaseEvent(case=case, to_status=CaseStatus.SUBMITTED, actor_id=reporter_id, created_at=now)
+    )
+    if (row := await session.get(Draft, reporter_id)) is not None:
+        await session.delete(row)
+    try:
+        await session.commit()
+    except IntegrityError:
+        # Another process submitted the same draft a moment ago.
+        await session.rollback()
+        if existing := await _case_by_draft(session=session, token=draft.token):
+            return Submission(existing, created=False)
+        raise
+    return Submission(case, created=True)
+
+
+async def find_case_by_draft(*, session: AsyncSession, reporter_id: int, token: str) -> Case | None:
+    """The case a reporter's confirmed draft became, if any."""
+    case = await _case_by_draft(session=session, token=token)
+    return case if case is not None and case.reporter_id == reporter_id else None
+
+
+async def list_reporter_cases(
+    *, session: AsyncSession, reporter_id: int, offset: int, limit: int
+) -> tuple[list[Case], int]:
+    """One page of the reporter's own cases, newest first, and how many they have."""
+    total = await session.scalar(
+        select(func.count()).select_from(Case).where(Case.reporter_id == reporter_id)
+    )
+    query = (
+        select(Case)
+        .where(Case.reporter_id == reporter_id)
+        .order_by(Case.created_at.desc(), Case.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return list((await session.scalars(query)).all()), int(total or 0)
+
+
+async def get_reporter_case(
+    *,
+    session: AsyncSession,
+    reporter_id: int,
+    case_id: int | None = None,
+    code: TrackingCode | None = None,
+) -> Case | None:
+    """A case with its history, only when it belongs to this reporter (else None, as if absent)."""
+    query = select(Case).options(selectinload(Case.events)).where(Case.reporter_id == reporter_id)
+    if case_id is not None:
+        query = query.where(Case.id == case_id)
+    elif code is not None:
+        query = query.where(Case.code == code.canonical)
+    else:
+        return None
+    return await session.scalar(query)

@@ -1,0 +1,72 @@
+"""Reports being written. A draft is saved after every step, so nothing typed is lost."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.entities import Draft
+
+MAX_PHOTOS = 5
+
+
+@dataclass
+class ReportDraft:
+    """What the resident has told us so far."""
+
+    token: str = field(default_factory=lambda: str(uuid.uuid4()))
+    neighbourhood_id: int | None = None
+    text: str | None = None
+    photo_file_ids: list[str] = field(default_factory=list)
+    latitude: float | None = None
+    longitude: float | None = None
+    share_phone: bool = False
+    phone: str | None = None
+    # Set while the resident edits one part from the summary: the next step is the summary again.
+    editing: bool = False
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ReportDraft:
+        """Rebuild a draft, ignoring fields a newer or older version stored."""
+        known = {name: value for name, value in data.items() if name in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def add_photo(self, file_id: str) -> bool:
+        """Keep a photo unless the limit is reached or it is already there."""
+        if len(self.photo_file_ids) >= MAX_PHOTOS:
+            return False
+        if file_id not in self.photo_file_ids:
+            self.photo_file_ids.append(file_id)
+        return True
+
+    @property
+    def has_location(self) -> bool:
+        """Whether a location was shared."""
+        return self.latitude is not None and self.longitude is not None
+
+
+async def load_draft(*, session: AsyncSession, user_id: int) -> ReportDraft | None:
+    """The user's draft, or None."""
+    row = await session.get(Draft, user_id)
+    return ReportDraft.from_json(row.data) if row is not None else None
+
+
+async def save_draft(*, session: AsyncSession, user_id: int, draft: ReportDraft) -> None:
+    """Store the draft and commit: the step is done only once this returns."""
+    row = await session.get(Draft, user_id)
+    if row is None:
+        session.add(Draft(user_id=user_id, data=asdict(draft)))
+    else:
+        row.data = asdict(draft)
+    await session.commit()
+
+
+async def discard_draft(*, session: AsyncSession, user_id: int) -> None:
+    """Forget the draft (the resident cancelled)."""
+    row = await session.get(Draft, user_id)
+    if row is not None:
+        await session.delete(row)
+        await session.commit()

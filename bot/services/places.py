@@ -1,0 +1,74 @@
+"""Districts and neighbourhoods: listing, paging and forgiving typed search."""
+
+from __future__ import annotations
+
+from difflib import SequenceMatcher
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.normalize import squash
+from models.entities import District, Neighbourhood
+
+# Below this similarity a typed name is not offered as a match.
+MATCH_THRESHOLD = 0.6
+
+
+async def list_districts(*, session: AsyncSession) -> list[District]:
+    """Active districts in config order."""
+    query = select(District).where(District.active).order_by(District.position)
+    return list((await session.scalars(query)).all())
+
+
+async def neighbourhood_page(
+    *, session: AsyncSession, district_id: int, page: int, page_size: int
+) -> tuple[list[Neighbourhood], int]:
+    """One page of a district's active neighbourhoods, and how many pages there are."""
+    where = (Neighbourhood.district_id == district_id, Neighbourhood.active)
+    total = await session.scalar(select(func.count()).select_from(Neighbourhood).where(*where))
+    pages = max(1, -(-(total or 0) // page_size))
+    page = min(max(page, 0), pages - 1)
+    query = (
+        select(Neighbourhood)
+        .where(*where)
+        .order_by(Neighbourhood.position)
+        .offset(page * page_size)
+        .limit(page_size)
+    )
+    return list((await session.scalars(query)).all()), pages
+
+
+async def get_neighbourhood(
+    *, session: AsyncSession, neighbourhood_id: int
+) -> Neighbourhood | None:
+    """An active neighbourhood, or None (unknown id, or removed from the config)."""
+    place = await session.get(Neighbourhood, neighbourhood_id)
+    return place if place is not None and place.active else None
+
+
+def _similarity(typed: str, name: str) -> float:
+    if typed in name:
+        return 1.0 + len(typed) / max(len(name), 1)  # whole-substring hits first, closer first
+    best = SequenceMatcher(None, typed, name).ratio()
+    # Compare against every stretch of the name as long as what was typed: "یوسف" vs "یوسفآباد".
+    width = len(typed)
+    for start in range(max(len(name) - width + 1, 1)):
+        best = max(best, SequenceMatcher(None, typed, name[start : start + width]).ratio())
+    return best
+
+
+async def search_neighbourhoods(
+    *, session: AsyncSession, typed: str, limit: int = 6
+) -> list[Neighbourhood]:
+    """Neighbourhoods whose name matches what was typed, tolerant of letters, ZWNJ and typos."""
+    wanted = squash(typed)
+    if len(wanted) < 2:
+        return []
+    places = (await session.scalars(select(Neighbourhood).where(Neighbourhood.active))).all()
+    scored = [
+        (score, place)
+        for place in places
+        if (score := _similarity(wanted, place.search_key)) >= MATCH_THRESHOLD
+    ]
+    scored.sort(key=lambda pair: (-pair[0], pair[1].position))
+    return [place for _, place in scored[:limit]]

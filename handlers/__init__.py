@@ -1,0 +1,137 @@
+"""Thin Telegram adapters. `register_handlers` adds all of them, in the order they must match."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import Update
+from telegram.ext import (
+    Application,
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot.i18n import Translator
+from bot.jalali import CODE_RE
+from handlers import common, report, resident
+from handlers.report import Step
+
+PRIVATE = filters.ChatType.PRIVATE
+AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+
+
+def _labels(translate: Translator, *keys: str) -> filters.BaseFilter:
+    """Matches a reply-keyboard label in any language."""
+    return filters.Text([label for key in keys for label in translate.every_language(key)])
+
+
+def _resident_conversation(translate: Translator) -> ConversationHandler[Any]:
+    """Writing a report and choosing one's neighbourhood: one conversation, so never both."""
+    controls = _labels(
+        translate, "button-cancel", "menu-new-report", "menu-my-reports",
+        "menu-my-neighbourhood", "menu-help",
+    )  # fmt: skip
+    typed = filters.TEXT & ~filters.COMMAND & ~filters.FORWARDED & ~controls
+    # Available at every step: leave, or read the help (emergency numbers) without losing the step.
+    anytime: list[BaseHandler[Update, Any, Any]] = [
+        CommandHandler("help", common.show_help),
+        CommandHandler("cancel", report.cancel),
+        MessageHandler(_labels(translate, "button-cancel"), report.cancel),
+    ]
+
+    def step(
+        state: Step, *handlers: BaseHandler[Update, Any, Any]
+    ) -> list[BaseHandler[Update, Any, Any]]:
+        return [*anytime, *handlers, MessageHandler(filters.ALL, report.unexpected(state))]
+
+    picking_saved = [
+        CommandHandler("help", common.show_help),
+        CommandHandler("cancel", resident.keep_neighbourhood),
+        MessageHandler(_labels(translate, "button-cancel"), resident.keep_neighbourhood),
+        CallbackQueryHandler(resident.save_picked, pattern=r"^mn:n:\d+$"),
+        CallbackQueryHandler(resident.browse_for_saved, pattern=r"^mn:d(:\d+:\d+)?$"),
+        MessageHandler(typed, resident.search_for_saved),
+        MessageHandler(filters.ALL, resident.unexpected_while_picking),
+    ]
+    return ConversationHandler(
+        name="resident",
+        persistent=True,
+        entry_points=[
+            CommandHandler("new", report.new_report, filters=PRIVATE),
+            MessageHandler(PRIVATE & _labels(translate, "menu-new-report"), report.new_report),
+            CommandHandler("neighbourhood", resident.my_neighbourhood, filters=PRIVATE),
+            MessageHandler(
+                PRIVATE & _labels(translate, "menu-my-neighbourhood"), resident.my_neighbourhood
+            ),
+        ],
+        states={
+            Step.NEIGHBOURHOOD: step(
+                Step.NEIGHBOURHOOD,
+                CallbackQueryHandler(report.pick_neighbourhood, pattern=r"^rn:n:\d+$"),
+                CallbackQueryHandler(report.browse_neighbourhoods, pattern=r"^rn:d(:\d+:\d+)?$"),
+                MessageHandler(typed, report.search_neighbourhood),
+            ),
+            Step.DESCRIPTION: step(
+                Step.DESCRIPTION,
+                MessageHandler(
+                    (typed | filters.PHOTO) & ~filters.FORWARDED, report.take_description
+                ),
+            ),
+            Step.MEDIA: step(
+                Step.MEDIA,
+                MessageHandler(filters.PHOTO & ~filters.FORWARDED, report.add_photo),
+                MessageHandler(filters.LOCATION & ~filters.FORWARDED, report.add_location),
+                MessageHandler(_labels(translate, "button-continue"), report.media_done),
+            ),
+            Step.PRIVACY: step(
+                Step.PRIVACY,
+                MessageHandler(filters.CONTACT & ~filters.FORWARDED, report.share_contact),
+                MessageHandler(_labels(translate, "button-stay-anonymous"), report.stay_anonymous),
+            ),
+            Step.CONFIRM: step(
+                Step.CONFIRM,
+                CallbackQueryHandler(report.confirm, pattern=r"^rc:"),
+                CallbackQueryHandler(report.choose_edit, pattern=r"^rx:edit$"),
+                CallbackQueryHandler(report.cancel, pattern=r"^rx:cancel$"),
+                CallbackQueryHandler(
+                    report.edit_part,
+                    pattern=r"^re:(neighbourhood|description|media|privacy|summary)$",
+                ),
+            ),
+            resident.PICKING: picking_saved,
+        },
+        fallbacks=[
+            CallbackQueryHandler(report.already_confirmed, pattern=r"^rc:"),
+            CallbackQueryHandler(common.stale_button, pattern=r"^(rn|rx|re|mn):"),
+        ],
+    )
+
+
+def register_handlers(application: AnyApplication, translate: Translator) -> None:
+    """Add every handler in order: guards first, conversations, menus, catch-alls, persistence."""
+    application.add_handler(
+        MessageHandler(PRIVATE & filters.UpdateType.EDITED_MESSAGE, common.edited_message), group=-1
+    )
+    application.add_handlers(
+        [
+            _resident_conversation(translate),
+            CommandHandler("start", common.start, filters=PRIVATE),
+            CommandHandler("help", common.show_help, filters=PRIVATE),
+            MessageHandler(PRIVATE & _labels(translate, "menu-help"), common.show_help),
+            CommandHandler("mine", resident.my_reports, filters=PRIVATE),
+            MessageHandler(PRIVATE & _labels(translate, "menu-my-reports"), resident.my_reports),
+            CallbackQueryHandler(resident.my_reports_page, pattern=r"^my:p:\d{1,6}$"),
+            CallbackQueryHandler(resident.open_case, pattern=r"^my:c:\d{1,12}$"),
+            MessageHandler(PRIVATE & filters.Regex(CODE_RE), resident.typed_code),
+            CallbackQueryHandler(report.already_confirmed, pattern=r"^rc:"),
+            CallbackQueryHandler(common.stale_button),
+            MessageHandler(PRIVATE, common.unexpected_outside_flow),
+        ]
+    )
+    application.add_handler(TypeHandler(Update, common.persist_conversations), group=100)
+    application.add_error_handler(common.on_error)

@@ -1,0 +1,142 @@
+"""Handlers every role meets: /start, help, the unexpected, the stale, and errors."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Message, Update
+from telegram.error import Forbidden
+from telegram.ext import ApplicationHandlerStop
+
+from bot.context import MahalleContext
+from bot.deeplink import parse_start_payload
+from bot.services import users
+from handlers import keyboards
+from models.entities import CaseStatus
+
+log = logging.getLogger(__name__)
+
+STATUS_KEYS = {
+    CaseStatus.SUBMITTED: "status-submitted",
+    CaseStatus.TRIAGE: "status-triage",
+    CaseStatus.FORWARDED: "status-forwarded",
+    CaseStatus.ACCEPTED: "status-accepted",
+    CaseStatus.NEEDS_INFO: "status-needs-info",
+    CaseStatus.RESOLVED: "status-resolved",
+    CaseStatus.CLOSED: "status-closed",
+    CaseStatus.REJECTED: "status-rejected",
+    CaseStatus.REROUTED: "status-rerouted",
+    CaseStatus.REOPENED: "status-reopened",
+}
+
+
+async def remember_user(update: Update, context: MahalleContext) -> None:
+    """Create the user's row on first contact and remember their language for this process."""
+    assert update.effective_user is not None
+    async with context.session() as session:
+        user = await users.get_or_create_user(
+            session=session, user_id=update.effective_user.id, language=context.language
+        )
+        await session.commit()
+    context.remember_language(user.language)
+
+
+async def start(update: Update, context: MahalleContext) -> None:
+    """Welcome the user and show the main menu; read a deep-link payload if there is one."""
+    assert update.effective_message is not None
+    await remember_user(update, context)
+    payload = parse_start_payload(context.args)
+    if payload.kind == "join":
+        # Invites are made by coordinators; until one is issued no token can match.
+        await update.effective_message.reply_text(context.t("join-invalid"))
+    await update.effective_message.reply_text(
+        context.t("welcome"), reply_markup=keyboards.main_menu(context.t)
+    )
+
+
+async def show_help(update: Update, context: MahalleContext) -> None:
+    """What the bot does, and the emergency numbers."""
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(
+        context.t("help"), reply_markup=keyboards.main_menu(context.t)
+    )
+
+
+def unexpected_kind(message: Message) -> str:
+    """The locale key that names what the user sent instead of what was asked for."""
+    if message.forward_origin is not None:
+        return "unexpected-forwarded"
+    if message.voice or message.audio or message.video_note:
+        return "unexpected-voice"
+    if message.sticker or message.animation or message.dice:
+        return "unexpected-sticker"
+    if message.document or message.video:
+        return "unexpected-file"
+    if message.text and message.text.startswith("/"):
+        return "unexpected-command"
+    if message.text:
+        return "unexpected-text"
+    return "unexpected-other"
+
+
+async def unexpected_outside_flow(update: Update, context: MahalleContext) -> None:
+    """Anything in a private chat that no flow is waiting for: point to the menu."""
+    message = update.effective_message
+    assert message is not None
+    await message.reply_text(
+        context.t(unexpected_kind(message)) + "\n" + context.t("expect-menu"),
+        reply_markup=keyboards.main_menu(context.t),
+    )
+
+
+async def edited_message(update: Update, context: MahalleContext) -> None:
+    """Edits are not read back into a report; say so instead of staying silent."""
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(context.t("edited-ignored"))
+    raise ApplicationHandlerStop
+
+
+async def stale_button(update: Update, context: MahalleContext) -> None:
+    """A button from an old message, another flow, or forged data: nothing changes."""
+    assert update.callback_query is not None
+    await update.callback_query.answer(context.t("button-stale"), show_alert=True)
+
+
+async def persist_conversations(update: object, context: MahalleContext) -> None:
+    """Write conversation states now rather than on PTB's timer, so a crash loses no step."""
+    await context.application.update_persistence()
+
+
+async def on_error(update: object, context: MahalleContext) -> None:
+    """Log the error, tell the admin chat in one line, and the user politely; never a traceback."""
+    error = context.error
+    if isinstance(error, Forbidden) and isinstance(update, Update) and update.effective_user:
+        await _mark_blocked(context, update.effective_user.id)
+        return
+    log.error("error while handling an update", exc_info=error)
+    admin_chat = context.runtime.settings.bot.admin_chat_id
+    update_id = update.update_id if isinstance(update, Update) else None
+    if admin_chat is not None:
+        line = context.t("error-admin-line", error=type(error).__name__, update=str(update_id))
+        await _send_quietly(context, admin_chat, line)
+    if (
+        isinstance(update, Update)
+        and update.effective_chat
+        and update.effective_chat.type == "private"
+    ):
+        await _send_quietly(context, update.effective_chat.id, context.t("error-user"))
+
+
+async def _send_quietly(context: MahalleContext, chat_id: int, text: str) -> None:
+    try:
+        await context.bot.send_message(chat_id, text)
+    except Exception:  # the error handler must not raise in turn
+        log.warning("could not deliver an error notice to chat %s", chat_id, exc_info=True)
+
+
+async def _mark_blocked(context: MahalleContext, user_id: int) -> None:
+    try:
+        async with context.session() as session:
+            await users.mark_blocked(session=session, user_id=user_id)
+    except Exception:
+        log.warning("could not mark user %s as blocked", user_id, exc_info=True)

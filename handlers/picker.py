@@ -1,0 +1,94 @@
+"""The neighbourhood picker shared by the report flow (prefix "rn") and settings ("mn")."""
+
+from __future__ import annotations
+
+from telegram import CallbackQuery, InlineKeyboardMarkup, Update
+
+from bot.context import MahalleContext
+from bot.services import places
+from handlers import keyboards
+from models.entities import Neighbourhood
+
+
+async def _district_menu(context: MahalleContext, prefix: str) -> tuple[str, InlineKeyboardMarkup]:
+    async with context.session() as session:
+        districts = await places.list_districts(session=session)
+    if len(districts) == 1:
+        return await _page_menu(context, prefix, districts[0].id, 0)
+    return context.t("pick-district"), keyboards.district_list(context.t, districts, prefix)
+
+
+async def _page_menu(
+    context: MahalleContext, prefix: str, district_id: int, page: int
+) -> tuple[str, InlineKeyboardMarkup]:
+    async with context.session() as session:
+        districts = await places.list_districts(session=session)
+        district = next((d for d in districts if d.id == district_id), None)
+        if district is None:
+            return await _district_menu(context, prefix)
+        found, pages = await places.neighbourhood_page(
+            session=session,
+            district_id=district_id,
+            page=page,
+            page_size=keyboards.PICKER_PAGE_SIZE,
+        )
+    markup = keyboards.neighbourhood_list(
+        context.t, found, prefix=prefix, district_id=district_id, page=min(page, pages - 1),
+        pages=pages, back_to_districts=len(districts) > 1,
+    )  # fmt: skip
+    return context.t("pick-neighbourhood-in", district=district.name), markup
+
+
+async def send_picker(update: Update, context: MahalleContext, prefix: str) -> None:
+    """Send the district list (or the only district's neighbourhoods) as a new message."""
+    text, markup = await _district_menu(context, prefix)
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(
+        context.t("pick-hint-typing") + "\n" + text, reply_markup=markup
+    )
+
+
+async def browse(query: CallbackQuery, context: MahalleContext, prefix: str) -> None:
+    """Answer a `<prefix>:d` or `<prefix>:d:<district>:<page>` press by editing the picker."""
+    parts = (query.data or "").split(":")
+    if len(parts) == 4 and parts[2].isdigit() and parts[3].isdigit():
+        async with context.session() as session:
+            several = len(await places.list_districts(session=session)) > 1
+        text, markup = await _page_menu(
+            context, prefix, int(parts[2]), int(parts[3]), single_district=not several
+        )
+    else:
+        text, markup = await _district_menu(context, prefix)
+    await query.answer()
+    await query.edit_message_text(text, reply_markup=markup)
+
+
+async def picked(query: CallbackQuery, context: MahalleContext) -> Neighbourhood | None:
+    """The neighbourhood a `<prefix>:n:<id>` press names, or None after telling the user why."""
+    raw_id = (query.data or "").rsplit(":", 1)[-1]
+    place = None
+    if raw_id.isdigit():
+        async with context.session() as session:
+            place = await places.get_neighbourhood(session=session, neighbourhood_id=int(raw_id))
+    if place is None:
+        await query.answer(context.t("neighbourhood-gone"), show_alert=True)
+        return None
+    await query.answer()
+    await query.edit_message_reply_markup(reply_markup=None)
+    return place
+
+
+async def reply_search(update: Update, context: MahalleContext, prefix: str) -> None:
+    """Offer the neighbourhoods whose names match what the user typed."""
+    message = update.effective_message
+    assert message is not None and message.text is not None
+    async with context.session() as session:
+        found = await places.search_neighbourhoods(session=session, typed=message.text)
+    if found:
+        await message.reply_text(
+            context.t("search-results"),
+            reply_markup=keyboards.search_results(context.t, found, prefix),
+        )
+        return
+    text, markup = await _district_menu(context, prefix)
+    await message.reply_text(context.t("search-nothing") + "\n" + text, reply_markup=markup)

@@ -1,0 +1,418 @@
+"""The resident's new-report conversation: neighbourhood, description, media, privacy, confirm."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+
+from telegram import Message, Update
+from telegram.ext import ConversationHandler
+
+from bot.context import MahalleContext
+from bot.digits import isolate
+from bot.jalali import TrackingCode
+from bot.services import cases, drafts, places, users
+from bot.services.drafts import MAX_PHOTOS, ReportDraft
+from handlers import keyboards, picker
+from handlers.common import remember_user, unexpected_kind
+from models.entities import Neighbourhood
+
+PREFIX = "rn"
+DESCRIPTION_PROBLEM_KEYS = {"short": "description-too-short", "long": "description-too-long"}
+END = ConversationHandler.END
+
+
+class Step(StrEnum):
+    """Named states of the report conversation (stored in the database as their value)."""
+
+    NEIGHBOURHOOD = "neighbourhood"
+    DESCRIPTION = "description"
+    MEDIA = "media"
+    PRIVACY = "privacy"
+    CONFIRM = "confirm"
+
+
+def _message(update: Update) -> Message:
+    assert update.effective_message is not None
+    return update.effective_message
+
+
+def _user_id(update: Update) -> int:
+    assert update.effective_user is not None
+    return update.effective_user.id
+
+
+async def _load(update: Update, context: MahalleContext) -> ReportDraft | None:
+    async with context.session() as session:
+        return await drafts.load_draft(session=session, user_id=_user_id(update))
+
+
+async def _save(update: Update, context: MahalleContext, draft: ReportDraft) -> None:
+    async with context.session() as session:
+        await drafts.save_draft(session=session, user_id=_user_id(update), draft=draft)
+
+
+async def _draft_lost(update: Update, context: MahalleContext) -> object:
+    """The conversation outlived its draft (already submitted, or cancelled): start over."""
+    if update.callback_query:
+        await update.callback_query.answer()
+    await _message(update).reply_text(
+        context.t("draft-missing"), reply_markup=keyboards.main_menu(context.t)
+    )
+    return END
+
+
+# --- prompts: what each step asks ----------------------------------------------------------
+
+
+async def _ask_neighbourhood(
+    update: Update, context: MahalleContext, saved: Neighbourhood | None
+) -> Step:
+    if saved is not None:
+        await _message(update).reply_text(
+            context.t("ask-neighbourhood-saved", name=isolate(saved.name)),
+            reply_markup=keyboards.saved_neighbourhood_offer(context.t, saved, PREFIX),
+        )
+    else:
+        await picker.send_picker(update, context, PREFIX)
+    return Step.NEIGHBOURHOOD
+
+
+async def _ask_description(update: Update, context: MahalleContext) -> Step:
+    await _message(update).reply_text(
+        context.t("ask-description", low=cases.MIN_TEXT, high=cases.MAX_TEXT),
+        reply_markup=keyboards.cancel_only(context.t),
+    )
+    return Step.DESCRIPTION
+
+
+async def _ask_media(update: Update, context: MahalleContext) -> Step:
+    await _message(update).reply_text(
+        context.t("ask-media", limit=MAX_PHOTOS), reply_markup=keyboards.media_keyboard(context.t)
+    )
+    return Step.MEDIA
+
+
+async def _ask_privacy(update: Update, context: MahalleContext) -> Step:
+    await _message(update).reply_text(
+        context.t("ask-privacy"), reply_markup=keyboards.privacy_keyboard(context.t)
+    )
+    return Step.PRIVACY
+
+
+async def _show_summary(update: Update, context: MahalleContext, draft: ReportDraft) -> Step:
+    draft.editing = False
+    await _save(update, context, draft)
+    async with context.session() as session:
+        place = await places.get_neighbourhood(
+            session=session, neighbourhood_id=draft.neighbourhood_id or 0
+        )
+    if place is None:  # removed from the config since it was picked
+        draft.neighbourhood_id = None
+        await _save(update, context, draft)
+        await _message(update).reply_text(context.t("neighbourhood-gone"))
+        return await _ask_neighbourhood(update, context, None)
+    summary = context.t(
+        "report-summary",
+        neighbourhood=isolate(place.name),
+        district=isolate(place.district.name),
+        text=isolate(draft.text or ""),
+        photos=len(draft.photo_file_ids),
+        location=context.t("yes" if draft.has_location else "no"),
+        privacy=context.t("privacy-shared" if draft.share_phone else "privacy-anonymous"),
+    )
+    await _message(update).reply_text(
+        context.t("summary-intro"), reply_markup=keyboards.cancel_only(context.t)
+    )
+    await _message(update).reply_text(
+        summary, reply_markup=keyboards.summary_actions(context.t, draft.token)
+    )
+    return Step.CONFIRM
+
+
+async def _after(update: Update, context: MahalleContext, draft: ReportDraft, done: Step) -> Step:
+    """The next step in order, or straight back to the summary when one part was edited."""
+    if draft.editing or done is Step.PRIVACY:
+        return await _show_summary(update, context, draft)
+    await _save(update, context, draft)
+    if done is Step.NEIGHBOURHOOD:
+        return await _ask_description(update, context)
+    if done is Step.DESCRIPTION:
+        return await _ask_media(update, context)
+    return await _ask_privacy(update, context)
+
+
+# --- entry ----------------------------------------------------------------------------------
+
+
+async def new_report(update: Update, context: MahalleContext) -> object:
+    """Start a report, unless the hourly limit is reached."""
+    await remember_user(update, context)
+    limit = context.runtime.settings.bot.reports_per_hour
+    async with context.session() as session:
+        wait = await cases.minutes_until_allowed(
+            session=session, reporter_id=_user_id(update), limit=limit
+        )
+        if wait:
+            await _message(update).reply_text(
+                context.t("rate-limited", limit=limit, minutes=wait),
+                reply_markup=keyboards.main_menu(context.t),
+            )
+            return END
+        user = await users.get_or_create_user(
+            session=session, user_id=_user_id(update), language=context.language
+        )
+        saved = user.neighbourhood if user.neighbourhood and user.neighbourhood.active else None
+        await drafts.save_draft(session=session, user_id=user.id, draft=ReportDraft())
+    await _message(update).reply_text(
+        context.t("report-started"), reply_markup=keyboards.cancel_only(context.t)
+    )
+    return await _ask_neighbourhood(update, context, saved)
+
+
+# --- neighbourhood --------------------------------------------------------------------------
+
+
+async def browse_neighbourhoods(update: Update, context: MahalleContext) -> Step:
+    """Page through districts and neighbourhoods."""
+    assert update.callback_query is not None
+    await picker.browse(update.callback_query, context, PREFIX)
+    return Step.NEIGHBOURHOOD
+
+
+async def search_neighbourhood(update: Update, context: MahalleContext) -> Step:
+    """Offer neighbourhoods matching a typed name."""
+    await picker.reply_search(update, context, PREFIX)
+    return Step.NEIGHBOURHOOD
+
+
+async def pick_neighbourhood(update: Update, context: MahalleContext) -> object:
+    """Store the chosen neighbourhood and move on."""
+    assert update.callback_query is not None
+    draft = await _load(update, context)
+    if draft is None:
+        return await _draft_lost(update, context)
+    place = await picker.picked(update.callback_query, context)
+    if place is None:
+        return Step.NEIGHBOURHOOD
+    draft.neighbourhood_id = place.id
+    await _message(update).reply_text(context.t("neighbourhood-chosen", name=isolate(place.name)))
+    return await _after(update, context, draft, Step.NEIGHBOURHOOD)
+
+
+# --- description ----------------------------------------------------------------------------
+
+
+async def take_description(update: Update, context: MahalleContext) -> object:
+    """Accept the description when its length is within bounds."""
+    message = _message(update)
+    text = message.text or message.caption or ""
+    draft = await _load(update, context)
+    if draft is None:
+        return await _draft_lost(update, context)
+    if message.photo:
+        draft.add_photo(message.photo[-1].file_id)
+    if problem := cases.description_problem(text):
+        kind, length = problem
+        key = DESCRIPTION_PROBLEM_KEYS[kind]
+        if message.photo:
+            await _save(update, context, draft)
+            key = key if text else "photo-kept-need-text"
+        await message.reply_text(
+            context.t(key, length=length, low=cases.MIN_TEXT, high=cases.MAX_TEXT)
+        )
+        return Step.DESCRIPTION
+    draft.text = text.strip()
+    return await _after(update, context, draft, Step.DESCRIPTION)
+
+
+# --- photos and location --------------------------------------------------------------------
+
+
+async def add_photo(update: Update, context: MahalleContext) -> object:
+    """Keep a photo, up to the limit."""
+    message = _message(update)
+    assert message.photo
+    draft = await _load(update, context)
+    if draft is None:
+        return await _draft_lost(update, context)
+    if not draft.add_photo(message.photo[-1].file_id):
+        await message.reply_text(context.t("photo-limit", limit=MAX_PHOTOS))
+        return Step.MEDIA
+    await _save(update, context, draft)
+    await message.reply_text(
+        context.t("photo-received", count=len(draft.photo_file_ids), limit=MAX_PHOTOS)
+    )
+    return Step.MEDIA
+
+
+async def add_location(update: Update, context: MahalleContext) -> object:
+    """Keep a location if it lies inside the county."""
+    message = _message(update)
+    assert message.location is not None
+    draft = await _load(update, context)
+    if draft is None:
+        return await _draft_lost(update, context)
+    box = context.runtime.settings.county.bounding_box
+    if box is not None and not box.contains(message.location.latitude, message.location.longitude):
+        await message.reply_text(context.t("location-outside"))
+        return Step.MEDIA
+    draft.latitude, draft.longitude = message.location.latitude, message.location.longitude
+    await _save(update, context, draft)
+    await message.reply_text(context.t("location-received"))
+    return Step.MEDIA
+
+
+async def media_done(update: Update, context: MahalleContext) -> object:
+    """Photos and location are done (or skipped)."""
+    draft = await _load(update, context)
+    if draft is None:
+        return await _draft_lost(update, context)
+    return await _after(update, context, draft, Step.MEDIA)
+
+
+# --- privacy --------------------------------------------------------------------------------
+
+
+async def share_contact(update: Update, context: MahalleContext) -> object:
+    """Accept the user's own phone number, and only theirs."""
+    message = _message(update)
+    assert message.contact is not None
+    if message.contact.user_id != _user_id(update):
+        await message.reply_text(context.t("contact-not-yours"))
+        return Step.PRIVACY
+    draft = await _load(update, context)
+    if draft is None:
+        return await _draft_lost(update, context)
+    draft.share_phone, draft.phone = True, message.contact.phone_number
+    return await _after(update, context, draft, Step.PRIVACY)
+
+
+async def stay_anonymous(update: Update, context: MahalleContext) -> object:
+    """Keep the reporter's identity from the agency."""
+    draft = await _load(update, context)
+    if draft is None:
+        return await _draft_lost(update, context)
+    draft.share_phone, draft.phone = False, None
+    return await _after(update, context, draft, Step.PRIVACY)
+
+
+# --- summary: confirm, edit, cancel ---------------------------------------------------------
+
+
+async def confirm(update: Update, context: MahalleContext) -> object:
+    """Commit the case, then (only then) tell the reporter its tracking code."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    draft = await _load(update, context)
+    if draft is None or query.data != f"rc:{draft.token}":
+        return await already_confirmed(update, context)
+    limit = context.runtime.settings.bot.reports_per_hour
+    async with context.session() as session:
+        wait = await cases.minutes_until_allowed(
+            session=session, reporter_id=_user_id(update), limit=limit
+        )
+        if wait:
+            await query.answer(
+                context.t("rate-limited", limit=limit, minutes=wait), show_alert=True
+            )
+            return Step.CONFIRM
+        submission = await cases.submit_report(
+            session=session, reporter_id=_user_id(update), draft=draft
+        )
+    await query.answer()
+    await query.edit_message_reply_markup(reply_markup=None)
+    code = TrackingCode.from_canonical(submission.case.code).display(context.language)
+    await _message(update).reply_text(
+        context.t("report-submitted", code=code), reply_markup=keyboards.main_menu(context.t)
+    )
+    return END
+
+
+async def already_confirmed(update: Update, context: MahalleContext) -> object:
+    """A confirm press for a draft that is no longer open: name the case it became, if any."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    token = query.data.removeprefix("rc:")
+    async with context.session() as session:
+        case = await cases.find_case_by_draft(
+            session=session, reporter_id=_user_id(update), token=token
+        )
+    if case is None:
+        await query.answer(context.t("button-stale"), show_alert=True)
+        return None
+    code = TrackingCode.from_canonical(case.code).display(context.language)
+    await query.answer(context.t("already-submitted", code=code), show_alert=True)
+    return None
+
+
+async def choose_edit(update: Update, context: MahalleContext) -> Step:
+    """Offer the parts of the report that can be changed."""
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    await query.edit_message_reply_markup(reply_markup=keyboards.edit_choices(context.t))
+    return Step.CONFIRM
+
+
+async def edit_part(update: Update, context: MahalleContext) -> object:
+    """Go back to one step; finishing it returns to the summary."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    draft = await _load(update, context)
+    if draft is None:
+        return await _draft_lost(update, context)
+    await query.answer()
+    await query.edit_message_reply_markup(reply_markup=None)
+    part = query.data.removeprefix("re:")
+    if part == "summary":
+        return await _show_summary(update, context, draft)
+    draft.editing = True
+    if part == "media":
+        draft.photo_file_ids, draft.latitude, draft.longitude = [], None, None
+    await _save(update, context, draft)
+    if part == "neighbourhood":
+        return await _ask_neighbourhood(update, context, None)
+    if part == "description":
+        return await _ask_description(update, context)
+    if part == "media":
+        return await _ask_media(update, context)
+    return await _ask_privacy(update, context)
+
+
+async def cancel(update: Update, context: MahalleContext) -> object:
+    """Drop the draft and return to the main menu."""
+    if update.callback_query:
+        await update.callback_query.answer()
+        await update.callback_query.edit_message_reply_markup(reply_markup=None)
+    async with context.session() as session:
+        await drafts.discard_draft(session=session, user_id=_user_id(update))
+    await _message(update).reply_text(
+        context.t("report-cancelled"), reply_markup=keyboards.main_menu(context.t)
+    )
+    return END
+
+
+# --- anything else --------------------------------------------------------------------------
+
+EXPECT_KEYS = {
+    Step.NEIGHBOURHOOD: "expect-neighbourhood",
+    Step.DESCRIPTION: "expect-description",
+    Step.MEDIA: "expect-media",
+    Step.PRIVACY: "expect-privacy",
+    Step.CONFIRM: "expect-confirm",
+}
+
+
+def unexpected(step: Step) -> Callable[[Update, MahalleContext], Awaitable[Step]]:
+    """A handler for whatever a step cannot take: say what it expects, keep the draft."""
+
+    async def reply_unexpected(update: Update, context: MahalleContext) -> Step:
+        """Say what this step expects instead."""
+        message = _message(update)
+        await message.reply_text(
+            context.t(unexpected_kind(message)) + "\n" + context.t(EXPECT_KEYS[step])
+        )
+        return step
+
+    return reply_unexpected

@@ -1,0 +1,212 @@
+"""The resident's other screens: my reports, one case, a typed code, my neighbourhood."""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardMarkup, Update
+
+from bot.context import MahalleContext
+from bot.digits import isolate
+from bot.jalali import TrackingCode, format_date, format_datetime
+from bot.services import cases, users
+from handlers import keyboards, picker
+from handlers.common import STATUS_KEYS, remember_user, unexpected_kind
+from handlers.report import END
+from models.entities import Case, CaseStatus
+
+NEIGHBOURHOOD_PREFIX = "mn"
+PICKING = "picking"
+SNIPPET = 60
+
+
+def _snippet(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= SNIPPET else flat[: SNIPPET - 1] + "…"
+
+
+def _code(case: Case, language: str) -> str:
+    return TrackingCode.from_canonical(case.code).display(language)
+
+
+async def _render_list(
+    context: MahalleContext, user_id: int, page: int
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The text and buttons of one page of the user's cases (no buttons when there are none)."""
+    async with context.session() as session:
+        found, total = await cases.list_reporter_cases(
+            session=session,
+            reporter_id=user_id,
+            offset=page * keyboards.CASES_PAGE_SIZE,
+            limit=keyboards.CASES_PAGE_SIZE,
+        )
+    if total == 0:
+        return context.t("my-reports-empty"), None
+    pages = -(-total // keyboards.CASES_PAGE_SIZE)
+    lines = [context.t("my-reports-title", total=total, page=page + 1, pages=pages)]
+    lines += [
+        context.t(
+            "my-reports-line",
+            code=_code(case, context.language),
+            status=context.t(STATUS_KEYS[CaseStatus(case.status)]),
+            date=format_date(case.created_at, context.language),
+            text=isolate(_snippet(case.text_original)),
+        )
+        for case in found
+    ]
+    markup = keyboards.case_list(
+        context.t, found, page=page, pages=pages, language=context.language
+    )
+    return "\n\n".join(lines), markup
+
+
+async def my_reports(update: Update, context: MahalleContext) -> None:
+    """The first page of the resident's own cases, newest first."""
+    assert update.effective_message is not None and update.effective_user is not None
+    await remember_user(update, context)
+    text, markup = await _render_list(context, update.effective_user.id, 0)
+    await update.effective_message.reply_text(
+        text, reply_markup=markup or keyboards.main_menu(context.t)
+    )
+
+
+async def my_reports_page(update: Update, context: MahalleContext) -> None:
+    """Another page of the list, edited in place."""
+    query = update.callback_query
+    assert query is not None and query.data is not None and update.effective_user is not None
+    page = int(query.data.rsplit(":", 1)[-1])
+    text, markup = await _render_list(context, update.effective_user.id, max(page, 0))
+    await query.answer()
+    await query.edit_message_text(text, reply_markup=markup)
+
+
+def _render_case(context: MahalleContext, case: Case) -> str:
+    history = "\n".join(
+        context.t(
+            "case-history-line",
+            date=format_datetime(event.created_at, context.language),
+            status=context.t(STATUS_KEYS[CaseStatus(event.to_status)]),
+            note=isolate(event.note) if event.note else "",
+        ).rstrip(" :")
+        for event in case.events
+    )
+    return context.t(
+        "case-detail",
+        code=_code(case, context.language),
+        status=context.t(STATUS_KEYS[CaseStatus(case.status)]),
+        neighbourhood=isolate(case.neighbourhood.name),
+        date=format_datetime(case.created_at, context.language),
+        text=isolate(case.text_original),
+        photos=len(case.photo_file_ids),
+        location=context.t("yes" if case.latitude is not None else "no"),
+        history=history,
+    )
+
+
+async def open_case(update: Update, context: MahalleContext) -> None:
+    """One of the resident's cases with its history; someone else's case is simply not found."""
+    query = update.callback_query
+    assert query is not None and query.data is not None and update.effective_user is not None
+    async with context.session() as session:
+        case = await cases.get_reporter_case(
+            session=session,
+            reporter_id=update.effective_user.id,
+            case_id=int(query.data.rsplit(":", 1)[-1]),
+        )
+    if case is None:
+        await query.answer(context.t("case-not-found"), show_alert=True)
+        return
+    await query.answer()
+    await query.edit_message_text(
+        _render_case(context, case), reply_markup=keyboards.back_to_cases(context.t)
+    )
+
+
+async def typed_code(update: Update, context: MahalleContext) -> None:
+    """A tracking code typed in any digits: shown only to its reporter."""
+    message = update.effective_message
+    assert message is not None and message.text is not None and update.effective_user is not None
+    code = TrackingCode.parse(message.text)
+    case = None
+    if code is not None:
+        async with context.session() as session:
+            case = await cases.get_reporter_case(
+                session=session, reporter_id=update.effective_user.id, code=code
+            )
+    if case is None:
+        await message.reply_text(
+            context.t("case-not-found"), reply_markup=keyboards.main_menu(context.t)
+        )
+        return
+    await message.reply_text(
+        _render_case(context, case), reply_markup=keyboards.main_menu(context.t)
+    )
+
+
+# --- my neighbourhood -----------------------------------------------------------------------
+
+
+async def my_neighbourhood(update: Update, context: MahalleContext) -> str:
+    """Show the saved neighbourhood and the picker to change it."""
+    assert update.effective_message is not None and update.effective_user is not None
+    await remember_user(update, context)
+    async with context.session() as session:
+        user = await users.get_or_create_user(
+            session=session, user_id=update.effective_user.id, language=context.language
+        )
+        current = user.neighbourhood.name if user.neighbourhood else None
+    key = "my-neighbourhood-current" if current else "my-neighbourhood-none"
+    await update.effective_message.reply_text(
+        context.t(key, name=isolate(current or "")), reply_markup=keyboards.cancel_only(context.t)
+    )
+    await picker.send_picker(update, context, NEIGHBOURHOOD_PREFIX)
+    return PICKING
+
+
+async def browse_for_saved(update: Update, context: MahalleContext) -> str:
+    """Page through districts and neighbourhoods."""
+    assert update.callback_query is not None
+    await picker.browse(update.callback_query, context, NEIGHBOURHOOD_PREFIX)
+    return PICKING
+
+
+async def search_for_saved(update: Update, context: MahalleContext) -> str:
+    """Offer neighbourhoods matching a typed name."""
+    await picker.reply_search(update, context, NEIGHBOURHOOD_PREFIX)
+    return PICKING
+
+
+async def save_picked(update: Update, context: MahalleContext) -> object:
+    """Save the chosen neighbourhood as the user's own."""
+    assert update.callback_query is not None and update.effective_user is not None
+    place = await picker.picked(update.callback_query, context)
+    if place is None:
+        return PICKING
+    async with context.session() as session:
+        user = await users.get_or_create_user(
+            session=session, user_id=update.effective_user.id, language=context.language
+        )
+        await users.save_neighbourhood(session=session, user=user, neighbourhood=place)
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(
+        context.t("my-neighbourhood-saved", name=isolate(place.name)),
+        reply_markup=keyboards.main_menu(context.t),
+    )
+    return END
+
+
+async def keep_neighbourhood(update: Update, context: MahalleContext) -> object:
+    """Leave the saved neighbourhood as it was."""
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(
+        context.t("my-neighbourhood-unchanged"), reply_markup=keyboards.main_menu(context.t)
+    )
+    return END
+
+
+async def unexpected_while_picking(update: Update, context: MahalleContext) -> str:
+    """Say that a neighbourhood is expected."""
+    message = update.effective_message
+    assert message is not None
+    await message.reply_text(
+        context.t(unexpected_kind(message)) + "\n" + context.t("expect-neighbourhood")
+    )
+    return PICKING

@@ -1,0 +1,194 @@
+"""The tables. Times are stored in UTC; what people read is converted at the edge."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from bot.jalali import utcnow
+
+# Stable constraint names keep migrations identical on SQLite and PostgreSQL.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSON,
+    }
+
+
+class CaseStatus(enum.StrEnum):
+    """The case lifecycle of the design; stored as its string value."""
+
+    SUBMITTED = "submitted"
+    TRIAGE = "triage"
+    FORWARDED = "forwarded"
+    ACCEPTED = "accepted"
+    NEEDS_INFO = "needs_info"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    REJECTED = "rejected"
+    REROUTED = "rerouted"
+    REOPENED = "reopened"
+
+
+class District(Base):
+    __tablename__ = "districts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    neighbourhoods: Mapped[list[Neighbourhood]] = relationship(back_populates="district")
+
+
+class Neighbourhood(Base):
+    __tablename__ = "neighbourhoods"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # Spacing- and spelling-blind form of the name, for typed search.
+    search_key: Mapped[str] = mapped_column(String(200))
+    district_id: Mapped[int] = mapped_column(ForeignKey("districts.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    district: Mapped[District] = relationship(back_populates="neighbourhoods", lazy="joined")
+
+
+class Agency(Base):
+    __tablename__ = "agencies"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Domain(Base):
+    __tablename__ = "domains"
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    agency_key: Mapped[str] = mapped_column(ForeignKey("agencies.key"))
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    # The messenger's user id; Telegram ids exceed 32 bits.
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    language: Mapped[str] = mapped_column(String(8), default="fa")
+    neighbourhood_id: Mapped[int | None] = mapped_column(ForeignKey("neighbourhoods.id"))
+    broadcasts_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
+    blocked_bot: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    neighbourhood: Mapped[Neighbourhood | None] = relationship(lazy="joined")
+
+
+class CaseSequence(Base):
+    """The last tracking-code sequence handed out in a Jalali year."""
+
+    __tablename__ = "case_sequences"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    __table_args__ = (
+        UniqueConstraint("year", "sequence", name="uq_cases_year_sequence"),
+        Index("ix_cases_reporter_created", "reporter_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    year: Mapped[int] = mapped_column(Integer)
+    sequence: Mapped[int] = mapped_column(Integer)
+    # The draft this case came from: confirming twice finds the same case.
+    draft_token: Mapped[str] = mapped_column(String(36), unique=True)
+    reporter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    neighbourhood_id: Mapped[int] = mapped_column(ForeignKey("neighbourhoods.id"), index=True)
+    text_original: Mapped[str] = mapped_column(Text)
+    text_normalized: Mapped[str] = mapped_column(Text)
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    photo_file_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    share_phone: Mapped[bool] = mapped_column(Boolean, default=False)
+    reporter_phone: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default=CaseStatus.SUBMITTED, index=True)
+    domain_key: Mapped[str | None] = mapped_column(ForeignKey("domains.key"))
+    agency_key: Mapped[str | None] = mapped_column(ForeignKey("agencies.key"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    neighbourhood: Mapped[Neighbourhood] = relationship(lazy="joined")
+    events: Mapped[list[CaseEvent]] = relationship(
+        back_populates="case", order_by="CaseEvent.id", cascade="all, delete-orphan"
+    )
+
+
+class CaseEvent(Base):
+    """The audit log: one row per status change."""
+
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None] = mapped_column(BigInteger)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    case: Mapped[Case] = relationship(back_populates="events")
+
+
+class Draft(Base):
+    """A report being written: survives restarts and moves between processes."""
+
+    __tablename__ = "drafts"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ConversationState(Base):
+    """Where each chat stands in each persistent ConversationHandler."""
+
+    __tablename__ = "conversation_states"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

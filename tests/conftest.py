@@ -1,0 +1,93 @@
+"""Fixtures: a migrated database (SQLite always, PostgreSQL when configured) and a running bot."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import Settings, load_settings
+from bot.services.reference import sync_reference_data
+from models.db import create_engine, create_session_factory, upgrade_database
+from tests.fakebot import AnyApplication, ChatUser, FakeBotAPI, start_bot, stop_bot
+
+EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "config.example.toml"
+PG_ENV = "MAHALLE_TEST_DATABASE_URL"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty, migrated database; PostgreSQL runs only when MAHALLE_TEST_DATABASE_URL is set."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'mahalle.db'}"
+    else:
+        url = os.environ.get(PG_ENV, "")
+        if not url:
+            pytest.skip(f"PostgreSQL not configured: set {PG_ENV}, e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+        engine = create_engine(url)
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
+        await engine.dispose()
+    engine = create_engine(url)
+    await upgrade_database(engine)
+    await engine.dispose()
+    return url
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    """The shipped example config on the given database, with sections overridden."""
+    settings = load_settings(EXAMPLE_CONFIG, environ={"MAHALLE_DATABASE_URL": database_url})
+    updates = {
+        name: getattr(settings, name).model_copy(update=values) for name, values in overrides.items()
+    }
+    return settings.model_copy(update=updates)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """The example config on the test database, without the flood limiter (tests send little)."""
+    return make_settings(database_url, telegram={"rate_limit": False})
+
+
+@pytest.fixture
+async def session_factory(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the test database, with the reference data loaded."""
+    engine = create_engine(settings.database.url)
+    factory = create_session_factory(engine)
+    async with factory() as session:
+        await sync_reference_data(session=session, settings=settings)
+    yield factory
+    await engine.dispose()
+
+
+class Bot:
+    """The running application, its fake Bot API and a way to open chats with it."""
+
+    def __init__(self, app: AnyApplication, api: FakeBotAPI) -> None:
+        self.app, self.api = app, api
+
+    def user(self, user_id: int = 1001) -> ChatUser:
+        """A resident in a private chat."""
+        return ChatUser(self.app, self.api, user_id)
+
+
+@pytest.fixture
+async def bot(settings: Settings) -> AsyncIterator[Bot]:
+    """The real application, started on the fake transport."""
+    app, api = await start_bot(settings)
+    yield Bot(app, api)
+    await stop_bot(app)
+
+
+@pytest.fixture
+def resident(bot: Bot) -> ChatUser:
+    """A resident talking to the bot."""
+    return bot.user(1001)
+
+

@@ -1,0 +1,287 @@
+"""An offline Bot API at PTB's HTTP layer, and a chat-like driver for tests and benchmarks."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from telegram import Update
+from telegram.ext import Application
+from telegram.request import BaseRequest, RequestData
+
+FAKE_TOKEN = "123456789:AAFakeTokenForOfflineTestsOnly_0123"
+BOT_USER = {"id": 123456789, "is_bot": True, "first_name": "Mahalle", "username": "mahalle_bot"}
+
+AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+
+
+@dataclass
+class ApiCall:
+    """One request the bot made."""
+
+    method: str
+    params: dict[str, Any]
+
+    @property
+    def chat_id(self) -> int | None:
+        """The chat the call addressed, if any."""
+        value = self.params.get("chat_id")
+        return int(value) if value is not None else None
+
+    @property
+    def text(self) -> str:
+        """Message text, caption or alert text."""
+        return str(self.params.get("text") or self.params.get("caption") or "")
+
+
+@dataclass
+class SentMessage:
+    """A message as the chat currently shows it (edits applied)."""
+
+    chat_id: int
+    message_id: int
+    text: str
+    reply_markup: dict[str, Any] | None
+
+    def buttons(self) -> list[dict[str, Any]]:
+        """Every inline button of the message."""
+        markup = self.reply_markup or {}
+        return [button for row in markup.get("inline_keyboard", []) for button in row]
+
+    def as_update_part(self) -> dict[str, Any]:
+        """The message as Telegram would include it in a callback query."""
+        part: dict[str, Any] = {
+            "message_id": self.message_id,
+            "date": int(time.time()),
+            "chat": _chat(self.chat_id),
+            "from": BOT_USER,
+            "text": self.text,
+        }
+        if self.reply_markup and "inline_keyboard" in self.reply_markup:
+            part["reply_markup"] = self.reply_markup
+        return part
+
+
+def _chat(chat_id: int) -> dict[str, Any]:
+    if chat_id > 0:
+        return {"id": chat_id, "type": "private", "first_name": f"user{chat_id}"}
+    return {"id": chat_id, "type": "supergroup", "title": f"group{chat_id}"}
+
+
+@dataclass
+class FakeBotAPI(BaseRequest):
+    """Answers like the Bot API, records every call, and can be told to fail."""
+
+    calls: list[ApiCall] = field(default_factory=list)
+    messages: dict[tuple[int, int], SentMessage] = field(default_factory=dict)
+    # A hook that may return (status, payload) to inject an error for a call.
+    fail: Callable[[ApiCall], tuple[int, dict[str, Any]] | None] | None = None
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    @property
+    def read_timeout(self) -> float | None:
+        return 1.0
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = None,
+        write_timeout: Any = None,
+        connect_timeout: Any = None,
+        pool_timeout: Any = None,
+    ) -> tuple[int, bytes]:
+        call = ApiCall(url.rsplit("/", 1)[-1], request_data.parameters if request_data else {})
+        self.calls.append(call)
+        if self.fail is not None and (failure := self.fail(call)) is not None:
+            status, payload = failure
+            return status, json.dumps(payload).encode()
+        return 200, json.dumps({"ok": True, "result": self._result(call)}).encode()
+
+    def _result(self, call: ApiCall) -> Any:
+        if call.method == "getMe":
+            return BOT_USER
+        if call.method in {"sendMessage", "sendPhoto", "sendLocation"}:
+            return self._store_new(call).as_update_part()
+        if call.method in {"editMessageText", "editMessageReplyMarkup"}:
+            return self._edit(call)
+        if call.method == "getUpdates":
+            return []
+        return True
+
+    def _store_new(self, call: ApiCall) -> SentMessage:
+        assert call.chat_id is not None
+        message = SentMessage(call.chat_id, next(self._ids), call.text, call.params.get("reply_markup"))
+        self.messages[(message.chat_id, message.message_id)] = message
+        return message
+
+    def _edit(self, call: ApiCall) -> Any:
+        key = (int(call.params["chat_id"]), int(call.params["message_id"]))
+        message = self.messages[key]
+        if call.method == "editMessageText":
+            message.text = call.text
+        message.reply_markup = call.params.get("reply_markup")
+        return message.as_update_part()
+
+    def to_chat(self, chat_id: int) -> list[ApiCall]:
+        """Calls addressed to one chat, oldest first."""
+        return [c for c in self.calls if c.chat_id == chat_id]
+
+
+class ChatUser:
+    """A person in a private chat with the bot: sends things, presses buttons, reads replies."""
+
+    _update_ids = itertools.count(1)
+    _message_ids = itertools.count(1)
+
+    def __init__(self, app: AnyApplication, api: FakeBotAPI, user_id: int) -> None:
+        self.app, self.api, self.user_id = app, api, user_id
+        self.user = {"id": user_id, "is_bot": False, "first_name": f"user{user_id}", "language_code": "fa"}
+
+    # --- sending ------------------------------------------------------------------------------
+
+    async def _process(self, payload: dict[str, Any]) -> list[ApiCall]:
+        before = len(self.api.calls)
+        payload["update_id"] = next(self._update_ids)
+        await self.app.process_update(Update.de_json(payload, self.app.bot))
+        return [c for c in self.api.calls[before:] if c.chat_id in (self.user_id, None)]
+
+    def _message(self, **content: Any) -> dict[str, Any]:
+        return {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": _chat(self.user_id),
+            "from": self.user,
+            **content,
+        }
+
+    async def send(self, text: str) -> list[ApiCall]:
+        """Type and send text (a leading /word is a command)."""
+        content: dict[str, Any] = {"text": text}
+        if text.startswith("/"):
+            content["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+        return await self._process({"message": self._message(**content)})
+
+    async def send_content(self, **content: Any) -> list[ApiCall]:
+        """Send any message content, e.g. sticker={...} or voice={...}."""
+        return await self._process({"message": self._message(**content)})
+
+    async def send_photo(self, file_id: str, caption: str | None = None) -> list[ApiCall]:
+        """Send a photo (with an optional caption)."""
+        sizes = [
+            {"file_id": f"{file_id}-small", "file_unique_id": f"{file_id}s", "width": 90, "height": 90},
+            {"file_id": file_id, "file_unique_id": f"{file_id}u", "width": 1280, "height": 960},
+        ]
+        content: dict[str, Any] = {"photo": sizes}
+        if caption is not None:
+            content["caption"] = caption
+        return await self.send_content(**content)
+
+    async def send_location(self, latitude: float, longitude: float) -> list[ApiCall]:
+        """Share a location."""
+        return await self.send_content(location={"latitude": latitude, "longitude": longitude})
+
+    async def send_contact(self, phone: str, owner_id: int | None = None) -> list[ApiCall]:
+        """Share a contact: one's own by default."""
+        contact = {"phone_number": phone, "first_name": "x", "user_id": owner_id or self.user_id}
+        return await self.send_content(contact=contact)
+
+    async def edit_message(self, text: str) -> list[ApiCall]:
+        """Edit an earlier message."""
+        edited = self._message(text=text, edit_date=int(time.time()))
+        return await self._process({"edited_message": edited})
+
+    async def press(self, label: str) -> list[ApiCall]:
+        """Press the newest inline button whose label contains `label`."""
+        for message in reversed(self._messages()):
+            for button in message.buttons():
+                if label in button["text"]:
+                    return await self.press_data(button["callback_data"], message)
+        raise AssertionError(f"no button {label!r} in chat {self.user_id}; saw {self.button_labels()}")
+
+    async def press_data(self, data: str, message: SentMessage | None = None) -> list[ApiCall]:
+        """Send a callback query with arbitrary data (forged, stale or replayed)."""
+        message = message or self._messages()[-1]
+        query = {
+            "id": str(next(self._update_ids)),
+            "from": self.user,
+            "chat_instance": f"ci{self.user_id}",
+            "data": data,
+            "message": message.as_update_part(),
+        }
+        return await self._process({"callback_query": query})
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def _messages(self) -> list[SentMessage]:
+        return [m for (chat, _), m in self.api.messages.items() if chat == self.user_id]
+
+    def button_labels(self) -> list[str]:
+        """Labels of inline buttons on messages in this chat, newest message last."""
+        return [b["text"] for m in self._messages() for b in m.buttons()]
+
+    def data_of(self, label: str) -> str:
+        """The callback data behind the newest button with this label."""
+        for message in reversed(self._messages()):
+            for button in message.buttons():
+                if label in button["text"]:
+                    return str(button["callback_data"])
+        raise AssertionError(f"no button {label!r}")
+
+    @property
+    def last_text(self) -> str:
+        """The newest message text sent to this chat."""
+        sent = [c for c in self.api.to_chat(self.user_id) if c.method == "sendMessage"]
+        return sent[-1].text if sent else ""
+
+    def reply_keyboard(self) -> list[str]:
+        """Labels of the newest reply keyboard sent to this chat."""
+        for call in reversed(self.api.to_chat(self.user_id)):
+            markup = call.params.get("reply_markup") or {}
+            if "keyboard" in markup:
+                return [b if isinstance(b, str) else b["text"] for row in markup["keyboard"] for b in row]
+        return []
+
+
+def alerts(calls: list[ApiCall]) -> list[str]:
+    """Texts of callback-query answers among `calls`."""
+    return [c.text for c in calls if c.method == "answerCallbackQuery" and c.text]
+
+
+def texts(calls: list[ApiCall]) -> list[str]:
+    """Texts of messages sent among `calls`."""
+    return [c.text for c in calls if c.method == "sendMessage"]
+
+
+async def start_bot(settings: Any, api: FakeBotAPI | None = None) -> tuple[AnyApplication, FakeBotAPI]:
+    """Build the real application on the fake transport and start it as `mahalle run` would
+    (without polling): initialize, then post_init."""
+    from telegram.ext import ApplicationBuilder  # noqa: PLC0415
+
+    from bot.app import build_application  # noqa: PLC0415
+
+    api = api or FakeBotAPI()
+    builder = ApplicationBuilder().token(FAKE_TOKEN).request(api).get_updates_request(api)
+    app = build_application(settings, builder)
+    await app.initialize()
+    if app.post_init is not None:
+        await app.post_init(app)
+    return app, api
+
+
+async def stop_bot(app: AnyApplication) -> None:
+    """Shut the application down cleanly (persistence flushed, database pool closed)."""
+    await app.shutdown()
+    if app.post_shutdown is not None:
+        await app.post_shutdown(app)
