@@ -30,8 +30,8 @@ COMMAND_KEYS = {
 }
 
 
-def _default_builder(settings: Settings) -> ApplicationBuilder[Any, Any, Any, Any, Any, Any]:
-    builder = (
+def default_builder(settings: Settings) -> ApplicationBuilder[Any, Any, Any, Any, Any, Any]:
+    builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] = (
         ApplicationBuilder()
         .token(settings.require_token())
         .base_url(settings.telegram.base_url)
@@ -56,7 +56,7 @@ def build_application(
     session_factory = create_session_factory(engine)
     runtime = Runtime(settings, engine, session_factory, translate)
     application = (
-        (builder or _default_builder(settings))
+        (builder or default_builder(settings))
         .context_types(ContextTypes(context=MahalleContext))
         .persistence(SQLConversationPersistence(session_factory))
         .post_init(_post_init)

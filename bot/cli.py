@@ -58,7 +58,7 @@ def _settings(path: Path | None) -> Settings:
 
 
 async def _upgrade(settings: Settings) -> None:
-    from models.db import create_engine, upgrade_database  # noqa: PLC0415 - keeps --help fast
+    from models.db import create_engine, upgrade_database
 
     engine = create_engine(settings.database.url)
     try:
@@ -68,7 +68,7 @@ async def _upgrade(settings: Settings) -> None:
 
 
 def _run(settings: Settings) -> None:
-    from bot.app import build_application  # noqa: PLC0415 - keeps --help fast
+    from bot.app import build_application
 
     settings.require_token()
     asyncio.run(_upgrade(settings))

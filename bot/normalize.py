@@ -23,7 +23,7 @@ _REMOVED = (
     + [chr(c) for c in range(0x202A, 0x202F)]
     + [chr(c) for c in range(0x2066, 0x206A)]
 )
-_TABLE = str.maketrans(_LETTERS | _DIGITS | dict.fromkeys(_REMOVED, None))  # type: ignore[arg-type]
+_TABLE = str.maketrans(_LETTERS | _DIGITS | dict.fromkeys(_REMOVED, None))
 
 _ZWNJ_RUN = re.compile(ZWNJ + "{2,}")
 # A ZWNJ next to a space, at either end of the text, or beside punctuation joins nothing.

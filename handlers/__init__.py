@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from telegram import Update
@@ -15,6 +16,7 @@ from telegram.ext import (
     TypeHandler,
     filters,
 )
+from telegram.warnings import PTBUserWarning
 
 from bot.i18n import Translator
 from bot.jalali import CODE_RE
@@ -22,6 +24,10 @@ from handlers import common, report, resident
 from handlers.report import Step
 
 PRIVATE = filters.ChatType.PRIVATE
+
+# Conversations are tracked per chat and user on purpose: a button press is matched by its data
+# pattern and checked against the stored draft, not tied to the message that carried it.
+warnings.filterwarnings("ignore", message=".*per_message=False", category=PTBUserWarning)
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 
 
@@ -49,7 +55,7 @@ def _resident_conversation(translate: Translator) -> ConversationHandler[Any]:
     ) -> list[BaseHandler[Update, Any, Any]]:
         return [*anytime, *handlers, MessageHandler(filters.ALL, report.unexpected(state))]
 
-    picking_saved = [
+    picking_saved: list[BaseHandler[Update, Any, Any]] = [
         CommandHandler("help", common.show_help),
         CommandHandler("cancel", resident.keep_neighbourhood),
         MessageHandler(_labels(translate, "button-cancel"), resident.keep_neighbourhood),

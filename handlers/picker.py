@@ -52,11 +52,7 @@ async def browse(query: CallbackQuery, context: MahalleContext, prefix: str) -> 
     """Answer a `<prefix>:d` or `<prefix>:d:<district>:<page>` press by editing the picker."""
     parts = (query.data or "").split(":")
     if len(parts) == 4 and parts[2].isdigit() and parts[3].isdigit():
-        async with context.session() as session:
-            several = len(await places.list_districts(session=session)) > 1
-        text, markup = await _page_menu(
-            context, prefix, int(parts[2]), int(parts[3]), single_district=not several
-        )
+        text, markup = await _page_menu(context, prefix, int(parts[2]), int(parts[3]))
     else:
         text, markup = await _district_menu(context, prefix)
     await query.answer()

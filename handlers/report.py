@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from enum import StrEnum
+from typing import Any
 
 from telegram import Message, Update
 from telegram.ext import ConversationHandler
@@ -404,7 +405,7 @@ EXPECT_KEYS = {
 }
 
 
-def unexpected(step: Step) -> Callable[[Update, MahalleContext], Awaitable[Step]]:
+def unexpected(step: Step) -> Callable[[Update, MahalleContext], Coroutine[Any, Any, Step]]:
     """A handler for whatever a step cannot take: say what it expects, keep the draft."""
 
     async def reply_unexpected(update: Update, context: MahalleContext) -> Step:

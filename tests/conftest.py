@@ -28,7 +28,9 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     else:
         url = os.environ.get(PG_ENV, "")
         if not url:
-            pytest.skip(f"PostgreSQL not configured: set {PG_ENV}, e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+            pytest.skip(
+                f"PostgreSQL not configured: set {PG_ENV}, e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+            )
         engine = create_engine(url)
         async with engine.begin() as connection:
             await connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
@@ -44,7 +46,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     """The shipped example config on the given database, with sections overridden."""
     settings = load_settings(EXAMPLE_CONFIG, environ={"MAHALLE_DATABASE_URL": database_url})
     updates = {
-        name: getattr(settings, name).model_copy(update=values) for name, values in overrides.items()
+        name: getattr(settings, name).model_copy(update=values)
+        for name, values in overrides.items()
     }
     return settings.model_copy(update=updates)
 
@@ -89,5 +92,3 @@ async def bot(settings: Settings) -> AsyncIterator[Bot]:
 def resident(bot: Bot) -> ChatUser:
     """A resident talking to the bot."""
     return bot.user(1001)
-
-

@@ -122,7 +122,9 @@ class FakeBotAPI(BaseRequest):
 
     def _store_new(self, call: ApiCall) -> SentMessage:
         assert call.chat_id is not None
-        message = SentMessage(call.chat_id, next(self._ids), call.text, call.params.get("reply_markup"))
+        message = SentMessage(
+            call.chat_id, next(self._ids), call.text, call.params.get("reply_markup")
+        )
         self.messages[(message.chat_id, message.message_id)] = message
         return message
 
@@ -147,7 +149,12 @@ class ChatUser:
 
     def __init__(self, app: AnyApplication, api: FakeBotAPI, user_id: int) -> None:
         self.app, self.api, self.user_id = app, api, user_id
-        self.user = {"id": user_id, "is_bot": False, "first_name": f"user{user_id}", "language_code": "fa"}
+        self.user = {
+            "id": user_id,
+            "is_bot": False,
+            "first_name": f"user{user_id}",
+            "language_code": "fa",
+        }
 
     # --- sending ------------------------------------------------------------------------------
 
@@ -170,7 +177,9 @@ class ChatUser:
         """Type and send text (a leading /word is a command)."""
         content: dict[str, Any] = {"text": text}
         if text.startswith("/"):
-            content["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+            content["entities"] = [
+                {"type": "bot_command", "offset": 0, "length": len(text.split()[0])}
+            ]
         return await self._process({"message": self._message(**content)})
 
     async def send_content(self, **content: Any) -> list[ApiCall]:
@@ -180,7 +189,12 @@ class ChatUser:
     async def send_photo(self, file_id: str, caption: str | None = None) -> list[ApiCall]:
         """Send a photo (with an optional caption)."""
         sizes = [
-            {"file_id": f"{file_id}-small", "file_unique_id": f"{file_id}s", "width": 90, "height": 90},
+            {
+                "file_id": f"{file_id}-small",
+                "file_unique_id": f"{file_id}s",
+                "width": 90,
+                "height": 90,
+            },
             {"file_id": file_id, "file_unique_id": f"{file_id}u", "width": 1280, "height": 960},
         ]
         content: dict[str, Any] = {"photo": sizes}
@@ -208,7 +222,9 @@ class ChatUser:
             for button in message.buttons():
                 if label in button["text"]:
                     return await self.press_data(button["callback_data"], message)
-        raise AssertionError(f"no button {label!r} in chat {self.user_id}; saw {self.button_labels()}")
+        raise AssertionError(
+            f"no button {label!r} in chat {self.user_id}; saw {self.button_labels()}"
+        )
 
     async def press_data(self, data: str, message: SentMessage | None = None) -> list[ApiCall]:
         """Send a callback query with arbitrary data (forged, stale or replayed)."""
@@ -250,7 +266,11 @@ class ChatUser:
         for call in reversed(self.api.to_chat(self.user_id)):
             markup = call.params.get("reply_markup") or {}
             if "keyboard" in markup:
-                return [b if isinstance(b, str) else b["text"] for row in markup["keyboard"] for b in row]
+                return [
+                    b if isinstance(b, str) else b["text"]
+                    for row in markup["keyboard"]
+                    for b in row
+                ]
         return []
 
 
@@ -264,12 +284,14 @@ def texts(calls: list[ApiCall]) -> list[str]:
     return [c.text for c in calls if c.method == "sendMessage"]
 
 
-async def start_bot(settings: Any, api: FakeBotAPI | None = None) -> tuple[AnyApplication, FakeBotAPI]:
+async def start_bot(
+    settings: Any, api: FakeBotAPI | None = None
+) -> tuple[AnyApplication, FakeBotAPI]:
     """Build the real application on the fake transport and start it as `mahalle run` would
     (without polling): initialize, then post_init."""
-    from telegram.ext import ApplicationBuilder  # noqa: PLC0415
+    from telegram.ext import ApplicationBuilder
 
-    from bot.app import build_application  # noqa: PLC0415
+    from bot.app import build_application
 
     api = api or FakeBotAPI()
     builder = ApplicationBuilder().token(FAKE_TOKEN).request(api).get_updates_request(api)

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from bot.config import Settings
 from bot.digits import persian_digits
 from models.db import create_engine, create_session_factory
-from models.entities import Case, CaseEvent
+from models.entities import Case
 from tests.conftest import Bot
 from tests.fakebot import ChatUser, alerts, texts
 
@@ -36,10 +36,17 @@ async def walk_to_summary(resident: ChatUser, description: str = DESCRIPTION) ->
 async def test_start_shows_welcome_and_main_menu(resident: ChatUser) -> None:
     replies = texts(await resident.send("/start"))
     assert "محله" in replies[-1]
-    assert resident.reply_keyboard() == ["📝 گزارش جدید", "📋 گزارش‌های من", "🏘 محلهٔ من", "❓ راهنما"]
+    assert resident.reply_keyboard() == [
+        "📝 گزارش جدید",
+        "📋 گزارش‌های من",
+        "🏘 محلهٔ من",
+        "❓ راهنما",
+    ]
 
 
-async def test_full_report_gets_a_persian_tracking_code(resident: ChatUser, settings: Settings) -> None:
+async def test_full_report_gets_a_persian_tracking_code(
+    resident: ChatUser, settings: Settings
+) -> None:
     await resident.send("/start")
     await walk_to_summary(resident)
     summary = resident.api.to_chat(resident.user_id)[-1].text
@@ -54,3 +61,156 @@ async def test_full_report_gets_a_persian_tracking_code(resident: ChatUser, sett
     assert persian_digits(case.code) in replies[-1]
     assert case.code.endswith("-00001")
     assert resident.reply_keyboard()[0] == "📝 گزارش جدید", "the main menu comes back"
+
+
+async def test_saved_neighbourhood_is_offered_first(resident: ChatUser) -> None:
+    await resident.send("🏘 محلهٔ من")
+    await resident.send("قزلقلعه")
+    await resident.press("قزل‌قلعه")
+    assert "قزل‌قلعه" in resident.last_text
+
+    replies = texts(await resident.send("/new"))
+    assert "قزل‌قلعه" in replies[-1]
+    await resident.press("✅ قزل‌قلعه")
+    assert "شرح دهید" in resident.last_text
+
+
+async def test_browsing_districts_and_pages(resident: ChatUser) -> None:
+    await resident.send("📝 گزارش جدید")
+    await resident.press("منطقه ۶")
+    assert "بعدی ←" in resident.button_labels()
+    await resident.press("بعدی ←")
+    await resident.press("بعدی ←")
+    await resident.press("دانشگاه تهران")
+    assert "دانشگاه تهران" in texts(resident.api.calls)[-2]
+
+
+async def test_photo_with_caption_counts_as_description_and_first_photo(
+    resident: ChatUser, settings: Settings
+) -> None:
+    await resident.send("📝 گزارش جدید")
+    await resident.send("جهاد")
+    await resident.press("جهاد")
+    await resident.send_photo("P1", caption=DESCRIPTION)
+    assert "عکس" in resident.last_text and "ادامه" in resident.last_text
+    for n in range(2, 7):
+        await resident.send_photo(f"P{n}")
+    assert "بیش از ۵ عکس" in resident.last_text
+    await resident.send("ادامه ⬅️")
+    await resident.send("🙈 ناشناس بمانم")
+    await resident.press("ثبت گزارش")
+    [case] = await cases_in(settings)
+    assert case.photo_file_ids == ["P1", "P2", "P3", "P4", "P5"]
+    assert case.text_original == DESCRIPTION
+
+
+async def test_photo_without_caption_is_kept_while_text_is_asked(
+    resident: ChatUser, settings: Settings
+) -> None:
+    await resident.send("📝 گزارش جدید")
+    await resident.send("جهاد")
+    await resident.press("جهاد")
+    replies = texts(await resident.send_photo("LONELY"))
+    assert "عکس نگه داشته شد" in replies[-1]
+    await resident.send(DESCRIPTION)
+    await resident.send("ادامه ⬅️")
+    await resident.send("🙈 ناشناس بمانم")
+    await resident.press("ثبت گزارش")
+    [case] = await cases_in(settings)
+    assert case.photo_file_ids == ["LONELY"]
+
+
+async def test_description_length_is_checked_and_the_step_repeats(resident: ChatUser) -> None:
+    await resident.send("📝 گزارش جدید")
+    await resident.send("جهاد")
+    await resident.press("جهاد")
+    assert "کوتاه است (۸ نویسه)" in texts(await resident.send("خراب است"))[-1]
+    too_long = "چاله " * 500
+    assert "حداکثر ۲۰۰۰" in texts(await resident.send(too_long))[-1]
+    await resident.send(DESCRIPTION)
+    assert "عکس" in resident.last_text
+
+
+async def test_location_outside_the_county_is_asked_again(
+    resident: ChatUser, settings: Settings
+) -> None:
+    await resident.send("📝 گزارش جدید")
+    await resident.send("جهاد")
+    await resident.press("جهاد")
+    await resident.send(DESCRIPTION)
+    assert "بیرون از محدوده" in texts(await resident.send_location(29.6, 52.5))[-1]  # Shiraz
+    assert "موقعیت دریافت شد" in texts(await resident.send_location(35.72, 51.40))[-1]
+    await resident.send("ادامه ⬅️")
+    await resident.send("🙈 ناشناس بمانم")
+    await resident.press("ثبت گزارش")
+    [case] = await cases_in(settings)
+    assert (case.latitude, case.longitude) == (35.72, 51.40)
+
+
+async def test_only_the_residents_own_phone_is_accepted(
+    resident: ChatUser, settings: Settings
+) -> None:
+    await resident.send("📝 گزارش جدید")
+    await resident.send("جهاد")
+    await resident.press("جهاد")
+    await resident.send(DESCRIPTION)
+    await resident.send("ادامه ⬅️")
+    assert (
+        "فقط شمارهٔ خودتان" in texts(await resident.send_contact("+989120000000", owner_id=555))[-1]
+    )
+    await resident.send_contact("+989121111111")
+    assert "به دستگاه داده می‌شود" in resident.api.to_chat(resident.user_id)[-1].text
+    await resident.press("ثبت گزارش")
+    [case] = await cases_in(settings)
+    assert case.share_phone and case.reporter_phone == "+989121111111"
+
+
+async def test_editing_one_part_returns_to_the_summary(
+    resident: ChatUser, settings: Settings
+) -> None:
+    await walk_to_summary(resident)
+    await resident.press("ویرایش")
+    await resident.press("شرح مشکل")
+    replies = texts(await resident.send("چراغ‌های خیابان اصلی محله یک هفته است خاموش است"))
+    assert "چراغ‌های خیابان" in replies[-1] and "ثبت گزارش" in replies[-1]
+    await resident.press("ویرایش")
+    await resident.press("محله")
+    await resident.send("امیرآباد")
+    await resident.press("امیرآباد")
+    assert "امیرآباد" in resident.api.to_chat(resident.user_id)[-1].text
+    await resident.press("ثبت گزارش")
+    [case] = await cases_in(settings)
+    assert case.neighbourhood.name == "امیرآباد" and case.text_original.startswith("چراغ‌های خیابان")
+
+
+async def test_cancel_by_command_by_keyboard_and_by_button(
+    resident: ChatUser, settings: Settings
+) -> None:
+    await resident.send("📝 گزارش جدید")
+    assert "لغو شد" in texts(await resident.send("/cancel"))[-1]
+    await resident.send("📝 گزارش جدید")
+    await resident.send("جهاد")
+    assert "لغو شد" in texts(await resident.send("✖️ انصراف"))[-1]
+    await walk_to_summary(resident)
+    assert "لغو شد" in texts(await resident.press("✖️ انصراف"))[-1]
+    assert await cases_in(settings) == []
+    assert resident.reply_keyboard()[0] == "📝 گزارش جدید"
+
+
+async def test_double_confirm_creates_one_case(resident: ChatUser, settings: Settings) -> None:
+    await walk_to_summary(resident)
+    confirm_data = resident.data_of("ثبت گزارش")
+    await resident.press_data(confirm_data)
+    second = await resident.press_data(confirm_data)  # a double tap, or the same update redelivered
+    assert len(await cases_in(settings)) == 1
+    assert "پیش‌تر با کد" in alerts(second)[0] and "۱۴۰۵-۰۰۰۰۱" in alerts(second)[0]
+
+
+async def test_hourly_limit_stops_a_new_report_politely(bot: Bot, settings: Settings) -> None:
+    resident = bot.user(2002)
+    for n in range(settings.bot.reports_per_hour):
+        await walk_to_summary(resident, f"{DESCRIPTION} شماره {n}")
+        await resident.press("ثبت گزارش")
+    replies = texts(await resident.send("📝 گزارش جدید"))
+    assert "حداکثر ۵ گزارش" in replies[-1] and "دقیقهٔ دیگر" in replies[-1]
+    assert len(await cases_in(settings)) == settings.bot.reports_per_hour

@@ -69,7 +69,8 @@ async def minutes_until_allowed(
 
 
 async def _next_sequence(*, session: AsyncSession, year: int) -> int:
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     await session.execute(insert(CaseSequence).values(year=year, last=0).on_conflict_do_nothing())
     # The row lock taken by this UPDATE serialises concurrent submitters on PostgreSQL.
     bumped = await session.execute(

@@ -11,7 +11,7 @@ from bot.normalize import squash
 from models.entities import District, Neighbourhood
 
 # Below this similarity a typed name is not offered as a match.
-MATCH_THRESHOLD = 0.6
+MATCH_THRESHOLD = 0.7
 
 
 async def list_districts(*, session: AsyncSession) -> list[District]:
