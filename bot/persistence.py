@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
+from bot.jalali import utcnow
+from models.db import dialect_insert
 from models.entities import ConversationState
 
 
@@ -45,14 +47,20 @@ class SQLConversationPersistence(BasePersistence[dict[Any, Any], dict[Any, Any],
         """Store one chat's new state, or forget it when the conversation ended."""
         encoded_key = json.dumps(list(key))
         async with self._session_factory() as session, session.begin():
-            row = await session.get(ConversationState, (name, encoded_key))
             if new_state is None:
-                if row is not None:
-                    await session.delete(row)
-            elif row is None:
-                session.add(ConversationState(name=name, key=encoded_key, state=str(new_state)))
-            else:
-                row.state = str(new_state)
+                await session.execute(
+                    delete(ConversationState).where(
+                        ConversationState.name == name, ConversationState.key == encoded_key
+                    )
+                )
+                return
+            values = {"state": str(new_state), "updated_at": utcnow()}
+            upsert = dialect_insert(session, ConversationState).values(
+                name=name, key=encoded_key, **values
+            )
+            await session.execute(
+                upsert.on_conflict_do_update(index_elements=["name", "key"], set_=values)
+            )
 
     # Nothing else is persisted; PTB still requires these methods.
     async def get_user_data(self) -> dict[int, dict[Any, Any]]:

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -15,6 +13,7 @@ from sqlalchemy.orm import selectinload
 from bot.jalali import TrackingCode, jalali_year, utcnow
 from bot.normalize import normalize
 from bot.services.drafts import ReportDraft
+from models.db import dialect_insert
 from models.entities import Case, CaseEvent, CaseSequence, CaseStatus, Draft
 
 RATE_WINDOW = timedelta(hours=1)
@@ -69,9 +68,9 @@ async def minutes_until_allowed(
 
 
 async def _next_sequence(*, session: AsyncSession, year: int) -> int:
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    await session.execute(insert(CaseSequence).values(year=year, last=0).on_conflict_do_nothing())
+    await session.execute(
+        dialect_insert(session, CaseSequence).values(year=year, last=0).on_conflict_do_nothing()
+    )
     # The row lock taken by this UPDATE serialises concurrent submitters on PostgreSQL.
     bumped = await session.execute(
         update(CaseSequence)

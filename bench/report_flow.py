@@ -1,0 +1,96 @@
+"""How many updates a second one process handles through the whole report flow.
+
+Every simulated resident sends /start, taps New report, types a neighbourhood, picks it, writes a
+description, skips media, stays anonymous and confirms: 8 updates, 1 case. The real Application
+runs on the offline fake Bot API, so the figure is the bot's own cost (PTB, handlers, database).
+
+    .venv/bin/python -m bench.report_flow --users 200
+    .venv/bin/python -m bench.report_flow --users 200 --database-url postgresql+asyncpg://…/test
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import func, select, text
+
+from models.db import create_engine, create_session_factory, upgrade_database
+from models.entities import Case
+from tests.conftest import make_settings
+from tests.fakebot import ChatUser, start_bot, stop_bot
+
+STEPS = [
+    ("send", "/start"),
+    ("send", "📝 گزارش جدید"),
+    ("send", "یوسف آباد"),
+    ("press", "یوسف‌آباد"),
+    ("send", "چراغ‌های کوچهٔ ما یک هفته است خاموش است و شب‌ها خیلی تاریک است"),
+    ("send", "ادامه ⬅️"),
+    ("send", "🙈 ناشناس بمانم"),
+    ("press", "ثبت گزارش"),
+]
+
+
+async def _fresh_database(url: str | None) -> str:
+    if url is None:
+        url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
+    else:
+        engine = create_engine(url)
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
+        await engine.dispose()
+    engine = create_engine(url)
+    await upgrade_database(engine)
+    await engine.dispose()
+    return url
+
+
+async def run(users: int, database_url: str | None) -> None:
+    url = await _fresh_database(database_url)
+    settings = make_settings(url, telegram={"rate_limit": False}, bot={"reports_per_hour": 1000})
+    app, api = await start_bot(settings)
+    latencies: list[float] = []
+    started = time.perf_counter()
+    for user_id in range(10_000, 10_000 + users):
+        resident = ChatUser(app, api, user_id)
+        for kind, value in STEPS:
+            before = time.perf_counter()
+            await (resident.send(value) if kind == "send" else resident.press(value))
+            latencies.append(time.perf_counter() - before)
+    elapsed = time.perf_counter() - started
+    engine = create_engine(url)
+    async with create_session_factory(engine)() as session:
+        cases = await session.scalar(select(func.count()).select_from(Case))
+    await engine.dispose()
+    await stop_bot(app)
+    assert cases == users, f"expected {users} cases, found {cases}"
+    ms = sorted(x * 1000 for x in latencies)
+    backend = url.split(":", 1)[0]
+    print(
+        f"backend={backend} users={users} updates={len(latencies)} cases={cases} "
+        f"seconds={elapsed:.2f} updates_per_second={len(latencies) / elapsed:.0f} "
+        f"p50_ms={statistics.median(ms):.2f} p99_ms={ms[int(len(ms) * 0.99) - 1]:.2f}"
+    )
+
+
+def main() -> None:
+    """Parse arguments and run the benchmark."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--users", type=int, default=200, help="simulated residents (8 updates each)"
+    )
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    arguments = parser.parse_args()
+    asyncio.run(run(arguments.users, arguments.database_url))
+
+
+if __name__ == "__main__":
+    main()
