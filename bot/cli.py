@@ -96,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # httpx logs every request URL, and URLs carry the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         settings = _settings(arguments.config)
         if arguments.command == "run":

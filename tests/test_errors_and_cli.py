@@ -1,0 +1,182 @@
+"""Telegram failures while replying, the error handler, and the command line."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+
+from bot import cli
+from bot.app import build_application
+from models.db import create_engine, create_session_factory
+from models.entities import User
+from tests.conftest import EXAMPLE_CONFIG, make_settings
+from tests.fakebot import FAKE_TOKEN, ApiCall, ChatUser, FakeBotAPI, start_bot, stop_bot, texts
+from tests.test_report_flow import DESCRIPTION, cases_in, walk_to_summary
+
+ADMIN_CHAT = -100777
+
+
+def fail_once(method: str, status: int, payload: dict[str, Any]) -> Any:
+    """A fake-API hook that fails the first call of `method`, then lets calls through."""
+    state = {"failed": False}
+
+    def hook(call: ApiCall) -> tuple[int, dict[str, Any]] | None:
+        if call.method == method and not state["failed"]:
+            state["failed"] = True
+            return status, payload
+        return None
+
+    return hook
+
+
+async def test_server_error_while_replying_is_reported_and_the_user_is_told(
+    database_url: str,
+) -> None:
+    settings = make_settings(
+        database_url, telegram={"rate_limit": False}, bot={"admin_chat_id": ADMIN_CHAT}
+    )
+    app, api = await start_bot(settings)
+    resident = ChatUser(app, api, 7007)
+    api.fail = fail_once(
+        "sendMessage", 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}
+    )
+    await resident.send("/start")
+    admin_lines = [c.text for c in api.calls if c.chat_id == ADMIN_CHAT]
+    assert len(admin_lines) == 1 and "NetworkError" in admin_lines[0]
+    assert "دوباره امتحان کنید" in resident.last_text
+    assert "Traceback" not in resident.last_text
+    await stop_bot(app)
+
+
+async def test_a_failed_reply_after_confirm_loses_no_case(database_url: str) -> None:
+    settings = make_settings(database_url, telegram={"rate_limit": False})
+    app, api = await start_bot(settings)
+    resident = ChatUser(app, api, 7008)
+    await walk_to_summary(resident)
+    api.fail = fail_once(
+        "sendMessage", 500, {"ok": False, "error_code": 500, "description": "Internal"}
+    )
+    confirm = resident.data_of("ثبت گزارش")
+    await resident.press_data(confirm)
+    [case] = await cases_in(settings)
+    assert case.text_original == DESCRIPTION
+    await stop_bot(app)
+
+
+async def test_a_user_who_blocked_the_bot_is_marked(database_url: str) -> None:
+    settings = make_settings(database_url, telegram={"rate_limit": False})
+    app, api = await start_bot(settings)
+    resident = ChatUser(app, api, 7009)
+    await resident.send("/start")
+    api.fail = fail_once(
+        "sendMessage",
+        403,
+        {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"},
+    )
+    await resident.send("❓ راهنما")
+    engine = create_engine(settings.database.url)
+    async with create_session_factory(engine)() as session:
+        user = await session.get(User, 7009)
+        assert user is not None and user.blocked_bot
+    await resident.send("/start")  # writing again means they unblocked us
+    async with create_session_factory(engine)() as session:
+        user = await session.get(User, 7009)
+        assert user is not None and not user.blocked_bot
+    await engine.dispose()
+    await stop_bot(app)
+
+
+async def test_flood_limit_with_retry_after_is_waited_out(database_url: str) -> None:
+    settings = make_settings(database_url)
+    api = FakeBotAPI()
+    builder = (
+        ApplicationBuilder()
+        .token(FAKE_TOKEN)
+        .request(api)
+        .get_updates_request(api)
+        .rate_limiter(AIORateLimiter(max_retries=3))
+    )
+    app = build_application(settings, builder)
+    await app.initialize()
+    api.fail = fail_once(
+        "sendMessage",
+        429,
+        {
+            "ok": False,
+            "error_code": 429,
+            "description": "Too Many Requests",
+            "parameters": {"retry_after": 1},
+        },
+    )
+    replies = texts(await ChatUser(app, api, 7010).send("/start"))
+    assert len(replies) == 2 and replies[0] == replies[1], (
+        "the same welcome, sent again after waiting"
+    )
+    await stop_bot(app)
+
+
+def test_help_texts_say_what_each_command_does() -> None:
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", *args], capture_output=True, text=True, check=True
+        )
+        return done.stdout
+
+    assert "run" in run("--help") and "db" in run("--help")
+    assert "webhook" in run("run", "--help") and "MAHALLE_BOT_TOKEN" in run("run", "--help")
+    assert "migration" in run("db", "upgrade", "--help")
+
+
+def test_run_without_token_explains_how_to_get_one(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MAHALLE_BOT_TOKEN", raising=False)
+    assert cli.main(["run", "--config", str(EXAMPLE_CONFIG)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "@BotFather" in error
+
+
+def test_db_upgrade_creates_the_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "fresh.db"
+    monkeypatch.setenv("MAHALLE_DATABASE_URL", f"sqlite+aiosqlite:///{path}")
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "db", "upgrade", "--config", str(EXAMPLE_CONFIG)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(path) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    assert {
+        "cases",
+        "case_events",
+        "users",
+        "neighbourhoods",
+        "drafts",
+        "alembic_version",
+    } <= tables
+
+
+def test_webhook_mode_passes_the_secret_to_the_server(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        EXAMPLE_CONFIG.read_text(encoding="utf-8")
+        .replace('mode = "polling"', 'mode = "webhook"')
+        .replace('webhook_url = ""', 'webhook_url = "https://bot.example.ir/telegram"'),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("MAHALLE_BOT_TOKEN", "7012345678:AAHk9dQ2rXv_4mZpLw8sT3uYbN1cE6fG0jI")
+    monkeypatch.setenv("MAHALLE_WEBHOOK_SECRET", "a-long-random-secret")
+    monkeypatch.setenv("MAHALLE_DATABASE_URL", database_url)
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(Application, "run_webhook", lambda self, **kwargs: seen.update(kwargs))
+    assert cli.main(["run", "--config", str(config)]) == 0
+    assert seen["secret_token"] == "a-long-random-secret"
+    assert seen["webhook_url"] == "https://bot.example.ir/telegram"
