@@ -50,6 +50,39 @@ def _parser() -> argparse.ArgumentParser:
             description="Apply every pending Alembic migration to the configured database.",
         )
     )
+    triage = commands.add_parser(
+        "triage", help="classify reports and measure the model", description="The triage model."
+    )
+    triage_commands = triage.add_subparsers(dest="triage_command", required=True, metavar="ACTION")
+    classify = with_config(
+        triage_commands.add_parser(
+            "classify",
+            help="print the domain of a text",
+            description="Print the domain key, its title from the config and the confidence.",
+        )
+    )
+    classify.add_argument("text", help="the report text, in quotes")
+    evaluate = with_config(
+        triage_commands.add_parser(
+            "eval",
+            help="score the model on a labelled JSON-lines file",
+            description='Score the model on FILE (one {"text": …, "domain": …} per line): a '
+            "per-domain table, then 'accuracy=… macro_f1=… n=… per_second=…' as the last line.",
+        )
+    )
+    evaluate.add_argument("file", type=Path, help="labelled examples, JSON lines")
+    evaluate.add_argument(
+        "--thresholds", action="store_true", help="also print the auto-routing share per threshold"
+    )
+    with_config(
+        triage_commands.add_parser(
+            "retrain",
+            help="retrain from shipped examples plus corrections",
+            description="Retrain from the shipped examples plus every coordinator pick and staff "
+            "reroute in the database, and write the model file; running bots load it within a "
+            "minute.",
+        )
+    )
     return parser
 
 
@@ -88,6 +121,49 @@ def _run(settings: Settings) -> None:
         application.run_polling()
 
 
+def _triage(arguments: argparse.Namespace, settings: Settings) -> None:
+    from bot.triage.evaluate import evaluate, threshold_table  # heavy imports
+    from bot.triage.model import read_examples
+    from bot.triage.service import Triage
+
+    triage = Triage(settings.triage.model_path)
+    asyncio.run(triage.reload_if_changed())
+    if arguments.triage_command == "classify":
+        result = triage.classify(arguments.text)
+        titles = {d.key: d.title for d in settings.domains}
+        urgent = " urgent=yes" if result.urgent else ""
+        title = titles.get(result.domain, "?")
+        print(f"domain={result.domain} title={title} confidence={result.confidence:.3f}{urgent}")
+    elif arguments.triage_command == "eval":
+        try:
+            examples = read_examples(arguments.file)
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"cannot read {arguments.file}: {error}") from None
+        report = evaluate(triage.model, examples)
+        if arguments.thresholds:
+            for threshold, routed, right in threshold_table(triage.model, examples, _THRESHOLDS):
+                print(f"threshold={threshold:.2f} routed={routed:.3f} right={right:.3f}")
+        print("\n".join(report.lines()))
+    else:
+        asyncio.run(_retrain(settings, triage))
+
+
+_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+
+async def _retrain(settings: Settings, triage: object) -> None:
+    from bot.triage.service import Triage
+    from models.db import create_engine, create_session_factory
+
+    assert isinstance(triage, Triage)
+    engine = create_engine(settings.database.url)
+    try:
+        count = await triage.retrain(create_session_factory(engine))
+    finally:
+        await engine.dispose()
+    print(f"trained on {count} examples; model written to {settings.triage.model_path}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     arguments = _parser().parse_args(argv)
@@ -101,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(arguments.config)
         if arguments.command == "run":
             _run(settings)
+        elif arguments.command == "triage":
+            _triage(arguments, settings)
         else:
             asyncio.run(_upgrade(settings))
             print(f"database is up to date: {settings.database.url.split('@')[-1]}")

@@ -50,6 +50,8 @@ class TelegramSettings(_Section):
     webhook_port: int = Field(default=8443, ge=1, le=65535)
     webhook_secret: SecretStr | None = None
     rate_limit: bool = True
+    # Start of deep links to the bot: https://t.me/ on Telegram, https://ble.ir/ on Bale.
+    deep_link_base: str = "https://t.me/"
 
     @model_validator(mode="after")
     def _webhook_needs_url_and_secret(self) -> TelegramSettings:
@@ -69,6 +71,29 @@ class BotSettings(_Section):
     language: Literal["fa", "en"] = "fa"
     reports_per_hour: int = Field(default=5, ge=1, le=1000)
     admin_chat_id: int | None = None
+
+
+class TriageSettings(_Section):
+    # Below this confidence a report goes to the coordinator's triage queue instead of an agency.
+    threshold: float = Field(default=0.75, ge=0, le=1)
+    # Tehran hour at which the model is retrained from shipped data plus corrections.
+    retrain_hour: int = Field(default=3, ge=0, le=23)
+    # Where the trained model is kept; `mahalle triage retrain` writes it, running bots reload it.
+    model_path: Path = Path("triage-model.pkl")
+
+
+class OutboxSettings(_Section):
+    # Run the delivery worker inside `mahalle run` (off only in tests and tools).
+    worker: bool = True
+    # Seconds between looks at the outbox when nothing woke the worker.
+    poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Longest back-off between attempts after network errors, in seconds.
+    max_backoff_seconds: int = Field(default=3600, ge=1)
+
+
+class StaffSettings(_Section):
+    # Days an agency invite link stays valid.
+    invite_days: int = Field(default=7, ge=1, le=90)
 
 
 class BoundingBox(_Section):
@@ -129,6 +154,9 @@ class Settings(_Section):
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     bot: BotSettings = Field(default_factory=BotSettings)
+    triage: TriageSettings = Field(default_factory=TriageSettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    staff: StaffSettings = Field(default_factory=StaffSettings)
     county: CountySettings
     agencies: list[AgencySettings] = Field(min_length=1)
     domains: list[DomainSettings]

@@ -148,6 +148,14 @@ class Case(Base):
     status: Mapped[str] = mapped_column(String(16), default=CaseStatus.SUBMITTED, index=True)
     domain_key: Mapped[str | None] = mapped_column(ForeignKey("domains.key"))
     agency_key: Mapped[str | None] = mapped_column(ForeignKey("agencies.key"))
+    triage_confidence: Mapped[float | None] = mapped_column(Float)
+    # Where the agency's card for this case lives, once delivered (edited as the case moves).
+    card_chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    card_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The agency chat could never be reached: the coordinator must reroute.
+    undeliverable: Mapped[bool] = mapped_column(Boolean, default=False)
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0)
+    rating: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -167,6 +175,8 @@ class CaseEvent(Base):
     from_status: Mapped[str | None] = mapped_column(String(16))
     to_status: Mapped[str] = mapped_column(String(16))
     actor_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The actor's display name at the time, for "already done by …".
+    actor_name: Mapped[str | None] = mapped_column(String(128))
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -192,3 +202,89 @@ class ConversationState(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     state: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class OutboxStatus(enum.StrEnum):
+    """Where an outgoing message stands."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    DEAD = "dead"  # the chat can never be reached
+
+
+class OutboxMessage(Base):
+    """One Bot API call to another chat, committed before it is attempted."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_status_next_attempt", "status", "next_attempt_at"),
+        # Rows go out in order per chat: "is an older row of this chat still pending?"
+        Index("ix_outbox_chat_status_id", "chat_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    method: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    purpose: Mapped[str] = mapped_column(String(32))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    # Enqueuing the same thing twice (a retried handler, a repeated job) keeps one row.
+    dedupe_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+
+class Staff(Base):
+    """A member of an agency, who may act on its cases."""
+
+    __tablename__ = "staff"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    agency_key: Mapped[str] = mapped_column(ForeignKey("agencies.key"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Invite(Base):
+    """A one-time deep link that makes its user staff of one agency."""
+
+    __tablename__ = "invites"
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agency_key: Mapped[str] = mapped_column(ForeignKey("agencies.key"))
+    created_by: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_by: Mapped[int | None] = mapped_column(BigInteger)
+    used_at: Mapped[datetime | None] = mapped_column()
+
+
+class PendingInput(Base):
+    """A question, note or reason the bot is waiting for from one person in one chat."""
+
+    __tablename__ = "pending_inputs"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(16))
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TriageCorrection(Base):
+    """A human's domain for a case (coordinator pick or staff reroute): training data."""
+
+    __tablename__ = "triage_corrections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    domain_key: Mapped[str] = mapped_column(ForeignKey("domains.key"))
+    source: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

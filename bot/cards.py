@@ -1,0 +1,198 @@
+"""What agency, coordinator and reporter chats are sent about a case: text and signed buttons.
+
+Plain text, no parse_mode: Bale does not honour it everywhere, and plain text shows whatever a
+reporter typed (tags, ampersands) literally without escaping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.digits import isolate
+from bot.jalali import TrackingCode, format_datetime
+from bot.signing import Signer
+from models.entities import CaseStatus
+
+Translate = Callable[..., str]
+Buttons = list[list[dict[str, str]]]
+
+STATUS_KEYS = {
+    CaseStatus.SUBMITTED: "status-submitted",
+    CaseStatus.TRIAGE: "status-triage",
+    CaseStatus.FORWARDED: "status-forwarded",
+    CaseStatus.ACCEPTED: "status-accepted",
+    CaseStatus.NEEDS_INFO: "status-needs-info",
+    CaseStatus.RESOLVED: "status-resolved",
+    CaseStatus.CLOSED: "status-closed",
+    CaseStatus.REJECTED: "status-rejected",
+    CaseStatus.REROUTED: "status-rerouted",
+    CaseStatus.REOPENED: "status-reopened",
+}
+
+# Agency card buttons per status: (action, locale key). Actions: ac accept, aq ask, rs resolve,
+# rj reject, ro reroute.
+_ACCEPT, _ASK = ("ac", "button-accept"), ("aq", "button-ask")
+_RESOLVE, _REJECT, _REROUTE = (
+    ("rs", "button-resolve"),
+    ("rj", "button-reject"),
+    ("ro", "button-reroute"),
+)
+_ACTIONS_BY_STATUS: dict[str, list[list[tuple[str, str]]]] = {
+    CaseStatus.FORWARDED: [[_ACCEPT, _ASK], [_REJECT, _REROUTE]],
+    CaseStatus.REOPENED: [[_ACCEPT, _ASK], [_REJECT, _REROUTE]],
+    CaseStatus.ACCEPTED: [[_ASK, _RESOLVE], [_REJECT, _REROUTE]],
+    CaseStatus.NEEDS_INFO: [[_RESOLVE], [_REJECT, _REROUTE]],
+}
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """Everything a card shows, read from the database by the caller."""
+
+    case_id: int
+    code: str
+    status: str
+    domain_key: str | None
+    domain_title: str
+    agency_name: str
+    neighbourhood: str
+    district: str
+    created_at: datetime
+    text: str
+    phone: str | None
+    duplicate_of: str | None
+    last_actor: str | None
+    last_change: datetime | None
+    confidence: float | None
+
+
+def code_for_display(code: str, language: str) -> str:
+    """A stored code as people read it."""
+    return TrackingCode.from_canonical(code).display(language)
+
+
+def _button(text: str, data: str) -> dict[str, str]:
+    return {"text": text, "callback_data": data}
+
+
+def agency_card(view: CaseView, t: Translate, signer: Signer, language: str) -> dict[str, Any]:
+    """The card an agency acts on: the case, its state, and the buttons that state allows."""
+    lines = [
+        t("card-title", code=code_for_display(view.code, language)),
+        t("card-domain", domain=view.domain_title),
+        t("card-place", neighbourhood=isolate(view.neighbourhood), district=isolate(view.district)),
+        t("card-date", date=format_datetime(view.created_at, language)),
+    ]
+    if view.phone:
+        lines.append(t("card-phone", phone=isolate(view.phone)))
+    if view.duplicate_of:
+        lines.append(t("card-duplicate", code=code_for_display(view.duplicate_of, language)))
+    lines += ["", isolate(view.text), ""]
+    lines.append(t("card-status", status=t(STATUS_KEYS[CaseStatus(view.status)])))
+    if view.last_actor and view.last_change:
+        lines.append(
+            t(
+                "card-by",
+                name=isolate(view.last_actor),
+                date=format_datetime(view.last_change, language),
+            )
+        )
+    rows = [
+        [_button(t(key), signer.sign("cs", action, view.case_id)) for action, key in row]
+        for row in _ACTIONS_BY_STATUS.get(view.status, [])
+    ]
+    return {"text": "\n".join(lines), "reply_markup": {"inline_keyboard": rows}}
+
+
+def domain_picker(
+    case_id: int,
+    domains: Sequence[tuple[str, str]],
+    signer: Signer,
+    *,
+    action: str,
+    back: str | None,
+    t: Translate,
+) -> dict[str, Any]:
+    """One button per domain (key, title), two a row; used for reroute and triage."""
+    buttons = [_button(title, signer.sign(action, case_id, key)) for key, title in domains]
+    rows: Buttons = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+    if back:
+        rows.append([_button(t("button-back"), signer.sign("cs", back, case_id))])
+    return {"inline_keyboard": rows}
+
+
+def triage_card(
+    view: CaseView,
+    domains: Sequence[tuple[str, str]],
+    t: Translate,
+    signer: Signer,
+    language: str,
+    reason_key: str,
+) -> dict[str, Any]:
+    """The coordinator's card for a case triage could not place."""
+    confidence = round((view.confidence or 0) * 100)
+    lines = [
+        t("triage-title", code=code_for_display(view.code, language)),
+        t(reason_key, domain=view.domain_title, confidence=confidence),
+        t("card-place", neighbourhood=isolate(view.neighbourhood), district=isolate(view.district)),
+        t("card-date", date=format_datetime(view.created_at, language)),
+        "",
+        isolate(view.text),
+    ]
+    markup = domain_picker(view.case_id, domains, signer, action="tq", back=None, t=t)
+    return {"text": "\n".join(lines), "reply_markup": markup}
+
+
+def yes_no_fixed(case_id: int, t: Translate, signer: Signer) -> dict[str, Any]:
+    """The reporter's "was it fixed?" buttons."""
+    return {
+        "inline_keyboard": [
+            [
+                _button(t("button-fixed-yes"), signer.sign("fx", "y", case_id)),
+                _button(t("button-fixed-no"), signer.sign("fx", "n", case_id)),
+            ]
+        ]
+    }
+
+
+def rating_buttons(case_id: int, signer: Signer, t: Translate) -> dict[str, Any]:
+    """1 to 5 stars."""
+    return {
+        "inline_keyboard": [
+            [
+                _button(t("button-rating", stars=n), signer.sign("rt", case_id, n))
+                for n in range(1, 6)
+            ]
+        ]
+    }
+
+
+def answer_button(case_id: int, t: Translate, signer: Signer) -> dict[str, Any]:
+    """Lets the reporter answer an agency's question."""
+    return {"inline_keyboard": [[_button(t("button-answer"), signer.sign("an", case_id))]]}
+
+
+@dataclass(frozen=True)
+class Cards:
+    """Renders cards in the deployment's language with this bot's signer."""
+
+    translate: Translate
+    signer: Signer
+    language: str
+
+    def t(self, key: str, /, **values: object) -> str:
+        """Text in the deployment's language (agency and coordinator chats)."""
+        return self.translate(key, self.language, **values)
+
+    def agency(self, view: CaseView) -> dict[str, Any]:
+        """The agency card."""
+        return agency_card(view, self.t, self.signer, self.language)
+
+    def triage(
+        self, view: CaseView, domains: Sequence[tuple[str, str]], reason_key: str
+    ) -> dict[str, Any]:
+        """The coordinator's triage card."""
+        return triage_card(view, domains, self.t, self.signer, self.language, reason_key)

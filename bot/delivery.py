@@ -1,0 +1,163 @@
+"""The outbox worker: sends committed rows, retries with back-off, never sends a row twice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telegram import Bot, InlineKeyboardMarkup, InputMediaPhoto, Message
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
+
+from bot.jalali import utcnow
+from bot.services import outbox
+from models.entities import Agency, OutboxMessage
+
+log = logging.getLogger(__name__)
+
+# BadRequest descriptions that mean the chat itself is gone, not that one message was malformed.
+_UNREACHABLE = (
+    "chat not found",
+    "bot was kicked",
+    "not enough rights",
+    "have no rights",
+    "user is deactivated",
+)
+# An edit that changes nothing, or of a message that is gone, has nothing left to do.
+_EDIT_DONE = ("message is not modified", "message to edit not found")
+
+
+class OutboxSender:
+    """Delivers outbox rows one at a time, each in its own transaction."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        max_backoff_seconds: int,
+        unreachable_notice: Callable[[int], tuple[int, str] | None],
+    ) -> None:
+        self.bot = bot
+        self.session_factory = session_factory
+        self.max_backoff_seconds = max_backoff_seconds
+        # Given a dead chat id: (coordinator chat, text) to tell, or None when nobody can be told.
+        self.unreachable_notice = unreachable_notice
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something was enqueued: look now instead of at the next poll."""
+        self._wake.set()
+
+    async def deliver_due(self, *, now: Callable[[], datetime] = utcnow, limit: int = 1000) -> int:
+        """Send every due row (up to `limit`); how many were attempted."""
+        attempted = 0
+        while attempted < limit and await self._deliver_one(now()):
+            attempted += 1
+        return attempted
+
+    async def run_forever(self, poll_seconds: float) -> None:
+        """The worker loop started by `mahalle run`."""
+        while True:
+            try:
+                await self.deliver_due()
+            except Exception:  # a database hiccup must not end delivery for good
+                log.exception("outbox delivery failed; retrying shortly")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=poll_seconds)
+            self._wake.clear()
+
+    async def _deliver_one(self, now: datetime) -> bool:
+        async with self.session_factory() as session, session.begin():
+            row = await outbox.claim_next(session, now=now)
+            if row is None:
+                return False
+            await self._attempt(session, row, now)
+            return True
+
+    async def _attempt(self, session: AsyncSession, row: OutboxMessage, now: datetime) -> None:
+        try:
+            sent = await self._call(row)
+        except RetryAfter as error:
+            wait = error.retry_after
+            seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+            outbox.mark_retry(row, error=str(error), delay=timedelta(seconds=seconds), now=now)
+        except ChatMigrated as error:
+            await self._follow_migration(session, row, error.new_chat_id)
+        except Forbidden as error:
+            await self._give_up(session, row, str(error))
+        except BadRequest as error:
+            await self._bad_request(session, row, error, now)
+        except TelegramError as error:  # time-outs, 5xx, 429 without retry_after (Bale)
+            delay = outbox.backoff(row.attempts + 1, ceiling=self.max_backoff_seconds)
+            outbox.mark_retry(row, error=f"{type(error).__name__}: {error}", delay=delay, now=now)
+        else:
+            await outbox.mark_sent(session, row, message_id=_first_id(sent), now=now)
+
+    async def _bad_request(
+        self, session: AsyncSession, row: OutboxMessage, error: BadRequest, now: datetime
+    ) -> None:
+        text = str(error).lower()
+        if row.method.startswith("edit") and any(phrase in text for phrase in _EDIT_DONE):
+            await outbox.mark_sent(session, row, message_id=None, now=now)
+        elif any(phrase in text for phrase in _UNREACHABLE):
+            await self._give_up(session, row, str(error))
+        else:
+            log.error("outbox row %s refused by the Bot API: %s", row.id, error)
+            await outbox.mark_dead(session, row, error=str(error))
+
+    async def _give_up(self, session: AsyncSession, row: OutboxMessage, error: str) -> None:
+        log.warning(
+            "chat %s cannot be reached (%s); outbox row %s dropped", row.chat_id, error, row.id
+        )
+        await outbox.mark_dead(session, row, error=error)
+        notice = self.unreachable_notice(row.chat_id)
+        key = f"unreachable:{row.chat_id}"
+        if (
+            notice is not None
+            and notice[0] != row.chat_id
+            and not await outbox.already_enqueued(session, key)
+        ):
+            outbox.enqueue(
+                session, chat_id=notice[0], purpose=outbox.COORDINATOR_NOTICE,
+                payload={"text": notice[1]}, dedupe_key=key,
+            )  # fmt: skip
+
+    async def _follow_migration(
+        self, session: AsyncSession, row: OutboxMessage, new_chat_id: int
+    ) -> None:
+        log.info("chat %s migrated to %s", row.chat_id, new_chat_id)
+        await session.execute(
+            update(Agency).where(Agency.chat_id == row.chat_id).values(chat_id=new_chat_id)
+        )
+        await outbox.move_chat(session, old_chat_id=row.chat_id, new_chat_id=new_chat_id)
+
+    async def _call(self, row: OutboxMessage) -> Message | tuple[Message, ...] | bool:
+        payload: dict[str, Any] = dict(row.payload)
+        if markup := payload.pop("reply_markup", None):
+            payload["reply_markup"] = InlineKeyboardMarkup.de_json(markup, self.bot)
+        if row.method == "sendMessage":
+            return await self.bot.send_message(row.chat_id, **payload)
+        if row.method == "sendMediaGroup":
+            media = [InputMediaPhoto(file_id) for file_id in payload.pop("photos")]
+            return await self.bot.send_media_group(row.chat_id, media=media, **payload)
+        if row.method == "sendPhoto":
+            return await self.bot.send_photo(row.chat_id, **payload)
+        if row.method == "sendLocation":
+            return await self.bot.send_location(row.chat_id, **payload)
+        if row.method == "editMessageText":
+            return await self.bot.edit_message_text(chat_id=row.chat_id, **payload)
+        raise ValueError(f"unknown outbox method {row.method!r}")
+
+
+def _first_id(sent: Message | tuple[Message, ...] | bool) -> int | None:
+    if isinstance(sent, Message):
+        return sent.message_id
+    if isinstance(sent, tuple) and sent:
+        return sent[0].message_id
+    return None

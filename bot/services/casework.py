@@ -1,0 +1,253 @@
+"""What agency staff, coordinators and reporters do to a case after it is routed."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.cards import Cards, answer_button, code_for_display, rating_buttons, yes_no_fixed
+from bot.config import Settings
+from bot.services import outbox
+from bot.services.routing import case_view, notify_reporter, reporter_language
+from bot.services.transitions import transition
+from models.entities import Agency, Case, CaseStatus, Invite, PendingInput, Staff
+
+ACCEPTABLE = {CaseStatus.FORWARDED, CaseStatus.REOPENED}
+ASKABLE = {CaseStatus.FORWARDED, CaseStatus.ACCEPTED, CaseStatus.REOPENED}
+RESOLVABLE = {CaseStatus.ACCEPTED, CaseStatus.NEEDS_INFO, CaseStatus.REOPENED}
+REJECTABLE = {CaseStatus.FORWARDED, CaseStatus.ACCEPTED, CaseStatus.NEEDS_INFO, CaseStatus.REOPENED}
+
+# Which pending input finishes which step, and the status that step needs.
+INPUT_KINDS = {"question": ASKABLE, "resolve": RESOLVABLE, "reject": REJECTABLE}
+
+
+async def may_act(session: AsyncSession, *, user_id: int, case: Case, settings: Settings) -> bool:
+    """Coordinators may act on any case; staff only on their agency's."""
+    if user_id in settings.county.coordinators:
+        return True
+    if case.agency_key is None:
+        return False
+    return await session.get(Staff, (user_id, case.agency_key)) is not None
+
+
+async def _notice(
+    session: AsyncSession, case: Case, cards: Cards, key: str, **values: object
+) -> None:
+    language = await reporter_language(session, case, cards.language)
+    agency = await session.get(Agency, case.agency_key) if case.agency_key else None
+    text = cards.translate(
+        key,
+        language,
+        code=code_for_display(case.code, language),
+        agency=agency.name if agency else "",
+        **values,
+    )
+    markup = None
+    if key == "notice-resolved":
+        markup = yes_no_fixed(
+            case.id, lambda k, **v: cards.translate(k, language, **v), cards.signer
+        )
+    elif key == "notice-question":
+        markup = answer_button(
+            case.id, lambda k, **v: cards.translate(k, language, **v), cards.signer
+        )
+    elif key == "notice-closed":
+        markup = rating_buttons(
+            case.id, cards.signer, lambda k, **v: cards.translate(k, language, **v)
+        )
+    await notify_reporter(session, case, text, markup=markup)
+
+
+async def refresh_card(session: AsyncSession, case: Case, cards: Cards) -> None:
+    """Queue an edit of the agency card so it shows the case as it is now."""
+    if case.card_chat_id is None or case.card_message_id is None:
+        return
+    card = cards.agency(await case_view(session, case.id))
+    outbox.enqueue(
+        session, chat_id=case.card_chat_id, purpose=outbox.AGENCY_CARD, method="editMessageText",
+        payload={"message_id": case.card_message_id, **card}, case_id=case.id,
+    )  # fmt: skip
+
+
+async def accept(
+    session: AsyncSession,
+    *,
+    case: Case,
+    actor_id: int,
+    actor_name: str,
+    cards: Cards,
+    now: datetime,
+) -> None:
+    """The agency takes the case on."""
+    await transition(
+        session,
+        case_id=case.id,
+        allowed_from=ACCEPTABLE,
+        to=CaseStatus.ACCEPTED,
+        actor_id=actor_id,
+        actor_name=actor_name,
+        now=now,
+    )
+    await _notice(session, case, cards, "notice-accepted")
+
+
+async def wait_for_input(
+    session: AsyncSession, *, user_id: int, chat_id: int, kind: str, case: Case
+) -> None:
+    """Remember that this person's next message in this chat is a question, note or reason."""
+    await session.execute(
+        delete(PendingInput).where(PendingInput.user_id == user_id, PendingInput.chat_id == chat_id)
+    )
+    session.add(PendingInput(user_id=user_id, chat_id=chat_id, kind=kind, case_id=case.id))
+
+
+async def pending_input(
+    session: AsyncSession, *, user_id: int, chat_id: int
+) -> PendingInput | None:
+    """What this person was asked to type in this chat, if anything."""
+    return await session.get(PendingInput, (user_id, chat_id))
+
+
+async def finish_input(
+    session: AsyncSession,
+    *,
+    pending: PendingInput,
+    text: str,
+    actor_name: str,
+    cards: Cards,
+    now: datetime,
+) -> Case:
+    """Apply a typed question, resolution note or rejection reason to its case."""
+    case = await session.get(Case, pending.case_id)
+    assert case is not None
+    await session.delete(pending)
+    target = {
+        "question": CaseStatus.NEEDS_INFO,
+        "resolve": CaseStatus.RESOLVED,
+        "reject": CaseStatus.REJECTED,
+    }[pending.kind]
+    await transition(
+        session, case_id=case.id, allowed_from=INPUT_KINDS[pending.kind], to=target,
+        actor_id=pending.user_id, actor_name=actor_name, note=text, now=now,
+    )  # fmt: skip
+    key = {
+        "question": "notice-question",
+        "resolve": "notice-resolved",
+        "reject": "notice-rejected",
+    }[pending.kind]
+    await _notice(session, case, cards, key, note=text)
+    return case
+
+
+async def relay_answer(
+    session: AsyncSession,
+    *,
+    case: Case,
+    reporter_id: int,
+    text: str | None,
+    photo: str | None,
+    cards: Cards,
+    now: datetime,
+) -> None:
+    """The reporter answered the agency's question: relay it under the card, back to accepted."""
+    await transition(
+        session, case_id=case.id, allowed_from={CaseStatus.NEEDS_INFO}, to=CaseStatus.ACCEPTED,
+        actor_id=reporter_id, actor_name=None, note=text, now=now,
+    )  # fmt: skip
+    if case.card_chat_id is not None:
+        heading = cards.t("relay-answer", code=code_for_display(case.code, cards.language))
+        payload: dict[str, object] = {"reply_to_message_id": case.card_message_id}
+        if photo:
+            payload |= {"photo": photo, "caption": f"{heading}\n{text or ''}".strip()}
+        else:
+            payload |= {"text": f"{heading}\n{text}"}
+        outbox.enqueue(
+            session, chat_id=case.card_chat_id, purpose=outbox.AGENCY_RELAY,
+            method="sendPhoto" if photo else "sendMessage", payload=payload, case_id=case.id,
+        )  # fmt: skip
+    await refresh_card(session, case, cards)
+
+
+async def confirm_outcome(
+    session: AsyncSession, *, case: Case, reporter_id: int, fixed: bool, cards: Cards, now: datetime
+) -> None:
+    """The reporter says whether the resolution fixed it: closed, or reopened at the same agency."""
+    if fixed:
+        await transition(
+            session,
+            case_id=case.id,
+            allowed_from={CaseStatus.RESOLVED},
+            to=CaseStatus.CLOSED,
+            actor_id=reporter_id,
+            actor_name=None,
+            now=now,
+        )
+        await _notice(session, case, cards, "notice-closed")
+    else:
+        await transition(
+            session, case_id=case.id, allowed_from={CaseStatus.RESOLVED}, to=CaseStatus.REOPENED,
+            actor_id=reporter_id, actor_name=None, now=now, reopen_count=Case.reopen_count + 1,
+        )  # fmt: skip
+        await _notice(session, case, cards, "notice-reopened")
+        if case.card_chat_id is not None:
+            text = cards.t("relay-reopened", code=code_for_display(case.code, cards.language))
+            outbox.enqueue(
+                session, chat_id=case.card_chat_id, purpose=outbox.AGENCY_RELAY, case_id=case.id,
+                payload={"text": text, "reply_to_message_id": case.card_message_id},
+            )  # fmt: skip
+    await refresh_card(session, case, cards)
+
+
+async def rate(session: AsyncSession, *, case: Case, stars: int) -> bool:
+    """Store the reporter's 1–5 rating once; False if the case was already rated or not closed."""
+    result = await session.execute(
+        update(Case)
+        .where(Case.id == case.id, Case.status == CaseStatus.CLOSED, Case.rating.is_(None))
+        .values(rating=stars)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def create_invite(
+    session: AsyncSession, *, agency_key: str, created_by: int, days: int, now: datetime
+) -> str:
+    """A one-time token for /start join_<token>."""
+    token = secrets.token_urlsafe(18)
+    session.add(
+        Invite(
+            token=token,
+            agency_key=agency_key,
+            created_by=created_by,
+            created_at=now,
+            expires_at=now + timedelta(days=days),
+        )
+    )
+    return token
+
+
+async def redeem_invite(
+    session: AsyncSession, *, token: str, user_id: int, name: str, now: datetime
+) -> Agency | None:
+    """Make the user staff of the invite's agency, once; None if used, expired or unknown."""
+    result = await session.execute(
+        update(Invite)
+        .where(Invite.token == token, Invite.used_by.is_(None), Invite.expires_at > now)
+        .values(used_by=user_id, used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    invite = await session.get(Invite, token)
+    assert invite is not None
+    if await session.get(Staff, (user_id, invite.agency_key)) is None:
+        session.add(Staff(user_id=user_id, agency_key=invite.agency_key, name=name, added_at=now))
+    return await session.get(Agency, invite.agency_key)
+
+
+async def get_case(session: AsyncSession, case_id: int) -> Case | None:
+    """A case by id."""
+    return await session.scalar(select(Case).where(Case.id == case_id))

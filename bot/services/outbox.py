@@ -1,0 +1,126 @@
+"""The durable outbox: every message to another chat is a row committed before it is sent."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from bot.jalali import utcnow
+from models.entities import Case, OutboxMessage, OutboxStatus
+
+AGENCY_CARD = "agency-card"
+AGENCY_ATTACHMENT = "agency-attachment"
+TRIAGE_CARD = "triage-card"
+REPORTER_NOTICE = "reporter-notice"
+AGENCY_RELAY = "agency-relay"
+COORDINATOR_NOTICE = "coordinator-notice"
+
+
+def enqueue(
+    session: AsyncSession,
+    *,
+    chat_id: int,
+    purpose: str,
+    payload: dict[str, Any],
+    method: str = "sendMessage",
+    case_id: int | None = None,
+    dedupe_key: str | None = None,
+) -> OutboxMessage:
+    """Add a message to send; it goes out only once the caller's transaction commits."""
+    row = OutboxMessage(
+        chat_id=chat_id,
+        method=method,
+        payload=payload,
+        purpose=purpose,
+        case_id=case_id,
+        dedupe_key=dedupe_key,
+        status=OutboxStatus.PENDING,
+        attempts=0,
+        next_attempt_at=utcnow(),
+    )
+    session.add(row)
+    return row
+
+
+async def already_enqueued(session: AsyncSession, dedupe_key: str) -> bool:
+    """Whether a row with this dedupe key exists (sent or not)."""
+    found = await session.scalar(
+        select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key)
+    )
+    return found is not None
+
+
+async def claim_next(session: AsyncSession, *, now: datetime) -> OutboxMessage | None:
+    """The oldest due row whose chat has no older row still pending (messages keep their order).
+
+    On PostgreSQL the row is locked with SKIP LOCKED, so two workers never take the same one.
+    """
+    older = aliased(OutboxMessage)
+    query = (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.status == OutboxStatus.PENDING,
+            OutboxMessage.next_attempt_at <= now,
+            ~exists().where(
+                and_(
+                    older.chat_id == OutboxMessage.chat_id,
+                    older.status == OutboxStatus.PENDING,
+                    older.id < OutboxMessage.id,
+                )
+            ),
+        )
+        .order_by(OutboxMessage.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    return await session.scalar(query)
+
+
+async def mark_sent(
+    session: AsyncSession, row: OutboxMessage, *, message_id: int | None, now: datetime
+) -> None:
+    """Record the delivery; an agency card's place is remembered on its case for later edits."""
+    row.status = OutboxStatus.SENT
+    row.sent_at = now
+    row.sent_message_id = message_id
+    row.attempts += 1
+    if row.purpose == AGENCY_CARD and row.case_id is not None and message_id is not None:
+        await session.execute(
+            update(Case)
+            .where(Case.id == row.case_id)
+            .values(card_chat_id=row.chat_id, card_message_id=message_id, undeliverable=False)
+        )
+
+
+def mark_retry(row: OutboxMessage, *, error: str, delay: timedelta, now: datetime) -> None:
+    """Try again after `delay`."""
+    row.attempts += 1
+    row.last_error = error[:500]
+    row.next_attempt_at = now + delay
+
+
+async def mark_dead(session: AsyncSession, row: OutboxMessage, *, error: str) -> None:
+    """The chat can never be reached: stop trying, and flag the case if it was its agency card."""
+    row.status = OutboxStatus.DEAD
+    row.attempts += 1
+    row.last_error = error[:500]
+    if row.purpose in (AGENCY_CARD, AGENCY_ATTACHMENT) and row.case_id is not None:
+        await session.execute(update(Case).where(Case.id == row.case_id).values(undeliverable=True))
+
+
+async def move_chat(session: AsyncSession, *, old_chat_id: int, new_chat_id: int) -> None:
+    """A group became a supergroup: its pending rows follow it."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.chat_id == old_chat_id, OutboxMessage.status == OutboxStatus.PENDING)
+        .values(chat_id=new_chat_id)
+    )
+
+
+def backoff(attempts: int, *, ceiling: int) -> timedelta:
+    """2, 4, 8 … seconds after each failed attempt, capped."""
+    return timedelta(seconds=min(2 ** max(attempts, 1), ceiling))

@@ -1,0 +1,273 @@
+"""Where a case goes: to an agency's chat, or to the coordinators' triage queue."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.cards import Cards, CaseView, code_for_display
+from bot.config import Settings
+from bot.services import outbox
+from bot.services.duplicates import find_duplicate
+from bot.services.transitions import last_event, transition
+from bot.triage import OTHER, TriageResult
+from models.entities import Agency, Case, CaseStatus, Domain, TriageCorrection, User
+
+log = logging.getLogger(__name__)
+
+REROUTABLE = (CaseStatus.FORWARDED, CaseStatus.ACCEPTED, CaseStatus.NEEDS_INFO, CaseStatus.REOPENED)
+
+
+async def case_view(
+    session: AsyncSession, case_id: int, *, duplicate_of: str | None = None
+) -> CaseView:
+    """Everything a card shows about a case, as it is now."""
+    case = await session.get(Case, case_id, populate_existing=True)
+    assert case is not None
+    domain = await session.get(Domain, case.domain_key) if case.domain_key else None
+    agency = await session.get(Agency, case.agency_key) if case.agency_key else None
+    latest = await last_event(session, case_id)
+    return CaseView(
+        case_id=case.id, code=case.code, status=case.status, domain_key=case.domain_key,
+        domain_title=domain.title if domain else "", agency_name=agency.name if agency else "",
+        neighbourhood=case.neighbourhood.name, district=case.neighbourhood.district.name,
+        created_at=case.created_at, text=case.text_original,
+        phone=case.reporter_phone if case.share_phone else None, duplicate_of=duplicate_of,
+        last_actor=latest.actor_name if latest and latest.actor_name else None,
+        last_change=latest.created_at if latest else None, confidence=case.triage_confidence,
+    )  # fmt: skip
+
+
+async def domain_choices(
+    session: AsyncSession, *, leave_out: str | None = None
+) -> list[tuple[str, str]]:
+    """(key, title) of every domain in config order, optionally without one."""
+    domains = (await session.scalars(select(Domain))).all()
+    order = {key: i for i, key in enumerate(_DOMAIN_ORDER)}
+    return [
+        (d.key, d.title)
+        for d in sorted(domains, key=lambda d: order.get(d.key, 99))
+        if d.key != leave_out
+    ]
+
+
+_DOMAIN_ORDER = (
+    "municipal", "utilities", "security", "social", "family", "cultural",
+    "health", "welfare", "education", "participation", "other",
+)  # fmt: skip
+
+
+async def notify_reporter(
+    session: AsyncSession,
+    case: Case,
+    text: str,
+    *,
+    markup: dict[str, object] | None = None,
+    key: str | None = None,
+) -> None:
+    """Queue a message to the reporter, unless they left or blocked the bot."""
+    if case.reporter_id is None:
+        return
+    reporter = await session.get(User, case.reporter_id)
+    if reporter is None or reporter.blocked_bot:
+        return
+    payload: dict[str, object] = {"text": text}
+    if markup:
+        payload["reply_markup"] = markup
+    outbox.enqueue(
+        session,
+        chat_id=case.reporter_id,
+        purpose=outbox.REPORTER_NOTICE,
+        payload=payload,
+        case_id=case.id,
+        dedupe_key=key,
+    )
+
+
+async def reporter_language(session: AsyncSession, case: Case, default: str) -> str:
+    """The reporter's language, for notices."""
+    reporter = await session.get(User, case.reporter_id) if case.reporter_id else None
+    return reporter.language if reporter else default
+
+
+async def route_new_case(
+    session: AsyncSession,
+    *,
+    case: Case,
+    result: TriageResult,
+    settings: Settings,
+    cards: Cards,
+    now: datetime,
+) -> str:
+    """Send a just-submitted case to its agency, or to triage; returns the new status."""
+    case.triage_confidence = result.confidence
+    reason = "triage-reason-other" if result.domain == OTHER else "triage-reason-unsure"
+    if result.domain != OTHER and result.confidence >= settings.triage.threshold:
+        domain = await session.get(Domain, result.domain)
+        agency = await session.get(Agency, domain.agency_key) if domain else None
+        if agency is not None and agency.chat_id is not None:
+            await forward(
+                session, case=case, domain_key=result.domain, allowed_from={CaseStatus.SUBMITTED},
+                actor_id=None, actor_name=None, cards=cards, now=now,
+            )  # fmt: skip
+            return CaseStatus.FORWARDED
+        reason = "triage-reason-no-chat"
+    await send_to_triage(
+        session,
+        case=case,
+        guessed=result.domain,
+        reason_key=reason,
+        settings=settings,
+        cards=cards,
+        now=now,
+    )
+    return CaseStatus.TRIAGE
+
+
+async def send_to_triage(
+    session: AsyncSession,
+    *,
+    case: Case,
+    guessed: str,
+    reason_key: str,
+    settings: Settings,
+    cards: Cards,
+    now: datetime,
+) -> None:
+    """Put the case in the coordinators' queue with a card that lets them pick the domain."""
+    await transition(
+        session, case_id=case.id, allowed_from={CaseStatus.SUBMITTED}, to=CaseStatus.TRIAGE,
+        actor_id=None, actor_name=None, now=now, domain_key=guessed,
+    )  # fmt: skip
+    view = await case_view(session, case.id)
+    card = cards.triage(view, await domain_choices(session), reason_key)
+    for chat_id in coordinator_chats(settings):
+        outbox.enqueue(
+            session, chat_id=chat_id, purpose=outbox.TRIAGE_CARD, payload=card, case_id=case.id
+        )
+    if not coordinator_chats(settings):
+        log.warning(
+            "case %s waits in triage but no coordinator chat or coordinator is configured",
+            case.code,
+        )
+
+
+def coordinator_chats(settings: Settings) -> list[int]:
+    """The coordinators' group, or each coordinator's private chat when there is no group."""
+    county = settings.county
+    return [county.coordinator_chat_id] if county.coordinator_chat_id else list(county.coordinators)
+
+
+async def forward(
+    session: AsyncSession,
+    *,
+    case: Case,
+    domain_key: str,
+    allowed_from: set[str],
+    actor_id: int | None,
+    actor_name: str | None,
+    cards: Cards,
+    now: datetime,
+    note: str | None = None,
+) -> None:
+    """Hand the case to the agency of `domain_key`: status, card with attachments, reporter told."""
+    domain = await session.get(Domain, domain_key)
+    assert domain is not None
+    agency = await session.get(Agency, domain.agency_key)
+    assert agency is not None
+    await transition(
+        session, case_id=case.id, allowed_from=allowed_from, to=CaseStatus.FORWARDED,
+        actor_id=actor_id, actor_name=actor_name, note=note, now=now,
+        domain_key=domain_key, agency_key=agency.key, card_chat_id=None, card_message_id=None,
+        undeliverable=False,
+    )  # fmt: skip
+    if agency.chat_id is None:
+        log.warning("agency %s has no chat; case %s waits for a reroute", agency.key, case.code)
+        case.undeliverable = True
+        return
+    duplicate = await find_duplicate(session, case=case, domain_key=domain_key, now=now)
+    if case.photo_file_ids:
+        outbox.enqueue(
+            session, chat_id=agency.chat_id, purpose=outbox.AGENCY_ATTACHMENT,
+            method="sendMediaGroup", payload={"photos": list(case.photo_file_ids)}, case_id=case.id,
+        )  # fmt: skip
+    if case.latitude is not None and case.longitude is not None:
+        outbox.enqueue(
+            session, chat_id=agency.chat_id, purpose=outbox.AGENCY_ATTACHMENT,
+            method="sendLocation", case_id=case.id,
+            payload={"latitude": case.latitude, "longitude": case.longitude},
+        )  # fmt: skip
+    view = await case_view(session, case.id, duplicate_of=duplicate)
+    outbox.enqueue(
+        session,
+        chat_id=agency.chat_id,
+        purpose=outbox.AGENCY_CARD,
+        payload=cards.agency(view),
+        case_id=case.id,
+    )
+    language = await reporter_language(session, case, cards.language)
+    code = view.code
+    await notify_reporter(
+        session,
+        case,
+        cards.translate(
+            "notice-forwarded", language, code=code_for_display(code, language), agency=agency.name
+        ),
+    )
+
+
+def _keep_correction(
+    session: AsyncSession, case: Case, domain_key: str, actor_id: int, source: str
+) -> None:
+    session.add(
+        TriageCorrection(
+            case_id=case.id,
+            text=case.text_original,
+            domain_key=domain_key,
+            source=source,
+            actor_id=actor_id,
+        )
+    )
+
+
+async def reroute(
+    session: AsyncSession,
+    *,
+    case: Case,
+    domain_key: str,
+    actor_id: int,
+    actor_name: str,
+    cards: Cards,
+    now: datetime,
+) -> None:
+    """Staff send a case to another domain's agency; the choice is kept as a labelled example."""
+    await transition(
+        session, case_id=case.id, allowed_from=REROUTABLE, to=CaseStatus.REROUTED,
+        actor_id=actor_id, actor_name=actor_name, now=now, note=domain_key,
+    )  # fmt: skip
+    _keep_correction(session, case, domain_key, actor_id, "reroute")
+    await forward(
+        session, case=case, domain_key=domain_key, allowed_from={CaseStatus.REROUTED},
+        actor_id=actor_id, actor_name=actor_name, cards=cards, now=now,
+    )  # fmt: skip
+
+
+async def assign_from_triage(
+    session: AsyncSession,
+    *,
+    case: Case,
+    domain_key: str,
+    actor_id: int,
+    actor_name: str,
+    cards: Cards,
+    now: datetime,
+) -> None:
+    """A coordinator picks the domain of a queued case; the choice is kept as a labelled example."""
+    _keep_correction(session, case, domain_key, actor_id, "coordinator")
+    await forward(
+        session, case=case, domain_key=domain_key, allowed_from={CaseStatus.TRIAGE},
+        actor_id=actor_id, actor_name=actor_name, cards=cards, now=now,
+    )  # fmt: skip

@@ -1,0 +1,68 @@
+"""Moving a case through its lifecycle: one conditional update and one audit row per step."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.jalali import utcnow
+from models.entities import Case, CaseEvent
+
+
+class TransitionRefusedError(Exception):
+    """The case is not in a state that allows the step (someone else got there first)."""
+
+    def __init__(self, status: str | None, actor_name: str | None) -> None:
+        super().__init__(f"case is {status}")
+        self.status = status
+        self.actor_name = actor_name
+
+
+async def last_event(session: AsyncSession, case_id: int) -> CaseEvent | None:
+    """The case's most recent audit row."""
+    query = (
+        select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id.desc()).limit(1)
+    )
+    return await session.scalar(query)
+
+
+async def transition(
+    session: AsyncSession,
+    *,
+    case_id: int,
+    allowed_from: Collection[str],
+    to: str,
+    actor_id: int | None,
+    actor_name: str | None,
+    note: str | None = None,
+    now: datetime | None = None,
+    **values: Any,
+) -> str:
+    """Compare-and-set the status; returns the status it left. Two people pressing at once:
+    one update matches, the other raises TransitionRefusedError naming who won."""
+    now = now or utcnow()
+    current = await session.scalar(select(Case.status).where(Case.id == case_id))
+    changed = 0
+    if current in allowed_from:
+        result = await session.execute(
+            update(Case)
+            .where(Case.id == case_id, Case.status == current)
+            .values(status=to, updated_at=now, **values)
+            .execution_options(synchronize_session=False)
+        )
+        changed = result.rowcount  # type: ignore[attr-defined]
+    if changed != 1:
+        latest = await last_event(session, case_id)
+        status = await session.scalar(select(Case.status).where(Case.id == case_id))
+        raise TransitionRefusedError(status, latest.actor_name if latest else None)
+    session.add(
+        CaseEvent(
+            case_id=case_id, from_status=current, to_status=to,
+            actor_id=actor_id, actor_name=actor_name, note=note, created_at=now,
+        )
+    )  # fmt: skip
+    return str(current)
