@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from telegram import BotCommand
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
 
+from bot.cards import Cards
 from bot.config import Settings
 from bot.context import RUNTIME_KEY, MahalleContext, runtime_of
+from bot.delivery import OutboxSender
 from bot.i18n import Translator
+from bot.jobs import schedule_jobs
 from bot.persistence import SQLConversationPersistence
 from bot.runtime import Runtime
 from bot.services.reference import sync_reference_data
+from bot.services.routing import coordinator_chats
+from bot.signing import Signer
+from bot.triage.service import Triage
 from handlers import register_handlers
 from models.db import create_engine, create_session_factory
 
@@ -54,7 +61,9 @@ def build_application(
     # conversation states from the persistence there, before post_init runs.
     engine = create_engine(settings.database.url)
     session_factory = create_session_factory(engine)
-    runtime = Runtime(settings, engine, session_factory, translate)
+    runtime = Runtime(
+        settings, engine, session_factory, translate, Triage(settings.triage.model_path)
+    )
     application = (
         (builder or default_builder(settings))
         .context_types(ContextTypes(context=MahalleContext))
@@ -64,20 +73,47 @@ def build_application(
         .build()
     )
     application.bot_data[RUNTIME_KEY] = runtime
+    runtime.cards = Cards(translate, Signer(application.bot.token), settings.bot.language)
+    runtime.sender = OutboxSender(
+        application.bot,
+        session_factory,
+        max_backoff_seconds=settings.outbox.max_backoff_seconds,
+        unreachable_notice=lambda chat_id: _unreachable_notice(runtime, chat_id),
+    )
     register_handlers(application, translate)
     return application
 
 
+def _unreachable_notice(runtime: Runtime, chat_id: int) -> tuple[int, str] | None:
+    """Who hears that a chat cannot be reached, and what they read."""
+    chats = coordinator_chats(runtime.settings)
+    if not chats:
+        return None
+    return chats[0], runtime.translate(
+        "coordinator-unreachable", runtime.settings.bot.language, chat=str(chat_id)
+    )
+
+
 async def _post_init(application: AnyApplication) -> None:
-    """Load the county's reference data and publish the command list."""
+    """Load reference data and the triage model, publish commands, start the worker and jobs."""
     runtime = runtime_of(application)
     async with runtime.session_factory() as session:
         await sync_reference_data(session=session, settings=runtime.settings)
+    if not await runtime.triage.reload_if_changed():
+        await asyncio.to_thread(lambda: runtime.triage.model)  # train the shipped model off-loop
+    schedule_jobs(application)
+    if runtime.settings.outbox.worker and runtime.sender is not None:
+        worker = runtime.sender.run_forever(runtime.settings.outbox.poll_seconds)
+        runtime.tasks.append(asyncio.create_task(worker, name="outbox"))
     await application.bot.set_my_commands(
         [BotCommand(name, runtime.translate(key)) for name, key in COMMAND_KEYS.items()]
     )
 
 
 async def _post_shutdown(application: AnyApplication) -> None:
-    """Close the database pool."""
-    await runtime_of(application).engine.dispose()
+    """Stop the outbox worker and close the database pool."""
+    runtime = runtime_of(application)
+    for task in runtime.tasks:
+        task.cancel()
+    await asyncio.gather(*runtime.tasks, return_exceptions=True)
+    await runtime.engine.dispose()

@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.cards import Cards
 from bot.config import Settings
 from bot.i18n import Translator
+from bot.triage.service import Triage
+
+if TYPE_CHECKING:
+    from bot.delivery import OutboxSender
 
 
-@dataclass(frozen=True)
+@dataclass
 class Runtime:
-    """Settings, the database and the strings; built once in `build_application`."""
+    """Settings, the database, strings, triage, and the outbox sender; built once at start."""
 
     settings: Settings
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
     translate: Translator
+    triage: Triage
+    # Set by `build_application` once the bot (and so its token) exists.
+    cards: Cards | None = None
+    sender: OutboxSender | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def card_renderer(self) -> Cards:
+        """Cards, which exist once the application is built."""
+        assert self.cards is not None, "build_application sets the cards"
+        return self.cards
+
+    def wake_outbox(self) -> None:
+        """Tell the sender something was committed for delivery."""
+        if self.sender is not None:
+            self.sender.wake()

@@ -20,7 +20,7 @@ from telegram.warnings import PTBUserWarning
 
 from bot.i18n import Translator
 from bot.jalali import CODE_RE
-from handlers import common, report, resident
+from handlers import common, coordinator, followup, report, resident, staff
 from handlers.report import Step
 
 PRIVATE = filters.ChatType.PRIVATE
@@ -53,7 +53,8 @@ def _resident_conversation(translate: Translator) -> ConversationHandler[Any]:
     def step(
         state: Step, *handlers: BaseHandler[Update, Any, Any]
     ) -> list[BaseHandler[Update, Any, Any]]:
-        return [*anytime, *handlers, MessageHandler(filters.ALL, report.unexpected(state))]
+        catch_all = report.unexpected(state, report.EXPECT_KEYS[state])
+        return [*anytime, *handlers, MessageHandler(filters.ALL, catch_all)]
 
     picking_saved: list[BaseHandler[Update, Any, Any]] = [
         CommandHandler("help", common.show_help),
@@ -62,7 +63,14 @@ def _resident_conversation(translate: Translator) -> ConversationHandler[Any]:
         CallbackQueryHandler(resident.save_picked, pattern=r"^mn:n:\d+$"),
         CallbackQueryHandler(resident.browse_for_saved, pattern=r"^mn:d(:\d+:\d+)?$"),
         MessageHandler(typed, resident.search_for_saved),
-        MessageHandler(filters.ALL, resident.unexpected_while_picking),
+        MessageHandler(filters.ALL, report.unexpected(resident.PICKING, "expect-neighbourhood")),
+    ]
+    answering: list[BaseHandler[Update, Any, Any]] = [
+        CommandHandler("help", common.show_help),
+        CommandHandler("cancel", followup.cancel_answer),
+        MessageHandler(_labels(translate, "button-cancel"), followup.cancel_answer),
+        MessageHandler((typed | filters.PHOTO) & ~filters.FORWARDED, followup.take_answer),
+        MessageHandler(filters.ALL, report.unexpected(followup.ANSWERING, "expect-answer")),
     ]
     return ConversationHandler(
         name="resident",
@@ -110,10 +118,11 @@ def _resident_conversation(translate: Translator) -> ConversationHandler[Any]:
                 ),
             ),
             resident.PICKING: picking_saved,
+            followup.ANSWERING: answering,
         },
         fallbacks=[
             CallbackQueryHandler(report.already_confirmed, pattern=r"^rc:"),
-            CallbackQueryHandler(common.stale_button, pattern=r"^(rn|rx|re|mn):"),
+            CallbackQueryHandler(common.stale_button, pattern=r"^(rn|rx|re|mn|an):"),
         ],
     )
 
@@ -135,6 +144,15 @@ def register_handlers(application: AnyApplication, translate: Translator) -> Non
             CallbackQueryHandler(resident.open_case, pattern=r"^my:c:\d{1,12}$"),
             MessageHandler(PRIVATE & filters.Regex(CODE_RE), resident.typed_code),
             CallbackQueryHandler(report.already_confirmed, pattern=r"^rc:"),
+            CallbackQueryHandler(staff.case_button, pattern=r"^cs:"),
+            CallbackQueryHandler(staff.reroute_to, pattern=r"^cd:"),
+            CallbackQueryHandler(coordinator.triage_pick, pattern=r"^tq:"),
+            CallbackQueryHandler(followup.fixed_or_not, pattern=r"^fx:"),
+            CallbackQueryHandler(followup.rate, pattern=r"^rt:"),
+            CommandHandler("invite", coordinator.invite, filters=PRIVATE),
+            MessageHandler(
+                filters.ChatType.GROUPS & filters.TEXT & ~filters.COMMAND, staff.staff_input
+            ),
             CallbackQueryHandler(common.stale_button),
             MessageHandler(PRIVATE, common.unexpected_outside_flow),
         ]

@@ -11,23 +11,9 @@ from telegram.ext import ApplicationHandlerStop
 from bot.context import MahalleContext
 from bot.deeplink import parse_start_payload
 from bot.services import users
-from handlers import keyboards
-from models.entities import CaseStatus
+from handlers import keyboards, staff
 
 log = logging.getLogger(__name__)
-
-STATUS_KEYS = {
-    CaseStatus.SUBMITTED: "status-submitted",
-    CaseStatus.TRIAGE: "status-triage",
-    CaseStatus.FORWARDED: "status-forwarded",
-    CaseStatus.ACCEPTED: "status-accepted",
-    CaseStatus.NEEDS_INFO: "status-needs-info",
-    CaseStatus.RESOLVED: "status-resolved",
-    CaseStatus.CLOSED: "status-closed",
-    CaseStatus.REJECTED: "status-rejected",
-    CaseStatus.REROUTED: "status-rerouted",
-    CaseStatus.REOPENED: "status-reopened",
-}
 
 
 async def remember_user(update: Update, context: MahalleContext) -> None:
@@ -47,8 +33,7 @@ async def start(update: Update, context: MahalleContext) -> None:
     await remember_user(update, context)
     payload = parse_start_payload(context.args)
     if payload.kind == "join":
-        # Invites are made by coordinators; until one is issued no token can match.
-        await update.effective_message.reply_text(context.t("join-invalid"))
+        await staff.join(update, context, payload.value)
     await update.effective_message.reply_text(
         context.t("welcome"), reply_markup=keyboards.main_menu(context.t)
     )

@@ -12,6 +12,7 @@ from telegram.ext import ConversationHandler
 from bot.context import MahalleContext
 from bot.digits import isolate
 from bot.jalali import TrackingCode
+from bot.pipeline import route_submitted
 from bot.services import cases, drafts, places, users
 from bot.services.drafts import MAX_PHOTOS, ReportDraft
 from handlers import keyboards, picker
@@ -321,12 +322,19 @@ async def confirm(update: Update, context: MahalleContext) -> object:
         submission = await cases.submit_report(
             session=session, reporter_id=_user_id(update), draft=draft
         )
+    # Committed: the case exists whatever happens next. Routing is its own transaction, and a
+    # crash between the two is picked up by the route-stranded job.
+    triage = (
+        await route_submitted(context.runtime, submission.case.id) if submission.created else None
+    )
     await query.answer()
     await query.edit_message_reply_markup(reply_markup=None)
     code = TrackingCode.from_canonical(submission.case.code).display(context.language)
     await _message(update).reply_text(
         context.t("report-submitted", code=code), reply_markup=keyboards.main_menu(context.t)
     )
+    if triage is not None and triage.urgent:
+        await _message(update).reply_text(context.t("urgent-call-now"))
     return END
 
 
@@ -405,15 +413,15 @@ EXPECT_KEYS = {
 }
 
 
-def unexpected(step: Step) -> Callable[[Update, MahalleContext], Coroutine[Any, Any, Step]]:
-    """A handler for whatever a step cannot take: say what it expects, keep the draft."""
+def unexpected(
+    state: str, expect_key: str
+) -> Callable[[Update, MahalleContext], Coroutine[Any, Any, str]]:
+    """A handler for whatever a state cannot take: say what it expects, keep the draft."""
 
-    async def reply_unexpected(update: Update, context: MahalleContext) -> Step:
-        """Say what this step expects instead."""
+    async def reply_unexpected(update: Update, context: MahalleContext) -> str:
+        """Say what this state expects instead."""
         message = _message(update)
-        await message.reply_text(
-            context.t(unexpected_kind(message)) + "\n" + context.t(EXPECT_KEYS[step])
-        )
-        return step
+        await message.reply_text(context.t(unexpected_kind(message)) + "\n" + context.t(expect_key))
+        return state
 
     return reply_unexpected

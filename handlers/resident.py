@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from telegram import InlineKeyboardMarkup, Update
 
+from bot.cards import STATUS_KEYS
 from bot.context import MahalleContext
 from bot.digits import isolate
 from bot.jalali import TrackingCode, format_date, format_datetime
 from bot.services import cases, users
 from handlers import keyboards, picker
-from handlers.common import STATUS_KEYS, remember_user, unexpected_kind
+from handlers.common import remember_user
 from handlers.report import END
 from models.entities import Case, CaseStatus
 
@@ -200,13 +201,3 @@ async def keep_neighbourhood(update: Update, context: MahalleContext) -> object:
         context.t("my-neighbourhood-unchanged"), reply_markup=keyboards.main_menu(context.t)
     )
     return END
-
-
-async def unexpected_while_picking(update: Update, context: MahalleContext) -> str:
-    """Say that a neighbourhood is expected."""
-    message = update.effective_message
-    assert message is not None
-    await message.reply_text(
-        context.t(unexpected_kind(message)) + "\n" + context.t("expect-neighbourhood")
-    )
-    return PICKING

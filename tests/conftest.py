@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,33 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+COORDINATOR = 9001
+COORDINATOR_CHAT = -100900
+
+
+def agency_chat(index: int) -> int:
+    """The test chat id of the index-th agency in the example config."""
+    return -100100 - index
+
+
 def make_settings(database_url: str, **overrides: Any) -> Settings:
-    """The shipped example config on the given database, with sections overridden."""
+    """The example config on the given database, every agency with a group chat, one
+    coordinator and their group, and the outbox worker off (tests deliver explicitly)."""
     settings = load_settings(EXAMPLE_CONFIG, environ={"MAHALLE_DATABASE_URL": database_url})
+    agencies = [
+        agency.model_copy(update={"chat_id": agency_chat(i)})
+        for i, agency in enumerate(settings.agencies)
+    ]
+    county = settings.county.model_copy(
+        update={"coordinators": [COORDINATOR], "coordinator_chat_id": COORDINATOR_CHAT}
+    )
+    outbox = settings.outbox.model_copy(update={"worker": False})
+    # Never pick up a model file a developer's `mahalle triage retrain` left in the work tree.
+    model_path = Path(tempfile.mkdtemp()) / "model.pkl"
+    triage = settings.triage.model_copy(update={"model_path": model_path})
+    settings = settings.model_copy(
+        update={"agencies": agencies, "county": county, "outbox": outbox, "triage": triage}
+    )
     updates = {
         name: getattr(settings, name).model_copy(update=values)
         for name, values in overrides.items()
@@ -54,7 +79,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    """The example config on the test database, without the flood limiter (tests send little)."""
+    """The test config, without the flood limiter (tests send little)."""
     return make_settings(database_url, telegram={"rate_limit": False})
 
 
@@ -78,6 +103,10 @@ class Bot:
     def user(self, user_id: int = 1001) -> ChatUser:
         """A resident in a private chat."""
         return ChatUser(self.app, self.api, user_id)
+
+    def in_group(self, user_id: int, chat_id: int, name: str) -> ChatUser:
+        """Someone writing in a group: agency staff in their agency's chat, or a coordinator."""
+        return ChatUser(self.app, self.api, user_id, chat_id=chat_id, name=name)
 
 
 @pytest.fixture

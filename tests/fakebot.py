@@ -114,6 +114,8 @@ class FakeBotAPI(BaseRequest):
             return BOT_USER
         if call.method in {"sendMessage", "sendPhoto", "sendLocation"}:
             return self._store_new(call).as_update_part()
+        if call.method == "sendMediaGroup":
+            return [self._store_new(call).as_update_part() for _ in call.params["media"]]
         if call.method in {"editMessageText", "editMessageReplyMarkup"}:
             return self._edit(call)
         if call.method == "getUpdates":
@@ -147,14 +149,27 @@ class ChatUser:
     _update_ids = itertools.count(1)
     _message_ids = itertools.count(1)
 
-    def __init__(self, app: AnyApplication, api: FakeBotAPI, user_id: int) -> None:
+    def __init__(
+        self,
+        app: AnyApplication,
+        api: FakeBotAPI,
+        user_id: int,
+        *,
+        chat_id: int | None = None,
+        name: str | None = None,
+        deliver: bool = True,
+    ) -> None:
         self.app, self.api, self.user_id = app, api, user_id
+        # A private chat by default; a group (negative id) for agency staff and coordinators.
+        self.chat_id = chat_id if chat_id is not None else user_id
         self.user = {
             "id": user_id,
             "is_bot": False,
-            "first_name": f"user{user_id}",
+            "first_name": name or f"user{user_id}",
             "language_code": "fa",
         }
+        # Run the outbox worker after each update, as a fast real worker would.
+        self.deliver = deliver
 
     # --- sending ------------------------------------------------------------------------------
 
@@ -162,13 +177,15 @@ class ChatUser:
         before = len(self.api.calls)
         payload["update_id"] = next(self._update_ids)
         await self.app.process_update(Update.de_json(payload, self.app.bot))
-        return [c for c in self.api.calls[before:] if c.chat_id in (self.user_id, None)]
+        if self.deliver:
+            await deliver_outbox(self.app)
+        return [c for c in self.api.calls[before:] if c.chat_id in (self.chat_id, None)]
 
     def _message(self, **content: Any) -> dict[str, Any]:
         return {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
-            "chat": _chat(self.user_id),
+            "chat": _chat(self.chat_id),
             "from": self.user,
             **content,
         }
@@ -241,7 +258,7 @@ class ChatUser:
     # --- reading ------------------------------------------------------------------------------
 
     def _messages(self) -> list[SentMessage]:
-        return [m for (chat, _), m in self.api.messages.items() if chat == self.user_id]
+        return [m for (chat, _), m in self.api.messages.items() if chat == self.chat_id]
 
     def button_labels(self) -> list[str]:
         """Labels of inline buttons on messages in this chat, newest message last."""
@@ -258,12 +275,12 @@ class ChatUser:
     @property
     def last_text(self) -> str:
         """The newest message text sent to this chat."""
-        sent = [c for c in self.api.to_chat(self.user_id) if c.method == "sendMessage"]
+        sent = [c for c in self.api.to_chat(self.chat_id) if c.method == "sendMessage"]
         return sent[-1].text if sent else ""
 
     def reply_keyboard(self) -> list[str]:
         """Labels of the newest reply keyboard sent to this chat."""
-        for call in reversed(self.api.to_chat(self.user_id)):
+        for call in reversed(self.api.to_chat(self.chat_id)):
             markup = call.params.get("reply_markup") or {}
             if "keyboard" in markup:
                 return [
@@ -282,6 +299,12 @@ def alerts(calls: list[ApiCall]) -> list[str]:
 def texts(calls: list[ApiCall]) -> list[str]:
     """Texts of messages sent among `calls`."""
     return [c.text for c in calls if c.method == "sendMessage"]
+
+
+async def deliver_outbox(app: AnyApplication) -> int:
+    """Send everything due in the outbox now; how many rows were attempted."""
+    sender = app.bot_data["runtime"].sender
+    return int(await sender.deliver_due()) if sender is not None else 0
 
 
 async def start_bot(

@@ -185,9 +185,7 @@ async def test_a_restart_mid_report_resumes_where_it_was(settings: Settings) -> 
     assert case.photo_file_ids == ["BEFORE-CRASH"] and case.text_original == DESCRIPTION
 
 
-async def test_group_chats_are_ignored(bot: Bot) -> None:
-    group_member = bot.user(5005)
-    group_member.user_id = -100123  # same person, writing in a group the bot was added to
-    group_member.user = {"id": 5005, "is_bot": False, "first_name": "x"}
-    calls = await group_member.send("📝 گزارش جدید")
-    assert texts(calls) == []
+async def test_resident_messages_in_a_group_are_ignored(bot: Bot) -> None:
+    member = bot.in_group(5005, -100123, "someone")  # a group the bot was added to
+    assert texts(await member.send("📝 گزارش جدید")) == []
+    assert texts(await member.send("/start")) == []

@@ -8,7 +8,7 @@ from bot.config import Settings
 from bot.digits import persian_digits
 from models.db import create_engine, create_session_factory
 from models.entities import Case
-from tests.conftest import Bot
+from tests.conftest import Bot, agency_chat
 from tests.fakebot import ChatUser, alerts, texts
 
 DESCRIPTION = "سطل زباله سر کوچه سه روز است خالی نشده و بوی بدی می‌دهد"
@@ -56,11 +56,14 @@ async def test_full_report_gets_a_persian_tracking_code(
     replies = texts(await resident.press("ثبت گزارش"))
 
     [case] = await cases_in(settings)
-    assert case.text_original == DESCRIPTION and case.status == "submitted"
+    assert case.text_original == DESCRIPTION and case.status == "forwarded"
     assert case.neighbourhood.name == "یوسف‌آباد" and case.reporter_phone is None
-    assert persian_digits(case.code) in replies[-1]
     assert case.code.endswith("-00001")
+    assert persian_digits(case.code) in replies[0] and "ثبت شد" in replies[0]
+    assert "شهرداری منطقه" in replies[1], "then: sent to the municipality"
     assert resident.reply_keyboard()[0] == "📝 گزارش جدید", "the main menu comes back"
+    [card] = [c for c in resident.api.to_chat(agency_chat(0)) if c.method == "sendMessage"]
+    assert DESCRIPTION in card.text and persian_digits(case.code) in card.text
 
 
 async def test_saved_neighbourhood_is_offered_first(resident: ChatUser) -> None:

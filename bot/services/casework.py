@@ -104,6 +104,13 @@ async def wait_for_input(
     session.add(PendingInput(user_id=user_id, chat_id=chat_id, kind=kind, case_id=case.id))
 
 
+async def drop_input(session: AsyncSession, *, user_id: int, chat_id: int) -> None:
+    """Forget what this person was asked to type here."""
+    await session.execute(
+        delete(PendingInput).where(PendingInput.user_id == user_id, PendingInput.chat_id == chat_id)
+    )
+
+
 async def pending_input(
     session: AsyncSession, *, user_id: int, chat_id: int
 ) -> PendingInput | None:

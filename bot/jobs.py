@@ -1,0 +1,46 @@
+"""Scheduled jobs (PTB's JobQueue). Each wraps a function that takes "now", for tests."""
+
+from __future__ import annotations
+
+import logging
+from datetime import time
+from typing import Any
+
+from telegram.ext import Application, ContextTypes
+
+from bot.context import runtime_of
+from bot.jalali import TEHRAN
+from bot.pipeline import route_stranded
+
+log = logging.getLogger(__name__)
+
+AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+
+
+async def _retrain(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Nightly: retrain triage from shipped examples plus corrections, off the event loop."""
+    runtime = runtime_of(context.application)
+    await runtime.triage.retrain(runtime.session_factory)
+
+
+async def _reload_model(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Pick up a model `mahalle triage retrain` wrote."""
+    await runtime_of(context.application).triage.reload_if_changed()
+
+
+async def _route_stranded(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Route cases a crash left between submit and routing."""
+    if count := await route_stranded(runtime_of(context.application)):
+        log.warning("routed %d case(s) left in 'submitted' by an interrupted confirm", count)
+
+
+def schedule_jobs(application: AnyApplication) -> None:
+    """Register the jobs; the schedule lives in code and config, so a restart rebuilds it."""
+    jobs = application.job_queue
+    if jobs is None:  # PTB installed without the job-queue extra
+        log.warning("no JobQueue: nightly retraining and recovery sweeps are off")
+        return
+    hour = runtime_of(application).settings.triage.retrain_hour
+    jobs.run_daily(_retrain, time=time(hour=hour, tzinfo=TEHRAN), name="triage-retrain")
+    jobs.run_repeating(_reload_model, interval=60, first=60, name="triage-reload")
+    jobs.run_repeating(_route_stranded, interval=60, first=5, name="route-stranded")

@@ -1,0 +1,84 @@
+"""Coordinators: placing queued cases, and inviting agency staff."""
+
+from __future__ import annotations
+
+from telegram import Update
+
+from bot.context import MahalleContext
+from bot.digits import isolate
+from bot.jalali import utcnow
+from bot.services import casework, routing
+from bot.services.transitions import TransitionRefusedError
+from handlers.common import unexpected_outside_flow
+from handlers.staff import display_name
+from models.entities import Agency
+
+
+def is_coordinator(update: Update, context: MahalleContext) -> bool:
+    """Whether the sender is named as a coordinator in the config."""
+    user = update.effective_user
+    return user is not None and user.id in context.runtime.settings.county.coordinators
+
+
+async def triage_pick(update: Update, context: MahalleContext) -> None:
+    """A domain pressed on a triage card: the case goes to that domain's agency."""
+    query = update.callback_query
+    assert query is not None
+    parts = context.runtime.card_renderer.signer.verify(query.data)
+    if parts is None or parts[0] != "tq":
+        await query.answer(context.t("button-stale"), show_alert=True)
+        return
+    if not is_coordinator(update, context):
+        await query.answer(context.t("coordinators-only"), show_alert=True)
+        return
+    _, case_id, domain_key = parts
+    name = display_name(query.from_user)
+    async with context.session() as session:
+        case = await casework.get_case(session, int(case_id))
+        if case is None:
+            await query.answer(context.t("button-stale"), show_alert=True)
+            return
+        try:
+            await routing.assign_from_triage(
+                session, case=case, domain_key=domain_key, actor_id=query.from_user.id,
+                actor_name=name, cards=context.runtime.card_renderer, now=utcnow(),
+            )  # fmt: skip
+        except TransitionRefusedError as error:
+            key = "already-done-by" if error.actor_name else "already-done"
+            await query.answer(context.t(key, name=error.actor_name or ""), show_alert=True)
+            return
+        await session.commit()
+        view = await routing.case_view(session, case.id)
+    context.runtime.wake_outbox()
+    await query.answer()
+    old_text = getattr(query.message, "text", None) or ""
+    placed = context.t(
+        "triage-placed", domain=view.domain_title, agency=view.agency_name, name=isolate(name)
+    )
+    await query.edit_message_text(f"{old_text}\n\n{placed}")
+
+
+async def invite(update: Update, context: MahalleContext) -> None:
+    """`/invite <agency>`: a one-time link that makes its user staff of that agency."""
+    message = update.effective_message
+    assert message is not None and update.effective_user is not None
+    if not is_coordinator(update, context):
+        await unexpected_outside_flow(update, context)
+        return
+    settings = context.runtime.settings
+    agency_key = context.args[0] if context.args else ""
+    async with context.session() as session:
+        agency = await session.get(Agency, agency_key) if agency_key else None
+        if agency is None:
+            keys = "\n".join(f"• {a.key}: {a.name}" for a in settings.agencies)
+            await message.reply_text(context.t("invite-usage", agencies=keys))
+            return
+        token = await casework.create_invite(
+            session, agency_key=agency.key, created_by=update.effective_user.id,
+            days=settings.staff.invite_days, now=utcnow(),
+        )  # fmt: skip
+        await session.commit()
+    link = f"{settings.telegram.deep_link_base}{context.bot.username}?start=join_{token}"
+    await message.reply_text(
+        context.t("invite-link", agency=agency.name, days=settings.staff.invite_days, link=link)
+    )

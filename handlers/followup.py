@@ -1,0 +1,167 @@
+"""The reporter after routing: answering an agency's question, "was it fixed?", and a rating."""
+
+from __future__ import annotations
+
+from telegram import CallbackQuery, Update
+
+from bot.cards import code_for_display
+from bot.context import MahalleContext
+from bot.jalali import utcnow
+from bot.services import casework
+from bot.services.transitions import TransitionRefusedError
+from handlers import keyboards
+from handlers.report import END
+from models.entities import Case, CaseStatus
+
+ANSWERING = "answering"
+MAX_ANSWER = 2000
+
+
+async def _own_case(
+    query: CallbackQuery, context: MahalleContext, action: str
+) -> tuple[list[str], Case] | None:
+    """The signed parts and the case, if the data is genuine and the case is the presser's."""
+    parts = context.runtime.card_renderer.signer.verify(query.data)
+    case = None
+    if parts is not None and parts[0] == action:
+        case_id = parts[2] if action == "fx" else parts[1]
+        async with context.session() as session:
+            case = await casework.get_case(session, int(case_id))
+    if parts is None or case is None or case.reporter_id != query.from_user.id:
+        await query.answer(context.t("button-stale"), show_alert=True)
+        return None
+    return parts, case
+
+
+async def start_answer(update: Update, context: MahalleContext) -> object:
+    """The reporter pressed "answer": their next message goes to the agency."""
+    query = update.callback_query
+    assert query is not None
+    checked = await _own_case(query, context, "an")
+    if checked is None:
+        return END
+    _, case = checked
+    if case.status != CaseStatus.NEEDS_INFO:
+        await query.answer(context.t("answer-not-needed"), show_alert=True)
+        return END
+    async with context.session() as session:
+        await casework.wait_for_input(
+            session,
+            user_id=query.from_user.id,
+            chat_id=query.from_user.id,
+            kind="answer",
+            case=case,
+        )
+        await session.commit()
+    await query.answer()
+    assert query.message is not None
+    await context.bot.send_message(
+        query.from_user.id,
+        context.t("ask-answer", code=code_for_display(case.code, context.language)),
+        reply_markup=keyboards.cancel_only(context.t),
+    )
+    return ANSWERING
+
+
+async def take_answer(update: Update, context: MahalleContext) -> object:
+    """Relay the answer (text or a photo with an optional caption) to the agency."""
+    message = update.effective_message
+    assert message is not None and update.effective_user is not None
+    user_id = update.effective_user.id
+    text = (message.text or message.caption or "").strip()
+    photo = message.photo[-1].file_id if message.photo else None
+    if not photo and not 2 <= len(text) <= MAX_ANSWER:
+        await message.reply_text(context.t("answer-length", high=MAX_ANSWER))
+        return ANSWERING
+    async with context.session() as session:
+        pending = await casework.pending_input(session, user_id=user_id, chat_id=user_id)
+        case = await casework.get_case(session, pending.case_id) if pending else None
+        if pending is None or case is None:
+            await message.reply_text(
+                context.t("answer-not-needed"), reply_markup=keyboards.main_menu(context.t)
+            )
+            return END
+        await session.delete(pending)
+        try:
+            await casework.relay_answer(
+                session,
+                case=case,
+                reporter_id=user_id,
+                text=text or None,
+                photo=photo,
+                cards=context.runtime.card_renderer,
+                now=utcnow(),
+            )
+        except TransitionRefusedError:
+            await session.rollback()
+            await casework.drop_input(session, user_id=user_id, chat_id=user_id)
+            await session.commit()
+            await message.reply_text(
+                context.t("answer-not-needed"), reply_markup=keyboards.main_menu(context.t)
+            )
+            return END
+        await session.commit()
+    context.runtime.wake_outbox()
+    await message.reply_text(context.t("answer-sent"), reply_markup=keyboards.main_menu(context.t))
+    return END
+
+
+async def cancel_answer(update: Update, context: MahalleContext) -> object:
+    """Leave without answering; the question stays open."""
+    assert update.effective_message is not None and update.effective_user is not None
+    async with context.session() as session:
+        await casework.drop_input(
+            session, user_id=update.effective_user.id, chat_id=update.effective_user.id
+        )
+        await session.commit()
+    await update.effective_message.reply_text(
+        context.t("answer-cancelled"), reply_markup=keyboards.main_menu(context.t)
+    )
+    return END
+
+
+async def fixed_or_not(update: Update, context: MahalleContext) -> None:
+    """ "Was it fixed?" answered: closed (then a rating), or reopened at the same agency."""
+    query = update.callback_query
+    assert query is not None
+    checked = await _own_case(query, context, "fx")
+    if checked is None:
+        return
+    (_, verdict, _), case = checked
+    async with context.session() as session:
+        try:
+            await casework.confirm_outcome(
+                session,
+                case=case,
+                reporter_id=query.from_user.id,
+                fixed=verdict == "y",
+                cards=context.runtime.card_renderer,
+                now=utcnow(),
+            )
+        except TransitionRefusedError:
+            await query.answer(context.t("already-answered"), show_alert=True)
+            return
+        await session.commit()
+    context.runtime.wake_outbox()
+    await query.answer()
+    await query.edit_message_reply_markup(reply_markup=None)
+
+
+async def rate(update: Update, context: MahalleContext) -> None:
+    """A 1–5 rating for a closed case, kept once."""
+    query = update.callback_query
+    assert query is not None
+    checked = await _own_case(query, context, "rt")
+    if checked is None:
+        return
+    (_, _, stars), case = checked
+    async with context.session() as session:
+        stored = await casework.rate(session, case=case, stars=int(stars))
+        await session.commit()
+    await query.answer(
+        context.t("rating-thanks" if stored else "already-answered"), show_alert=not stored
+    )
+    if stored:
+        await query.edit_message_reply_markup(reply_markup=None)
+        assert query.message is not None
+        await context.bot.send_message(query.from_user.id, context.t("rating-thanks"))
