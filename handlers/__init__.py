@@ -82,6 +82,7 @@ def _resident_conversation(translate: Translator) -> ConversationHandler[Any]:
             MessageHandler(
                 PRIVATE & _labels(translate, "menu-my-neighbourhood"), resident.my_neighbourhood
             ),
+            CallbackQueryHandler(followup.start_answer, pattern=r"^an:"),
         ],
         states={
             Step.NEIGHBOURHOOD: step(
@@ -122,7 +123,8 @@ def _resident_conversation(translate: Translator) -> ConversationHandler[Any]:
         },
         fallbacks=[
             CallbackQueryHandler(report.already_confirmed, pattern=r"^rc:"),
-            CallbackQueryHandler(common.stale_button, pattern=r"^(rn|rx|re|mn|an):"),
+            CallbackQueryHandler(followup.finish_current_first, pattern=r"^an:"),
+            CallbackQueryHandler(common.stale_button, pattern=r"^(rn|rx|re|mn):"),
         ],
     )
 

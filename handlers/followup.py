@@ -63,6 +63,12 @@ async def start_answer(update: Update, context: MahalleContext) -> object:
     return ANSWERING
 
 
+async def finish_current_first(update: Update, context: MahalleContext) -> None:
+    """ "Answer" pressed in the middle of another flow: that flow comes first."""
+    assert update.callback_query is not None
+    await update.callback_query.answer(context.t("finish-current-first"), show_alert=True)
+
+
 async def take_answer(update: Update, context: MahalleContext) -> object:
     """Relay the answer (text or a photo with an optional caption) to the agency."""
     message = update.effective_message

@@ -78,8 +78,9 @@ class FakeBotAPI(BaseRequest):
 
     calls: list[ApiCall] = field(default_factory=list)
     messages: dict[tuple[int, int], SentMessage] = field(default_factory=dict)
-    # A hook that may return (status, payload) to inject an error for a call.
-    fail: Callable[[ApiCall], tuple[int, dict[str, Any]] | None] | None = None
+    # A hook that may return (status, payload) to answer a call with an error, or an exception
+    # (a time-out, a reset connection) to raise instead of answering.
+    fail: Callable[[ApiCall], tuple[int, dict[str, Any]] | Exception | None] | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
 
     async def initialize(self) -> None:
@@ -105,6 +106,8 @@ class FakeBotAPI(BaseRequest):
         call = ApiCall(url.rsplit("/", 1)[-1], request_data.parameters if request_data else {})
         self.calls.append(call)
         if self.fail is not None and (failure := self.fail(call)) is not None:
+            if isinstance(failure, Exception):
+                raise failure
             status, payload = failure
             return status, json.dumps(payload).encode()
         return 200, json.dumps({"ok": True, "result": self._result(call)}).encode()
@@ -141,6 +144,10 @@ class FakeBotAPI(BaseRequest):
     def to_chat(self, chat_id: int) -> list[ApiCall]:
         """Calls addressed to one chat, oldest first."""
         return [c for c in self.calls if c.chat_id == chat_id]
+
+    def delivered(self, chat_id: int) -> list[SentMessage]:
+        """Messages that really arrived in a chat (failed calls are not among them)."""
+        return [m for (chat, _), m in self.messages.items() if chat == chat_id]
 
 
 class ChatUser:

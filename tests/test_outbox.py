@@ -1,0 +1,239 @@
+"""The outbox under 429s, 5xx, time-outs, dead chats, migrations and a restart mid-delivery."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from telegram.error import NetworkError, TimedOut
+
+from bot.config import Settings
+from bot.jalali import utcnow
+from models.db import create_engine, create_session_factory
+from models.entities import Agency, OutboxMessage
+from tests.conftest import COORDINATOR_CHAT, Bot, agency_chat
+from tests.fakebot import ApiCall, ChatUser, start_bot, stop_bot
+from tests.test_agency import report
+from tests.test_report_flow import cases_in
+
+MUNICIPALITY = agency_chat(0)
+
+
+class Clock:
+    """A "now" the test moves by hand; it starts a minute ahead so rows queued later are due."""
+
+    def __init__(self) -> None:
+        self.now = utcnow() + timedelta(minutes=1)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def failing(chat_id: int, *answers: tuple[int, dict[str, Any]] | Exception) -> Any:
+    """Fail the next calls to `chat_id` with `answers`, in order; then succeed."""
+    queue = list(answers)
+
+    def hook(call: ApiCall) -> tuple[int, dict[str, Any]] | Exception | None:
+        if call.chat_id == chat_id and queue:
+            return queue.pop(0)
+        return None
+
+    return hook
+
+
+def error(code: int, description: str, **parameters: Any) -> tuple[int, dict[str, Any]]:
+    payload: dict[str, Any] = {"ok": False, "error_code": code, "description": description}
+    if parameters:
+        payload["parameters"] = parameters
+    return code, payload
+
+
+async def queued_report(bot: Bot, user_id: int = 1001) -> ChatUser:
+    """File a report without running the worker, so its messages wait in the outbox."""
+    resident = ChatUser(bot.app, bot.api, user_id, deliver=False)
+    await report(resident)
+    return resident
+
+
+async def deliver(bot: Bot, clock: Clock) -> int:
+    return int(await bot.app.bot_data["runtime"].sender.deliver_due(now=clock))
+
+
+async def outbox_rows(settings: Settings) -> list[OutboxMessage]:
+    engine = create_engine(settings.database.url)
+    async with create_session_factory(engine)() as session:
+        rows = list((await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all())
+    await engine.dispose()
+    return rows
+
+
+async def test_429_with_retry_after_waits_that_long_then_sends_once(bot: Bot) -> None:
+    clock = Clock()
+    await queued_report(bot)
+    bot.api.fail = failing(
+        MUNICIPALITY, error(429, "Too Many Requests: retry after 30", retry_after=30)
+    )
+    await deliver(bot, clock)
+    assert bot.api.delivered(MUNICIPALITY) == []
+    clock.advance(10)
+    await deliver(bot, clock)
+    assert bot.api.delivered(MUNICIPALITY) == [], "not before retry_after"
+    clock.advance(21)
+    await deliver(bot, clock)
+    assert len(bot.api.delivered(MUNICIPALITY)) == 1
+    clock.advance(3600)
+    await deliver(bot, clock)
+    assert len(bot.api.delivered(MUNICIPALITY)) == 1, "never twice"
+
+
+async def test_429_without_retry_after_backs_off_exponentially(
+    bot: Bot, settings: Settings
+) -> None:
+    clock = Clock()
+    await queued_report(bot)
+    bale_flood = error(429, "Too Many Requests")
+    bot.api.fail = failing(MUNICIPALITY, bale_flood, bale_flood, bale_flood)
+    await deliver(bot, clock)
+    delays = []
+    for _ in range(3):
+        [card] = [r for r in await outbox_rows(settings) if r.chat_id == MUNICIPALITY]
+        if card.status == "sent":
+            break
+        next_at = (
+            card.next_attempt_at
+            if card.next_attempt_at.tzinfo
+            else card.next_attempt_at.replace(tzinfo=clock.now.tzinfo)
+        )
+        delays.append(round((next_at - clock.now).total_seconds()))
+        clock.now = next_at
+        await deliver(bot, clock)
+    assert delays == [2, 4, 8]
+    assert len(bot.api.delivered(MUNICIPALITY)) == 1
+
+
+async def test_5xx_and_time_outs_delay_but_deliver_once(bot: Bot) -> None:
+    clock = Clock()
+    await queued_report(bot)
+    bot.api.fail = failing(
+        MUNICIPALITY,
+        error(502, "Bad Gateway"),
+        TimedOut("read timed out"),
+        NetworkError("connection reset by peer"),
+        error(500, "Internal Server Error"),
+    )
+    for _ in range(6):
+        await deliver(bot, clock)
+        clock.advance(60)
+    assert len(bot.api.delivered(MUNICIPALITY)) == 1
+    attempts = [c for c in bot.api.to_chat(MUNICIPALITY) if c.method == "sendMessage"]
+    assert len(attempts) == 5, "four failures, one success, nothing after"
+
+
+async def test_a_restart_mid_delivery_loses_nothing_and_sends_nothing_twice(
+    settings: Settings,
+) -> None:
+    app, api = await start_bot(settings)
+    first = Bot(app, api)
+    for user_id in (1001, 1002, 1003):
+        resident = ChatUser(app, api, user_id, deliver=False)
+        await resident.send("📝 گزارش جدید")
+        await resident.send("جهاد")
+        await resident.press("جهاد")
+        await resident.send("آسفالت خیابان اصلی محله جهاد پر از چاله است شماره " + str(user_id))
+        await resident.send_photo(f"P{user_id}")
+        await resident.send("ادامه ⬅️")
+        await resident.send("🙈 ناشناس بمانم")
+        await resident.press("ثبت گزارش")
+    clock = Clock()
+    await first.app.bot_data["runtime"].sender.deliver_due(now=clock, limit=4)
+    # The process dies here, without shutting down.
+    await app.bot_data["runtime"].engine.dispose()
+
+    app2, api2 = await start_bot(settings)
+    await app2.bot_data["runtime"].sender.deliver_due(now=clock)
+    await stop_bot(app2)
+    sent = [*api.delivered(MUNICIPALITY), *api2.delivered(MUNICIPALITY)]
+    albums = [m for m in sent if m.text == ""]
+    cards = [m for m in sent if "آسفالت" in m.text]
+    assert len(cards) == 3 and len(albums) == 3, "each photo once, each card once"
+    notices = [
+        m
+        for chat in (1001, 1002, 1003)
+        for m in [*api.delivered(chat), *api2.delivered(chat)]
+        if "فرستاده شد" in m.text
+    ]
+    assert len(notices) == 3
+    assert all(row.status == "sent" for row in await outbox_rows(settings))
+
+
+async def test_a_chat_that_cannot_be_reached_is_reported_once(bot: Bot, settings: Settings) -> None:
+    clock = Clock()
+    bot.api.fail = lambda call: (
+        error(403, "Forbidden: bot was kicked from the supergroup chat")
+        if call.chat_id == MUNICIPALITY
+        else None
+    )
+    await queued_report(bot, 1001)
+    await queued_report(bot, 1002)
+    await deliver(bot, clock)
+    notices = bot.api.delivered(COORDINATOR_CHAT)
+    assert len(notices) == 1 and str(MUNICIPALITY) in notices[0].text
+    cases = await cases_in(settings)
+    assert all(case.undeliverable for case in cases)
+    assert {r.status for r in await outbox_rows(settings) if r.chat_id == MUNICIPALITY} == {"dead"}
+
+
+async def test_chat_not_found_is_also_final(bot: Bot, settings: Settings) -> None:
+    clock = Clock()
+    bot.api.fail = failing(MUNICIPALITY, error(400, "Bad Request: chat not found"))
+    await queued_report(bot)
+    await deliver(bot, clock)
+    [case] = await cases_in(settings)
+    assert case.undeliverable
+    assert len(bot.api.delivered(COORDINATOR_CHAT)) == 1
+
+
+async def test_a_group_that_became_a_supergroup_is_followed(bot: Bot, settings: Settings) -> None:
+    clock = Clock()
+    new_id = -1009999999
+    bot.api.fail = failing(
+        MUNICIPALITY,
+        error(
+            400,
+            "Bad Request: group chat was upgraded to a supergroup chat",
+            migrate_to_chat_id=new_id,
+        ),
+    )
+    await queued_report(bot)
+    await deliver(bot, clock)
+    assert len(bot.api.delivered(new_id)) == 1
+    engine = create_engine(settings.database.url)
+    async with create_session_factory(engine)() as session:
+        agency = await session.get(Agency, "municipality")
+    await engine.dispose()
+    assert agency is not None and agency.chat_id == new_id
+
+
+async def test_one_slow_chat_does_not_hold_up_others_and_keeps_its_order(bot: Bot) -> None:
+    clock = Clock()
+    resident = ChatUser(bot.app, bot.api, 1001, deliver=False)
+    await resident.send("📝 گزارش جدید")
+    await resident.send("جهاد")
+    await resident.press("جهاد")
+    await resident.send("آسفالت خیابان اصلی محله جهاد پر از چاله است")
+    await resident.send_photo("ALBUM")
+    await resident.send("ادامه ⬅️")
+    await resident.send("🙈 ناشناس بمانم")
+    await resident.press("ثبت گزارش")
+    bot.api.fail = failing(MUNICIPALITY, error(502, "Bad Gateway"))
+    await deliver(bot, clock)
+    assert bot.api.delivered(MUNICIPALITY) == [], "the card waits behind its failed album"
+    assert bot.api.delivered(1001), "the reporter's notice went out meanwhile"
+    clock.advance(5)
+    await deliver(bot, clock)
+    album, card = bot.api.delivered(MUNICIPALITY)
+    assert album.text == "" and "آسفالت" in card.text
