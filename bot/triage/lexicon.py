@@ -96,15 +96,15 @@ LEXICON: dict[str, list[str]] = {
     ],
 }  # fmt: skip
 
-_COMPILED = {
-    domain: re.compile("|".join(f"(?:(?<!\\w)(?:{entry}))" for entry in entries), re.IGNORECASE)
+# A domain's words may overlap another's ("زباله" and "زباله‌گرد"): each domain is its own pass.
+_PATTERNS = {
+    domain: re.compile(r"(?<!\w)(?:" + "|".join(entries) + ")", re.IGNORECASE)
     for domain, entries in LEXICON.items()
 }
 
 
 def lexicon_tokens(folded: str) -> str:
     """One pseudo-word per lexicon hit, e.g. "lexsecurity lexsecurity" for two police words."""
-    hits = [
-        f"lex{domain}" for domain, pattern in _COMPILED.items() for _ in pattern.finditer(folded)
-    ]
-    return " ".join(hits)
+    return " ".join(
+        f"lex{domain}" for domain, pattern in _PATTERNS.items() for _ in pattern.finditer(folded)
+    )
