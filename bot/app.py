@@ -18,7 +18,7 @@ from bot.jobs import schedule_jobs
 from bot.persistence import SQLConversationPersistence
 from bot.runtime import Runtime
 from bot.services.reference import sync_reference_data
-from bot.services.routing import coordinator_chats
+from bot.services.routing import coordinator_chats, offer_reroute
 from bot.signing import Signer
 from bot.triage.service import Triage
 from handlers import register_handlers
@@ -79,6 +79,9 @@ def build_application(
         session_factory,
         max_backoff_seconds=settings.outbox.max_backoff_seconds,
         unreachable_notice=lambda chat_id: _unreachable_notice(runtime, chat_id),
+        on_dead_card=lambda session, case_id: offer_reroute(
+            session, case_id=case_id, settings=settings, cards=runtime.card_renderer
+        ),
     )
     register_handlers(application, translate)
     return application

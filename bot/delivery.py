@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,12 +42,15 @@ class OutboxSender:
         *,
         max_backoff_seconds: int,
         unreachable_notice: Callable[[int], tuple[int, str] | None],
+        on_dead_card: Callable[[AsyncSession, int], Awaitable[None]] | None = None,
     ) -> None:
         self.bot = bot
         self.session_factory = session_factory
         self.max_backoff_seconds = max_backoff_seconds
         # Given a dead chat id: (coordinator chat, text) to tell, or None when nobody can be told.
         self.unreachable_notice = unreachable_notice
+        # Given a case whose agency card can never arrive: put it before the coordinators.
+        self.on_dead_card = on_dead_card
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -116,6 +119,8 @@ class OutboxSender:
             "chat %s cannot be reached (%s); outbox row %s dropped", row.chat_id, error, row.id
         )
         await outbox.mark_dead(session, row, error=error)
+        if row.purpose == outbox.AGENCY_CARD and row.case_id is not None and self.on_dead_card:
+            await self.on_dead_card(session, row.case_id)
         notice = self.unreachable_notice(row.chat_id)
         key = f"unreachable:{row.chat_id}"
         if (

@@ -12,7 +12,7 @@ from bot.config import Settings
 from bot.jalali import utcnow
 from models.db import create_engine, create_session_factory
 from models.entities import Agency, OutboxMessage
-from tests.conftest import COORDINATOR_CHAT, Bot, agency_chat
+from tests.conftest import COORDINATOR, COORDINATOR_CHAT, Bot, agency_chat
 from tests.fakebot import ApiCall, ChatUser, start_bot, stop_bot
 from tests.test_agency import report
 from tests.test_report_flow import cases_in
@@ -180,11 +180,23 @@ async def test_a_chat_that_cannot_be_reached_is_reported_once(bot: Bot, settings
     await queued_report(bot, 1001)
     await queued_report(bot, 1002)
     await deliver(bot, clock)
-    notices = bot.api.delivered(COORDINATOR_CHAT)
-    assert len(notices) == 1 and str(MUNICIPALITY) in notices[0].text
+    to_coordinators = bot.api.delivered(COORDINATOR_CHAT)
+    notices = [m for m in to_coordinators if str(MUNICIPALITY) in m.text]
+    assert len(notices) == 1, "one notice for the chat, however many cases"
     cases = await cases_in(settings)
     assert all(case.undeliverable for case in cases)
     assert {r.status for r in await outbox_rows(settings) if r.chat_id == MUNICIPALITY} == {"dead"}
+
+    reroute_cards = [m for m in to_coordinators if m.buttons()]
+    assert len(reroute_cards) == 2, "each stranded case is put before the coordinators"
+    coordinator = bot.in_group(COORDINATOR, COORDINATOR_CHAT, "دبیرخانه")
+    bot.api.fail = None
+    await coordinator.press("انتظامی و امنیت")
+    rerouted = [c for c in await cases_in(settings) if c.agency_key == "police"]
+    assert (
+        len(rerouted) == 1 and rerouted[0].status == "forwarded" and not rerouted[0].undeliverable
+    )
+    assert len(bot.api.delivered(agency_chat(2))) == 1
 
 
 async def test_chat_not_found_is_also_final(bot: Bot, settings: Settings) -> None:
@@ -194,7 +206,7 @@ async def test_chat_not_found_is_also_final(bot: Bot, settings: Settings) -> Non
     await deliver(bot, clock)
     [case] = await cases_in(settings)
     assert case.undeliverable
-    assert len(bot.api.delivered(COORDINATOR_CHAT)) == 1
+    assert len([m for m in bot.api.delivered(COORDINATOR_CHAT) if str(MUNICIPALITY) in m.text]) == 1
 
 
 async def test_a_group_that_became_a_supergroup_is_followed(bot: Bot, settings: Settings) -> None:

@@ -255,6 +255,19 @@ async def reroute(
     )  # fmt: skip
 
 
+async def offer_reroute(
+    session: AsyncSession, *, case_id: int, settings: Settings, cards: Cards
+) -> None:
+    """The agency's chat cannot be reached: put the case before the coordinators to reroute."""
+    view = await case_view(session, case_id)
+    card = cards.triage(view, await domain_choices(session), "triage-reason-undeliverable")
+    for chat_id in coordinator_chats(settings):
+        outbox.enqueue(
+            session, chat_id=chat_id, purpose=outbox.TRIAGE_CARD, payload=card, case_id=case_id,
+            dedupe_key=f"undeliverable:{case_id}:{view.agency_name}:{chat_id}",
+        )  # fmt: skip
+
+
 async def assign_from_triage(
     session: AsyncSession,
     *,
@@ -267,7 +280,11 @@ async def assign_from_triage(
 ) -> None:
     """A coordinator picks the domain of a queued case; the choice is kept as a labelled example."""
     _keep_correction(session, case, domain_key, actor_id, "coordinator")
+    # A forwarded case whose agency chat is unreachable may be placed again too.
+    allowed = (
+        {CaseStatus.TRIAGE, CaseStatus.FORWARDED} if case.undeliverable else {CaseStatus.TRIAGE}
+    )
     await forward(
-        session, case=case, domain_key=domain_key, allowed_from={CaseStatus.TRIAGE},
+        session, case=case, domain_key=domain_key, allowed_from=allowed,
         actor_id=actor_id, actor_name=actor_name, cards=cards, now=now,
     )  # fmt: skip
