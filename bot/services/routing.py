@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import select
@@ -166,7 +167,7 @@ async def forward(
     *,
     case: Case,
     domain_key: str,
-    allowed_from: set[str],
+    allowed_from: Collection[str],
     actor_id: int | None,
     actor_name: str | None,
     cards: Cards,
