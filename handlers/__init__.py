@@ -152,6 +152,7 @@ def register_handlers(application: AnyApplication, translate: Translator) -> Non
             CallbackQueryHandler(followup.fixed_or_not, pattern=r"^fx:"),
             CallbackQueryHandler(followup.rate, pattern=r"^rt:"),
             CommandHandler("invite", coordinator.invite, filters=PRIVATE),
+            CommandHandler("chatid", common.chat_id, filters=filters.ChatType.GROUPS),
             MessageHandler(
                 filters.ChatType.GROUPS & filters.TEXT & ~filters.COMMAND, staff.staff_input
             ),

@@ -39,6 +39,14 @@ async def start(update: Update, context: MahalleContext) -> None:
     )
 
 
+async def chat_id(update: Update, context: MahalleContext) -> None:
+    """`/chatid` in a group: the number to put in the config as an agency's chat_id."""
+    assert update.effective_message is not None and update.effective_chat is not None
+    await update.effective_message.reply_text(
+        context.t("chat-id", chat=str(update.effective_chat.id))
+    )
+
+
 async def show_help(update: Update, context: MahalleContext) -> None:
     """What the bot does, and the emergency numbers."""
     assert update.effective_message is not None

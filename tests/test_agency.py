@@ -334,3 +334,8 @@ async def test_numbers_of_cases_and_events_stay_consistent(bot: Bot, settings: S
         events = await session.scalar(select(func.count()).select_from(CaseEvent))
     await engine.dispose()
     assert events == 2  # submitted, forwarded
+
+
+async def test_chatid_in_a_group_tells_the_number_for_the_config(bot: Bot) -> None:
+    member = bot.in_group(2001, -100424242, "مدیر گروه")
+    assert "-100424242" in texts(await member.send("/chatid"))[0]
