@@ -9,6 +9,7 @@ from typing import Any
 from telegram import BotCommand
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
 
+from bot.broadcasting import CampaignSender, progress_reporter
 from bot.cards import Cards
 from bot.config import Settings
 from bot.context import RUNTIME_KEY, MahalleContext, runtime_of
@@ -83,7 +84,14 @@ def build_application(
             session, case_id=case_id, settings=settings, cards=runtime.card_renderer
         ),
     )
-    register_handlers(application, translate)
+    runtime.campaigns = CampaignSender(
+        application.bot,
+        session_factory,
+        settings.broadcast,
+        intro=translate("broadcast-intro", settings.bot.language),
+        on_progress=progress_reporter(application.bot, runtime),
+    )
+    register_handlers(application, settings, translate)
     return application
 
 
@@ -114,9 +122,10 @@ async def _post_init(application: AnyApplication) -> None:
 
 
 async def _post_shutdown(application: AnyApplication) -> None:
-    """Stop the outbox worker and close the database pool."""
+    """Stop the outbox worker and broadcasts (they resume at the next start), close the pool."""
     runtime = runtime_of(application)
-    for task in runtime.tasks:
+    tasks = [*runtime.tasks, *runtime.campaign_tasks.values()]
+    for task in tasks:
         task.cancel()
-    await asyncio.gather(*runtime.tasks, return_exceptions=True)
+    await asyncio.gather(*tasks, return_exceptions=True)
     await runtime.engine.dispose()

@@ -96,6 +96,61 @@ class StaffSettings(_Section):
     invite_days: int = Field(default=7, ge=1, le=90)
 
 
+class BroadcastSettings(_Section):
+    # Messages a second; Telegram allows about 30 in bulk.
+    rate_per_second: float = Field(default=25, gt=0, le=30)
+    # Attempts per recipient after time-outs and server errors before giving up on them.
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    # The coordinator's progress message is edited at most this often.
+    progress_every_seconds: float = Field(default=5, ge=1)
+
+
+class DeadlineRule(_Section):
+    # Hours a forwarded case may wait for "accept" before the agency is reminded.
+    accept_hours: float | None = Field(default=None, gt=0)
+    # Hours after forwarding at which an unaccepted case is escalated to the coordinators.
+    escalate_hours: float | None = Field(default=None, gt=0)
+    # Days an accepted case may stay unresolved before it is escalated.
+    resolve_days: float | None = Field(default=None, gt=0)
+
+
+class DeadlineSettings(_Section):
+    accept_hours: float = Field(default=24, gt=0)
+    escalate_hours: float = Field(default=48, gt=0)
+    resolve_days: float = Field(default=7, gt=0)
+    # Count only working time: Saturday to Wednesday, Thursday until noon, no holidays.
+    working_days: bool = False
+    # Jalali dates (YYYY/MM/DD) that are public holidays.
+    holidays: list[str] = Field(default_factory=list)
+    # Per-domain overrides, e.g. [deadlines.domains.security] accept_hours = 2
+    domains: dict[str, DeadlineRule] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _holidays_are_jalali_dates(self) -> DeadlineSettings:
+        for day in self.holidays:
+            if not re.fullmatch(r"\d{4}/\d{1,2}/\d{1,2}", day):
+                raise ValueError(f"holiday {day!r} is not a Jalali date like 1405/01/01")
+        return self
+
+    def rule_for(self, domain: str | None) -> tuple[float, float, float]:
+        """(accept hours, escalate hours, resolve days) for a domain, defaults filled in."""
+        rule = self.domains.get(domain or "", DeadlineRule())
+        return (
+            rule.accept_hours or self.accept_hours,
+            rule.escalate_hours or self.escalate_hours,
+            rule.resolve_days or self.resolve_days,
+        )
+
+
+class ReportSettings(_Section):
+    # Tehran time of the daily digest to the coordinators, "HH:MM".
+    digest_time: str = Field(default="08:00", pattern=r"^\d{2}:\d{2}$")
+    # Tehran time on Saturdays of the weekly report to the council.
+    weekly_time: str = Field(default="09:00", pattern=r"^\d{2}:\d{2}$")
+    # The council's chat for the weekly report; none: the coordinators get it.
+    council_chat_id: int | None = None
+
+
 class BoundingBox(_Section):
     min_lat: float = Field(ge=-90, le=90)
     min_lon: float = Field(ge=-180, le=180)
@@ -157,6 +212,9 @@ class Settings(_Section):
     triage: TriageSettings = Field(default_factory=TriageSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     staff: StaffSettings = Field(default_factory=StaffSettings)
+    broadcast: BroadcastSettings = Field(default_factory=BroadcastSettings)
+    deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
     county: CountySettings
     agencies: list[AgencySettings] = Field(min_length=1)
     domains: list[DomainSettings]

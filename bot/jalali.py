@@ -83,3 +83,34 @@ class TrackingCode:
         """Rebuild a code from its stored form."""
         year, sequence = code.split("-")
         return cls(int(year), int(sequence))
+
+
+_JALALI_DATE = r"(\d{4})\s*/\s*(\d{1,2})\s*/\s*(\d{1,2})"
+_JALALI_DATETIME = re.compile(rf"^\s*{_JALALI_DATE}\s+(\d{{1,2}})\s*:\s*(\d{{2}})\s*$")
+_JALALI_DATE_ONLY = re.compile(rf"^\s*{_JALALI_DATE}\s*$")
+
+
+def parse_jalali_date(typed: str) -> datetime | None:
+    """'۱۴۰۵/۰۹/۰۱' (any digits) → the start of that day in Tehran, as UTC; None if invalid."""
+    match = _JALALI_DATE_ONLY.match(ascii_digits(typed))
+    if match is None:
+        return None
+    year, month, day = (int(part) for part in match.groups())
+    return _to_utc(year, month, day, 0, 0)
+
+
+def parse_jalali_datetime(typed: str) -> datetime | None:
+    """'۱۴۰۵/۰۹/۱۲ ۱۸:۳۰' (any digits), Tehran time → UTC; None when malformed or impossible."""
+    match = _JALALI_DATETIME.match(ascii_digits(typed))
+    if match is None:
+        return None
+    year, month, day, hour, minute = (int(part) for part in match.groups())
+    return _to_utc(year, month, day, hour, minute)
+
+
+def _to_utc(year: int, month: int, day: int, hour: int, minute: int) -> datetime | None:
+    try:
+        local: datetime = jdatetime.datetime(year, month, day, hour, minute).togregorian()
+    except ValueError:
+        return None
+    return local.replace(tzinfo=TEHRAN).astimezone(UTC)

@@ -10,7 +10,7 @@ from telegram.ext import Application, ContextTypes
 
 from bot.context import runtime_of
 from bot.jalali import TEHRAN
-from bot.pipeline import route_stranded
+from bot.pipeline import route_stranded, start_due_campaigns
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,11 @@ async def _route_stranded(context: ContextTypes.DEFAULT_TYPE) -> None:
         log.warning("routed %d case(s) left in 'submitted' by an interrupted confirm", count)
 
 
+async def _start_campaigns(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Start scheduled broadcasts whose time came, and resume those a restart interrupted."""
+    await start_due_campaigns(runtime_of(context.application))
+
+
 def schedule_jobs(application: AnyApplication) -> None:
     """Register the jobs; the schedule lives in code and config, so a restart rebuilds it."""
     jobs = application.job_queue
@@ -44,3 +49,4 @@ def schedule_jobs(application: AnyApplication) -> None:
     jobs.run_daily(_retrain, time=time(hour=hour, tzinfo=TEHRAN), name="triage-retrain")
     jobs.run_repeating(_reload_model, interval=60, first=60, name="triage-reload")
     jobs.run_repeating(_route_stranded, interval=60, first=5, name="route-stranded")
+    jobs.run_repeating(_start_campaigns, interval=20, first=1, name="campaigns")

@@ -48,3 +48,11 @@ def normalize(text: str) -> str:
 def squash(text: str) -> str:
     """A spacing-blind key for fuzzy name matching: normalised, no ZWNJ, spaces or punctuation."""
     return re.sub(r"[\W_]+", "", normalize(text).replace(ZWNJ, ""))
+
+
+_LIST_SEPARATORS = re.compile(r"[,،؛;\n]+")
+
+
+def split_list(text: str) -> list[str]:
+    """Items typed as a list, separated by Latin or Persian commas, semicolons or new lines."""
+    return [item.strip() for item in _LIST_SEPARATORS.split(text) if item.strip()]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
 from bot.jalali import utcnow
 from bot.runtime import Runtime
+from bot.services import broadcasts
 from bot.services.routing import route_new_case
 from bot.triage import TriageResult
 from models.entities import Case, CaseStatus
@@ -52,3 +55,36 @@ async def route_stranded(runtime: Runtime, *, now: datetime | None = None) -> in
     for case_id in case_ids:
         await route_submitted(runtime, case_id, now=now)
     return len(case_ids)
+
+
+async def start_campaign(runtime: Runtime, campaign_id: int) -> None:
+    """Run a campaign in the background now if it is due (a job starts it later otherwise)."""
+    await start_due_campaigns(runtime, only=campaign_id)
+
+
+async def start_due_campaigns(
+    runtime: Runtime, *, only: int | None = None, now: datetime | None = None
+) -> list[int]:
+    """Start every due campaign not already running in this process; their ids."""
+    if runtime.campaigns is None:
+        return []
+    async with runtime.session_factory() as session:
+        due = await broadcasts.due_campaigns(session, now=now or utcnow())
+    started = []
+    for campaign_id in due:
+        if (only is not None and campaign_id != only) or campaign_id in runtime.campaign_tasks:
+            continue
+        task = asyncio.create_task(
+            runtime.campaigns.run(campaign_id), name=f"campaign-{campaign_id}"
+        )
+        runtime.campaign_tasks[campaign_id] = task
+        task.add_done_callback(_forget(runtime, campaign_id))
+        started.append(campaign_id)
+    return started
+
+
+def _forget(runtime: Runtime, campaign_id: int) -> Callable[[asyncio.Task[None]], None]:
+    def done(_: asyncio.Task[None]) -> None:
+        runtime.campaign_tasks.pop(campaign_id, None)
+
+    return done

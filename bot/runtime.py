@@ -14,6 +14,7 @@ from bot.i18n import Translator
 from bot.triage.service import Triage
 
 if TYPE_CHECKING:
+    from bot.broadcasting import CampaignSender
     from bot.delivery import OutboxSender
 
 
@@ -29,7 +30,10 @@ class Runtime:
     # Set by `build_application` once the bot (and so its token) exists.
     cards: Cards | None = None
     sender: OutboxSender | None = None
+    campaigns: CampaignSender | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Broadcasts being sent by this process, by campaign id.
+    campaign_tasks: dict[int, asyncio.Task[None]] = field(default_factory=dict)
 
     @property
     def card_renderer(self) -> Cards:

@@ -18,9 +18,10 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBUserWarning
 
+from bot.config import Settings
 from bot.i18n import Translator
 from bot.jalali import CODE_RE
-from handlers import common, coordinator, followup, report, resident, staff
+from handlers import broadcast, common, coordinator, followup, report, resident, staff
 from handlers.report import Step
 
 PRIVATE = filters.ChatType.PRIVATE
@@ -36,7 +37,7 @@ def _labels(translate: Translator, *keys: str) -> filters.BaseFilter:
     return filters.Text([label for key in keys for label in translate.every_language(key)])
 
 
-def _resident_conversation(translate: Translator) -> ConversationHandler[Any]:
+def _resident_conversation(settings: Settings, translate: Translator) -> ConversationHandler[Any]:
     """Writing a report and choosing one's neighbourhood: one conversation, so never both."""
     controls = _labels(
         translate, "button-cancel", "menu-new-report", "menu-my-reports",
@@ -72,6 +73,21 @@ def _resident_conversation(translate: Translator) -> ConversationHandler[Any]:
         MessageHandler((typed | filters.PHOTO) & ~filters.FORWARDED, followup.take_answer),
         MessageHandler(filters.ALL, report.unexpected(followup.ANSWERING, "expect-answer")),
     ]
+    leave_broadcast: list[BaseHandler[Update, Any, Any]] = [
+        CommandHandler("cancel", broadcast.abandon),
+        MessageHandler(_labels(translate, "button-cancel"), broadcast.abandon),
+    ]
+
+    def composing(
+        state: str, expect: str, *handlers: BaseHandler[Update, Any, Any]
+    ) -> list[BaseHandler[Update, Any, Any]]:
+        return [
+            *leave_broadcast,
+            *handlers,
+            MessageHandler(filters.ALL, report.unexpected(state, expect)),
+        ]
+
+    coordinators = filters.User(user_id=settings.county.coordinators) & PRIVATE
     return ConversationHandler(
         name="resident",
         persistent=True,
@@ -83,6 +99,7 @@ def _resident_conversation(translate: Translator) -> ConversationHandler[Any]:
                 PRIVATE & _labels(translate, "menu-my-neighbourhood"), resident.my_neighbourhood
             ),
             CallbackQueryHandler(followup.start_answer, pattern=r"^an:"),
+            CommandHandler("broadcast", broadcast.start, filters=coordinators),
         ],
         states={
             Step.NEIGHBOURHOOD: step(
@@ -120,23 +137,55 @@ def _resident_conversation(translate: Translator) -> ConversationHandler[Any]:
             ),
             resident.PICKING: picking_saved,
             followup.ANSWERING: answering,
+            broadcast.CONTENT: composing(
+                broadcast.CONTENT,
+                "expect-broadcast-content",
+                MessageHandler(
+                    (typed | filters.PHOTO) & ~filters.FORWARDED, broadcast.take_content
+                ),
+            ),
+            broadcast.AUDIENCE: composing(
+                broadcast.AUDIENCE,
+                "expect-buttons",
+                CallbackQueryHandler(broadcast.choose_audience, pattern=r"^ba:"),
+                CallbackQueryHandler(broadcast.toggle, pattern=r"^bt:"),
+            ),
+            broadcast.NEIGHBOURHOODS: composing(
+                broadcast.NEIGHBOURHOODS,
+                "expect-neighbourhood",
+                MessageHandler(typed, broadcast.take_neighbourhoods),
+            ),
+            broadcast.SCHEDULE: composing(
+                broadcast.SCHEDULE,
+                "expect-broadcast-time",
+                CallbackQueryHandler(broadcast.send_now, pattern=r"^bs:now$"),
+                MessageHandler(typed, broadcast.take_time),
+            ),
+            broadcast.CONFIRM: composing(
+                broadcast.CONFIRM,
+                "expect-buttons",
+                CallbackQueryHandler(broadcast.confirm, pattern=r"^bg:go$"),
+                CallbackQueryHandler(broadcast.abandon, pattern=r"^bg:cancel$"),
+            ),
         },
         fallbacks=[
             CallbackQueryHandler(report.already_confirmed, pattern=r"^rc:"),
             CallbackQueryHandler(followup.finish_current_first, pattern=r"^an:"),
-            CallbackQueryHandler(common.stale_button, pattern=r"^(rn|rx|re|mn):"),
+            CallbackQueryHandler(common.stale_button, pattern=r"^(rn|rx|re|mn|ba|bt|bs|bg):"),
         ],
     )
 
 
-def register_handlers(application: AnyApplication, translate: Translator) -> None:
+def register_handlers(
+    application: AnyApplication, settings: Settings, translate: Translator
+) -> None:
     """Add every handler in order: guards first, conversations, menus, catch-alls, persistence."""
     application.add_handler(
         MessageHandler(PRIVATE & filters.UpdateType.EDITED_MESSAGE, common.edited_message), group=-1
     )
     application.add_handlers(
         [
-            _resident_conversation(translate),
+            _resident_conversation(settings, translate),
             CommandHandler("start", common.start, filters=PRIVATE),
             CommandHandler("help", common.show_help, filters=PRIVATE),
             MessageHandler(PRIVATE & _labels(translate, "menu-help"), common.show_help),
@@ -152,6 +201,9 @@ def register_handlers(application: AnyApplication, translate: Translator) -> Non
             CallbackQueryHandler(followup.fixed_or_not, pattern=r"^fx:"),
             CallbackQueryHandler(followup.rate, pattern=r"^rt:"),
             CommandHandler("invite", coordinator.invite, filters=PRIVATE),
+            CallbackQueryHandler(broadcast.stop, pattern=r"^bx:"),
+            CommandHandler("settings", resident.settings_menu, filters=PRIVATE),
+            CallbackQueryHandler(resident.toggle_broadcasts, pattern=r"^st:b$"),
             CommandHandler("chatid", common.chat_id, filters=filters.ChatType.GROUPS),
             MessageHandler(
                 filters.ChatType.GROUPS & filters.TEXT & ~filters.COMMAND, staff.staff_input

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from telegram import InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot.cards import STATUS_KEYS
 from bot.context import MahalleContext
@@ -201,3 +201,36 @@ async def keep_neighbourhood(update: Update, context: MahalleContext) -> object:
         context.t("my-neighbourhood-unchanged"), reply_markup=keyboards.main_menu(context.t)
     )
     return END
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+def _settings_view(context: MahalleContext, opted_in: bool) -> tuple[str, InlineKeyboardMarkup]:
+    state = context.t("broadcasts-on" if opted_in else "broadcasts-off")
+    button = context.t("button-broadcasts-off" if opted_in else "button-broadcasts-on")
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton(button, callback_data="st:b")]])
+    return context.t("settings", broadcasts=state), markup
+
+
+async def settings_menu(update: Update, context: MahalleContext) -> None:
+    """/settings: whether the resident receives broadcasts."""
+    assert update.effective_message is not None and update.effective_user is not None
+    async with context.session() as session:
+        user = await users.get_or_create_user(
+            session=session, user_id=update.effective_user.id, language=context.language
+        )
+        await session.commit()
+    text, markup = _settings_view(context, user.broadcasts_opt_in)
+    await update.effective_message.reply_text(text, reply_markup=markup)
+
+
+async def toggle_broadcasts(update: Update, context: MahalleContext) -> None:
+    """Switch broadcasts on or off."""
+    query = update.callback_query
+    assert query is not None
+    async with context.session() as session:
+        opted_in = await users.toggle_broadcasts(session=session, user_id=query.from_user.id)
+    text, markup = _settings_view(context, opted_in)
+    await query.answer()
+    await query.edit_message_text(text, reply_markup=markup)

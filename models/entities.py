@@ -108,6 +108,10 @@ class User(Base):
     language: Mapped[str] = mapped_column(String(8), default="fa")
     neighbourhood_id: Mapped[int | None] = mapped_column(ForeignKey("neighbourhoods.id"))
     broadcasts_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Set once the user chose for themselves; until then the first report opts them in.
+    broadcasts_chosen: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The first broadcast a user gets says how to stop them.
+    broadcast_intro_sent: Mapped[bool] = mapped_column(Boolean, default=False)
     blocked_bot: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -148,6 +152,8 @@ class Case(Base):
     status: Mapped[str] = mapped_column(String(16), default=CaseStatus.SUBMITTED, index=True)
     domain_key: Mapped[str | None] = mapped_column(ForeignKey("domains.key"))
     agency_key: Mapped[str | None] = mapped_column(ForeignKey("agencies.key"))
+    # Filed on behalf of an approved local group (its name travels with the report).
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("local_groups.id"))
     triage_confidence: Mapped[float | None] = mapped_column(Float)
     # Where the agency's card for this case lives, once delivered (edited as the case moves).
     card_chat_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -288,3 +294,94 @@ class TriageCorrection(Base):
     source: Mapped[str] = mapped_column(String(16))
     actor_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GroupStatus(enum.StrEnum):
+    """A local group's registration."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REFUSED = "refused"
+
+
+class LocalGroup(Base):
+    """A civil-society group (تشکل مردمی) registered through the bot."""
+
+    __tablename__ = "local_groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    field: Mapped[str] = mapped_column(String(200))
+    neighbourhood_id: Mapped[int] = mapped_column(ForeignKey("neighbourhoods.id"))
+    status: Mapped[str] = mapped_column(String(16), default=GroupStatus.PENDING)
+    created_by: Mapped[int] = mapped_column(BigInteger)
+    # Members join with /start grp_<token>.
+    invite_token: Mapped[str] = mapped_column(String(64), unique=True)
+    decided_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column()
+
+    neighbourhood: Mapped[Neighbourhood] = relationship(lazy="joined")
+
+
+class GroupMember(Base):
+    """A user who may report on behalf of a group."""
+
+    __tablename__ = "group_members"
+
+    group_id: Mapped[int] = mapped_column(ForeignKey("local_groups.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CampaignStatus(enum.StrEnum):
+    """A broadcast's life."""
+
+    DRAFT = "draft"  # being composed; the row itself is the draft, so a restart keeps it
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class RecipientStatus(enum.StrEnum):
+    """One recipient of one broadcast."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+
+
+class Campaign(Base):
+    """A broadcast: its content, audience, schedule and progress message."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_by: Mapped[int] = mapped_column(BigInteger)
+    content: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    audience: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=CampaignStatus.DRAFT, index=True)
+    scheduled_at: Mapped[datetime] = mapped_column(default=utcnow)
+    progress_chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    progress_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class CampaignRecipient(Base):
+    """One row per person a broadcast goes to; the sender walks these in batches."""
+
+    __tablename__ = "campaign_recipients"
+    __table_args__ = (
+        Index("ix_campaign_recipients_due", "campaign_id", "status", "next_attempt_at"),
+    )
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    status: Mapped[str] = mapped_column(String(16), default=RecipientStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(String(500))

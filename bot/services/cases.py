@@ -14,7 +14,7 @@ from bot.jalali import TrackingCode, jalali_year, utcnow
 from bot.normalize import normalize
 from bot.services.drafts import ReportDraft
 from models.db import dialect_insert
-from models.entities import Case, CaseEvent, CaseSequence, CaseStatus, Draft
+from models.entities import Case, CaseEvent, CaseSequence, CaseStatus, Draft, User
 
 RATE_WINDOW = timedelta(hours=1)
 MIN_TEXT, MAX_TEXT = 10, 2000
@@ -121,6 +121,9 @@ async def submit_report(
     )
     if (row := await session.get(Draft, reporter_id)) is not None:
         await session.delete(row)
+    reporter = await session.get(User, reporter_id)
+    if reporter is not None and not reporter.broadcasts_chosen:
+        reporter.broadcasts_opt_in = True  # opted in by default after the first report
     try:
         await session.commit()
     except IntegrityError:

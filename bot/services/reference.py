@@ -47,3 +47,8 @@ async def _sync_agencies_and_domains(*, session: AsyncSession, settings: Setting
         domain = await session.get(Domain, domain_cfg.key) or Domain(key=domain_cfg.key)
         domain.title, domain.agency_key = domain_cfg.title, domain_cfg.agency
         session.add(domain)
+
+
+async def list_agencies(*, session: AsyncSession) -> list[Agency]:
+    """Every agency, by key."""
+    return list((await session.scalars(select(Agency).order_by(Agency.key))).all())

@@ -34,3 +34,15 @@ async def mark_blocked(*, session: AsyncSession, user_id: int) -> None:
     if user is not None and not user.blocked_bot:
         user.blocked_bot = True
         await session.commit()
+
+
+async def toggle_broadcasts(*, session: AsyncSession, user_id: int) -> bool:
+    """Flip the user's broadcast choice; returns whether they now receive broadcasts."""
+    user = await session.get(User, user_id)
+    if user is None:
+        user = User(id=user_id)
+        session.add(user)
+    user.broadcasts_opt_in = not user.broadcasts_opt_in
+    user.broadcasts_chosen = True
+    await session.commit()
+    return user.broadcasts_opt_in

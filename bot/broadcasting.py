@@ -1,0 +1,239 @@
+"""The broadcast sender: walks a campaign's recipients at a steady rate, resumably.
+
+Each recipient is one transaction: claim, send, record. The send and its record are shielded
+from task cancellation, so stopping the sender never leaves a delivered message unrecorded;
+only a hard kill between the API's answer and the commit can (then that one person may get it
+twice on restart — preferred to losing it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, MessageEntity
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+
+from bot.config import BroadcastSettings
+from bot.jalali import utcnow
+from bot.services import broadcasts
+from models.entities import Campaign, CampaignRecipient, CampaignStatus, RecipientStatus
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[Campaign, broadcasts.Progress, bool], Awaitable[None]]
+
+
+async def send_content(
+    bot: Bot, chat_id: int, content: dict[str, Any], *, footer: str | None = None
+) -> None:
+    """Send a campaign's content as composed (text or photo, formatting entities kept)."""
+    if "photo" in content:
+        caption = content.get("caption") or ""
+        if footer:
+            caption = f"{caption}\n\n{footer}".strip()
+        await bot.send_photo(
+            chat_id,
+            content["photo"],
+            caption=caption or None,
+            caption_entities=_entities(content.get("caption_entities")),
+        )
+    else:
+        text = content["text"]
+        await bot.send_message(
+            chat_id,
+            f"{text}\n\n{footer}" if footer else text,
+            entities=_entities(content.get("entities")),
+        )
+
+
+def _entities(raw: list[dict[str, Any]] | None) -> list[MessageEntity] | None:
+    return [MessageEntity.de_json(entity, None) for entity in raw] if raw else None
+
+
+class CampaignSender:
+    """Sends one campaign at a time per call to `run`; several campaigns may run side by side."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        session_factory: async_sessionmaker[AsyncSession],
+        settings: BroadcastSettings,
+        *,
+        intro: str,
+        on_progress: ProgressCallback | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.bot = bot
+        self.session_factory = session_factory
+        self.settings = settings
+        self.intro = intro  # appended to the first broadcast a person ever gets
+        self.on_progress = on_progress
+        self.sleep = sleep
+        self.clock = clock
+        self._next_send = 0.0
+
+    async def run(self, campaign_id: int) -> None:
+        """Deliver to every pending recipient, then report; returns early when cancelled."""
+        async with self.session_factory() as session:
+            started = await broadcasts.set_status(
+                session, campaign_id, to=CampaignStatus.RUNNING,
+                allowed_from={CampaignStatus.SCHEDULED, CampaignStatus.RUNNING},
+            )  # fmt: skip
+            await session.commit()
+            campaign = await session.get(Campaign, campaign_id)
+        if not started or campaign is None:
+            return
+        last_report = self.clock()
+        while True:
+            outcome = await asyncio.shield(self._deliver_next(campaign))
+            if outcome == "cancelled":
+                break
+            if outcome == "idle" and not await self._wait_for_retries(campaign_id):
+                break
+            if self.clock() - last_report >= self.settings.progress_every_seconds:
+                await self._report(campaign_id, final=False)
+                last_report = self.clock()
+        await self._finish(campaign_id)
+
+    async def _deliver_next(self, campaign: Campaign) -> str:
+        """'sent' (or another outcome) for one recipient, 'idle' when none is due, 'cancelled'."""
+        async with self.session_factory() as session, session.begin():
+            current = await session.get(Campaign, campaign.id, populate_existing=True)
+            if current is None or current.status == CampaignStatus.CANCELLED:
+                return "cancelled"
+            claimed = await broadcasts.claim_next(session, campaign_id=campaign.id, now=utcnow())
+            if claimed is None:
+                return "idle"
+            recipient, needs_intro = claimed
+            await self._throttle()
+            return await self._attempt(session, recipient, campaign.content, needs_intro)
+
+    async def _attempt(
+        self,
+        session: AsyncSession,
+        recipient: CampaignRecipient,
+        content: dict[str, Any],
+        needs_intro: bool,
+    ) -> str:
+        try:
+            await send_content(
+                self.bot, recipient.user_id, content, footer=self.intro if needs_intro else None
+            )
+        except RetryAfter as error:
+            wait = error.retry_after
+            seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+            log.warning("flood limit during a broadcast; pausing %.0f s", seconds)
+            await self.sleep(seconds)  # the recipient stays pending and is tried again
+            return "paused"
+        except Forbidden as error:
+            await broadcasts.mark(session, recipient, RecipientStatus.BLOCKED, error=str(error))
+            return "blocked"
+        except BadRequest as error:
+            await broadcasts.mark(session, recipient, RecipientStatus.FAILED, error=str(error))
+            return "failed"
+        except TelegramError as error:  # time-outs, 5xx, 429 without retry_after
+            broadcasts.retry_later(
+                recipient, error=f"{type(error).__name__}: {error}", now=utcnow(),
+                max_attempts=self.settings.max_attempts,
+            )  # fmt: skip
+            return "retry"
+        await broadcasts.mark(session, recipient, RecipientStatus.SENT)
+        return "sent"
+
+    async def _throttle(self) -> None:
+        """Keep to the configured rate."""
+        now = self.clock()
+        if now < self._next_send:
+            await self.sleep(self._next_send - now)
+        self._next_send = max(now, self._next_send) + 1 / self.settings.rate_per_second
+
+    async def _wait_for_retries(self, campaign_id: int) -> bool:
+        """Sleep until the earliest recipient waiting out a back-off is due; False when none."""
+        async with self.session_factory() as session:
+            due = await broadcasts.next_due(session, campaign_id=campaign_id)
+        if due is None:
+            return False
+        due = due if due.tzinfo else due.replace(tzinfo=utcnow().tzinfo)
+        await self.sleep(max((due - utcnow()).total_seconds(), 0.05))
+        return True
+
+    async def _report(self, campaign_id: int, *, final: bool) -> None:
+        if self.on_progress is None:
+            return
+        async with self.session_factory() as session:
+            campaign = await session.get(Campaign, campaign_id)
+            counts = await broadcasts.progress(session, campaign_id)
+        if campaign is not None:
+            try:
+                await self.on_progress(campaign, counts, final)
+            except TelegramError:
+                log.warning(
+                    "could not update the progress of campaign %s", campaign_id, exc_info=True
+                )
+
+    async def _finish(self, campaign_id: int) -> None:
+        async with self.session_factory() as session:
+            await broadcasts.set_status(
+                session, campaign_id, to=CampaignStatus.DONE, allowed_from={CampaignStatus.RUNNING}
+            )
+            await session.commit()
+        await self._report(campaign_id, final=True)
+
+
+def estimate_seconds_left(counts: broadcasts.Progress, rate: float) -> int:
+    """Seconds until the pending recipients are reached at the configured rate."""
+    return int(counts.pending / rate) if rate else 0
+
+
+def progress_reporter(bot: Bot, runtime: Runtime) -> ProgressCallback:
+    """Edits the coordinator's progress message; at the end, also sends the final report."""
+
+    async def report(campaign: Campaign, counts: broadcasts.Progress, final: bool) -> None:
+        t, settings = runtime.translate, runtime.settings
+        language = settings.bot.language
+        values = {
+            "sent": counts.sent,
+            "failed": counts.failed,
+            "blocked": counts.blocked,
+            "total": counts.total,
+        }
+        if final:
+            key = (
+                "broadcast-final-cancelled"
+                if campaign.status == CampaignStatus.CANCELLED
+                else "broadcast-final"
+            )
+            text = t(key, language, **values, remaining=counts.pending)
+        else:
+            minutes = -(-estimate_seconds_left(counts, settings.broadcast.rate_per_second) // 60)
+            text = t(
+                "broadcast-progress", language, **values, remaining=counts.pending, minutes=minutes
+            )
+        chat, message_id = campaign.progress_chat_id, campaign.progress_message_id
+        if chat is None:
+            return
+        if message_id is not None:
+            stop = None if final else _stop_markup(runtime, campaign.id)
+            await bot.edit_message_text(
+                text, chat_id=chat, message_id=message_id, reply_markup=stop
+            )
+        if final:
+            await bot.send_message(chat, text)
+
+    return report
+
+
+def _stop_markup(runtime: Runtime, campaign_id: int) -> InlineKeyboardMarkup:
+    label = runtime.translate("button-stop-broadcast", runtime.settings.bot.language)
+    data = runtime.card_renderer.signer.sign("bx", campaign_id)
+    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data)]])

@@ -1,0 +1,334 @@
+"""Composing a broadcast (coordinators, private chat): content, audience, time, preview, send."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+
+from bot.broadcasting import send_content
+from bot.context import MahalleContext
+from bot.jalali import format_datetime, parse_jalali_datetime, utcnow
+from bot.normalize import split_list
+from bot.pipeline import start_campaign
+from bot.services import broadcasts, places
+from bot.services.reference import list_agencies
+from handlers import keyboards
+from handlers.report import END
+from models.entities import Campaign
+
+CONTENT, AUDIENCE, NEIGHBOURHOODS, SCHEDULE, CONFIRM = (
+    "bc-content", "bc-audience", "bc-neighbourhoods", "bc-schedule", "bc-confirm",
+)  # fmt: skip
+AUDIENCE_KEYS = {
+    "all": "audience-all",
+    "districts": "audience-districts",
+    "neighbourhoods": "audience-neighbourhoods",
+    "groups": "audience-groups",
+    "staff": "audience-staff",
+}
+
+
+def _message(update: Update) -> Message:
+    assert update.effective_message is not None
+    return update.effective_message
+
+
+def _user_id(update: Update) -> int:
+    assert update.effective_user is not None
+    return update.effective_user.id
+
+
+async def _draft(update: Update, context: MahalleContext) -> Campaign | None:
+    async with context.session() as session:
+        return await broadcasts.current_draft(session, created_by=_user_id(update))
+
+
+async def _save(campaign: Campaign, context: MahalleContext, **changes: Any) -> None:
+    async with context.session() as session:
+        row = await session.get(Campaign, campaign.id)
+        assert row is not None
+        for name, value in changes.items():
+            setattr(row, name, value)
+            setattr(campaign, name, value)
+        await session.commit()
+
+
+async def start(update: Update, context: MahalleContext) -> object:
+    """/broadcast: ask for the content."""
+    async with context.session() as session:
+        await broadcasts.start_draft(session, created_by=_user_id(update))
+        await session.commit()
+    await _message(update).reply_text(
+        context.t("broadcast-ask-content"), reply_markup=keyboards.cancel_only(context.t)
+    )
+    return CONTENT
+
+
+async def take_content(update: Update, context: MahalleContext) -> object:
+    """Text, or a photo with a caption; formatting entities are kept."""
+    message = _message(update)
+    if message.photo:
+        caption = message.caption or ""
+        content: dict[str, Any] = {
+            "photo": message.photo[-1].file_id,
+            "caption": caption,
+            "caption_entities": [e.to_dict() for e in message.caption_entities],
+        }
+        too_long = len(caption) > broadcasts.MAX_CAPTION
+    else:
+        text = message.text or ""
+        content = {"text": text, "entities": [e.to_dict() for e in message.entities]}
+        too_long = len(text) > broadcasts.MAX_TEXT
+    if too_long:
+        limit = broadcasts.MAX_CAPTION if message.photo else broadcasts.MAX_TEXT
+        await message.reply_text(context.t("broadcast-too-long", high=limit))
+        return CONTENT
+    campaign = await _draft(update, context)
+    if campaign is None:
+        return await _lost(update, context)
+    await _save(campaign, context, content=content)
+    await message.reply_text(
+        context.t("broadcast-ask-audience"), reply_markup=_audience_menu(context)
+    )
+    return AUDIENCE
+
+
+def _audience_menu(context: MahalleContext) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(context.t(key), callback_data=f"ba:{kind}")]
+            for kind, key in AUDIENCE_KEYS.items()
+        ]
+    )
+
+
+async def choose_audience(update: Update, context: MahalleContext) -> object:
+    """Pick the kind of audience; districts and agencies are then toggled, places typed."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    kind = query.data.removeprefix("ba:")
+    campaign = await _draft(update, context)
+    if campaign is None or kind not in AUDIENCE_KEYS:
+        return await _lost(update, context)
+    await query.answer()
+    await _save(campaign, context, audience={"kind": kind, "ids": [], "agencies": []})
+    if kind == "neighbourhoods":
+        await query.edit_message_text(context.t("broadcast-type-neighbourhoods"))
+        return NEIGHBOURHOODS
+    if kind in ("districts", "staff"):
+        await query.edit_message_text(
+            context.t("broadcast-pick"), reply_markup=await _toggles(context, campaign)
+        )
+        return AUDIENCE
+    await query.edit_message_reply_markup(reply_markup=None)
+    return await _ask_schedule(update, context)
+
+
+async def _toggles(context: MahalleContext, campaign: Campaign) -> InlineKeyboardMarkup:
+    audience = campaign.audience
+    async with context.session() as session:
+        if audience["kind"] == "districts":
+            options = [
+                (f"d:{d.id}", d.name, d.id in audience["ids"])
+                for d in await places.list_districts(session=session)
+            ]
+        else:
+            agencies = await list_agencies(session=session)
+            options = [(f"a:{a.key}", a.name, a.key in audience["agencies"]) for a in agencies]
+    rows = [
+        [InlineKeyboardButton(("✅ " if on else "▫️ ") + name, callback_data=f"bt:{key}")]
+        for key, name, on in options
+    ]
+    rows.append([InlineKeyboardButton(context.t("button-done"), callback_data="bt:done")])
+    return InlineKeyboardMarkup(rows)
+
+
+async def toggle(update: Update, context: MahalleContext) -> object:
+    """Switch one district or agency in or out of the audience, or finish choosing."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    campaign = await _draft(update, context)
+    if campaign is None:
+        return await _lost(update, context)
+    choice = query.data.removeprefix("bt:")
+    audience = dict(campaign.audience)
+    if choice == "done":
+        if not (audience.get("ids") or audience.get("agencies")):
+            await query.answer(context.t("broadcast-pick-one"), show_alert=True)
+            return AUDIENCE
+        await query.answer()
+        await query.edit_message_reply_markup(reply_markup=None)
+        return await _ask_schedule(update, context)
+    kind, _, value = choice.partition(":")
+    field, item = ("ids", int(value)) if kind == "d" else ("agencies", value)
+    chosen = list(audience.get(field, []))
+    chosen.remove(item) if item in chosen else chosen.append(item)
+    audience[field] = chosen
+    await _save(campaign, context, audience=audience)
+    await query.answer()
+    await query.edit_message_reply_markup(reply_markup=await _toggles(context, campaign))
+    return AUDIENCE
+
+
+async def take_neighbourhoods(update: Update, context: MahalleContext) -> object:
+    """Neighbourhood names, separated by commas or lines; each is matched forgivingly."""
+    message = _message(update)
+    campaign = await _draft(update, context)
+    if campaign is None:
+        return await _lost(update, context)
+    names = split_list(message.text or "")
+    found = []
+    async with context.session() as session:
+        for name in names:
+            matches = await places.search_neighbourhoods(session=session, typed=name, limit=1)
+            found += [m for m in matches if m not in found]
+    if not found:
+        await message.reply_text(context.t("search-nothing"))
+        return NEIGHBOURHOODS
+    await _save(
+        campaign,
+        context,
+        audience={"kind": "neighbourhoods", "ids": [p.id for p in found], "agencies": []},
+    )
+    chosen = "\n".join(f"• {p.name}" for p in found)
+    await message.reply_text(context.t("broadcast-neighbourhoods-chosen", names=chosen))
+    return await _ask_schedule(update, context)
+
+
+async def _ask_schedule(update: Update, context: MahalleContext) -> object:
+    markup = InlineKeyboardMarkup(
+        [[InlineKeyboardButton(context.t("button-send-now"), callback_data="bs:now")]]
+    )
+    await _message(update).reply_text(context.t("broadcast-ask-time"), reply_markup=markup)
+    return SCHEDULE
+
+
+async def send_now(update: Update, context: MahalleContext) -> object:
+    """No schedule: preview and send right after confirming."""
+    assert update.callback_query is not None
+    await update.callback_query.answer()
+    await update.callback_query.edit_message_reply_markup(reply_markup=None)
+    return await _preview(update, context, scheduled=None)
+
+
+async def take_time(update: Update, context: MahalleContext) -> object:
+    """A Jalali date and Tehran time; past or malformed ones are refused with an example."""
+    message = _message(update)
+    moment = parse_jalali_datetime(message.text or "")
+    if moment is None or moment <= utcnow():
+        key = "broadcast-time-past" if moment is not None else "broadcast-time-invalid"
+        await message.reply_text(context.t(key))
+        return SCHEDULE
+    return await _preview(update, context, scheduled=moment)
+
+
+async def _preview(update: Update, context: MahalleContext, scheduled: Any) -> object:
+    campaign = await _draft(update, context)
+    if campaign is None:
+        return await _lost(update, context)
+    async with context.session() as session:
+        count = await broadcasts.count_audience(session, campaign.audience)
+    await _save(campaign, context, scheduled_at=scheduled or utcnow())
+    chat_id = _message(update).chat.id
+    await context.bot.send_message(chat_id, context.t("broadcast-preview-intro"))
+    await send_content(context.bot, chat_id, campaign.content)
+    when = format_datetime(scheduled, context.language) if scheduled else context.t("broadcast-now")
+    markup = InlineKeyboardMarkup(
+        [[
+            InlineKeyboardButton(context.t("button-broadcast-go"), callback_data="bg:go"),
+            InlineKeyboardButton(context.t("button-cancel-report"), callback_data="bg:cancel"),
+        ]]
+    )  # fmt: skip
+    await context.bot.send_message(
+        chat_id,
+        context.t(
+            "broadcast-summary",
+            count=count,
+            audience=context.t(AUDIENCE_KEYS[campaign.audience["kind"]]),
+            when=when,
+        ),
+        reply_markup=markup,
+    )
+    return CONFIRM
+
+
+async def confirm(update: Update, context: MahalleContext) -> object:
+    """Freeze the recipients, post the progress message, and start (or wait for the time)."""
+    query = update.callback_query
+    assert query is not None
+    campaign = await _draft(update, context)
+    if campaign is None:
+        return await _lost(update, context)
+    await query.answer()
+    await query.edit_message_reply_markup(reply_markup=None)
+    progress = await _message(update).reply_text(
+        context.t("broadcast-queued"), reply_markup=keyboards.main_menu(context.t)
+    )
+    async with context.session() as session:
+        row = await session.get(Campaign, campaign.id)
+        assert row is not None
+        count = await broadcasts.launch(
+            session, campaign=row, scheduled_at=row.scheduled_at, progress_chat_id=progress.chat.id
+        )
+        row.progress_message_id = progress.message_id
+        await session.commit()
+    await start_campaign(context.runtime, campaign.id)
+    await progress.edit_text(
+        context.t("broadcast-launched", count=count),
+        reply_markup=cancel_button(context, campaign.id),
+    )
+    return END
+
+
+def cancel_button(context: MahalleContext, campaign_id: int) -> InlineKeyboardMarkup:
+    """Stops a running or scheduled campaign."""
+    data = context.runtime.card_renderer.signer.sign("bx", campaign_id)
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(context.t("button-stop-broadcast"), callback_data=data)]]
+    )
+
+
+async def abandon(update: Update, context: MahalleContext) -> object:
+    """Drop the draft."""
+    if update.callback_query:
+        await update.callback_query.answer()
+        await update.callback_query.edit_message_reply_markup(reply_markup=None)
+    async with context.session() as session:
+        await broadcasts.discard_draft(session, created_by=_user_id(update))
+        await session.commit()
+    await _message(update).reply_text(
+        context.t("broadcast-cancelled"), reply_markup=keyboards.main_menu(context.t)
+    )
+    return END
+
+
+async def stop(update: Update, context: MahalleContext) -> None:
+    """The progress message's stop button."""
+    query = update.callback_query
+    assert query is not None
+    parts = context.runtime.card_renderer.signer.verify(query.data)
+    if (
+        parts is None
+        or parts[0] != "bx"
+        or query.from_user.id not in context.runtime.settings.county.coordinators
+    ):
+        await query.answer(context.t("button-stale"), show_alert=True)
+        return
+    async with context.session() as session:
+        stopped = await broadcasts.set_status(
+            session, int(parts[1]), to="cancelled", allowed_from={"scheduled", "running"}
+        )
+        await session.commit()
+    await query.answer(
+        context.t("broadcast-stopped" if stopped else "already-done"), show_alert=True
+    )
+    if stopped:
+        await query.edit_message_reply_markup(reply_markup=None)
+
+
+async def _lost(update: Update, context: MahalleContext) -> object:
+    await _message(update).reply_text(
+        context.t("draft-missing"), reply_markup=keyboards.main_menu(context.t)
+    )
+    return END
