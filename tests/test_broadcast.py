@@ -1,0 +1,274 @@
+"""Broadcasts: composing, previewing, scheduling, stopping, and exactly-once delivery."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import jdatetime
+from sqlalchemy import func, insert, select
+from telegram.error import TimedOut
+
+from bot.broadcasting import CampaignSender
+from bot.config import Settings
+from bot.digits import persian_digits
+from bot.jalali import TEHRAN, utcnow
+from bot.pipeline import start_due_campaigns
+from bot.services import broadcasts
+from models.db import create_engine, create_session_factory
+from models.entities import Campaign, CampaignRecipient, Neighbourhood, User
+from tests.conftest import COORDINATOR, Bot
+from tests.fakebot import ApiCall, ChatUser, texts
+from tests.test_agency import report
+
+BOLD = [{"type": "bold", "offset": 0, "length": 5}]
+
+
+async def add_residents(
+    settings: Settings,
+    count: int,
+    *,
+    first_id: int = 100_000,
+    neighbourhood_key: str | None = None,
+    **values: Any,
+) -> None:
+    """Opted-in residents, inserted in bulk."""
+    engine = create_engine(settings.database.url)
+    async with create_session_factory(engine)() as session:
+        place = None
+        if neighbourhood_key:
+            place = await session.scalar(
+                select(Neighbourhood.id).where(Neighbourhood.key == neighbourhood_key)
+            )
+        rows = [
+            {"id": first_id + n, "language": "fa", "neighbourhood_id": place, "broadcasts_opt_in": True,
+             "broadcasts_chosen": False, "broadcast_intro_sent": False, "blocked_bot": False,
+             "created_at": utcnow(), **values}
+            for n in range(count)
+        ]  # fmt: skip
+        await session.execute(insert(User), rows)
+        await session.commit()
+    await engine.dispose()
+
+
+async def compose(
+    coordinator: ChatUser, audience: str, *, when: str | None = None, picks: list[str] | None = None
+) -> list[ApiCall]:
+    """Walk the /broadcast conversation up to the preview."""
+    await coordinator.send("/broadcast")
+    await coordinator.send_content(
+        text="جلسه هم‌اندیشی اهالی جمعه ساعت ۱۰ در سرای محله", entities=BOLD
+    )
+    await coordinator.press(audience)
+    for pick in picks or []:
+        await coordinator.press(pick)
+    if picks:
+        await coordinator.press("تأیید")
+    if when is None:
+        return await coordinator.press("همین حالا")
+    return await coordinator.send(when)
+
+
+async def wait_for_campaigns(bot: Bot) -> None:
+    tasks = list(bot.app.bot_data["runtime"].campaign_tasks.values())
+    await asyncio.gather(*tasks)
+
+
+async def count_rows(settings: Settings, model: Any, *where: Any) -> int:
+    engine = create_engine(settings.database.url)
+    async with create_session_factory(engine)() as session:
+        found = await session.scalar(select(func.count()).select_from(model).where(*where))
+    await engine.dispose()
+    return int(found or 0)
+
+
+async def test_compose_preview_send_and_report(bot: Bot, settings: Settings) -> None:
+    await add_residents(settings, 12)
+    await add_residents(settings, 3, first_id=200_000, broadcasts_opt_in=False)
+    coordinator = bot.user(COORDINATOR)
+    preview = await compose(coordinator, "همهٔ مشترکان")
+    shown = [c for c in preview if c.method == "sendMessage"]
+    assert shown[1].text == "جلسه هم‌اندیشی اهالی جمعه ساعت ۱۰ در سرای محله"
+    assert shown[1].params["entities"] == BOLD, "formatting kept exactly"
+    assert "۱۲ نفر" in shown[2].text
+    await coordinator.press("ارسال")
+    await wait_for_campaigns(bot)
+
+    for resident in range(100_000, 100_012):
+        [message] = bot.api.delivered(resident)
+        assert message.text.startswith("جلسه هم‌اندیشی") and "/settings" in message.text
+    assert all(bot.api.delivered(200_000 + n) == [] for n in range(3)), (
+        "opted-out residents skipped"
+    )
+    final = bot.api.delivered(COORDINATOR)[-1].text
+    assert "تمام شد" in final and "۱۲ از ۱۲" in final
+
+
+async def test_the_how_to_stop_line_comes_only_the_first_time(bot: Bot, settings: Settings) -> None:
+    await add_residents(settings, 2)
+    coordinator = bot.user(COORDINATOR)
+    for _ in range(2):
+        await compose(coordinator, "همهٔ مشترکان")
+        await coordinator.press("ارسال")
+        await wait_for_campaigns(bot)
+    first, second = bot.api.delivered(100_000)
+    assert "/settings" in first.text and "/settings" not in second.text
+
+
+async def test_district_audience_counts_only_that_district(bot: Bot, settings: Settings) -> None:
+    await add_residents(settings, 4, neighbourhood_key="d06-jahad")
+    await add_residents(settings, 6, first_id=300_000, neighbourhood_key="d07-ghasr")
+    preview = await compose(bot.user(COORDINATOR), "ساکنان منطقه‌های انتخابی", picks=["منطقه ۷"])
+    assert "۶ نفر" in texts(preview)[-1]
+
+
+async def test_past_or_malformed_times_are_refused_with_an_example(bot: Bot) -> None:
+    coordinator = bot.user(COORDINATOR)
+    await coordinator.send("/broadcast")
+    await coordinator.send("اطلاعیه قطعی آب فردا")
+    await coordinator.press("همهٔ مشترکان")
+    assert "۱۴۰۵/۰۹/۱۲ ۱۸:۳۰" in texts(await coordinator.send("فردا ساعت ۶"))[0]
+    assert "گذشته" in texts(await coordinator.send("۱۴۰۰/۰۱/۰۱ ۱۰:۰۰"))[0]
+
+
+async def test_scheduled_broadcast_waits_for_its_time(bot: Bot, settings: Settings) -> None:
+    await add_residents(settings, 3)
+    later = (utcnow() + timedelta(days=2)).astimezone(TEHRAN)
+    jalali = jdatetime.datetime.fromgregorian(datetime=later.replace(tzinfo=None))
+    typed = persian_digits(jalali.strftime("%Y/%m/%d %H:%M"))
+    coordinator = bot.user(COORDINATOR)
+    preview = await compose(coordinator, "همهٔ مشترکان", when=typed)
+    assert "ارسال شود؟" in texts(preview)[-1]
+    await coordinator.press("ارسال")
+    runtime = bot.app.bot_data["runtime"]
+    assert runtime.campaign_tasks == {}, "not started before its time"
+    assert bot.api.delivered(100_000) == []
+    started = await start_due_campaigns(runtime, now=utcnow() + timedelta(days=3))
+    assert len(started) == 1
+    await wait_for_campaigns(bot)
+    assert len(bot.api.delivered(100_000)) == 1
+
+
+async def test_stop_button_halts_a_scheduled_campaign(bot: Bot, settings: Settings) -> None:
+    await add_residents(settings, 3)
+    coordinator = bot.user(COORDINATOR)
+    later = jdatetime.datetime.fromgregorian(
+        datetime=(utcnow() + timedelta(days=1)).astimezone(TEHRAN).replace(tzinfo=None)
+    )
+    await compose(coordinator, "همهٔ مشترکان", when=later.strftime("%Y/%m/%d %H:%M"))
+    await coordinator.press("ارسال")
+    assert "متوقف" in (await coordinator.press("توقف ارسال"))[0].text
+    runtime = bot.app.bot_data["runtime"]
+    assert await start_due_campaigns(runtime, now=utcnow() + timedelta(days=2)) == []
+    assert bot.api.delivered(100_000) == []
+
+
+async def test_only_coordinators_can_broadcast(bot: Bot) -> None:
+    replies = texts(await bot.user(1001).send("/broadcast"))
+    assert "فرمان" in replies[0]
+
+
+async def test_first_report_opts_in_and_settings_opt_out(bot: Bot, settings: Settings) -> None:
+    resident = bot.user(1001)
+    await report(resident)
+    engine = create_engine(settings.database.url)
+    async with create_session_factory(engine)() as session:
+        assert (await session.get(User, 1001)).broadcasts_opt_in  # type: ignore[union-attr]
+    await resident.send("/settings")
+    await resident.press("قطع پیام‌های همگانی")
+    async with create_session_factory(engine)() as session:
+        user = await session.get(User, 1001)
+        assert user is not None and not user.broadcasts_opt_in
+        assert await broadcasts.count_audience(session, {"kind": "all"}) == 0
+    await engine.dispose()
+    await report(resident, "چاله بزرگ وسط خیابان اصلی محله هنوز پر نشده است")
+    async with create_session_factory(engine)() as session:
+        assert not (await session.get(User, 1001)).broadcasts_opt_in, "a choice made stays made"  # type: ignore[union-attr]
+    await engine.dispose()
+
+
+async def test_thousands_of_recipients_exactly_once_through_faults_and_a_kill(
+    bot: Bot, settings: Settings
+) -> None:
+    total = 3000
+    await add_residents(settings, total)
+    blocked = {100_000 + n for n in range(0, total, 50)}
+    timed_out_once: set[int] = {100_000 + n for n in range(7, total, 97)}
+    sends: list[int] = []
+    floods = [1500]
+
+    def transport(call: ApiCall) -> tuple[int, dict[str, Any]] | Exception | None:
+        chat = call.chat_id or 0
+        if call.method != "sendMessage" or chat < 100_000:
+            return None
+        if chat in blocked:
+            return 403, {
+                "ok": False,
+                "error_code": 403,
+                "description": "Forbidden: bot was blocked by the user",
+            }
+        if chat in timed_out_once:
+            timed_out_once.discard(chat)
+            return TimedOut("timed out")
+        if floods and len(sends) == floods[0]:
+            floods.pop()
+            return 429, {
+                "ok": False,
+                "error_code": 429,
+                "description": "Too Many Requests",
+                "parameters": {"retry_after": 3},
+            }
+        sends.append(chat)
+        return None
+
+    bot.api.fail = transport
+    engine = create_engine(settings.database.url)
+    factory = create_session_factory(engine)
+    async with factory() as session:
+        campaign = await broadcasts.start_draft(session, created_by=COORDINATOR)
+        campaign.content, campaign.audience = {"text": "اطلاعیه", "entities": []}, {"kind": "all"}
+        assert (
+            await broadcasts.launch(
+                session, campaign=campaign, scheduled_at=utcnow(), progress_chat_id=COORDINATOR
+            )
+            == total
+        )
+        await session.commit()
+        campaign_id = campaign.id
+    paused: list[float] = []
+
+    async def no_wait(seconds: float) -> None:
+        paused.append(seconds)
+
+    def sender() -> CampaignSender:
+        return CampaignSender(
+            bot.app.bot, factory, settings.broadcast, intro="", sleep=no_wait, rate_per_second=1e9
+        )
+
+    first = asyncio.create_task(sender().run(campaign_id))
+    while len(sends) < total // 2:
+        await asyncio.sleep(0)
+    first.cancel()  # the process is stopped half-way
+    await asyncio.gather(first, return_exceptions=True)
+    halfway = len(sends)
+    await sender().run(campaign_id)  # a new process picks it up
+
+    assert total // 2 <= halfway < total
+    assert len(sends) == len(set(sends)) == total - len(blocked), "everyone reachable, exactly once"
+    assert 3 in paused, "retry_after honoured"
+    async with factory() as session:
+        counts = await broadcasts.progress(session, campaign_id)
+        blocked_users = await session.scalar(
+            select(func.count()).select_from(User).where(User.blocked_bot.is_(True))
+        )
+        status = (await session.get(Campaign, campaign_id)).status  # type: ignore[union-attr]
+    await engine.dispose()
+    assert (counts.sent, counts.blocked, counts.failed, counts.pending) == (
+        total - len(blocked),
+        len(blocked),
+        0,
+        0,
+    )
+    assert blocked_users == len(blocked) and status == "done"
+    assert await count_rows(settings, CampaignRecipient) == total
