@@ -1,0 +1,190 @@
+"""Deadlines: reminders to agencies, escalations to coordinators, and the daily digest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.cards import Cards, code_for_display
+from bot.config import Settings
+from bot.digits import isolate
+from bot.jalali import format_date, format_datetime
+from bot.services import outbox
+from bot.services.routing import coordinator_chats
+from bot.services.worktime import elapsed, holiday_dates
+from models.entities import Agency, Case, CaseEvent, CaseStatus
+
+WAITING_FOR_ACCEPT = (CaseStatus.FORWARDED, CaseStatus.REOPENED)
+ESCALATION_KEYS = {
+    "escalate-accept": "deadline-escalate-accept",
+    "escalate-resolve": "deadline-escalate-resolve",
+}
+OPEN_AT_AGENCY = (
+    CaseStatus.FORWARDED,
+    CaseStatus.REOPENED,
+    CaseStatus.ACCEPTED,
+    CaseStatus.NEEDS_INFO,
+)
+
+
+@dataclass(frozen=True)
+class Overdue:
+    """One threshold a case has passed."""
+
+    case_id: int
+    code: str
+    kind: str  # "remind", "escalate-accept" or "escalate-resolve"
+    since: datetime  # when it reached its agency
+    handed_over_event: int  # a reroute starts the clock again, with a new event
+
+
+async def _open_cases(session: AsyncSession) -> list[tuple[Case, int, datetime]]:
+    """Open cases at an agency with the audit row of their latest hand-over."""
+    latest = (
+        select(CaseEvent.case_id, func.max(CaseEvent.id).label("event_id"))
+        .where(CaseEvent.to_status.in_(WAITING_FOR_ACCEPT))
+        .group_by(CaseEvent.case_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(Case, CaseEvent.id, CaseEvent.created_at)
+        .join(latest, latest.c.case_id == Case.id)
+        .join(CaseEvent, CaseEvent.id == latest.c.event_id)
+        .where(Case.status.in_(OPEN_AT_AGENCY))
+    )
+    return [(case, event_id, at) for case, event_id, at in rows]
+
+
+async def overdue_cases(
+    session: AsyncSession, *, settings: Settings, now: datetime
+) -> list[Overdue]:
+    """Every threshold passed by every open case, as of `now`."""
+    rules = settings.deadlines
+    holidays = holiday_dates(rules.holidays)
+    found = []
+    for case, event_id, since in await _open_cases(session):
+        since = since if since.tzinfo else since.replace(tzinfo=now.tzinfo)
+        waited = elapsed(since, now, working_days=rules.working_days, holidays=holidays)
+        accept_hours, escalate_hours, resolve_days = rules.rule_for(case.domain_key)
+        kinds = []
+        if case.status in WAITING_FOR_ACCEPT:
+            if waited >= timedelta(hours=accept_hours):
+                kinds.append("remind")
+            if waited >= timedelta(hours=escalate_hours):
+                kinds.append("escalate-accept")
+        if waited >= timedelta(days=resolve_days):
+            kinds.append("escalate-resolve")
+        found += [Overdue(case.id, case.code, kind, since, event_id) for kind in kinds]
+    return found
+
+
+async def send_deadline_alerts(
+    session: AsyncSession, *, settings: Settings, cards: Cards, now: datetime
+) -> int:
+    """Queue each reminder or escalation not sent before (once per threshold and hand-over)."""
+    queued = 0
+    for item in await overdue_cases(session, settings=settings, now=now):
+        key = f"{item.kind}:{item.case_id}:{item.handed_over_event}"
+        if await outbox.already_enqueued(session, key):
+            continue
+        case = await session.get(Case, item.case_id)
+        assert case is not None
+        agency = await session.get(Agency, case.agency_key) if case.agency_key else None
+        values = {
+            "code": code_for_display(case.code, cards.language),
+            "agency": agency.name if agency else "",
+            "since": format_datetime(item.since, cards.language),
+            "text": isolate(case.text_original[:300]),
+        }
+        if item.kind == "remind":
+            if agency is None or agency.chat_id is None:
+                continue
+            payload: dict[str, object] = {"text": cards.t("deadline-remind", **values)}
+            if case.card_message_id is not None and case.card_chat_id == agency.chat_id:
+                payload["reply_to_message_id"] = case.card_message_id
+            outbox.enqueue(
+                session,
+                chat_id=agency.chat_id,
+                purpose=outbox.COORDINATOR_NOTICE,
+                payload=payload,
+                case_id=case.id,
+                dedupe_key=key,
+            )
+        else:
+            text = cards.t(ESCALATION_KEYS[item.kind], **values)
+            for number, chat_id in enumerate(coordinator_chats(settings)):
+                outbox.enqueue(
+                    session, chat_id=chat_id, purpose=outbox.COORDINATOR_NOTICE,
+                    payload={"text": text}, case_id=case.id,
+                    dedupe_key=key if number == 0 else f"{key}:{chat_id}",
+                )  # fmt: skip
+        queued += 1
+    return queued
+
+
+@dataclass(frozen=True)
+class Digest:
+    """The last day in numbers."""
+
+    new: int
+    accepted: int
+    resolved: int
+    reopened: int
+    overdue: int
+    in_triage: int
+
+
+async def digest(session: AsyncSession, *, settings: Settings, now: datetime) -> Digest:
+    """Counts for the 24 hours before `now`, and what is overdue or queued right now."""
+    since = now - timedelta(days=1)
+
+    async def moved_to(status: str) -> int:
+        query = (
+            select(func.count())
+            .select_from(CaseEvent)
+            .where(CaseEvent.to_status == status, CaseEvent.created_at >= since)
+        )
+        return int(await session.scalar(query) or 0)
+
+    new = await session.scalar(
+        select(func.count()).select_from(Case).where(Case.created_at >= since)
+    )
+    in_triage = await session.scalar(
+        select(func.count()).select_from(Case).where(Case.status == CaseStatus.TRIAGE)
+    )
+    overdue = {
+        o.case_id
+        for o in await overdue_cases(session, settings=settings, now=now)
+        if o.kind != "remind"
+    }
+    return Digest(
+        new=int(new or 0),
+        accepted=await moved_to(CaseStatus.ACCEPTED),
+        resolved=await moved_to(CaseStatus.RESOLVED),
+        reopened=await moved_to(CaseStatus.REOPENED),
+        overdue=len(overdue),
+        in_triage=int(in_triage or 0),
+    )
+
+
+async def send_digest(
+    session: AsyncSession, *, settings: Settings, cards: Cards, now: datetime
+) -> bool:
+    """Queue the daily digest to the coordinators, once per Jalali day."""
+    key = f"digest:{format_date(now, 'en')}"
+    chats = coordinator_chats(settings)
+    if not chats or await outbox.already_enqueued(session, key):
+        return False
+    figures = await digest(session, settings=settings, now=now)
+    text = cards.t("digest", date=format_date(now, cards.language), **figures.__dict__)
+    outbox.enqueue(
+        session,
+        chat_id=chats[0],
+        purpose=outbox.COORDINATOR_NOTICE,
+        payload={"text": text},
+        dedupe_key=key,
+    )
+    return True
