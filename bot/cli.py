@@ -83,6 +83,22 @@ def _parser() -> argparse.ArgumentParser:
             "minute.",
         )
     )
+    exporter = with_config(
+        commands.add_parser(
+            "export",
+            help="write the cases of a period to CSV or XLSX",
+            description="Write the cases filed between two Jalali dates (inclusive) to a file "
+            "Excel "
+            "opens: CSV with a BOM, or XLSX. Reporters' numbers appear only where they chose to "
+            "share them.",
+        )
+    )
+    exporter.add_argument("--from", dest="start", required=True, help="first day, e.g. 1405/09/01")
+    exporter.add_argument("--to", dest="end", required=True, help="last day, e.g. 1405/09/30")
+    exporter.add_argument("--format", choices=("csv", "xlsx"), default="csv")
+    exporter.add_argument(
+        "--output", type=Path, default=None, help="file to write (default: mahalle-FROM-TO.EXT)"
+    )
     return parser
 
 
@@ -164,6 +180,39 @@ async def _retrain(settings: Settings, triage: object) -> None:
     print(f"trained on {count} examples; model written to {settings.triage.model_path}")
 
 
+async def _export(arguments: argparse.Namespace, settings: Settings) -> None:
+    from datetime import timedelta
+
+    from bot.i18n import Translator
+    from bot.jalali import parse_jalali_date
+    from bot.reports import EXPORT_COLUMN_KEYS, export_rows, write_export
+    from models.db import create_engine, create_session_factory
+
+    start, last = parse_jalali_date(arguments.start), parse_jalali_date(arguments.end)
+    if start is None or last is None or last < start:
+        raise ConfigError("--from and --to must be Jalali dates like 1405/09/01, --from first")
+    translate = Translator.load(settings.bot.language)
+    language = settings.bot.language
+
+    def t(key: str, /, **values: object) -> str:
+        return translate(key, language, **values)
+
+    span = f"{arguments.start}-{arguments.end}".replace("/", "")
+    output = arguments.output or Path(f"mahalle-{span}.{arguments.format}")
+    engine = create_engine(settings.database.url)
+    try:
+        async with create_session_factory(engine)() as session:
+            rows = export_rows(
+                session, start=start, end=last + timedelta(days=1), t=t, language=language
+            )
+            count = await write_export(
+                rows, [t(k) for k in EXPORT_COLUMN_KEYS], output, arguments.format
+            )
+    finally:
+        await engine.dispose()
+    print(f"{count} cases written to {output}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     arguments = _parser().parse_args(argv)
@@ -179,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _run(settings)
         elif arguments.command == "triage":
             _triage(arguments, settings)
+        elif arguments.command == "export":
+            asyncio.run(_export(arguments, settings))
         else:
             asyncio.run(_upgrade(settings))
             print(f"database is up to date: {settings.database.url.split('@')[-1]}")

@@ -9,8 +9,14 @@ from typing import Any
 from telegram.ext import Application, ContextTypes
 
 from bot.context import runtime_of
-from bot.jalali import TEHRAN
-from bot.pipeline import route_stranded, start_due_campaigns
+from bot.jalali import TEHRAN, utcnow
+from bot.pipeline import (
+    check_deadlines,
+    route_stranded,
+    send_daily_digest,
+    send_weekly_report,
+    start_due_campaigns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +45,26 @@ async def _start_campaigns(context: ContextTypes.DEFAULT_TYPE) -> None:
     await start_due_campaigns(runtime_of(context.application))
 
 
+async def _deadlines(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Reminders and escalations for cases past their deadlines."""
+    await check_deadlines(runtime_of(context.application), now=utcnow())
+
+
+async def _digest(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The coordinators' daily digest."""
+    await send_daily_digest(runtime_of(context.application), now=utcnow())
+
+
+async def _weekly(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Saturday morning: the council's weekly chart and figures."""
+    await send_weekly_report(context.bot, runtime_of(context.application), now=utcnow())
+
+
+def _at(hhmm: str) -> time:
+    hour, minute = (int(part) for part in hhmm.split(":"))
+    return time(hour=hour, minute=minute, tzinfo=TEHRAN)
+
+
 def schedule_jobs(application: AnyApplication) -> None:
     """Register the jobs; the schedule lives in code and config, so a restart rebuilds it."""
     jobs = application.job_queue
@@ -50,3 +76,9 @@ def schedule_jobs(application: AnyApplication) -> None:
     jobs.run_repeating(_reload_model, interval=60, first=60, name="triage-reload")
     jobs.run_repeating(_route_stranded, interval=60, first=5, name="route-stranded")
     jobs.run_repeating(_start_campaigns, interval=20, first=1, name="campaigns")
+    reports = runtime_of(application).settings.reports
+    jobs.run_repeating(_deadlines, interval=600, first=30, name="deadlines")
+    jobs.run_daily(_digest, time=_at(reports.digest_time), name="digest")
+    jobs.run_daily(
+        _weekly, time=_at(reports.weekly_time), days=(6,), name="weekly-report"
+    )  # Saturday

@@ -7,11 +7,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from telegram import Bot
 
 from bot.jalali import utcnow
+from bot.reports import stats_text, weekly_chart
 from bot.runtime import Runtime
-from bot.services import broadcasts
-from bot.services.routing import route_new_case
+from bot.services import broadcasts, deadlines, stats
+from bot.services.routing import coordinator_chats, route_new_case
 from bot.triage import TriageResult
 from models.entities import Case, CaseStatus
 
@@ -88,3 +90,45 @@ def _forget(runtime: Runtime, campaign_id: int) -> Callable[[asyncio.Task[None]]
         runtime.campaign_tasks.pop(campaign_id, None)
 
     return done
+
+
+async def check_deadlines(runtime: Runtime, *, now: datetime) -> int:
+    """Queue reminders and escalations due at `now`; how many."""
+    async with runtime.session_factory() as session:
+        queued = await deadlines.send_deadline_alerts(
+            session, settings=runtime.settings, cards=runtime.card_renderer, now=now
+        )
+        await session.commit()
+    runtime.wake_outbox()
+    return queued
+
+
+async def send_daily_digest(runtime: Runtime, *, now: datetime) -> bool:
+    """Queue the coordinators' digest for the day of `now` (once)."""
+    async with runtime.session_factory() as session:
+        sent = await deadlines.send_digest(
+            session, settings=runtime.settings, cards=runtime.card_renderer, now=now
+        )
+        await session.commit()
+    runtime.wake_outbox()
+    return sent
+
+
+async def send_weekly_report(bot: Bot, runtime: Runtime, *, now: datetime) -> None:
+    """The council's chart and figures for the seven days before `now`."""
+    settings = runtime.settings
+    chat = settings.reports.council_chat_id or next(iter(coordinator_chats(settings)), None)
+    if chat is None:
+        return
+    language = settings.bot.language
+
+    def t(key: str, /, **values: object) -> str:
+        return runtime.translate(key, language, **values)
+
+    async with runtime.session_factory() as session:
+        figures = await stats.collect(
+            session, settings=settings, start=now - timedelta(days=7), end=now, now=now
+        )
+    chart = await asyncio.to_thread(weekly_chart, figures, t, language)
+    await bot.send_photo(chat, chart, caption=t("weekly-caption"))
+    await bot.send_message(chat, stats_text(figures, t, language))

@@ -21,7 +21,7 @@ from telegram.warnings import PTBUserWarning
 from bot.config import Settings
 from bot.i18n import Translator
 from bot.jalali import CODE_RE
-from handlers import broadcast, common, coordinator, followup, report, resident, staff
+from handlers import broadcast, common, coordinator, desk, followup, report, resident, staff
 from handlers.report import Step
 
 PRIVATE = filters.ChatType.PRIVATE
@@ -203,6 +203,12 @@ def register_handlers(
             CommandHandler("invite", coordinator.invite, filters=PRIVATE),
             CallbackQueryHandler(broadcast.stop, pattern=r"^bx:"),
             CommandHandler("settings", resident.settings_menu, filters=PRIVATE),
+            CommandHandler("stats", desk.show_stats, filters=PRIVATE),
+            CallbackQueryHandler(desk.stats_period, pattern=r"^sp:(week|month)$"),
+            CommandHandler("export", desk.export, filters=PRIVATE),
+            CommandHandler("staff", desk.staff_list, filters=PRIVATE),
+            CallbackQueryHandler(desk.remove_staff, pattern=r"^sr:"),
+            CommandHandler("agencies", desk.agencies, filters=PRIVATE),
             CallbackQueryHandler(resident.toggle_broadcasts, pattern=r"^st:b$"),
             CommandHandler("chatid", common.chat_id, filters=filters.ChatType.GROUPS),
             MessageHandler(

@@ -258,3 +258,16 @@ async def redeem_invite(
 async def get_case(session: AsyncSession, case_id: int) -> Case | None:
     """A case by id."""
     return await session.scalar(select(Case).where(Case.id == case_id))
+
+
+async def list_staff(session: AsyncSession) -> list[Staff]:
+    """Everyone who is staff of some agency, by agency then name."""
+    return list((await session.scalars(select(Staff).order_by(Staff.agency_key, Staff.name))).all())
+
+
+async def remove_staff(session: AsyncSession, *, user_id: int, agency_key: str) -> bool:
+    """Take someone off an agency's staff; False if they were not on it."""
+    result = await session.execute(
+        delete(Staff).where(Staff.user_id == user_id, Staff.agency_key == agency_key)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,195 @@
+"""The coordinator's desk: statistics, exports, staff, and whether agency chats work."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ChatMemberStatus
+from telegram.error import TelegramError
+
+from bot.context import MahalleContext
+from bot.jalali import format_date, parse_jalali_date, utcnow
+from bot.reports import EXPORT_COLUMN_KEYS, export_rows, stats_text, write_export
+from bot.services import casework, stats
+from bot.services.reference import list_agencies
+from handlers.common import unexpected_outside_flow
+from handlers.coordinator import is_coordinator
+from models.entities import Staff
+
+PERIOD_KEYS = {"week": "button-this-week", "month": "button-this-month"}
+
+
+def period(
+    arguments: list[str], *, default: str, now: datetime
+) -> tuple[datetime, datetime] | None:
+    """[start, end) from '/stats', '/stats month' or '/stats ۱۴۰۵/۰۹/۰۱ ۱۴۰۵/۰۹/۳۰'."""
+    word = arguments[0] if len(arguments) == 1 else (default if not arguments else None)
+    if word == "week":
+        return stats.week_start(now), now
+    if word == "month":
+        return stats.month_start(now), now
+    if len(arguments) == 2:
+        start, last = parse_jalali_date(arguments[0]), parse_jalali_date(arguments[1])
+        if start is not None and last is not None and start <= last:
+            return start, last + timedelta(days=1)
+    return None
+
+
+async def show_stats(update: Update, context: MahalleContext) -> None:
+    """/stats [week|month|FROM TO]: the figures for a period, with buttons for the usual ones."""
+    message = update.effective_message
+    assert message is not None
+    if not is_coordinator(update, context):
+        await unexpected_outside_flow(update, context)
+        return
+    span = period(context.args or [], default="week", now=utcnow())
+    if span is None:
+        await message.reply_text(context.t("stats-usage"))
+        return
+    await message.reply_text(
+        await _stats_text(context, *span), reply_markup=_period_buttons(context)
+    )
+
+
+async def stats_period(update: Update, context: MahalleContext) -> None:
+    """A period button under the statistics."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    if not is_coordinator(update, context):
+        await query.answer(context.t("coordinators-only"), show_alert=True)
+        return
+    span = period([query.data.removeprefix("sp:")], default="week", now=utcnow())
+    assert span is not None
+    await query.answer()
+    await query.edit_message_text(
+        await _stats_text(context, *span), reply_markup=_period_buttons(context)
+    )
+
+
+async def _stats_text(context: MahalleContext, start: datetime, end: datetime) -> str:
+    async with context.session() as session:
+        figures = await stats.collect(
+            session, settings=context.runtime.settings, start=start, end=end, now=utcnow()
+        )
+    return stats_text(figures, context.t, context.language)
+
+
+def _period_buttons(context: MahalleContext) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(context.t(key), callback_data=f"sp:{word}")
+                for word, key in PERIOD_KEYS.items()
+            ]
+        ]
+    )
+
+
+async def export(update: Update, context: MahalleContext) -> None:
+    """/export [FROM TO] [xlsx]: the cases as a file Excel opens (CSV by default)."""
+    message = update.effective_message
+    assert message is not None
+    if not is_coordinator(update, context):
+        await unexpected_outside_flow(update, context)
+        return
+    arguments = list(context.args or [])
+    file_format = "xlsx" if arguments and arguments[-1].lower() == "xlsx" else "csv"
+    arguments = [a for a in arguments if a.lower() not in ("xlsx", "csv")]
+    span = period(arguments, default="month", now=utcnow())
+    if span is None:
+        await message.reply_text(context.t("export-usage"))
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        path = (
+            Path(folder) / f"mahalle-{format_date(span[0], 'en').replace(' ', '-')}.{file_format}"
+        )
+        async with context.session() as session:
+            rows = export_rows(
+                session, start=span[0], end=span[1], t=context.t, language=context.language
+            )
+            count = await write_export(
+                rows, [context.t(k) for k in EXPORT_COLUMN_KEYS], path, file_format
+            )
+        with path.open("rb") as handle:
+            await message.reply_document(
+                handle, filename=path.name, caption=context.t("export-done", count=count)
+            )
+
+
+async def staff_list(update: Update, context: MahalleContext) -> None:
+    """/staff: who is staff of which agency, each with a remove button."""
+    message = update.effective_message
+    assert message is not None
+    if not is_coordinator(update, context):
+        await unexpected_outside_flow(update, context)
+        return
+    async with context.session() as session:
+        members = await casework.list_staff(session)
+        names = {a.key: a.name for a in await list_agencies(session=session)}
+    if not members:
+        await message.reply_text(context.t("staff-none"))
+        return
+    signer = context.runtime.card_renderer.signer
+
+    def remove_button(member: Staff) -> InlineKeyboardButton:
+        agency = names.get(member.agency_key, member.agency_key)
+        label = context.t("button-remove-staff", name=member.name, agency=agency)
+        return InlineKeyboardButton(
+            label, callback_data=signer.sign("sr", member.user_id, member.agency_key)
+        )
+
+    rows = [[remove_button(member)] for member in members]
+    await message.reply_text(
+        context.t("staff-title", count=len(members)), reply_markup=InlineKeyboardMarkup(rows)
+    )
+
+
+async def remove_staff(update: Update, context: MahalleContext) -> None:
+    """A remove button from /staff."""
+    query = update.callback_query
+    assert query is not None
+    parts = context.runtime.card_renderer.signer.verify(query.data)
+    if parts is None or parts[0] != "sr" or not is_coordinator(update, context):
+        await query.answer(context.t("button-stale"), show_alert=True)
+        return
+    async with context.session() as session:
+        removed = await casework.remove_staff(session, user_id=int(parts[1]), agency_key=parts[2])
+        await session.commit()
+    await query.answer(context.t("staff-removed" if removed else "already-done"), show_alert=True)
+
+
+async def agencies(update: Update, context: MahalleContext) -> None:
+    """/agencies: each agency's chat, and whether the bot can post there (asked live)."""
+    message = update.effective_message
+    assert message is not None
+    if not is_coordinator(update, context):
+        await unexpected_outside_flow(update, context)
+        return
+    async with context.session() as session:
+        rows = await list_agencies(session=session)
+    lines = [context.t("agencies-title")]
+    for agency in rows:
+        lines.append(
+            context.t(
+                await _chat_state(context, agency.chat_id),
+                name=agency.name,
+                chat=str(agency.chat_id or ""),
+            )
+        )
+    await message.reply_text("\n".join(lines))
+
+
+async def _chat_state(context: MahalleContext, chat_id: int | None) -> str:
+    if chat_id is None:
+        return "agency-no-chat"
+    try:
+        member = await context.bot.get_chat_member(chat_id, context.bot.id)
+    except TelegramError:
+        return "agency-unreachable"
+    if member.status in (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED):
+        return "agency-unreachable"
+    can_post = getattr(member, "can_send_messages", True) is not False
+    return "agency-ok" if can_post else "agency-muted"
