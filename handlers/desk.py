@@ -25,7 +25,7 @@ PERIOD_KEYS = {"week": "button-this-week", "month": "button-this-month"}
 def period(
     arguments: list[str], *, default: str, now: datetime
 ) -> tuple[datetime, datetime] | None:
-    """[start, end) from '/stats', '/stats month' or '/stats ۱۴۰۵/۰۹/۰۱ ۱۴۰۵/۰۹/۳۰'."""
+    """[start, end) from '/stats', '/stats month' or '/stats 1405/09/01 1405/09/30'."""
     word = arguments[0] if len(arguments) == 1 else (default if not arguments else None)
     if word == "week":
         return stats.week_start(now), now
