@@ -67,6 +67,7 @@ class CaseView:
     last_actor: str | None
     last_change: datetime | None
     confidence: float | None
+    group_name: str | None = None
 
 
 def code_for_display(code: str, language: str) -> str:
@@ -86,6 +87,8 @@ def agency_card(view: CaseView, t: Translate, signer: Signer, language: str) -> 
         t("card-place", neighbourhood=isolate(view.neighbourhood), district=isolate(view.district)),
         t("card-date", date=format_datetime(view.created_at, language)),
     ]
+    if view.group_name:
+        lines.append(t("card-group", group=isolate(view.group_name)))
     if view.phone:
         lines.append(t("card-phone", phone=isolate(view.phone)))
     if view.duplicate_of:

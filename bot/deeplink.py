@@ -8,14 +8,15 @@ from typing import Literal
 
 # Telegram allows A-Z, a-z, 0-9, _ and - in a payload, up to 64 characters.
 _PAYLOAD = re.compile(r"^(?P<kind>[a-z]+)_(?P<value>[A-Za-z0-9_-]{1,58})$")
-KNOWN_KINDS = ("join",)
+KNOWN_KINDS = ("join", "grp")
 
 
 @dataclass(frozen=True)
 class StartPayload:
-    """What a deep link asks for: `join_<token>` (a staff invite) or nothing we know."""
+    """What a deep link asks for: `join_<token>` (a staff invite), `grp_<token>` (joining a
+    local group) or nothing we know."""
 
-    kind: Literal["join", "none"]
+    kind: Literal["join", "grp", "none"]
     value: str = ""
 
 
@@ -26,4 +27,4 @@ def parse_start_payload(arguments: list[str] | None) -> StartPayload:
     match = _PAYLOAD.match(arguments[0])
     if match is None or match["kind"] not in KNOWN_KINDS:
         return StartPayload("none")
-    return StartPayload("join", match["value"])
+    return StartPayload("join" if match["kind"] == "join" else "grp", match["value"])

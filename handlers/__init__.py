@@ -21,7 +21,17 @@ from telegram.warnings import PTBUserWarning
 from bot.config import Settings
 from bot.i18n import Translator
 from bot.jalali import CODE_RE
-from handlers import broadcast, common, coordinator, desk, followup, report, resident, staff
+from handlers import (
+    broadcast,
+    common,
+    coordinator,
+    desk,
+    followup,
+    groups,
+    report,
+    resident,
+    staff,
+)
 from handlers.report import Step
 
 PRIVATE = filters.ChatType.PRIVATE
@@ -88,6 +98,16 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
         ]
 
     coordinators = filters.User(user_id=settings.county.coordinators) & PRIVATE
+
+    def registering(
+        state: str, expect: str, *handlers: BaseHandler[Update, Any, Any]
+    ) -> list[BaseHandler[Update, Any, Any]]:
+        leave = [
+            CommandHandler("cancel", groups.cancel),
+            MessageHandler(_labels(translate, "button-cancel"), groups.cancel),
+        ]
+        return [*leave, *handlers, MessageHandler(filters.ALL, report.unexpected(state, expect))]
+
     return ConversationHandler(
         name="resident",
         persistent=True,
@@ -100,6 +120,7 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
             ),
             CallbackQueryHandler(followup.start_answer, pattern=r"^an:"),
             CommandHandler("broadcast", broadcast.start, filters=coordinators),
+            CommandHandler("group", groups.start, filters=PRIVATE),
         ],
         states={
             Step.NEIGHBOURHOOD: step(
@@ -124,6 +145,22 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
                 Step.PRIVACY,
                 MessageHandler(filters.CONTACT & ~filters.FORWARDED, report.share_contact),
                 MessageHandler(_labels(translate, "button-stay-anonymous"), report.stay_anonymous),
+            ),
+            Step.GROUP: step(
+                Step.GROUP, CallbackQueryHandler(report.choose_group, pattern=r"^rg:\d+$")
+            ),
+            groups.NAME: registering(
+                groups.NAME, "expect-group-name", MessageHandler(typed, groups.take_name)
+            ),
+            groups.FIELD: registering(
+                groups.FIELD, "expect-group-field", MessageHandler(typed, groups.take_field)
+            ),
+            groups.PLACE: registering(
+                groups.PLACE,
+                "expect-neighbourhood",
+                CallbackQueryHandler(groups.take_place, pattern=r"^gn:n:\d+$"),
+                CallbackQueryHandler(groups.browse, pattern=r"^gn:d(:\d+:\d+)?$"),
+                MessageHandler(typed, groups.search),
             ),
             Step.CONFIRM: step(
                 Step.CONFIRM,
@@ -171,7 +208,7 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
         fallbacks=[
             CallbackQueryHandler(report.already_confirmed, pattern=r"^rc:"),
             CallbackQueryHandler(followup.finish_current_first, pattern=r"^an:"),
-            CallbackQueryHandler(common.stale_button, pattern=r"^(rn|rx|re|mn|ba|bt|bs|bg):"),
+            CallbackQueryHandler(common.stale_button, pattern=r"^(rn|rx|re|mn|ba|bt|bs|bg|rg|gn):"),
         ],
     )
 
@@ -205,6 +242,7 @@ def register_handlers(
             CommandHandler("settings", resident.settings_menu, filters=PRIVATE),
             CommandHandler("stats", desk.show_stats, filters=PRIVATE),
             CallbackQueryHandler(desk.stats_period, pattern=r"^sp:(week|month)$"),
+            CallbackQueryHandler(groups.decide, pattern=r"^ga:"),
             CommandHandler("export", desk.export, filters=PRIVATE),
             CommandHandler("staff", desk.staff_list, filters=PRIVATE),
             CallbackQueryHandler(desk.remove_staff, pattern=r"^sr:"),

@@ -34,6 +34,10 @@ async def start(update: Update, context: MahalleContext) -> None:
     payload = parse_start_payload(context.args)
     if payload.kind == "join":
         await staff.join(update, context, payload.value)
+    elif payload.kind == "grp":
+        from handlers.groups import join as join_group  # groups builds on this module
+
+        await join_group(update, context, payload.value)
     await update.effective_message.reply_text(
         context.t("welcome"), reply_markup=keyboards.main_menu(context.t)
     )

@@ -17,6 +17,7 @@ from bot.services import cases, drafts, places, users
 from bot.services.drafts import MAX_PHOTOS, ReportDraft
 from handlers import keyboards, picker
 from handlers.common import remember_user, unexpected_kind
+from handlers.groups import on_behalf_buttons, reporter_groups
 from models.entities import Neighbourhood
 
 PREFIX = "rn"
@@ -31,6 +32,7 @@ class Step(StrEnum):
     DESCRIPTION = "description"
     MEDIA = "media"
     PRIVACY = "privacy"
+    GROUP = "group"
     CONFIRM = "confirm"
 
 
@@ -123,6 +125,11 @@ async def _show_summary(update: Update, context: MahalleContext, draft: ReportDr
         location=context.t("yes" if draft.has_location else "no"),
         privacy=context.t("privacy-shared" if draft.share_phone else "privacy-anonymous"),
     )
+    if draft.group_id:
+        names = {g.id: g.name for g in await reporter_groups(context, _user_id(update))}
+        if draft.group_id in names:
+            on_behalf = context.t("summary-on-behalf", group=isolate(names[draft.group_id]))
+            summary = f"{on_behalf}\n{summary}"
     await _message(update).reply_text(
         context.t("summary-intro"), reply_markup=keyboards.cancel_only(context.t)
     )
@@ -134,7 +141,15 @@ async def _show_summary(update: Update, context: MahalleContext, draft: ReportDr
 
 async def _after(update: Update, context: MahalleContext, draft: ReportDraft, done: Step) -> Step:
     """The next step in order, or straight back to the summary when one part was edited."""
-    if draft.editing or done is Step.PRIVACY:
+    if done is Step.PRIVACY and not draft.editing:
+        member_of = await reporter_groups(context, _user_id(update))
+        if member_of:
+            await _save(update, context, draft)
+            await _message(update).reply_text(
+                context.t("ask-on-behalf"), reply_markup=on_behalf_buttons(context, member_of)
+            )
+            return Step.GROUP
+    if draft.editing or done in (Step.PRIVACY, Step.GROUP):
         return await _show_summary(update, context, draft)
     await _save(update, context, draft)
     if done is Step.NEIGHBOURHOOD:
@@ -299,6 +314,24 @@ async def stay_anonymous(update: Update, context: MahalleContext) -> object:
     return await _after(update, context, draft, Step.PRIVACY)
 
 
+async def choose_group(update: Update, context: MahalleContext) -> object:
+    """Report as oneself, or on behalf of one of one's approved groups."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    draft = await _load(update, context)
+    if draft is None:
+        return await _draft_lost(update, context)
+    wanted = int(query.data.removeprefix("rg:"))
+    member_of = {g.id for g in await reporter_groups(context, _user_id(update))}
+    if wanted and wanted not in member_of:
+        await query.answer(context.t("button-stale"), show_alert=True)
+        return Step.GROUP
+    await query.answer()
+    await query.edit_message_reply_markup(reply_markup=None)
+    draft.group_id = wanted or None
+    return await _after(update, context, draft, Step.GROUP)
+
+
 # --- summary: confirm, edit, cancel ---------------------------------------------------------
 
 
@@ -409,6 +442,7 @@ EXPECT_KEYS = {
     Step.DESCRIPTION: "expect-description",
     Step.MEDIA: "expect-media",
     Step.PRIVACY: "expect-privacy",
+    Step.GROUP: "expect-buttons",
     Step.CONFIRM: "expect-confirm",
 }
 

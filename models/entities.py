@@ -299,6 +299,7 @@ class TriageCorrection(Base):
 class GroupStatus(enum.StrEnum):
     """A local group's registration."""
 
+    DRAFT = "draft"  # the resident is still typing it in
     PENDING = "pending"
     APPROVED = "approved"
     REFUSED = "refused"
@@ -310,10 +311,10 @@ class LocalGroup(Base):
     __tablename__ = "local_groups"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(120))
-    field: Mapped[str] = mapped_column(String(200))
-    neighbourhood_id: Mapped[int] = mapped_column(ForeignKey("neighbourhoods.id"))
-    status: Mapped[str] = mapped_column(String(16), default=GroupStatus.PENDING)
+    name: Mapped[str] = mapped_column(String(120), default="")
+    field: Mapped[str] = mapped_column(String(200), default="")
+    neighbourhood_id: Mapped[int | None] = mapped_column(ForeignKey("neighbourhoods.id"))
+    status: Mapped[str] = mapped_column(String(16), default=GroupStatus.DRAFT)
     created_by: Mapped[int] = mapped_column(BigInteger)
     # Members join with /start grp_<token>.
     invite_token: Mapped[str] = mapped_column(String(64), unique=True)
@@ -321,7 +322,7 @@ class LocalGroup(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column()
 
-    neighbourhood: Mapped[Neighbourhood] = relationship(lazy="joined")
+    neighbourhood: Mapped[Neighbourhood | None] = relationship(lazy="joined")
 
 
 class GroupMember(Base):

@@ -12,7 +12,16 @@ from bot.i18n import Translator
 ROOT = Path(__file__).resolve().parent.parent
 CODE_DIRS = ("bot", "handlers")
 # Calls whose string arguments are locale keys.
-LOOKUPS = {"t", "translate", "every_language", "_labels", "_notice", "unexpected", "composing"}
+LOOKUPS = {
+    "t",
+    "translate",
+    "every_language",
+    "_labels",
+    "_notice",
+    "unexpected",
+    "composing",
+    "registering",
+}
 
 
 def _trees() -> list[ast.Module]:

@@ -111,6 +111,7 @@ async def submit_report(
         photo_file_ids=list(draft.photo_file_ids),
         share_phone=draft.share_phone,
         reporter_phone=draft.phone if draft.share_phone else None,
+        group_id=draft.group_id,
         status=CaseStatus.SUBMITTED,
         created_at=now,
         updated_at=now,

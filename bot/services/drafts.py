@@ -25,6 +25,8 @@ class ReportDraft:
     longitude: float | None = None
     share_phone: bool = False
     phone: str | None = None
+    # Filed on behalf of this approved local group, when the reporter chose one.
+    group_id: int | None = None
     # Set while the resident edits one part from the summary: the next step is the summary again.
     editing: bool = False
 

@@ -15,7 +15,7 @@ from bot.services import outbox
 from bot.services.duplicates import find_duplicate
 from bot.services.transitions import last_event, transition
 from bot.triage import OTHER, TriageResult
-from models.entities import Agency, Case, CaseStatus, Domain, TriageCorrection, User
+from models.entities import Agency, Case, CaseStatus, Domain, LocalGroup, TriageCorrection, User
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ async def case_view(
     domain = await session.get(Domain, case.domain_key) if case.domain_key else None
     agency = await session.get(Agency, case.agency_key) if case.agency_key else None
     latest = await last_event(session, case_id)
+    group = await session.get(LocalGroup, case.group_id) if case.group_id else None
     return CaseView(
         case_id=case.id, code=case.code, status=case.status, domain_key=case.domain_key,
         domain_title=domain.title if domain else "", agency_name=agency.name if agency else "",
@@ -39,6 +40,7 @@ async def case_view(
         phone=case.reporter_phone if case.share_phone else None, duplicate_of=duplicate_of,
         last_actor=latest.actor_name if latest and latest.actor_name else None,
         last_change=latest.created_at if latest else None, confidence=case.triage_confidence,
+        group_name=group.name if group else None,
     )  # fmt: skip
 
 

@@ -61,7 +61,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=120), nullable=False),
         sa.Column("field", sa.String(length=200), nullable=False),
-        sa.Column("neighbourhood_id", sa.Integer(), nullable=False),
+        sa.Column("neighbourhood_id", sa.Integer(), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("created_by", sa.BigInteger(), nullable=False),
         sa.Column("invite_token", sa.String(length=64), nullable=False),

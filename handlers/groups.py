@@ -1,0 +1,232 @@
+"""Local groups: a resident registers one, coordinators decide, members join by link."""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.ext import ConversationHandler
+
+from bot.context import MahalleContext
+from bot.digits import isolate
+from bot.jalali import utcnow
+from bot.services import groups, outbox
+from bot.services.routing import coordinator_chats
+from handlers import keyboards, picker
+from handlers.coordinator import is_coordinator
+from handlers.staff import display_name
+from models.entities import GroupStatus, LocalGroup
+
+NAME, FIELD, PLACE = "group-name", "group-field", "group-place"
+END = ConversationHandler.END
+PREFIX = "gn"
+
+
+def _message(update: Update) -> Message:
+    assert update.effective_message is not None
+    return update.effective_message
+
+
+def _user_id(update: Update) -> int:
+    assert update.effective_user is not None
+    return update.effective_user.id
+
+
+async def start(update: Update, context: MahalleContext) -> object:
+    """/group: register a local group."""
+    async with context.session() as session:
+        await groups.start_registration(session, user_id=_user_id(update))
+        await session.commit()
+    await _message(update).reply_text(
+        context.t("group-ask-name"), reply_markup=keyboards.cancel_only(context.t)
+    )
+    return NAME
+
+
+async def _registration(update: Update, context: MahalleContext) -> LocalGroup | None:
+    async with context.session() as session:
+        return await groups.registration(session, user_id=_user_id(update))
+
+
+async def _update(group: LocalGroup, context: MahalleContext, **values: object) -> None:
+    async with context.session() as session:
+        row = await session.get(LocalGroup, group.id)
+        assert row is not None
+        for name, value in values.items():
+            setattr(row, name, value)
+        await session.commit()
+
+
+async def take_name(update: Update, context: MahalleContext) -> object:
+    """The group's name."""
+    text = (_message(update).text or "").strip()
+    if not 3 <= len(text) <= groups.MAX_NAME:
+        await _message(update).reply_text(context.t("group-length", low=3, high=groups.MAX_NAME))
+        return NAME
+    group = await _registration(update, context)
+    if group is None:
+        return await _lost(update, context)
+    await _update(group, context, name=text)
+    await _message(update).reply_text(context.t("group-ask-field"))
+    return FIELD
+
+
+async def take_field(update: Update, context: MahalleContext) -> object:
+    """What the group works on."""
+    text = (_message(update).text or "").strip()
+    if not 3 <= len(text) <= groups.MAX_FIELD:
+        await _message(update).reply_text(context.t("group-length", low=3, high=groups.MAX_FIELD))
+        return FIELD
+    group = await _registration(update, context)
+    if group is None:
+        return await _lost(update, context)
+    await _update(group, context, field=text)
+    await picker.send_picker(update, context, PREFIX)
+    return PLACE
+
+
+async def browse(update: Update, context: MahalleContext) -> object:
+    """Page through districts and neighbourhoods."""
+    assert update.callback_query is not None
+    await picker.browse(update.callback_query, context, PREFIX)
+    return PLACE
+
+
+async def search(update: Update, context: MahalleContext) -> object:
+    """Offer neighbourhoods matching a typed name."""
+    await picker.reply_search(update, context, PREFIX)
+    return PLACE
+
+
+async def take_place(update: Update, context: MahalleContext) -> object:
+    """The group's neighbourhood: the request goes to the coordinators."""
+    assert update.callback_query is not None
+    place = await picker.picked(update.callback_query, context)
+    if place is None:
+        return PLACE
+    group = await _registration(update, context)
+    if group is None:
+        return await _lost(update, context)
+    async with context.session() as session:
+        row = await session.get(LocalGroup, group.id)
+        assert row is not None
+        row.neighbourhood_id, row.status = place.id, GroupStatus.PENDING
+        card = _decision_card(context, row, place.name)
+        for chat_id in coordinator_chats(context.runtime.settings):
+            outbox.enqueue(
+                session, chat_id=chat_id, purpose=outbox.COORDINATOR_NOTICE, payload=card
+            )
+        await session.commit()
+    context.runtime.wake_outbox()
+    await _message(update).reply_text(
+        context.t("group-submitted", name=isolate(group.name)),
+        reply_markup=keyboards.main_menu(context.t),
+    )
+    return END
+
+
+def _decision_card(context: MahalleContext, group: LocalGroup, place: str) -> dict[str, object]:
+    signer = context.runtime.card_renderer.signer
+    cards = context.runtime.card_renderer
+    text = cards.t(
+        "group-request", name=isolate(group.name), field=isolate(group.field), place=isolate(place)
+    )
+    buttons = [
+        {"text": cards.t("button-approve"), "callback_data": signer.sign("ga", "a", group.id)},
+        {"text": cards.t("button-refuse"), "callback_data": signer.sign("ga", "r", group.id)},
+    ]
+    return {"text": text, "reply_markup": {"inline_keyboard": [buttons]}}
+
+
+async def decide(update: Update, context: MahalleContext) -> None:
+    """A coordinator approves or refuses; the founder hears (with the members' link if approved)."""
+    query = update.callback_query
+    assert query is not None
+    parts = context.runtime.card_renderer.signer.verify(query.data)
+    if parts is None or parts[0] != "ga":
+        await query.answer(context.t("button-stale"), show_alert=True)
+        return
+    if not is_coordinator(update, context):
+        await query.answer(context.t("coordinators-only"), show_alert=True)
+        return
+    approve = parts[1] == "a"
+    async with context.session() as session:
+        group = await groups.decide(
+            session,
+            group_id=int(parts[2]),
+            approve=approve,
+            coordinator=query.from_user.id,
+            now=utcnow(),
+        )
+        if group is None:
+            await query.answer(context.t("already-done"), show_alert=True)
+            return
+        settings = context.runtime.settings
+        bot_link = f"{settings.telegram.deep_link_base}{context.bot.username}"
+        link = f"{bot_link}?start=grp_{group.invite_token}"
+        notice = (
+            context.t("group-approved", name=isolate(group.name), link=link)
+            if approve
+            else context.t("group-refused", name=isolate(group.name))
+        )
+        outbox.enqueue(
+            session,
+            chat_id=group.created_by,
+            purpose=outbox.REPORTER_NOTICE,
+            payload={"text": notice},
+        )
+        await session.commit()
+    context.runtime.wake_outbox()
+    await query.answer()
+    verdict = context.t(
+        "group-decided-approved" if approve else "group-decided-refused",
+        name=isolate(display_name(query.from_user)),
+    )
+    await query.edit_message_text(f"{getattr(query.message, 'text', '') or ''}\n\n{verdict}")
+
+
+async def join(update: Update, context: MahalleContext, token: str) -> None:
+    """`/start grp_<token>`: become a member of an approved group."""
+    async with context.session() as session:
+        group = await groups.join(session, token=token, user_id=_user_id(update), now=utcnow())
+        await session.commit()
+    key = "group-joined" if group is not None else "group-link-invalid"
+    await _message(update).reply_text(context.t(key, name=isolate(group.name) if group else ""))
+
+
+async def cancel(update: Update, context: MahalleContext) -> object:
+    """Leave the registration."""
+    async with context.session() as session:
+        group = await groups.registration(session, user_id=_user_id(update))
+        if group is not None:
+            await session.delete(group)
+            await session.commit()
+    await _message(update).reply_text(
+        context.t("group-cancelled"), reply_markup=keyboards.main_menu(context.t)
+    )
+    return END
+
+
+async def _lost(update: Update, context: MahalleContext) -> object:
+    await _message(update).reply_text(
+        context.t("draft-missing"), reply_markup=keyboards.main_menu(context.t)
+    )
+    return END
+
+
+def on_behalf_buttons(context: MahalleContext, member_of: list[LocalGroup]) -> InlineKeyboardMarkup:
+    """ "Myself" or one of the reporter's approved groups."""
+    rows = [[InlineKeyboardButton(context.t("button-as-myself"), callback_data="rg:0")]]
+    rows += [
+        [
+            InlineKeyboardButton(
+                context.t("button-as-group", name=g.name), callback_data=f"rg:{g.id}"
+            )
+        ]
+        for g in member_of
+    ]
+    return InlineKeyboardMarkup(rows)
+
+
+async def reporter_groups(context: MahalleContext, user_id: int) -> list[LocalGroup]:
+    """The approved groups this reporter belongs to."""
+    async with context.session() as session:
+        return await groups.memberships(session, user_id=user_id)
