@@ -85,6 +85,7 @@ def weekly_chart(stats: Stats, t: Translate, language: str) -> bytes:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     font = _font()
     figure, (domains, agencies) = plt.subplots(2, 1, figsize=(8, 8))
@@ -98,6 +99,7 @@ def weekly_chart(stats: Stats, t: Translate, language: str) -> bytes:
     agencies.set_yticks(range(len(timed)), [a.name for a in timed], fontproperties=font)
     agencies.set_title(t("chart-accept-hours"), fontproperties=font)
     for axis in (domains, agencies):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         ticks = axis.get_xticks()
         axis.set_xticks(
             ticks, [_number(tick, language, digits=0) for tick in ticks], fontproperties=font

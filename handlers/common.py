@@ -111,7 +111,8 @@ async def on_error(update: object, context: MahalleContext) -> None:
         await _mark_blocked(context, update.effective_user.id)
         return
     log.error("error while handling an update", exc_info=error)
-    admin_chat = context.runtime.settings.bot.admin_chat_id
+    settings = context.runtime.settings
+    admin_chat = settings.bot.admin_chat_id or settings.county.coordinator_chat_id
     update_id = update.update_id if isinstance(update, Update) else None
     if admin_chat is not None:
         line = context.t("error-admin-line", error=type(error).__name__, update=str(update_id))

@@ -25,6 +25,8 @@ class ApiCall:
 
     method: str
     params: dict[str, Any]
+    # Uploaded files by field: (file name, content, MIME type).
+    files: dict[str, Any] = field(default_factory=dict)
 
     @property
     def chat_id(self) -> int | None:
@@ -104,6 +106,10 @@ class FakeBotAPI(BaseRequest):
         pool_timeout: Any = None,
     ) -> tuple[int, bytes]:
         call = ApiCall(url.rsplit("/", 1)[-1], request_data.parameters if request_data else {})
+        if request_data is not None and request_data.contains_files:
+            for part, (name, content, mime) in request_data.multipart_data.items():
+                data = content.read() if hasattr(content, "read") else content
+                call.files[part] = (name, data, mime)
         self.calls.append(call)
         if self.fail is not None and (failure := self.fail(call)) is not None:
             if isinstance(failure, Exception):
@@ -115,7 +121,9 @@ class FakeBotAPI(BaseRequest):
     def _result(self, call: ApiCall) -> Any:
         if call.method == "getMe":
             return BOT_USER
-        if call.method in {"sendMessage", "sendPhoto", "sendLocation"}:
+        if call.method == "getChatMember":
+            return {"status": "member", "user": BOT_USER}
+        if call.method in {"sendMessage", "sendPhoto", "sendLocation", "sendDocument"}:
             return self._store_new(call).as_update_part()
         if call.method == "sendMediaGroup":
             return [self._store_new(call).as_update_part() for _ in call.params["media"]]

@@ -1,0 +1,360 @@
+"""The coordinator's desk: local groups, deadlines, digest, statistics, weekly report, exports."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import jdatetime
+from openpyxl import load_workbook
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.digits import persian_digits
+from bot.i18n import Translator
+from bot.jalali import TEHRAN, format_date
+from bot.pipeline import check_deadlines, send_daily_digest
+from bot.reports import EXPORT_COLUMN_KEYS, export_rows, weekly_chart, write_export
+from bot.services import stats
+from bot.services.worktime import elapsed, holiday_dates
+from models.db import create_engine, create_session_factory
+from models.entities import Case, CaseEvent, Staff
+from tests.conftest import COORDINATOR, COORDINATOR_CHAT, EXAMPLE_CONFIG, Bot, agency_chat
+from tests.fakebot import alerts, texts
+from tests.test_agency import add_staff, one_case, report
+from tests.test_report_flow import DESCRIPTION, cases_in
+
+MUNICIPALITY = agency_chat(0)
+POLICE = agency_chat(2)
+Sessions = async_sessionmaker[AsyncSession]
+
+
+# --- local groups ---------------------------------------------------------------------------
+
+
+async def register_group(bot: Bot, founder_id: int = 1101) -> str:
+    """A resident registers a group and a coordinator approves it; returns the members' link."""
+    founder = bot.user(founder_id)
+    await founder.send("/group")
+    await founder.send("دوستداران محیط زیست جهاد")
+    await founder.send("پاکسازی پارک‌ها و کاشت درخت")
+    await founder.send("جهاد")
+    assert "دبیرخانه" in texts(await founder.press("جهاد"))[0]
+    coordinator = bot.in_group(COORDINATOR, COORDINATOR_CHAT, "دبیرخانه")
+    [request] = [m for m in bot.api.delivered(COORDINATOR_CHAT) if "تشکل" in m.text]
+    assert "دوستداران محیط زیست جهاد" in request.text
+    await coordinator.press("تأیید")
+    approved = founder.last_text
+    assert "تأیید شد" in approved
+    return approved.split("start=")[1].strip()
+
+
+async def test_group_registration_approval_membership_and_reporting_on_its_behalf(
+    bot: Bot, settings: Settings
+) -> None:
+    payload = await register_group(bot)
+    member = bot.user(1102)
+    assert "عضو" in texts(await member.send(f"/start {payload}"))[0]
+    await member.send("📝 گزارش جدید")
+    await member.send("جهاد")
+    await member.press("جهاد")
+    await member.send(DESCRIPTION)
+    await member.send("ادامه ⬅️")
+    await member.send("🙈 ناشناس بمانم")
+    await member.press("دوستداران محیط زیست")
+    assert "از طرف" in member.api.to_chat(member.user_id)[-1].text
+    await member.press("ثبت گزارش")
+    case = await one_case(settings)
+    assert case.group_id is not None
+    [card] = [m for m in bot.api.delivered(MUNICIPALITY) if DESCRIPTION in m.text]
+    assert "دوستداران محیط زیست جهاد" in card.text
+
+
+async def test_refused_groups_cannot_be_joined_and_only_coordinators_decide(bot: Bot) -> None:
+    founder = bot.user(1101)
+    await founder.send("/group")
+    await founder.send("گروه آزمایشی")
+    await founder.send("کارهای داوطلبانه")
+    await founder.send("جهاد")
+    await founder.press("جهاد")
+    outsider = bot.in_group(2001, COORDINATOR_CHAT, "رهگذر")
+    assert "دبیرخانه" in alerts(await outsider.press("تأیید"))[0]
+    coordinator = bot.in_group(COORDINATOR, COORDINATOR_CHAT, "دبیرخانه")
+    await coordinator.press("رد")
+    assert "تأیید نشد" in founder.last_text
+    reply = texts(await bot.user(1102).send("/start grp_doesnotexist"))[0]
+    assert "معتبر نیست" in reply
+
+
+async def test_reporters_without_groups_are_not_asked(bot: Bot) -> None:
+    resident = bot.user(1103)
+    await report(resident)
+    assert not any("از طرف خودم" in label for label in resident.button_labels())
+
+
+# --- deadlines ------------------------------------------------------------------------------
+
+
+def tehran(year: int, month: int, day: int, hour: int = 0) -> datetime:
+    return datetime(year, month, day, hour, tzinfo=TEHRAN)
+
+
+def test_working_time_skips_fridays_thursday_afternoons_and_holidays() -> None:
+    holidays = holiday_dates(["1405/09/03"])  # Monday 24 November 2026
+    wednesday_noon = tehran(2026, 11, 25, 12)
+    saturday_noon = tehran(2026, 11, 28, 12)
+    # Wed 12:00→24:00 (12 h) + Thursday morning (12 h) + Saturday 00:00→12:00 (12 h); Friday none.
+    assert elapsed(
+        wednesday_noon, saturday_noon, working_days=True, holidays=holidays
+    ) == timedelta(hours=36)
+    assert elapsed(
+        wednesday_noon, saturday_noon, working_days=False, holidays=holidays
+    ) == timedelta(days=3)
+    sunday, tuesday = tehran(2026, 11, 23), tehran(2026, 11, 25)
+    assert elapsed(sunday, tuesday, working_days=True, holidays=holidays) == timedelta(hours=24), (
+        "the holiday is skipped"
+    )
+
+
+async def _age(settings: Settings, case_id: int, hours: float) -> datetime:
+    """Pretend the case was handed over `hours` ago (in calendar time); returns that moment."""
+    engine = create_engine(settings.database.url)
+    async with create_session_factory(engine)() as session:
+        events = (
+            await session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id))
+        ).all()
+        moment = datetime.now(UTC) - timedelta(hours=hours)
+        for event in events:
+            event.created_at = moment
+        await session.commit()
+    await engine.dispose()
+    return moment
+
+
+async def test_reminder_then_escalation_each_once_even_across_restarts(
+    bot: Bot, settings: Settings
+) -> None:
+    settings_24h = settings.model_copy(
+        update={"deadlines": settings.deadlines.model_copy(update={"working_days": False})}
+    )
+    runtime = bot.app.bot_data["runtime"]
+    runtime.settings = settings_24h
+    await report(bot.user())
+    case = await one_case(settings)
+    await _age(settings, case.id, 30)  # past 24 h to accept, before the 48 h escalation
+    now = datetime.now(UTC)
+    assert await check_deadlines(runtime, now=now) == 1
+    assert await check_deadlines(runtime, now=now + timedelta(minutes=10)) == 0, (
+        "once per threshold"
+    )
+    await bot.user().send("/help")  # any update runs the outbox
+    reminders = [m for m in bot.api.delivered(MUNICIPALITY) if "یادآوری" in m.text]
+    assert len(reminders) == 1 and persian_digits(case.code) in reminders[0].text
+
+    later = now + timedelta(hours=20)  # 50 h: escalation
+    assert await check_deadlines(runtime, now=later) == 1
+    runtime.settings = settings_24h  # a "restart" changes nothing: the record is in the database
+    assert await check_deadlines(runtime, now=later + timedelta(hours=1)) == 0
+    await bot.user().send("/help")
+    escalations = [m for m in bot.api.delivered(COORDINATOR_CHAT) if "پذیرفته نشده" in m.text]
+    assert len(escalations) == 1
+
+
+async def test_security_has_a_shorter_deadline_and_accepting_stops_reminders(
+    bot: Bot, settings: Settings
+) -> None:
+    runtime = bot.app.bot_data["runtime"]
+    runtime.settings = settings.model_copy(
+        update={"deadlines": settings.deadlines.model_copy(update={"working_days": False})}
+    )
+    await report(bot.user(), "دیشب دزد از پشت‌بام وارد خانه همسایه شد و طلاهایشان را برد")
+    case = await one_case(settings)
+    assert case.domain_key == "security"
+    await _age(settings, case.id, 3)  # security: 2 h to accept
+    assert await check_deadlines(runtime, now=datetime.now(UTC)) == 1
+    await add_staff(settings, 2002, "police", "احمدی")
+    await bot.in_group(2002, POLICE, "احمدی").press("پذیرش")
+    assert await check_deadlines(runtime, now=datetime.now(UTC) + timedelta(hours=1)) == 0
+
+
+async def test_daily_digest_counts_the_day_once(bot: Bot, settings: Settings) -> None:
+    await report(bot.user(1001))
+    await report(bot.user(1002), "سلام، یه سوال داشتم درباره این ربات و اینکه چطوری کار میکنه")
+    runtime = bot.app.bot_data["runtime"]
+    now = datetime.now(UTC)
+    assert await send_daily_digest(runtime, now=now)
+    assert not await send_daily_digest(runtime, now=now + timedelta(minutes=5))
+    await bot.user().send("/help")
+    [digest] = [m for m in bot.api.delivered(COORDINATOR_CHAT) if "خلاصهٔ روز" in m.text]
+    assert "گزارش تازه: ۲" in digest.text and "در انتظار تعیین حوزه: ۱" in digest.text
+
+
+# --- statistics, weekly report, exports -----------------------------------------------------
+
+
+async def test_statistics_figures(bot: Bot, settings: Settings, session_factory: Sessions) -> None:
+    await add_staff(settings, 2001, "municipality", "رضایی")
+    resident = bot.user(1001)
+    await report(resident)
+    await report(bot.user(1002), "چاله بزرگ وسط خیابان اصلی محله هنوز پر نشده است و خطرناک است")
+    clerk = bot.in_group(2001, MUNICIPALITY, "رضایی")
+    await clerk.press("پذیرش")
+    cases = await cases_in(settings)
+    async with session_factory() as session:
+        accepted = (
+            await session.scalars(select(CaseEvent).where(CaseEvent.to_status == "accepted"))
+        ).one()
+        forwarded = (
+            await session.scalars(
+                select(CaseEvent).where(
+                    CaseEvent.to_status == "forwarded", CaseEvent.case_id == accepted.case_id
+                )
+            )
+        ).one()
+        accepted.created_at = forwarded.created_at + timedelta(hours=3)
+        case = await session.get(Case, cases[0].id)
+        assert case is not None
+        case.rating, case.reopen_count = 4, 1
+        await session.commit()
+        now = datetime.now(UTC) + timedelta(hours=4)
+        figures = await stats.collect(
+            session, settings=settings, start=now - timedelta(days=7), end=now, now=now
+        )
+    assert figures.total == 2
+    assert dict(figures.by_status) == {"forwarded": 1, "accepted": 1}
+    assert dict(figures.by_domain) == {"خدمات شهری": 2}
+    assert dict(figures.by_district) == {"منطقه ۶": 2}
+    [municipality] = figures.agencies
+    assert municipality.cases == 2 and municipality.median_accept_hours == 3.0
+    assert municipality.reopen_rate == 0.5 and municipality.rating == 4.0
+    assert figures.rating == 4.0 and figures.ratings == 1
+
+    translate = Translator.load()
+    png = weekly_chart(figures, lambda k, **v: translate(k, "fa", **v), "fa")
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+async def test_stats_command_for_coordinators_only(bot: Bot) -> None:
+    await report(bot.user(1001))
+    reply = texts(await bot.user(COORDINATOR).send("/stats"))[0]
+    assert "آمار از" in reply and "۱ گزارش" in reply and "خدمات شهری: ۱" in reply
+    edits = [
+        c for c in await bot.user(COORDINATOR).press("این ماه") if c.method == "editMessageText"
+    ]
+    assert "آمار از" in edits[0].text and "۱ گزارش" in edits[0].text
+    assert "فرمان" in texts(await bot.user(1001).send("/stats"))[0]
+
+
+async def test_exports_open_back_with_jalali_dates_and_consented_phones_only(
+    bot: Bot, settings: Settings, session_factory: Sessions, tmp_path: Path
+) -> None:
+    resident = bot.user(1001)
+    await resident.send("📝 گزارش جدید")
+    await resident.send("جهاد")
+    await resident.press("جهاد")
+    await resident.send(DESCRIPTION)
+    await resident.send("ادامه ⬅️")
+    await resident.send_contact("+989121234567")
+    await resident.press("ثبت گزارش")
+    await report(bot.user(1002), "چاله بزرگ وسط خیابان اصلی محله هنوز پر نشده است و خطرناک است")
+    translate = Translator.load()
+
+    def t(key: str, /, **values: object) -> str:
+        return translate(key, "fa", **values)
+
+    now = datetime.now(UTC)
+    cases = await cases_in(settings)
+    header = [t(k) for k in EXPORT_COLUMN_KEYS]
+    for file_format in ("csv", "xlsx"):
+        path = tmp_path / f"out.{file_format}"
+        async with session_factory() as session:
+            rows = export_rows(
+                session,
+                start=now - timedelta(days=1),
+                end=now + timedelta(days=1),
+                t=t,
+                language="fa",
+            )
+            assert await write_export(rows, header, path, file_format) == 2
+        if file_format == "csv":
+            raw = path.read_bytes()
+            assert raw.startswith(b"\xef\xbb\xbf"), "BOM, so Excel reads Persian"
+            table = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+        else:
+            sheet = load_workbook(path).active
+            assert sheet is not None
+            table = [
+                [str(c) if c is not None else "" for c in row]
+                for row in sheet.iter_rows(values_only=True)
+            ]
+        assert table[0] == header
+        first, second = table[1], table[2]
+        assert first[0] == persian_digits(cases[0].code)
+        assert first[1].startswith(format_date(cases[0].created_at)), "Jalali date, Persian digits"
+        assert first[header.index(t("export-phone"))] == "+989121234567"
+        assert second[header.index(t("export-phone"))] == "", "anonymous reporters stay anonymous"
+        assert first[header.index(t("export-text"))] == DESCRIPTION
+
+
+async def test_export_command_sends_a_file_and_the_cli_writes_one(
+    bot: Bot, settings: Settings, tmp_path: Path
+) -> None:
+    await report(bot.user(1001))
+    calls = await bot.user(COORDINATOR).send("/export")
+    [document] = [c for c in calls if c.method == "sendDocument"]
+    name, content, _ = document.files["document"]
+    assert name.endswith(".csv") and content.startswith(b"\xef\xbb\xbf")
+    assert "۱۴۰۵-۰۰۰۰۱" in content.decode("utf-8-sig")
+    assert "فرمان" in texts(await bot.user(1001).send("/export"))[0], "not for residents"
+
+    day = jdatetime.date.fromgregorian(date=datetime.now(TEHRAN).date()).strftime("%Y/%m/%d")
+    output = tmp_path / "cases.xlsx"
+    command = ["export", "--from", day, "--to", day, "--format", "xlsx", "--output", str(output)]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *command, "--config", str(EXAMPLE_CONFIG),
+        env={**os.environ, "MAHALLE_DATABASE_URL": settings.database.url},
+    )  # fmt: skip
+    assert await process.wait() == 0
+    sheet = load_workbook(output).active
+    assert sheet is not None and sheet.max_row == 2 and sheet.sheet_view.rightToLeft
+
+
+async def test_staff_list_and_removal(
+    bot: Bot, settings: Settings, session_factory: Sessions
+) -> None:
+    await add_staff(settings, 2001, "municipality", "رضایی")
+    coordinator = bot.user(COORDINATOR)
+    reply = texts(await coordinator.send("/staff"))[0]
+    assert "۱ کارشناس" in reply
+    await coordinator.press("رضایی")
+    async with session_factory() as session:
+        assert (await session.scalars(select(Staff))).all() == []
+
+
+async def test_agencies_are_checked_live(bot: Bot) -> None:
+    bot.api.fail = lambda call: (
+        (400, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"})
+        if call.method == "getChatMember" and call.params.get("chat_id") == POLICE
+        else None
+    )
+    reply = texts(await bot.user(COORDINATOR).send("/agencies"))[0]
+    assert "✅ شهرداری منطقه" in reply and "❌ کلانتری / فراجا" in reply
+
+
+async def test_weekly_report_sends_a_chart_and_the_figures(bot: Bot) -> None:
+    from bot.pipeline import send_weekly_report
+
+    await report(bot.user(1001))
+    await send_weekly_report(
+        bot.app.bot, bot.app.bot_data["runtime"], now=datetime.now(UTC) + timedelta(minutes=1)
+    )
+    [photo] = [c for c in bot.api.to_chat(COORDINATOR_CHAT) if c.method == "sendPhoto"]
+    assert photo.files["photo"][1].startswith(b"\x89PNG")
+    figures = [c.text for c in bot.api.to_chat(COORDINATOR_CHAT) if c.method == "sendMessage"][-1]
+    assert "۱ گزارش" in figures and "شهرداری منطقه" in figures
