@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CANCEL_CHECK_SECONDS = 1.0
+
 ProgressCallback = Callable[[Campaign, broadcasts.Progress, bool], Awaitable[None]]
 
 
@@ -84,6 +86,7 @@ class CampaignSender:
         self.sleep = sleep
         self.clock = clock
         self._next_send = 0.0
+        self._next_cancel_check = 0.0
 
     async def run(self, campaign_id: int) -> None:
         """Deliver to every pending recipient, then report; returns early when cancelled."""
@@ -121,9 +124,12 @@ class CampaignSender:
     async def _deliver_next(self, campaign: Campaign) -> str:
         """'sent' (or another outcome) for one recipient, 'idle' when none is due, 'cancelled'."""
         async with self.session_factory() as session, session.begin():
-            current = await session.get(Campaign, campaign.id, populate_existing=True)
-            if current is None or current.status == CampaignStatus.CANCELLED:
-                return "cancelled"
+            if self.clock() >= self._next_cancel_check:
+                # A stop pressed in another process shows within a second.
+                self._next_cancel_check = self.clock() + CANCEL_CHECK_SECONDS
+                current = await session.get(Campaign, campaign.id, populate_existing=True)
+                if current is None or current.status == CampaignStatus.CANCELLED:
+                    return "cancelled"
             claimed = await broadcasts.claim_next(session, campaign_id=campaign.id, now=utcnow())
             if claimed is None:
                 return "idle"
@@ -160,7 +166,7 @@ class CampaignSender:
                 max_attempts=self.settings.max_attempts,
             )  # fmt: skip
             return "retry"
-        await broadcasts.mark(session, recipient, RecipientStatus.SENT)
+        await broadcasts.mark(session, recipient, RecipientStatus.SENT, intro_shown=needs_intro)
         return "sent"
 
     async def _throttle(self) -> None:

@@ -189,7 +189,12 @@ async def next_due(session: AsyncSession, *, campaign_id: int) -> datetime | Non
 
 
 async def mark(
-    session: AsyncSession, recipient: CampaignRecipient, status: str, *, error: str | None = None
+    session: AsyncSession,
+    recipient: CampaignRecipient,
+    status: str,
+    *,
+    error: str | None = None,
+    intro_shown: bool = False,
 ) -> None:
     """Record a final outcome for one recipient; blocked users are remembered everywhere."""
     recipient.status = status
@@ -199,11 +204,9 @@ async def mark(
         await session.execute(
             update(User).where(User.id == recipient.user_id).values(blocked_bot=True)
         )
-    if status == RecipientStatus.SENT:
+    if intro_shown:
         await session.execute(
-            update(User)
-            .where(User.id == recipient.user_id, User.broadcast_intro_sent.is_(False))
-            .values(broadcast_intro_sent=True)
+            update(User).where(User.id == recipient.user_id).values(broadcast_intro_sent=True)
         )
 
 
