@@ -1,0 +1,176 @@
+"""Random and malformed updates into the running application: no unhandled error, no reply over
+Telegram's limits, and the database still consistent afterwards."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from telegram import Update
+
+from tests.conftest import make_settings
+from tests.fakebot import FakeBotAPI, start_bot, stop_bot
+from tests.test_report_flow import cases_in
+
+USERS = (4101, 4102)
+GROUP = -100555
+_ids = itertools.count(1)
+
+text = st.one_of(
+    st.text(max_size=50),
+    st.text(alphabet=st.sampled_from("سلامیك ي\u200c\u200f\u202e\u2066<b>&/ـ۱٤5"), max_size=300),
+    st.sampled_from(["/start", "/new", "/cancel", "/help", "/mine", "/settings", "/group", "/stats", "/broadcast",
+                     "📝 گزارش جدید", "ادامه ⬅️", "🙈 ناشناس بمانم", "✖️ انصراف", "جهاد", "۱۴۰۵-۰۰۰۰۱",
+                     "سطل زباله سر کوچه سه روز است خالی نشده", "x" * 5000, "<b><i><a href='x'>" * 50]),
+)  # fmt: skip
+callback = st.one_of(
+    st.text(max_size=70),
+    st.sampled_from(["rn:n:1", "rn:d", "rn:d:1:9", "rc:x", "rx:edit", "re:media", "my:p:99", "my:c:1", "an:1:x", "cs:ac:1:x", "tq:1:municipal:x", "bt:done", "rg:0", "sp:week"]),
+)  # fmt: skip
+
+
+def _message(chat: dict[str, Any], sender: dict[str, Any] | None, **content: Any) -> dict[str, Any]:
+    message = {"message_id": next(_ids), "date": int(time.time()), "chat": chat, **content}
+    if sender:
+        message["from"] = sender
+    return message
+
+
+@st.composite
+def updates(draw: st.DrawFn) -> dict[str, Any]:
+    user_id = draw(st.sampled_from(USERS))
+    sender = {"id": user_id, "is_bot": False, "first_name": draw(st.text(max_size=20)) or "x"}
+    private = {"id": user_id, "type": "private", "first_name": "x"}
+    group = {"id": GROUP, "type": "supergroup", "title": "g"}
+    chat = draw(st.sampled_from([private, private, private, group]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "text",
+                "text",
+                "text",
+                "callback",
+                "photo",
+                "location",
+                "contact",
+                "sticker",
+                "edited",
+                "channel",
+                "unknown",
+            ]
+        )
+    )
+    update: dict[str, Any] = {"update_id": next(_ids)}
+    if kind == "text":
+        body = draw(text)
+        entities = (
+            [{"type": "bot_command", "offset": 0, "length": len(body.split()[0])}]
+            if body.startswith("/") and body.split()
+            else []
+        )
+        update["message"] = _message(chat, sender, text=body, entities=entities)
+    elif kind == "callback":
+        bot_message = _message(chat, {"id": 1, "is_bot": True, "first_name": "b"}, text="x")
+        update["callback_query"] = {
+            "id": str(next(_ids)),
+            "from": sender,
+            "chat_instance": "c",
+            "data": draw(callback),
+            "message": bot_message,
+        }
+    elif kind == "photo":
+        update["message"] = _message(
+            chat,
+            sender,
+            photo=[{"file_id": "p", "file_unique_id": "p", "width": 1, "height": 1}],
+            caption=draw(text),
+        )
+    elif kind == "location":
+        update["message"] = _message(
+            chat,
+            sender,
+            location={
+                "latitude": draw(st.floats(-90, 90)),
+                "longitude": draw(st.floats(-180, 180)),
+            },
+        )
+    elif kind == "contact":
+        update["message"] = _message(
+            chat,
+            sender,
+            contact={
+                "phone_number": "+98912",
+                "first_name": "c",
+                "user_id": draw(st.sampled_from(USERS)),
+            },
+        )
+    elif kind == "sticker":
+        update["message"] = _message(
+            chat,
+            sender,
+            sticker={
+                "file_id": "s",
+                "file_unique_id": "s",
+                "width": 1,
+                "height": 1,
+                "is_animated": False,
+                "is_video": False,
+                "type": "regular",
+            },
+        )
+    elif kind == "edited":
+        update["edited_message"] = _message(
+            chat, sender, text=draw(text), edit_date=int(time.time())
+        )
+    elif kind == "channel":
+        update["channel_post"] = _message(
+            {"id": -1001, "type": "channel", "title": "c"}, None, text=draw(text)
+        )
+    else:
+        update["message_reaction"] = {
+            "chat": chat,
+            "message_id": 1,
+            "date": int(time.time()),
+            "old_reaction": [],
+            "new_reaction": [],
+        }
+    return update
+
+
+async def test_hostile_updates_break_nothing(database_url: str) -> None:
+    settings_ = make_settings(database_url, telegram={"rate_limit": False})
+    app, api = await start_bot(settings_)
+    errors: list[BaseException] = []
+
+    async def record(update: object, context: Any) -> None:
+        errors.append(context.error)
+
+    app.add_error_handler(record)
+    await _run_examples(app, api)
+    await stop_bot(app)
+    assert errors == []
+    for call in api.calls:
+        if call.method in ("sendMessage", "editMessageText"):
+            assert len(call.text) <= 4096
+        if call.method == "answerCallbackQuery":
+            assert len(call.text) <= 200
+        markup = call.params.get("reply_markup") or {}
+        for row in markup.get("inline_keyboard", []):
+            assert all(len(button["callback_data"].encode()) <= 64 for button in row)
+    assert all(case.text_original for case in await cases_in(settings_))
+
+
+async def _run_examples(app: Any, api: FakeBotAPI) -> None:
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(updates(), min_size=1, max_size=6))
+    def scenario(batch: list[dict[str, Any]]) -> None:
+        pending.append(batch)
+
+    pending: list[list[dict[str, Any]]] = []
+    scenario()
+    for batch in pending:
+        for payload in batch:
+            await app.process_update(Update.de_json(payload, app.bot))
