@@ -13,8 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from models.db import create_engine, upgrade_database
-from tests.conftest import agency_chat, make_settings
+from tests.conftest import agency_chat, fresh_database, make_settings
 from tests.fakebot import ChatUser, start_bot, stop_bot
 
 MUNICIPALITY = agency_chat(0)
@@ -22,10 +21,7 @@ TEXT = "سطل زباله سر کوچه سه روز است خالی نشده و 
 
 
 async def run(reports: int) -> None:
-    url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
-    engine = create_engine(url)
-    await upgrade_database(engine)
-    await engine.dispose()
+    url = await fresh_database(f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}")
     settings = make_settings(
         url,
         telegram={"rate_limit": False},

@@ -17,11 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
-from models.db import create_engine, create_session_factory, upgrade_database
+from models.db import create_engine, create_session_factory
 from models.entities import Case
-from tests.conftest import make_settings
+from tests.conftest import fresh_database, make_settings
 from tests.fakebot import ChatUser, start_bot, stop_bot
 
 STEPS = [
@@ -37,18 +37,10 @@ STEPS = [
 
 
 async def _fresh_database(url: str | None) -> str:
-    if url is None:
-        url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
-    else:
-        engine = create_engine(url)
-        async with engine.begin() as connection:
-            await connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            await connection.execute(text("CREATE SCHEMA public"))
-        await engine.dispose()
-    engine = create_engine(url)
-    await upgrade_database(engine)
-    await engine.dispose()
-    return url
+    """The given database emptied and migrated, or a new SQLite file."""
+    return await fresh_database(
+        url or f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
+    )
 
 
 async def run(users: int, database_url: str | None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot.broadcasting import send_content
 from bot.context import MahalleContext
@@ -14,6 +14,7 @@ from bot.pipeline import start_campaign
 from bot.services import broadcasts, places
 from bot.services.reference import list_agencies
 from handlers import keyboards
+from handlers.common import message_of, user_id_of
 from handlers.report import END
 from models.entities import Campaign
 
@@ -29,19 +30,9 @@ AUDIENCE_KEYS = {
 }
 
 
-def _message(update: Update) -> Message:
-    assert update.effective_message is not None
-    return update.effective_message
-
-
-def _user_id(update: Update) -> int:
-    assert update.effective_user is not None
-    return update.effective_user.id
-
-
 async def _draft(update: Update, context: MahalleContext) -> Campaign | None:
     async with context.session() as session:
-        return await broadcasts.current_draft(session, created_by=_user_id(update))
+        return await broadcasts.current_draft(session, created_by=user_id_of(update))
 
 
 async def _save(campaign: Campaign, context: MahalleContext, **changes: Any) -> None:
@@ -57,9 +48,9 @@ async def _save(campaign: Campaign, context: MahalleContext, **changes: Any) -> 
 async def start(update: Update, context: MahalleContext) -> object:
     """/broadcast: ask for the content."""
     async with context.session() as session:
-        await broadcasts.start_draft(session, created_by=_user_id(update))
+        await broadcasts.start_draft(session, created_by=user_id_of(update))
         await session.commit()
-    await _message(update).reply_text(
+    await message_of(update).reply_text(
         context.t("broadcast-ask-content"), reply_markup=keyboards.cancel_only(context.t)
     )
     return CONTENT
@@ -67,7 +58,7 @@ async def start(update: Update, context: MahalleContext) -> object:
 
 async def take_content(update: Update, context: MahalleContext) -> object:
     """Text, or a photo with a caption; formatting entities are kept."""
-    message = _message(update)
+    message = message_of(update)
     if message.photo:
         caption = message.caption or ""
         content: dict[str, Any] = {
@@ -173,7 +164,7 @@ async def toggle(update: Update, context: MahalleContext) -> object:
 
 async def take_neighbourhoods(update: Update, context: MahalleContext) -> object:
     """Neighbourhood names, separated by commas or lines; each is matched forgivingly."""
-    message = _message(update)
+    message = message_of(update)
     campaign = await _draft(update, context)
     if campaign is None:
         return await _lost(update, context)
@@ -200,7 +191,7 @@ async def _ask_schedule(update: Update, context: MahalleContext) -> object:
     markup = InlineKeyboardMarkup(
         [[InlineKeyboardButton(context.t("button-send-now"), callback_data="bs:now")]]
     )
-    await _message(update).reply_text(context.t("broadcast-ask-time"), reply_markup=markup)
+    await message_of(update).reply_text(context.t("broadcast-ask-time"), reply_markup=markup)
     return SCHEDULE
 
 
@@ -214,7 +205,7 @@ async def send_now(update: Update, context: MahalleContext) -> object:
 
 async def take_time(update: Update, context: MahalleContext) -> object:
     """A Jalali date and Tehran time; past or malformed ones are refused with an example."""
-    message = _message(update)
+    message = message_of(update)
     moment = parse_jalali_datetime(message.text or "")
     if moment is None or moment <= utcnow():
         key = "broadcast-time-past" if moment is not None else "broadcast-time-invalid"
@@ -230,7 +221,7 @@ async def _preview(update: Update, context: MahalleContext, scheduled: Any) -> o
     async with context.session() as session:
         count = await broadcasts.count_audience(session, campaign.audience)
     await _save(campaign, context, scheduled_at=scheduled or utcnow())
-    chat_id = _message(update).chat.id
+    chat_id = message_of(update).chat.id
     await context.bot.send_message(chat_id, context.t("broadcast-preview-intro"))
     await send_content(context.bot, chat_id, campaign.content)
     when = format_datetime(scheduled, context.language) if scheduled else context.t("broadcast-now")
@@ -262,7 +253,7 @@ async def confirm(update: Update, context: MahalleContext) -> object:
         return await _lost(update, context)
     await query.answer()
     await query.edit_message_reply_markup(reply_markup=None)
-    progress = await _message(update).reply_text(
+    progress = await message_of(update).reply_text(
         context.t("broadcast-queued"), reply_markup=keyboards.main_menu(context.t)
     )
     async with context.session() as session:
@@ -295,9 +286,9 @@ async def abandon(update: Update, context: MahalleContext) -> object:
         await update.callback_query.answer()
         await update.callback_query.edit_message_reply_markup(reply_markup=None)
     async with context.session() as session:
-        await broadcasts.discard_draft(session, created_by=_user_id(update))
+        await broadcasts.discard_draft(session, created_by=user_id_of(update))
         await session.commit()
-    await _message(update).reply_text(
+    await message_of(update).reply_text(
         context.t("broadcast-cancelled"), reply_markup=keyboards.main_menu(context.t)
     )
     return END
@@ -328,7 +319,7 @@ async def stop(update: Update, context: MahalleContext) -> None:
 
 
 async def _lost(update: Update, context: MahalleContext) -> object:
-    await _message(update).reply_text(
+    await message_of(update).reply_text(
         context.t("draft-missing"), reply_markup=keyboards.main_menu(context.t)
     )
     return END

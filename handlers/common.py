@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from telegram import Message, Update
-from telegram.error import Forbidden
+from telegram.error import BadRequest, Forbidden
 from telegram.ext import ApplicationHandlerStop
 
 from bot.context import MahalleContext
@@ -14,6 +14,18 @@ from bot.services import users
 from handlers import keyboards, staff
 
 log = logging.getLogger(__name__)
+
+
+def message_of(update: Update) -> Message:
+    """The update's message (handlers are registered only where there is one)."""
+    assert update.effective_message is not None
+    return update.effective_message
+
+
+def user_id_of(update: Update) -> int:
+    """Who sent the update."""
+    assert update.effective_user is not None
+    return update.effective_user.id
 
 
 async def remember_user(update: Update, context: MahalleContext) -> None:
@@ -104,9 +116,22 @@ async def persist_conversations(update: object, context: MahalleContext) -> None
     await context.application.update_persistence()
 
 
+# Bot API refusals that mean "nothing to do": an edit that changes nothing (a button pressed
+# twice), a message that is gone, a button answered after Telegram stopped waiting.
+_BENIGN = ("message is not modified", "message to edit not found", "query is too old")
+
+
+def is_benign(error: object) -> bool:
+    """Whether an error needs neither a log entry nor an apology."""
+    return isinstance(error, BadRequest) and any(phrase in str(error).lower() for phrase in _BENIGN)
+
+
 async def on_error(update: object, context: MahalleContext) -> None:
     """Log the error, tell the admin chat in one line, and the user politely; never a traceback."""
     error = context.error
+    if is_benign(error):
+        log.debug("ignored: %s", error)
+        return
     if isinstance(error, Forbidden) and isinstance(update, Update) and update.effective_user:
         await _mark_blocked(context, update.effective_user.id)
         return

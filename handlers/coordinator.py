@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 from telegram import Update
 
 from bot.context import MahalleContext
@@ -18,6 +22,22 @@ def is_coordinator(update: Update, context: MahalleContext) -> bool:
     """Whether the sender is named as a coordinator in the config."""
     user = update.effective_user
     return user is not None and user.id in context.runtime.settings.county.coordinators
+
+
+Command = Callable[[Update, MahalleContext], Coroutine[Any, Any, None]]
+
+
+def coordinators_only(command: Command) -> Command:
+    """To anyone else a coordinator command is just an unknown command."""
+
+    @functools.wraps(command)
+    async def guarded(update: Update, context: MahalleContext) -> None:
+        if not is_coordinator(update, context):
+            await unexpected_outside_flow(update, context)
+            return
+        await command(update, context)
+
+    return guarded
 
 
 async def triage_pick(update: Update, context: MahalleContext) -> None:
@@ -58,13 +78,11 @@ async def triage_pick(update: Update, context: MahalleContext) -> None:
     await query.edit_message_text(f"{old_text}\n\n{placed}")
 
 
+@coordinators_only
 async def invite(update: Update, context: MahalleContext) -> None:
     """`/invite <agency>`: a one-time link that makes its user staff of that agency."""
     message = update.effective_message
     assert message is not None and update.effective_user is not None
-    if not is_coordinator(update, context):
-        await unexpected_outside_flow(update, context)
-        return
     settings = context.runtime.settings
     agency_key = context.args[0] if context.args else ""
     async with context.session() as session:

@@ -15,8 +15,7 @@ from bot.jalali import format_date, parse_jalali_date, utcnow
 from bot.reports import EXPORT_COLUMN_KEYS, export_rows, stats_text, write_export
 from bot.services import casework, stats
 from bot.services.reference import list_agencies
-from handlers.common import unexpected_outside_flow
-from handlers.coordinator import is_coordinator
+from handlers.coordinator import coordinators_only, is_coordinator
 from models.entities import Staff
 
 PERIOD_KEYS = {"week": "button-this-week", "month": "button-this-month"}
@@ -38,13 +37,11 @@ def period(
     return None
 
 
+@coordinators_only
 async def show_stats(update: Update, context: MahalleContext) -> None:
     """/stats [week|month|FROM TO]: the figures for a period, with buttons for the usual ones."""
     message = update.effective_message
     assert message is not None
-    if not is_coordinator(update, context):
-        await unexpected_outside_flow(update, context)
-        return
     span = period(context.args or [], default="week", now=utcnow())
     if span is None:
         await message.reply_text(context.t("stats-usage"))
@@ -88,13 +85,11 @@ def _period_buttons(context: MahalleContext) -> InlineKeyboardMarkup:
     )
 
 
+@coordinators_only
 async def export(update: Update, context: MahalleContext) -> None:
     """/export [FROM TO] [xlsx]: the cases as a file Excel opens (CSV by default)."""
     message = update.effective_message
     assert message is not None
-    if not is_coordinator(update, context):
-        await unexpected_outside_flow(update, context)
-        return
     arguments = list(context.args or [])
     file_format = "xlsx" if arguments and arguments[-1].lower() == "xlsx" else "csv"
     arguments = [a for a in arguments if a.lower() not in ("xlsx", "csv")]
@@ -119,13 +114,11 @@ async def export(update: Update, context: MahalleContext) -> None:
             )
 
 
+@coordinators_only
 async def staff_list(update: Update, context: MahalleContext) -> None:
     """/staff: who is staff of which agency, each with a remove button."""
     message = update.effective_message
     assert message is not None
-    if not is_coordinator(update, context):
-        await unexpected_outside_flow(update, context)
-        return
     async with context.session() as session:
         members = await casework.list_staff(session)
         names = {a.key: a.name for a in await list_agencies(session=session)}
@@ -161,13 +154,11 @@ async def remove_staff(update: Update, context: MahalleContext) -> None:
     await query.answer(context.t("staff-removed" if removed else "already-done"), show_alert=True)
 
 
+@coordinators_only
 async def agencies(update: Update, context: MahalleContext) -> None:
     """/agencies: each agency's chat, and whether the bot can post there (asked live)."""
     message = update.effective_message
     assert message is not None
-    if not is_coordinator(update, context):
-        await unexpected_outside_flow(update, context)
-        return
     async with context.session() as session:
         rows = await list_agencies(session=session)
     lines = [context.t("agencies-title")]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import ConversationHandler
 
 from bot.context import MahalleContext
@@ -11,6 +11,7 @@ from bot.jalali import utcnow
 from bot.services import groups, outbox
 from bot.services.routing import coordinator_chats
 from handlers import keyboards, picker
+from handlers.common import message_of, user_id_of
 from handlers.coordinator import is_coordinator
 from handlers.staff import display_name
 from models.entities import GroupStatus, LocalGroup
@@ -20,22 +21,12 @@ END = ConversationHandler.END
 PREFIX = "gn"
 
 
-def _message(update: Update) -> Message:
-    assert update.effective_message is not None
-    return update.effective_message
-
-
-def _user_id(update: Update) -> int:
-    assert update.effective_user is not None
-    return update.effective_user.id
-
-
 async def start(update: Update, context: MahalleContext) -> object:
     """/group: register a local group."""
     async with context.session() as session:
-        await groups.start_registration(session, user_id=_user_id(update))
+        await groups.start_registration(session, user_id=user_id_of(update))
         await session.commit()
-    await _message(update).reply_text(
+    await message_of(update).reply_text(
         context.t("group-ask-name"), reply_markup=keyboards.cancel_only(context.t)
     )
     return NAME
@@ -43,7 +34,7 @@ async def start(update: Update, context: MahalleContext) -> object:
 
 async def _registration(update: Update, context: MahalleContext) -> LocalGroup | None:
     async with context.session() as session:
-        return await groups.registration(session, user_id=_user_id(update))
+        return await groups.registration(session, user_id=user_id_of(update))
 
 
 async def _update(group: LocalGroup, context: MahalleContext, **values: object) -> None:
@@ -57,23 +48,23 @@ async def _update(group: LocalGroup, context: MahalleContext, **values: object) 
 
 async def take_name(update: Update, context: MahalleContext) -> object:
     """The group's name."""
-    text = (_message(update).text or "").strip()
+    text = (message_of(update).text or "").strip()
     if not 3 <= len(text) <= groups.MAX_NAME:
-        await _message(update).reply_text(context.t("group-length", low=3, high=groups.MAX_NAME))
+        await message_of(update).reply_text(context.t("group-length", low=3, high=groups.MAX_NAME))
         return NAME
     group = await _registration(update, context)
     if group is None:
         return await _lost(update, context)
     await _update(group, context, name=text)
-    await _message(update).reply_text(context.t("group-ask-field"))
+    await message_of(update).reply_text(context.t("group-ask-field"))
     return FIELD
 
 
 async def take_field(update: Update, context: MahalleContext) -> object:
     """What the group works on."""
-    text = (_message(update).text or "").strip()
+    text = (message_of(update).text or "").strip()
     if not 3 <= len(text) <= groups.MAX_FIELD:
-        await _message(update).reply_text(context.t("group-length", low=3, high=groups.MAX_FIELD))
+        await message_of(update).reply_text(context.t("group-length", low=3, high=groups.MAX_FIELD))
         return FIELD
     group = await _registration(update, context)
     if group is None:
@@ -116,7 +107,7 @@ async def take_place(update: Update, context: MahalleContext) -> object:
             )
         await session.commit()
     context.runtime.wake_outbox()
-    await _message(update).reply_text(
+    await message_of(update).reply_text(
         context.t("group-submitted", name=isolate(group.name)),
         reply_markup=keyboards.main_menu(context.t),
     )
@@ -186,27 +177,27 @@ async def decide(update: Update, context: MahalleContext) -> None:
 async def join(update: Update, context: MahalleContext, token: str) -> None:
     """`/start grp_<token>`: become a member of an approved group."""
     async with context.session() as session:
-        group = await groups.join(session, token=token, user_id=_user_id(update), now=utcnow())
+        group = await groups.join(session, token=token, user_id=user_id_of(update), now=utcnow())
         await session.commit()
     key = "group-joined" if group is not None else "group-link-invalid"
-    await _message(update).reply_text(context.t(key, name=isolate(group.name) if group else ""))
+    await message_of(update).reply_text(context.t(key, name=isolate(group.name) if group else ""))
 
 
 async def cancel(update: Update, context: MahalleContext) -> object:
     """Leave the registration."""
     async with context.session() as session:
-        group = await groups.registration(session, user_id=_user_id(update))
+        group = await groups.registration(session, user_id=user_id_of(update))
         if group is not None:
             await session.delete(group)
             await session.commit()
-    await _message(update).reply_text(
+    await message_of(update).reply_text(
         context.t("group-cancelled"), reply_markup=keyboards.main_menu(context.t)
     )
     return END
 
 
 async def _lost(update: Update, context: MahalleContext) -> object:
-    await _message(update).reply_text(
+    await message_of(update).reply_text(
         context.t("draft-missing"), reply_markup=keyboards.main_menu(context.t)
     )
     return END

@@ -6,7 +6,7 @@ from collections.abc import Callable, Coroutine
 from enum import StrEnum
 from typing import Any
 
-from telegram import Message, Update
+from telegram import Update
 from telegram.ext import ConversationHandler
 
 from bot.context import MahalleContext
@@ -16,7 +16,7 @@ from bot.pipeline import route_submitted
 from bot.services import cases, drafts, places, users
 from bot.services.drafts import MAX_PHOTOS, ReportDraft
 from handlers import keyboards, picker
-from handlers.common import remember_user, unexpected_kind
+from handlers.common import message_of, remember_user, unexpected_kind, user_id_of
 from handlers.groups import on_behalf_buttons, reporter_groups
 from models.entities import Neighbourhood
 
@@ -36,31 +36,21 @@ class Step(StrEnum):
     CONFIRM = "confirm"
 
 
-def _message(update: Update) -> Message:
-    assert update.effective_message is not None
-    return update.effective_message
-
-
-def _user_id(update: Update) -> int:
-    assert update.effective_user is not None
-    return update.effective_user.id
-
-
 async def _load(update: Update, context: MahalleContext) -> ReportDraft | None:
     async with context.session() as session:
-        return await drafts.load_draft(session=session, user_id=_user_id(update))
+        return await drafts.load_draft(session=session, user_id=user_id_of(update))
 
 
 async def _save(update: Update, context: MahalleContext, draft: ReportDraft) -> None:
     async with context.session() as session:
-        await drafts.save_draft(session=session, user_id=_user_id(update), draft=draft)
+        await drafts.save_draft(session=session, user_id=user_id_of(update), draft=draft)
 
 
 async def _draft_lost(update: Update, context: MahalleContext) -> object:
     """The conversation outlived its draft (already submitted, or cancelled): start over."""
     if update.callback_query:
         await update.callback_query.answer()
-    await _message(update).reply_text(
+    await message_of(update).reply_text(
         context.t("draft-missing"), reply_markup=keyboards.main_menu(context.t)
     )
     return END
@@ -73,7 +63,7 @@ async def _ask_neighbourhood(
     update: Update, context: MahalleContext, saved: Neighbourhood | None
 ) -> Step:
     if saved is not None:
-        await _message(update).reply_text(
+        await message_of(update).reply_text(
             context.t("ask-neighbourhood-saved", name=isolate(saved.name)),
             reply_markup=keyboards.saved_neighbourhood_offer(context.t, saved, PREFIX),
         )
@@ -83,7 +73,7 @@ async def _ask_neighbourhood(
 
 
 async def _ask_description(update: Update, context: MahalleContext) -> Step:
-    await _message(update).reply_text(
+    await message_of(update).reply_text(
         context.t("ask-description", low=cases.MIN_TEXT, high=cases.MAX_TEXT),
         reply_markup=keyboards.cancel_only(context.t),
     )
@@ -91,14 +81,14 @@ async def _ask_description(update: Update, context: MahalleContext) -> Step:
 
 
 async def _ask_media(update: Update, context: MahalleContext) -> Step:
-    await _message(update).reply_text(
+    await message_of(update).reply_text(
         context.t("ask-media", limit=MAX_PHOTOS), reply_markup=keyboards.media_keyboard(context.t)
     )
     return Step.MEDIA
 
 
 async def _ask_privacy(update: Update, context: MahalleContext) -> Step:
-    await _message(update).reply_text(
+    await message_of(update).reply_text(
         context.t("ask-privacy"), reply_markup=keyboards.privacy_keyboard(context.t)
     )
     return Step.PRIVACY
@@ -114,7 +104,7 @@ async def _show_summary(update: Update, context: MahalleContext, draft: ReportDr
     if place is None:  # removed from the config since it was picked
         draft.neighbourhood_id = None
         await _save(update, context, draft)
-        await _message(update).reply_text(context.t("neighbourhood-gone"))
+        await message_of(update).reply_text(context.t("neighbourhood-gone"))
         return await _ask_neighbourhood(update, context, None)
     summary = context.t(
         "report-summary",
@@ -126,14 +116,14 @@ async def _show_summary(update: Update, context: MahalleContext, draft: ReportDr
         privacy=context.t("privacy-shared" if draft.share_phone else "privacy-anonymous"),
     )
     if draft.group_id:
-        names = {g.id: g.name for g in await reporter_groups(context, _user_id(update))}
+        names = {g.id: g.name for g in await reporter_groups(context, user_id_of(update))}
         if draft.group_id in names:
             on_behalf = context.t("summary-on-behalf", group=isolate(names[draft.group_id]))
             summary = f"{on_behalf}\n{summary}"
-    await _message(update).reply_text(
+    await message_of(update).reply_text(
         context.t("summary-intro"), reply_markup=keyboards.cancel_only(context.t)
     )
-    await _message(update).reply_text(
+    await message_of(update).reply_text(
         summary, reply_markup=keyboards.summary_actions(context.t, draft.token)
     )
     return Step.CONFIRM
@@ -142,10 +132,10 @@ async def _show_summary(update: Update, context: MahalleContext, draft: ReportDr
 async def _after(update: Update, context: MahalleContext, draft: ReportDraft, done: Step) -> Step:
     """The next step in order, or straight back to the summary when one part was edited."""
     if done is Step.PRIVACY and not draft.editing:
-        member_of = await reporter_groups(context, _user_id(update))
+        member_of = await reporter_groups(context, user_id_of(update))
         if member_of:
             await _save(update, context, draft)
-            await _message(update).reply_text(
+            await message_of(update).reply_text(
                 context.t("ask-on-behalf"), reply_markup=on_behalf_buttons(context, member_of)
             )
             return Step.GROUP
@@ -168,20 +158,20 @@ async def new_report(update: Update, context: MahalleContext) -> object:
     limit = context.runtime.settings.bot.reports_per_hour
     async with context.session() as session:
         wait = await cases.minutes_until_allowed(
-            session=session, reporter_id=_user_id(update), limit=limit
+            session=session, reporter_id=user_id_of(update), limit=limit
         )
         if wait:
-            await _message(update).reply_text(
+            await message_of(update).reply_text(
                 context.t("rate-limited", limit=limit, minutes=wait),
                 reply_markup=keyboards.main_menu(context.t),
             )
             return END
         user = await users.get_or_create_user(
-            session=session, user_id=_user_id(update), language=context.language
+            session=session, user_id=user_id_of(update), language=context.language
         )
         saved = user.neighbourhood if user.neighbourhood and user.neighbourhood.active else None
         await drafts.save_draft(session=session, user_id=user.id, draft=ReportDraft())
-    await _message(update).reply_text(
+    await message_of(update).reply_text(
         context.t("report-started"), reply_markup=keyboards.cancel_only(context.t)
     )
     return await _ask_neighbourhood(update, context, saved)
@@ -213,7 +203,7 @@ async def pick_neighbourhood(update: Update, context: MahalleContext) -> object:
     if place is None:
         return Step.NEIGHBOURHOOD
     draft.neighbourhood_id = place.id
-    await _message(update).reply_text(context.t("neighbourhood-chosen", name=isolate(place.name)))
+    await message_of(update).reply_text(context.t("neighbourhood-chosen", name=isolate(place.name)))
     return await _after(update, context, draft, Step.NEIGHBOURHOOD)
 
 
@@ -222,7 +212,7 @@ async def pick_neighbourhood(update: Update, context: MahalleContext) -> object:
 
 async def take_description(update: Update, context: MahalleContext) -> object:
     """Accept the description when its length is within bounds."""
-    message = _message(update)
+    message = message_of(update)
     text = message.text or message.caption or ""
     draft = await _load(update, context)
     if draft is None:
@@ -248,7 +238,7 @@ async def take_description(update: Update, context: MahalleContext) -> object:
 
 async def add_photo(update: Update, context: MahalleContext) -> object:
     """Keep a photo, up to the limit."""
-    message = _message(update)
+    message = message_of(update)
     assert message.photo
     draft = await _load(update, context)
     if draft is None:
@@ -265,7 +255,7 @@ async def add_photo(update: Update, context: MahalleContext) -> object:
 
 async def add_location(update: Update, context: MahalleContext) -> object:
     """Keep a location if it lies inside the county."""
-    message = _message(update)
+    message = message_of(update)
     assert message.location is not None
     draft = await _load(update, context)
     if draft is None:
@@ -293,9 +283,9 @@ async def media_done(update: Update, context: MahalleContext) -> object:
 
 async def share_contact(update: Update, context: MahalleContext) -> object:
     """Accept the user's own phone number, and only theirs."""
-    message = _message(update)
+    message = message_of(update)
     assert message.contact is not None
-    if message.contact.user_id != _user_id(update):
+    if message.contact.user_id != user_id_of(update):
         await message.reply_text(context.t("contact-not-yours"))
         return Step.PRIVACY
     draft = await _load(update, context)
@@ -322,7 +312,7 @@ async def choose_group(update: Update, context: MahalleContext) -> object:
     if draft is None:
         return await _draft_lost(update, context)
     wanted = int(query.data.removeprefix("rg:"))
-    member_of = {g.id for g in await reporter_groups(context, _user_id(update))}
+    member_of = {g.id for g in await reporter_groups(context, user_id_of(update))}
     if wanted and wanted not in member_of:
         await query.answer(context.t("button-stale"), show_alert=True)
         return Step.GROUP
@@ -345,7 +335,7 @@ async def confirm(update: Update, context: MahalleContext) -> object:
     limit = context.runtime.settings.bot.reports_per_hour
     async with context.session() as session:
         wait = await cases.minutes_until_allowed(
-            session=session, reporter_id=_user_id(update), limit=limit
+            session=session, reporter_id=user_id_of(update), limit=limit
         )
         if wait:
             await query.answer(
@@ -353,7 +343,7 @@ async def confirm(update: Update, context: MahalleContext) -> object:
             )
             return Step.CONFIRM
         submission = await cases.submit_report(
-            session=session, reporter_id=_user_id(update), draft=draft
+            session=session, reporter_id=user_id_of(update), draft=draft
         )
     # Committed: the case exists whatever happens next. Routing is its own transaction, and a
     # crash between the two is picked up by the route-stranded job.
@@ -363,11 +353,11 @@ async def confirm(update: Update, context: MahalleContext) -> object:
     await query.answer()
     await query.edit_message_reply_markup(reply_markup=None)
     code = TrackingCode.from_canonical(submission.case.code).display(context.language)
-    await _message(update).reply_text(
+    await message_of(update).reply_text(
         context.t("report-submitted", code=code), reply_markup=keyboards.main_menu(context.t)
     )
     if triage is not None and triage.urgent:
-        await _message(update).reply_text(context.t("urgent-call-now"))
+        await message_of(update).reply_text(context.t("urgent-call-now"))
     return END
 
 
@@ -378,7 +368,7 @@ async def already_confirmed(update: Update, context: MahalleContext) -> object:
     token = query.data.removeprefix("rc:")
     async with context.session() as session:
         case = await cases.find_case_by_draft(
-            session=session, reporter_id=_user_id(update), token=token
+            session=session, reporter_id=user_id_of(update), token=token
         )
     if case is None:
         await query.answer(context.t("button-stale"), show_alert=True)
@@ -428,8 +418,8 @@ async def cancel(update: Update, context: MahalleContext) -> object:
         await update.callback_query.answer()
         await update.callback_query.edit_message_reply_markup(reply_markup=None)
     async with context.session() as session:
-        await drafts.discard_draft(session=session, user_id=_user_id(update))
-    await _message(update).reply_text(
+        await drafts.discard_draft(session=session, user_id=user_id_of(update))
+    await message_of(update).reply_text(
         context.t("report-cancelled"), reply_markup=keyboards.main_menu(context.t)
     )
     return END
@@ -454,7 +444,7 @@ def unexpected(
 
     async def reply_unexpected(update: Update, context: MahalleContext) -> str:
         """Say what this state expects instead."""
-        message = _message(update)
+        message = message_of(update)
         await message.reply_text(context.t(unexpected_kind(message)) + "\n" + context.t(expect_key))
         return state
 

@@ -21,17 +21,9 @@ EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "config.example.toml"
 PG_ENV = "MAHALLE_TEST_DATABASE_URL"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty, migrated database; PostgreSQL runs only when MAHALLE_TEST_DATABASE_URL is set."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'mahalle.db'}"
-    else:
-        url = os.environ.get(PG_ENV, "")
-        if not url:
-            pytest.skip(
-                f"PostgreSQL not configured: set {PG_ENV}, e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-            )
+async def fresh_database(url: str) -> str:
+    """Empty the database at `url` (PostgreSQL: its public schema) and apply the migrations."""
+    if url.startswith("postgresql"):
         engine = create_engine(url)
         async with engine.begin() as connection:
             await connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
@@ -41,6 +33,19 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     await upgrade_database(engine)
     await engine.dispose()
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty, migrated database; PostgreSQL runs only when MAHALLE_TEST_DATABASE_URL is set."""
+    if request.param == "sqlite":
+        return await fresh_database(f"sqlite+aiosqlite:///{tmp_path / 'mahalle.db'}")
+    url = os.environ.get(PG_ENV, "")
+    if not url:
+        pytest.skip(
+            f"PostgreSQL not configured: set {PG_ENV}, e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+        )
+    return await fresh_database(url)
 
 
 COORDINATOR = 9001

@@ -117,6 +117,14 @@ class FakeBotAPI(BaseRequest):
                 data = content.read() if hasattr(content, "read") else content
                 call.files[part] = (name, data, mime)
         self.calls.append(call)
+        if call.method.startswith("edit") and self._unknown_message(call):
+            return 400, json.dumps(
+                {
+                    "ok": False,
+                    "error_code": 400,
+                    "description": "Bad Request: message to edit not found",
+                }
+            ).encode()
         if self.fail is not None and (failure := self.fail(call)) is not None:
             if isinstance(failure, Exception):
                 raise failure
@@ -138,6 +146,10 @@ class FakeBotAPI(BaseRequest):
         if call.method == "getUpdates":
             return []
         return True
+
+    def _unknown_message(self, call: ApiCall) -> bool:
+        key = (int(call.params.get("chat_id", 0)), int(call.params.get("message_id", 0)))
+        return self.record and key not in self.messages
 
     def _result_unrecorded(self, call: ApiCall) -> Any:
         if call.method == "sendMessage":

@@ -167,7 +167,7 @@ async def claim_next(
             CampaignRecipient.status == RecipientStatus.PENDING,
             CampaignRecipient.next_attempt_at <= now,
         )
-        .order_by(CampaignRecipient.user_id)
+        .order_by(CampaignRecipient.next_attempt_at)  # index order: no sort of all pending rows
         .limit(1)
         .with_for_update(skip_locked=True, of=CampaignRecipient)
     )
