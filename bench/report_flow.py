@@ -50,7 +50,8 @@ async def run(users: int, database_url: str | None) -> None:
     latencies: list[float] = []
     started = time.perf_counter()
     for user_id in range(10_000, 10_000 + users):
-        resident = ChatUser(app, api, user_id)
+        # The outbox worker runs beside the bot in production; this measures the handling alone.
+        resident = ChatUser(app, api, user_id, deliver=False)
         for kind, value in STEPS:
             before = time.perf_counter()
             await (resident.send(value) if kind == "send" else resident.press(value))
