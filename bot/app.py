@@ -34,6 +34,8 @@ COMMAND_KEYS = {
     "mine": "command-mine",
     "neighbourhood": "command-neighbourhood",
     "help": "command-help",
+    "settings": "command-settings",
+    "forget_me": "command-forget-me",
     "cancel": "command-cancel",
 }
 

@@ -151,6 +151,11 @@ class ReportSettings(_Section):
     council_chat_id: int | None = None
 
 
+class PrivacySettings(_Section):
+    # Days after a case is closed or rejected that the reporter's phone number is kept.
+    contact_retention_days: int = Field(default=90, ge=1)
+
+
 class BoundingBox(_Section):
     min_lat: float = Field(ge=-90, le=90)
     min_lon: float = Field(ge=-180, le=180)
@@ -215,6 +220,7 @@ class Settings(_Section):
     broadcast: BroadcastSettings = Field(default_factory=BroadcastSettings)
     deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
     reports: ReportSettings = Field(default_factory=ReportSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     county: CountySettings
     agencies: list[AgencySettings] = Field(min_length=1)
     domains: list[DomainSettings]

@@ -12,6 +12,7 @@ from bot.context import runtime_of
 from bot.jalali import TEHRAN, utcnow
 from bot.pipeline import (
     check_deadlines,
+    drop_old_contacts,
     route_stranded,
     send_daily_digest,
     send_weekly_report,
@@ -60,6 +61,11 @@ async def _weekly(context: ContextTypes.DEFAULT_TYPE) -> None:
     await send_weekly_report(context.bot, runtime_of(context.application), now=utcnow())
 
 
+async def _retention(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Nightly: drop reporters' phone numbers from long-closed cases."""
+    await drop_old_contacts(runtime_of(context.application), now=utcnow())
+
+
 def _at(hhmm: str) -> time:
     hour, minute = (int(part) for part in hhmm.split(":"))
     return time(hour=hour, minute=minute, tzinfo=TEHRAN)
@@ -79,6 +85,7 @@ def schedule_jobs(application: AnyApplication) -> None:
     reports = runtime_of(application).settings.reports
     jobs.run_repeating(_deadlines, interval=600, first=30, name="deadlines")
     jobs.run_daily(_digest, time=_at(reports.digest_time), name="digest")
+    jobs.run_daily(_retention, time=time(hour=4, tzinfo=TEHRAN), name="contact-retention")
     jobs.run_daily(
         _weekly, time=_at(reports.weekly_time), days=(6,), name="weekly-report"
     )  # Saturday

@@ -12,7 +12,7 @@ from telegram import Bot
 from bot.jalali import utcnow
 from bot.reports import stats_text, weekly_chart
 from bot.runtime import Runtime
-from bot.services import broadcasts, deadlines, stats
+from bot.services import broadcasts, deadlines, stats, users
 from bot.services.routing import coordinator_chats, route_new_case
 from bot.triage import TriageResult
 from models.entities import Case, CaseStatus
@@ -132,3 +132,14 @@ async def send_weekly_report(bot: Bot, runtime: Runtime, *, now: datetime) -> No
     chart = await asyncio.to_thread(weekly_chart, figures, t, language)
     await bot.send_photo(chat, chart, caption=t("weekly-caption"))
     await bot.send_message(chat, stats_text(figures, t, language))
+
+
+async def drop_old_contacts(runtime: Runtime, *, now: datetime) -> int:
+    """Apply the contact retention setting; how many cases lost their phone number."""
+    days = runtime.settings.privacy.contact_retention_days
+    async with runtime.session_factory() as session:
+        dropped = await users.drop_old_contacts(
+            session=session, older_than=now - timedelta(days=days)
+        )
+        await session.commit()
+    return dropped

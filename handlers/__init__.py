@@ -240,6 +240,8 @@ def register_handlers(
             CommandHandler("invite", coordinator.invite, filters=PRIVATE),
             CallbackQueryHandler(broadcast.stop, pattern=r"^bx:"),
             CommandHandler("settings", resident.settings_menu, filters=PRIVATE),
+            CommandHandler("forget_me", resident.forget_me, filters=PRIVATE),
+            CallbackQueryHandler(resident.forget_confirmed, pattern=r"^fm:(yes|no)$"),
             CommandHandler("stats", desk.show_stats, filters=PRIVATE),
             CallbackQueryHandler(desk.stats_period, pattern=r"^sp:(week|month)$"),
             CallbackQueryHandler(groups.decide, pattern=r"^ga:"),

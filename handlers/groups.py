@@ -158,12 +158,13 @@ async def decide(update: Update, context: MahalleContext) -> None:
             if approve
             else context.t("group-refused", name=isolate(group.name))
         )
-        outbox.enqueue(
-            session,
-            chat_id=group.created_by,
-            purpose=outbox.REPORTER_NOTICE,
-            payload={"text": notice},
-        )
+        if group.created_by:  # 0: the founder asked to be forgotten
+            outbox.enqueue(
+                session,
+                chat_id=group.created_by,
+                purpose=outbox.REPORTER_NOTICE,
+                payload={"text": notice},
+            )
         await session.commit()
     context.runtime.wake_outbox()
     await query.answer()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardRemove, Update
 
 from bot.cards import STATUS_KEYS
 from bot.context import MahalleContext
@@ -234,3 +234,39 @@ async def toggle_broadcasts(update: Update, context: MahalleContext) -> None:
     text, markup = _settings_view(context, opted_in)
     await query.answer()
     await query.edit_message_text(text, reply_markup=markup)
+
+
+# --- forgetting a resident ------------------------------------------------------------------
+
+
+async def forget_me(update: Update, context: MahalleContext) -> None:
+    """/forget_me: explain what is removed and ask to confirm."""
+    assert update.effective_message is not None
+    markup = InlineKeyboardMarkup(
+        [[
+            InlineKeyboardButton(context.t("button-forget-yes"), callback_data="fm:yes"),
+            InlineKeyboardButton(context.t("button-forget-no"), callback_data="fm:no"),
+        ]]
+    )  # fmt: skip
+    await update.effective_message.reply_text(context.t("forget-explain"), reply_markup=markup)
+
+
+async def forget_confirmed(update: Update, context: MahalleContext) -> None:
+    """Remove the presser's identity and contact; their cases stay, anonymised."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    await query.answer()
+    await query.edit_message_reply_markup(reply_markup=None)
+    if query.data != "fm:yes":
+        await context.bot.send_message(query.from_user.id, context.t("forget-kept"))
+        return
+    async with context.session() as session:
+        cases_kept = await users.forget(session=session, user_id=query.from_user.id)
+        await session.commit()
+    if context.user_data is not None:
+        context.user_data.clear()
+    await context.bot.send_message(
+        query.from_user.id,
+        context.t("forget-done", cases=cases_kept),
+        reply_markup=ReplyKeyboardRemove(),
+    )

@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.entities import Neighbourhood, User
+from models.entities import (
+    CampaignRecipient,
+    Case,
+    CaseEvent,
+    CaseStatus,
+    ConversationState,
+    Draft,
+    GroupMember,
+    LocalGroup,
+    Neighbourhood,
+    PendingInput,
+    Staff,
+    User,
+)
 
 
 async def get_or_create_user(*, session: AsyncSession, user_id: int, language: str) -> User:
@@ -46,3 +62,51 @@ async def toggle_broadcasts(*, session: AsyncSession, user_id: int) -> bool:
     user.broadcasts_chosen = True
     await session.commit()
     return user.broadcasts_opt_in
+
+
+async def forget(*, session: AsyncSession, user_id: int) -> int:
+    """Remove a person: identity and contact go, their cases stay anonymised for the statistics.
+    Returns how many cases were anonymised."""
+    cases = await session.execute(
+        update(Case)
+        .where(Case.reporter_id == user_id)
+        .values(reporter_id=None, reporter_phone=None, share_phone=False)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(CaseEvent)
+        .where(CaseEvent.actor_id == user_id)
+        .values(actor_id=None, actor_name=None)
+    )
+    owned_rows = (
+        (Draft, Draft.user_id),
+        (PendingInput, PendingInput.user_id),
+        (GroupMember, GroupMember.user_id),
+        (Staff, Staff.user_id),
+        (CampaignRecipient, CampaignRecipient.user_id),
+    )
+    for table, column in owned_rows:
+        await session.execute(delete(table).where(column == user_id))
+    await session.execute(
+        delete(ConversationState).where(ConversationState.key.like(f"[{user_id}, %"))
+    )
+    await session.execute(
+        update(LocalGroup).where(LocalGroup.created_by == user_id).values(created_by=0)
+    )
+    await session.execute(delete(User).where(User.id == user_id))
+    return int(cases.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def drop_old_contacts(*, session: AsyncSession, older_than: datetime) -> int:
+    """Remove reporters' phone numbers from cases closed or rejected before `older_than`."""
+    result = await session.execute(
+        update(Case)
+        .where(
+            Case.status.in_((CaseStatus.CLOSED, CaseStatus.REJECTED)),
+            Case.updated_at < older_than,
+            Case.reporter_phone.is_not(None),
+        )
+        .values(reporter_phone=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,83 @@
+"""Forgetting a resident, and the retention of reporters' phone numbers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from bot.config import Settings
+from bot.pipeline import drop_old_contacts
+from models.db import create_engine, create_session_factory
+from models.entities import CaseEvent, User
+from tests.conftest import Bot
+from tests.fakebot import texts
+from tests.test_agency import add_staff
+from tests.test_report_flow import DESCRIPTION, cases_in
+
+
+async def report_with_phone(bot: Bot, user_id: int) -> None:
+    resident = bot.user(user_id)
+    await resident.send("📝 گزارش جدید")
+    await resident.send("جهاد")
+    await resident.press("جهاد")
+    await resident.send(DESCRIPTION)
+    await resident.send("ادامه ⬅️")
+    await resident.send_contact("+989121234567")
+    await resident.press("ثبت گزارش")
+
+
+async def test_forget_me_removes_identity_and_keeps_anonymous_cases(
+    bot: Bot, settings: Settings
+) -> None:
+    await report_with_phone(bot, 1001)
+    resident = bot.user(1001)
+    await resident.send("/forget_me")
+    assert "۱ گزارش" in texts(await resident.press("بله، پاک شود"))[-1]
+    [case] = await cases_in(settings)
+    assert (case.reporter_id, case.reporter_phone, case.share_phone) == (None, None, False)
+    assert case.text_original == DESCRIPTION, "the case stays for the statistics"
+    engine = create_engine(settings.database.url)
+    async with create_session_factory(engine)() as session:
+        assert await session.get(User, 1001) is None
+        mentions = await session.scalar(
+            select(func.count()).select_from(CaseEvent).where(CaseEvent.actor_id == 1001)
+        )
+    await engine.dispose()
+    assert mentions == 0
+    assert "پیدا نشد" in texts(await resident.send("1405-1"))[0], "the case is no longer theirs"
+
+
+async def test_saying_no_keeps_everything(bot: Bot, settings: Settings) -> None:
+    await report_with_phone(bot, 1001)
+    resident = bot.user(1001)
+    await resident.send("/forget_me")
+    await resident.press("نه")
+    [case] = await cases_in(settings)
+    assert case.reporter_id == 1001 and case.reporter_phone == "+989121234567"
+
+
+async def test_phone_numbers_of_long_closed_cases_are_dropped(bot: Bot, settings: Settings) -> None:
+    await add_staff(settings, 2001, "municipality", "رضایی")
+    await report_with_phone(bot, 1001)
+    clerk = bot.in_group(2001, -100100, "رضایی")
+    await clerk.press("رد")
+    await clerk.send("خارج از محدوده")
+    runtime = bot.app.bot_data["runtime"]
+    now = datetime.now(UTC)
+    assert await drop_old_contacts(runtime, now=now + timedelta(days=30)) == 0
+    assert await drop_old_contacts(runtime, now=now + timedelta(days=91)) == 1
+    [case] = await cases_in(settings)
+    assert case.reporter_phone is None and case.status == "rejected"
+
+
+async def test_logs_at_info_carry_no_report_text_or_phone(bot: Bot, caplog: object) -> None:
+    import logging
+
+    import pytest
+
+    assert isinstance(caplog, pytest.LogCaptureFixture)
+    with caplog.at_level(logging.INFO):
+        await report_with_phone(bot, 1001)
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert DESCRIPTION not in logged and "+989121234567" not in logged
