@@ -16,6 +16,7 @@ from bot.context import RUNTIME_KEY, MahalleContext, runtime_of
 from bot.delivery import OutboxSender
 from bot.i18n import Translator
 from bot.jobs import schedule_jobs
+from bot.leader import Leadership
 from bot.persistence import SQLConversationPersistence
 from bot.runtime import Runtime
 from bot.services.reference import sync_reference_data
@@ -56,7 +57,10 @@ def default_builder(settings: Settings) -> ApplicationBuilder[Any, Any, Any, Any
 
 
 def build_application(
-    settings: Settings, builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] | None = None
+    settings: Settings,
+    builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] | None = None,
+    *,
+    role: str = "all",
 ) -> AnyApplication:
     """The fully wired bot. A given builder keeps its own token and request objects."""
     translate = Translator.load(settings.bot.language)
@@ -64,8 +68,9 @@ def build_application(
     # conversation states from the persistence there, before post_init runs.
     engine = create_engine(settings.database.url)
     session_factory = create_session_factory(engine)
+    triage = Triage(settings.triage.model_path)
     runtime = Runtime(
-        settings, engine, session_factory, translate, Triage(settings.triage.model_path)
+        settings, engine, session_factory, translate, triage, Leadership(engine), role
     )
     application = (
         (builder or default_builder(settings))
@@ -114,13 +119,15 @@ async def _post_init(application: AnyApplication) -> None:
         await sync_reference_data(session=session, settings=runtime.settings)
     if not await runtime.triage.reload_if_changed():
         await asyncio.to_thread(lambda: runtime.triage.model)  # train the shipped model off-loop
+    await application.bot.set_my_commands(
+        [BotCommand(name, runtime.translate(key)) for name, key in COMMAND_KEYS.items()]
+    )
+    if runtime.role == "web":
+        return  # receiving only: sending and jobs belong to the worker processes
     schedule_jobs(application)
     if runtime.settings.outbox.worker and runtime.sender is not None:
         worker = runtime.sender.run_forever(runtime.settings.outbox.poll_seconds)
         runtime.tasks.append(asyncio.create_task(worker, name="outbox"))
-    await application.bot.set_my_commands(
-        [BotCommand(name, runtime.translate(key)) for name, key in COMMAND_KEYS.items()]
-    )
 
 
 async def _post_shutdown(application: AnyApplication) -> None:
@@ -130,4 +137,5 @@ async def _post_shutdown(application: AnyApplication) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await runtime.leadership.step_down()
     await runtime.engine.dispose()

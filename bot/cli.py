@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bot.config import ConfigError, Settings, default_config_path, load_settings
 
@@ -30,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
         )
         return sub
 
-    with_config(
+    runner = with_config(
         commands.add_parser(
             "run",
             help="apply migrations, then run the bot",
@@ -38,6 +40,14 @@ def _parser() -> argparse.ArgumentParser:
             "default, or a webhook server when [telegram] mode = 'webhook' (every call must carry "
             "the secret from MAHALLE_WEBHOOK_SECRET). The token comes from MAHALLE_BOT_TOKEN.",
         )
+    )
+    runner.add_argument(
+        "--role",
+        choices=("all", "web", "worker"),
+        default="all",
+        help="all: everything in one process (the only choice on SQLite); web: receive updates "
+        "(webhook; run several behind a proxy); worker: deliver messages and broadcasts and run "
+        "the scheduled jobs (one process at a time holds the jobs, the others stand by)",
     )
     database = commands.add_parser(
         "db", help="database maintenance", description="Database maintenance."
@@ -116,12 +126,19 @@ async def _upgrade(settings: Settings) -> None:
         await engine.dispose()
 
 
-def _run(settings: Settings) -> None:
+def _run(settings: Settings, role: str) -> None:
     from bot.app import build_application
 
     settings.require_token()
+    if role != "all" and not settings.database.url.startswith("postgresql"):
+        raise ConfigError(
+            f"--role {role} needs PostgreSQL: on SQLite one process does everything (--role all)"
+        )
     asyncio.run(_upgrade(settings))
-    application = build_application(settings)
+    application = build_application(settings, role=role)
+    if role == "worker":
+        asyncio.run(_serve_worker(application))
+        return
     telegram = settings.telegram
     log.info("starting in %s mode on %s", telegram.mode, telegram.base_url)
     if telegram.mode == "webhook":
@@ -213,6 +230,22 @@ async def _export(arguments: argparse.Namespace, settings: Settings) -> None:
     print(f"{count} cases written to {output}")
 
 
+async def _serve_worker(application: Any) -> None:
+    """A worker receives no updates: it starts, sends and runs jobs until told to stop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, stop.set)
+    await application.initialize()
+    await application.post_init(application)
+    await application.start()
+    log.info("worker running; stop with Ctrl+C or SIGTERM")
+    await stop.wait()
+    await application.stop()
+    await application.shutdown()
+    await application.post_shutdown(application)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     arguments = _parser().parse_args(argv)
@@ -225,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = _settings(arguments.config)
         if arguments.command == "run":
-            _run(settings)
+            _run(settings, arguments.role)
         elif arguments.command == "triage":
             _triage(arguments, settings)
         elif arguments.command == "export":

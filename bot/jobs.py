@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable, Coroutine
 from datetime import time
 from typing import Any
 
@@ -71,21 +73,45 @@ def _at(hhmm: str) -> time:
     return time(hour=hour, minute=minute, tzinfo=TEHRAN)
 
 
+async def _lead(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Take over the scheduled jobs if no live process holds them."""
+    await runtime_of(context.application).leadership.try_lead()
+
+
+Job = Callable[[ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
+
+
+def _leader_only(job: Job) -> Job:
+    """Run a job only in the process holding the jobs lock (every worker schedules them)."""
+
+    @functools.wraps(job)
+    async def guarded(context: ContextTypes.DEFAULT_TYPE) -> None:
+        if runtime_of(context.application).leadership.leading:
+            await job(context)
+
+    return guarded
+
+
 def schedule_jobs(application: AnyApplication) -> None:
     """Register the jobs; the schedule lives in code and config, so a restart rebuilds it."""
     jobs = application.job_queue
     if jobs is None:  # PTB installed without the job-queue extra
         log.warning("no JobQueue: nightly retraining and recovery sweeps are off")
         return
+    jobs.run_repeating(_lead, interval=30, first=0, name="leadership")
     hour = runtime_of(application).settings.triage.retrain_hour
-    jobs.run_daily(_retrain, time=time(hour=hour, tzinfo=TEHRAN), name="triage-retrain")
-    jobs.run_repeating(_reload_model, interval=60, first=60, name="triage-reload")
-    jobs.run_repeating(_route_stranded, interval=60, first=5, name="route-stranded")
-    jobs.run_repeating(_start_campaigns, interval=20, first=1, name="campaigns")
-    reports = runtime_of(application).settings.reports
-    jobs.run_repeating(_deadlines, interval=600, first=30, name="deadlines")
-    jobs.run_daily(_digest, time=_at(reports.digest_time), name="digest")
-    jobs.run_daily(_retention, time=time(hour=4, tzinfo=TEHRAN), name="contact-retention")
     jobs.run_daily(
-        _weekly, time=_at(reports.weekly_time), days=(6,), name="weekly-report"
+        _leader_only(_retrain), time=time(hour=hour, tzinfo=TEHRAN), name="triage-retrain"
+    )
+    jobs.run_repeating(_reload_model, interval=60, first=60, name="triage-reload")
+    jobs.run_repeating(_leader_only(_route_stranded), interval=60, first=5, name="route-stranded")
+    jobs.run_repeating(_leader_only(_start_campaigns), interval=20, first=1, name="campaigns")
+    reports = runtime_of(application).settings.reports
+    jobs.run_repeating(_leader_only(_deadlines), interval=600, first=30, name="deadlines")
+    jobs.run_daily(_leader_only(_digest), time=_at(reports.digest_time), name="digest")
+    jobs.run_daily(
+        _leader_only(_retention), time=time(hour=4, tzinfo=TEHRAN), name="contact-retention"
+    )
+    jobs.run_daily(
+        _leader_only(_weekly), time=_at(reports.weekly_time), days=(6,), name="weekly-report"
     )  # Saturday

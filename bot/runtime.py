@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.cards import Cards
 from bot.config import Settings
 from bot.i18n import Translator
+from bot.leader import Leadership
 from bot.triage.service import Triage
 
 if TYPE_CHECKING:
@@ -27,6 +28,9 @@ class Runtime:
     session_factory: async_sessionmaker[AsyncSession]
     translate: Translator
     triage: Triage
+    leadership: Leadership
+    # "all" (one process does everything), "web" (updates only) or "worker" (sending and jobs).
+    role: str = "all"
     # Set by `build_application` once the bot (and so its token) exists.
     cards: Cards | None = None
     sender: OutboxSender | None = None
