@@ -19,6 +19,7 @@ from bot.jobs import schedule_jobs
 from bot.leader import Leadership
 from bot.persistence import SQLConversationPersistence
 from bot.runtime import Runtime
+from bot.services import users
 from bot.services.reference import sync_reference_data
 from bot.services.routing import coordinator_chats, offer_reroute
 from bot.signing import Signer
@@ -122,12 +123,25 @@ async def _post_init(application: AnyApplication) -> None:
     await application.bot.set_my_commands(
         [BotCommand(name, runtime.translate(key)) for name, key in COMMAND_KEYS.items()]
     )
+    await refresh_banned(runtime)
+    if application.job_queue is not None:
+        application.job_queue.run_repeating(_refresh_banned, interval=60, first=60, name="banned")
     if runtime.role == "web":
         return  # receiving only: sending and jobs belong to the worker processes
     schedule_jobs(application)
     if runtime.settings.outbox.worker and runtime.sender is not None:
         worker = runtime.sender.run_forever(runtime.settings.outbox.poll_seconds)
         runtime.tasks.append(asyncio.create_task(worker, name="outbox"))
+
+
+async def refresh_banned(runtime: Runtime) -> None:
+    """Reload who is blocked (another process may have blocked someone)."""
+    async with runtime.session_factory() as session:
+        runtime.banned = await users.banned_ids(session=session)
+
+
+async def _refresh_banned(context: ContextTypes.DEFAULT_TYPE) -> None:
+    await refresh_banned(runtime_of(context.application))
 
 
 async def _post_shutdown(application: AnyApplication) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,10 @@ class Runtime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # Broadcasts being sent by this process, by campaign id.
     campaign_tasks: dict[int, asyncio.Task[None]] = field(default_factory=dict)
+    # Users a coordinator blocked (reloaded every minute, so other processes follow).
+    banned: set[int] = field(default_factory=set)
+    # Recent button presses per user, for the press rate limit.
+    presses: dict[int, deque[float]] = field(default_factory=lambda: defaultdict(deque))
 
     @property
     def card_renderer(self) -> Cards:

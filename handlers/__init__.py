@@ -217,6 +217,7 @@ def register_handlers(
     application: AnyApplication, settings: Settings, translate: Translator
 ) -> None:
     """Add every handler in order: guards first, conversations, menus, catch-alls, persistence."""
+    application.add_handler(TypeHandler(Update, common.guard), group=-2)
     application.add_handler(
         MessageHandler(PRIVATE & filters.UpdateType.EDITED_MESSAGE, common.edited_message), group=-1
     )
@@ -249,6 +250,8 @@ def register_handlers(
             CommandHandler("staff", desk.staff_list, filters=PRIVATE),
             CallbackQueryHandler(desk.remove_staff, pattern=r"^sr:"),
             CommandHandler("agencies", desk.agencies, filters=PRIVATE),
+            CommandHandler("block", desk.block, filters=PRIVATE),
+            CommandHandler("unblock", desk.unblock, filters=PRIVATE),
             CallbackQueryHandler(resident.toggle_broadcasts, pattern=r"^st:b$"),
             CommandHandler("chatid", common.chat_id, filters=filters.ChatType.GROUPS),
             MessageHandler(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from telegram import Message, Update
 from telegram.error import BadRequest, Forbidden
@@ -109,6 +110,28 @@ async def stale_button(update: Update, context: MahalleContext) -> None:
     """A button from an old message, another flow, or forged data: nothing changes."""
     assert update.callback_query is not None
     await update.callback_query.answer(context.t("button-stale"), show_alert=True)
+
+
+PRESS_WINDOW_SECONDS, PRESSES_PER_WINDOW = 10.0, 20
+
+
+async def guard(update: Update, context: MahalleContext) -> None:
+    """Before anything else: ignore blocked users; slow down button mashing."""
+    user = update.effective_user
+    if user is None:
+        return
+    runtime = context.runtime
+    if user.id in runtime.banned:
+        raise ApplicationHandlerStop
+    if update.callback_query is not None:
+        now = time.monotonic()
+        recent = runtime.presses[user.id]
+        while recent and now - recent[0] > PRESS_WINDOW_SECONDS:
+            recent.popleft()
+        recent.append(now)
+        if len(recent) > PRESSES_PER_WINDOW:
+            await update.callback_query.answer(context.t("slow-down"), show_alert=True)
+            raise ApplicationHandlerStop
 
 
 async def persist_conversations(update: object, context: MahalleContext) -> None:

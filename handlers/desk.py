@@ -11,9 +11,10 @@ from telegram.constants import ChatMemberStatus
 from telegram.error import TelegramError
 
 from bot.context import MahalleContext
+from bot.digits import ascii_digits
 from bot.jalali import format_date, parse_jalali_date, utcnow
 from bot.reports import EXPORT_COLUMN_KEYS, export_rows, stats_text, write_export
-from bot.services import casework, stats
+from bot.services import casework, stats, users
 from bot.services.reference import list_agencies
 from handlers.coordinator import coordinators_only, is_coordinator
 from models.entities import Staff
@@ -184,3 +185,32 @@ async def _chat_state(context: MahalleContext, chat_id: int | None) -> str:
         return "agency-unreachable"
     can_post = getattr(member, "can_send_messages", True) is not False
     return "agency-ok" if can_post else "agency-muted"
+
+
+@coordinators_only
+async def block(update: Update, context: MahalleContext) -> None:
+    """/block <user id>: ignore everything this user sends from now on."""
+    await _set_banned(update, context, banned=True)
+
+
+@coordinators_only
+async def unblock(update: Update, context: MahalleContext) -> None:
+    """/unblock <user id>: listen to this user again."""
+    await _set_banned(update, context, banned=False)
+
+
+async def _set_banned(update: Update, context: MahalleContext, *, banned: bool) -> None:
+    message = update.effective_message
+    assert message is not None
+    raw = ascii_digits(context.args[0]) if context.args else ""
+    if not raw.isdigit():
+        await message.reply_text(context.t("block-usage"))
+        return
+    user_id = int(raw)
+    async with context.session() as session:
+        await users.set_banned(session=session, user_id=user_id, banned=banned)
+    if banned:
+        context.runtime.banned.add(user_id)
+    else:
+        context.runtime.banned.discard(user_id)
+    await message.reply_text(context.t("blocked" if banned else "unblocked", user=str(user_id)))

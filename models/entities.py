@@ -113,6 +113,8 @@ class User(Base):
     # The first broadcast a user gets says how to stop them.
     broadcast_intro_sent: Mapped[bool] = mapped_column(Boolean, default=False)
     blocked_bot: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A coordinator blocked this user for abuse: their updates are ignored.
+    banned: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     neighbourhood: Mapped[Neighbourhood | None] = relationship(lazy="joined")

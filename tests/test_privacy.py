@@ -81,3 +81,25 @@ async def test_logs_at_info_carry_no_report_text_or_phone(bot: Bot, caplog: obje
         await report_with_phone(bot, 1001)
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert DESCRIPTION not in logged and "+989121234567" not in logged
+
+
+async def test_a_blocked_user_is_ignored_until_unblocked(bot: Bot) -> None:
+    from tests.conftest import COORDINATOR
+
+    coordinator = bot.user(COORDINATOR)
+    assert "مسدود شد" in texts(await coordinator.send("/block ۱۰۰۱"))[0]
+    abuser = bot.user(1001)
+    assert texts(await abuser.send("/start")) == []
+    assert texts(await abuser.send("📝 گزارش جدید")) == []
+    await coordinator.send("/unblock 1001")
+    assert texts(await abuser.send("/start"))
+
+
+async def test_button_mashing_is_slowed_down(bot: Bot) -> None:
+    resident = bot.user(1001)
+    await resident.send("📋 گزارش‌های من")
+    answers = [await resident.press_data("my:p:0") for _ in range(25)]
+    alerts = [
+        c.text for calls in answers for c in calls if c.method == "answerCallbackQuery" and c.text
+    ]
+    assert any("آهسته‌تر" in text for text in alerts)

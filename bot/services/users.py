@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.entities import (
@@ -110,3 +110,18 @@ async def drop_old_contacts(*, session: AsyncSession, older_than: datetime) -> i
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def set_banned(*, session: AsyncSession, user_id: int, banned: bool) -> None:
+    """Block or unblock a user (coordinators, against abuse)."""
+    user = await session.get(User, user_id)
+    if user is None:
+        user = User(id=user_id)
+        session.add(user)
+    user.banned = banned
+    await session.commit()
+
+
+async def banned_ids(*, session: AsyncSession) -> set[int]:
+    """Everyone currently blocked."""
+    return set((await session.scalars(select(User.id).where(User.banned.is_(True)))).all())
