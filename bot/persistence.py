@@ -41,6 +41,12 @@ class SQLConversationPersistence(BasePersistence[dict[Any, Any], dict[Any, Any],
             )
             return {tuple(json.loads(key)): state for key, state in rows}
 
+    async def get_state(self, name: str, key: ConversationKey) -> str | None:
+        """One chat's stored state (another process may have moved it on)."""
+        async with self._session_factory() as session:
+            row = await session.get(ConversationState, (name, json.dumps(list(key))))
+            return row.state if row is not None else None
+
     async def update_conversation(
         self, name: str, key: ConversationKey, new_state: object | None
     ) -> None:

@@ -213,17 +213,40 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
     )
 
 
+def _state_loader(conversation: ConversationHandler[Any]) -> Any:
+    """With several web processes, a chat's next update may reach another process than the last:
+    read the chat's conversation state from the database before the conversation looks at it."""
+
+    async def load_state(update: Update, context: Any) -> None:
+        chat, user = update.effective_chat, update.effective_user
+        if chat is None or user is None or chat.type != "private":
+            return
+        key = (chat.id, user.id)
+        state = await context.application.persistence.get_state(conversation.name, key)
+        # PTB keeps states in this dict; a write without tracking does not echo back to the db.
+        states = conversation._conversations  # no public way to refresh one key
+        if state is None:
+            states.pop(key, None)
+        else:
+            states.update_no_track({key: state})  # type: ignore[attr-defined]
+
+    return load_state
+
+
 def register_handlers(
     application: AnyApplication, settings: Settings, translate: Translator
 ) -> None:
     """Add every handler in order: guards first, conversations, menus, catch-alls, persistence."""
     application.add_handler(TypeHandler(Update, common.guard), group=-2)
+    conversation = _resident_conversation(settings, translate)
+    if application.bot_data["runtime"].role == "web":
+        application.add_handler(TypeHandler(Update, _state_loader(conversation)), group=-3)
     application.add_handler(
         MessageHandler(PRIVATE & filters.UpdateType.EDITED_MESSAGE, common.edited_message), group=-1
     )
     application.add_handlers(
         [
-            _resident_conversation(settings, translate),
+            conversation,
             CommandHandler("start", common.start, filters=PRIVATE),
             CommandHandler("help", common.show_help, filters=PRIVATE),
             MessageHandler(PRIVATE & _labels(translate, "menu-help"), common.show_help),

@@ -347,7 +347,7 @@ async def deliver_outbox(app: AnyApplication) -> int:
 
 
 async def start_bot(
-    settings: Any, api: FakeBotAPI | None = None
+    settings: Any, api: FakeBotAPI | None = None, *, role: str = "all"
 ) -> tuple[AnyApplication, FakeBotAPI]:
     """Build the real application on the fake transport and start it as `mahalle run` would
     (without polling): initialize, then post_init."""
@@ -357,7 +357,7 @@ async def start_bot(
 
     api = api or FakeBotAPI()
     builder = ApplicationBuilder().token(FAKE_TOKEN).request(api).get_updates_request(api)
-    app = build_application(settings, builder)
+    app = build_application(settings, builder, role=role)
     await app.initialize()
     if app.post_init is not None:
         await app.post_init(app)

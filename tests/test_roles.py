@@ -67,3 +67,53 @@ async def test_web_processes_neither_send_nor_run_jobs(database_url: str) -> Non
     scheduled = {job.name for job in worker.job_queue.jobs()}
     assert scheduled >= {"leadership", "deadlines", "campaigns", "digest", "weekly-report"}
     await stop_bot(worker)
+
+
+async def test_consecutive_updates_of_one_chat_on_different_web_processes(
+    database_url: str,
+) -> None:
+    from tests.fakebot import ChatUser
+    from tests.test_report_flow import DESCRIPTION, cases_in
+
+    settings = make_settings(database_url, telegram={"rate_limit": False})
+    app_a, api_a = await start_bot(settings, role="web")
+    app_b, api_b = await start_bot(settings, role="web")
+    on_a, on_b = ChatUser(app_a, api_a, 1001), ChatUser(app_b, api_b, 1001)
+    await on_a.send("📝 گزارش جدید")
+    await on_b.send("جهاد")  # typed on the picker process A showed
+    await on_b.press("جهاد")
+    await on_a.send(DESCRIPTION)
+    await on_b.send("ادامه ⬅️")
+    await on_a.send("🙈 ناشناس بمانم")
+    await on_a.press("ثبت گزارش")
+    [case] = await cases_in(settings)
+    assert case.text_original == DESCRIPTION and case.neighbourhood.name == "جهاد"
+    await stop_bot(app_a)
+    await stop_bot(app_b)
+
+
+async def test_dropped_database_connections_are_replaced_without_a_restart(
+    database_url: str,
+) -> None:
+    from sqlalchemy import text
+
+    from tests.fakebot import ChatUser, texts
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("connection drops are a PostgreSQL matter")
+    app, api = await start_bot(make_settings(database_url, telegram={"rate_limit": False}))
+    resident = ChatUser(app, api, 1001)
+    await resident.send("/start")
+    killer = create_engine(database_url)
+    async with killer.connect() as connection:
+        dropped = await connection.scalar(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    await killer.dispose()
+    assert dropped >= 1
+    replies = texts(await resident.send("📝 گزارش جدید"))
+    assert "گزارش جدید" in replies[0], "the next update works: the pool replaced its connections"
+    await stop_bot(app)
