@@ -28,6 +28,7 @@ from handlers import (
     desk,
     followup,
     groups,
+    picker,
     report,
     resident,
     staff,
@@ -72,8 +73,13 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
         CommandHandler("cancel", resident.keep_neighbourhood),
         MessageHandler(_labels(translate, "button-cancel"), resident.keep_neighbourhood),
         CallbackQueryHandler(resident.save_picked, pattern=r"^mn:n:\d+$"),
-        CallbackQueryHandler(resident.browse_for_saved, pattern=r"^mn:d(:\d+:\d+)?$"),
-        MessageHandler(typed, resident.search_for_saved),
+        CallbackQueryHandler(
+            picker.browse_handler(resident.NEIGHBOURHOOD_PREFIX, resident.PICKING),
+            pattern=r"^mn:d(:\d+:\d+)?$",
+        ),
+        MessageHandler(
+            typed, picker.search_handler(resident.NEIGHBOURHOOD_PREFIX, resident.PICKING)
+        ),
         MessageHandler(filters.ALL, report.unexpected(resident.PICKING, "expect-neighbourhood")),
     ]
     answering: list[BaseHandler[Update, Any, Any]] = [
@@ -126,8 +132,11 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
             Step.NEIGHBOURHOOD: step(
                 Step.NEIGHBOURHOOD,
                 CallbackQueryHandler(report.pick_neighbourhood, pattern=r"^rn:n:\d+$"),
-                CallbackQueryHandler(report.browse_neighbourhoods, pattern=r"^rn:d(:\d+:\d+)?$"),
-                MessageHandler(typed, report.search_neighbourhood),
+                CallbackQueryHandler(
+                    picker.browse_handler(report.PREFIX, Step.NEIGHBOURHOOD),
+                    pattern=r"^rn:d(:\d+:\d+)?$",
+                ),
+                MessageHandler(typed, picker.search_handler(report.PREFIX, Step.NEIGHBOURHOOD)),
             ),
             Step.DESCRIPTION: step(
                 Step.DESCRIPTION,
@@ -159,8 +168,10 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
                 groups.PLACE,
                 "expect-neighbourhood",
                 CallbackQueryHandler(groups.take_place, pattern=r"^gn:n:\d+$"),
-                CallbackQueryHandler(groups.browse, pattern=r"^gn:d(:\d+:\d+)?$"),
-                MessageHandler(typed, groups.search),
+                CallbackQueryHandler(
+                    picker.browse_handler(groups.PREFIX, groups.PLACE), pattern=r"^gn:d(:\d+:\d+)?$"
+                ),
+                MessageHandler(typed, picker.search_handler(groups.PREFIX, groups.PLACE)),
             ),
             Step.CONFIRM: step(
                 Step.CONFIRM,

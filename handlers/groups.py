@@ -74,19 +74,6 @@ async def take_field(update: Update, context: MahalleContext) -> object:
     return PLACE
 
 
-async def browse(update: Update, context: MahalleContext) -> object:
-    """Page through districts and neighbourhoods."""
-    assert update.callback_query is not None
-    await picker.browse(update.callback_query, context, PREFIX)
-    return PLACE
-
-
-async def search(update: Update, context: MahalleContext) -> object:
-    """Offer neighbourhoods matching a typed name."""
-    await picker.reply_search(update, context, PREFIX)
-    return PLACE
-
-
 async def take_place(update: Update, context: MahalleContext) -> object:
     """The group's neighbourhood: the request goes to the coordinators."""
     assert update.callback_query is not None

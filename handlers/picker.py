@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 
 from bot.context import MahalleContext
@@ -88,3 +91,29 @@ async def reply_search(update: Update, context: MahalleContext, prefix: str) -> 
         return
     text, markup = await _district_menu(context, prefix)
     await message.reply_text(context.t("search-nothing") + "\n" + text, reply_markup=markup)
+
+
+Callback = Callable[[Update, MahalleContext], Coroutine[Any, Any, object]]
+
+
+def browse_handler(prefix: str, state: object) -> Callback:
+    """A conversation callback paging through districts and neighbourhoods, staying in `state`."""
+
+    async def browse_places(update: Update, context: MahalleContext) -> object:
+        """Page through districts and neighbourhoods."""
+        assert update.callback_query is not None
+        await browse(update.callback_query, context, prefix)
+        return state
+
+    return browse_places
+
+
+def search_handler(prefix: str, state: object) -> Callback:
+    """A conversation callback offering neighbourhoods for a typed name, staying in `state`."""
+
+    async def search_places(update: Update, context: MahalleContext) -> object:
+        """Offer neighbourhoods matching a typed name."""
+        await reply_search(update, context, prefix)
+        return state
+
+    return search_places

@@ -180,19 +180,6 @@ async def new_report(update: Update, context: MahalleContext) -> object:
 # --- neighbourhood --------------------------------------------------------------------------
 
 
-async def browse_neighbourhoods(update: Update, context: MahalleContext) -> Step:
-    """Page through districts and neighbourhoods."""
-    assert update.callback_query is not None
-    await picker.browse(update.callback_query, context, PREFIX)
-    return Step.NEIGHBOURHOOD
-
-
-async def search_neighbourhood(update: Update, context: MahalleContext) -> Step:
-    """Offer neighbourhoods matching a typed name."""
-    await picker.reply_search(update, context, PREFIX)
-    return Step.NEIGHBOURHOOD
-
-
 async def pick_neighbourhood(update: Update, context: MahalleContext) -> object:
     """Store the chosen neighbourhood and move on."""
     assert update.callback_query is not None

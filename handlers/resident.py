@@ -162,19 +162,6 @@ async def my_neighbourhood(update: Update, context: MahalleContext) -> str:
     return PICKING
 
 
-async def browse_for_saved(update: Update, context: MahalleContext) -> str:
-    """Page through districts and neighbourhoods."""
-    assert update.callback_query is not None
-    await picker.browse(update.callback_query, context, NEIGHBOURHOOD_PREFIX)
-    return PICKING
-
-
-async def search_for_saved(update: Update, context: MahalleContext) -> str:
-    """Offer neighbourhoods matching a typed name."""
-    await picker.reply_search(update, context, NEIGHBOURHOOD_PREFIX)
-    return PICKING
-
-
 async def save_picked(update: Update, context: MahalleContext) -> object:
     """Save the chosen neighbourhood as the user's own."""
     assert update.callback_query is not None and update.effective_user is not None

@@ -50,7 +50,8 @@ def _similarity(typed: str, name: str) -> float:
     if typed in name:
         return 1.0 + len(typed) / max(len(name), 1)  # whole-substring hits first, closer first
     best = SequenceMatcher(None, typed, name).ratio()
-    # Compare against every stretch of the name as long as what was typed: "یوسف" vs "یوسفآباد".
+    # Compare against every stretch of the name as long as what was typed, so a misspelt part of
+    # a long name ("Yusef" for "Yousefabad") still scores high.
     width = len(typed)
     for start in range(max(len(name) - width + 1, 1)):
         best = max(best, SequenceMatcher(None, typed, name[start : start + width]).ratio())
