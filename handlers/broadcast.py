@@ -15,6 +15,7 @@ from bot.services import broadcasts, places
 from bot.services.reference import list_agencies
 from handlers import keyboards
 from handlers.common import message_of, user_id_of
+from handlers.coordinator import coordinator_button
 from handlers.report import END
 from models.entities import Campaign
 
@@ -298,13 +299,8 @@ async def stop(update: Update, context: MahalleContext) -> None:
     """The progress message's stop button."""
     query = update.callback_query
     assert query is not None
-    parts = context.runtime.card_renderer.signer.verify(query.data)
-    if (
-        parts is None
-        or parts[0] != "bx"
-        or query.from_user.id not in context.runtime.settings.county.coordinators
-    ):
-        await query.answer(context.t("button-stale"), show_alert=True)
+    parts = await coordinator_button(update, context, "bx")
+    if parts is None:
         return
     async with context.session() as session:
         stopped = await broadcasts.set_status(

@@ -13,6 +13,7 @@ from bot.digits import isolate
 from bot.jalali import utcnow
 from bot.services import casework, routing
 from bot.services.transitions import TransitionRefusedError
+from handlers.buttons import signed
 from handlers.common import unexpected_outside_flow
 from handlers.staff import display_name
 from models.entities import Agency
@@ -22,6 +23,19 @@ def is_coordinator(update: Update, context: MahalleContext) -> bool:
     """Whether the sender is named as a coordinator in the config."""
     user = update.effective_user
     return user is not None and user.id in context.runtime.settings.county.coordinators
+
+
+async def coordinator_button(
+    update: Update, context: MahalleContext, action: str
+) -> list[str] | None:
+    """A genuine `action` button's parts if a coordinator pressed it; else None, saying why."""
+    query = update.callback_query
+    assert query is not None
+    parts = await signed(query, context, action)
+    if parts is not None and not is_coordinator(update, context):
+        await query.answer(context.t("coordinators-only"), show_alert=True)
+        return None
+    return parts
 
 
 Command = Callable[[Update, MahalleContext], Coroutine[Any, Any, None]]
@@ -44,12 +58,8 @@ async def triage_pick(update: Update, context: MahalleContext) -> None:
     """A domain pressed on a triage card: the case goes to that domain's agency."""
     query = update.callback_query
     assert query is not None
-    parts = context.runtime.card_renderer.signer.verify(query.data)
-    if parts is None or parts[0] != "tq":
-        await query.answer(context.t("button-stale"), show_alert=True)
-        return
-    if not is_coordinator(update, context):
-        await query.answer(context.t("coordinators-only"), show_alert=True)
+    parts = await coordinator_button(update, context, "tq")
+    if parts is None:
         return
     _, case_id, domain_key = parts
     name = display_name(query.from_user)

@@ -16,7 +16,7 @@ from bot.jalali import format_date, parse_jalali_date, utcnow
 from bot.reports import EXPORT_COLUMN_KEYS, export_rows, stats_text, write_export
 from bot.services import casework, stats, users
 from bot.services.reference import list_agencies
-from handlers.coordinator import coordinators_only, is_coordinator
+from handlers.coordinator import coordinator_button, coordinators_only, is_coordinator
 from models.entities import Staff
 
 PERIOD_KEYS = {"week": "button-this-week", "month": "button-this-month"}
@@ -145,9 +145,8 @@ async def remove_staff(update: Update, context: MahalleContext) -> None:
     """A remove button from /staff."""
     query = update.callback_query
     assert query is not None
-    parts = context.runtime.card_renderer.signer.verify(query.data)
-    if parts is None or parts[0] != "sr" or not is_coordinator(update, context):
-        await query.answer(context.t("button-stale"), show_alert=True)
+    parts = await coordinator_button(update, context, "sr")
+    if parts is None:
         return
     async with context.session() as session:
         removed = await casework.remove_staff(session, user_id=int(parts[1]), agency_key=parts[2])

@@ -10,6 +10,7 @@ from bot.jalali import utcnow
 from bot.services import casework
 from bot.services.transitions import TransitionRefusedError
 from handlers import keyboards
+from handlers.buttons import signed
 from handlers.report import END
 from models.entities import Case, CaseStatus
 
@@ -21,13 +22,12 @@ async def _own_case(
     query: CallbackQuery, context: MahalleContext, action: str
 ) -> tuple[list[str], Case] | None:
     """The signed parts and the case, if the data is genuine and the case is the presser's."""
-    parts = context.runtime.card_renderer.signer.verify(query.data)
-    case = None
-    if parts is not None and parts[0] == action:
-        case_id = parts[2] if action == "fx" else parts[1]
-        async with context.session() as session:
-            case = await casework.get_case(session, int(case_id))
-    if parts is None or case is None or case.reporter_id != query.from_user.id:
+    parts = await signed(query, context, action)
+    if parts is None:
+        return None
+    async with context.session() as session:
+        case = await casework.get_case(session, int(parts[2] if action == "fx" else parts[1]))
+    if case is None or case.reporter_id != query.from_user.id:
         await query.answer(context.t("button-stale"), show_alert=True)
         return None
     return parts, case

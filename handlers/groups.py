@@ -12,7 +12,7 @@ from bot.services import groups, outbox
 from bot.services.routing import coordinator_chats
 from handlers import keyboards, picker
 from handlers.common import message_of, user_id_of
-from handlers.coordinator import is_coordinator
+from handlers.coordinator import coordinator_button
 from handlers.staff import display_name
 from models.entities import GroupStatus, LocalGroup
 
@@ -118,12 +118,8 @@ async def decide(update: Update, context: MahalleContext) -> None:
     """A coordinator approves or refuses; the founder hears (with the members' link if approved)."""
     query = update.callback_query
     assert query is not None
-    parts = context.runtime.card_renderer.signer.verify(query.data)
-    if parts is None or parts[0] != "ga":
-        await query.answer(context.t("button-stale"), show_alert=True)
-        return
-    if not is_coordinator(update, context):
-        await query.answer(context.t("coordinators-only"), show_alert=True)
+    parts = await coordinator_button(update, context, "ga")
+    if parts is None:
         return
     approve = parts[1] == "a"
     async with context.session() as session:

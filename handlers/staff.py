@@ -12,6 +12,7 @@ from bot.digits import isolate
 from bot.jalali import utcnow
 from bot.services import casework, routing
 from bot.services.transitions import TransitionRefusedError
+from handlers.buttons import signed
 from models.entities import Case
 
 INPUT_KINDS = {"aq": "question", "rs": "resolve", "rj": "reject"}
@@ -36,9 +37,8 @@ async def _verified_case(
     query: CallbackQuery, context: MahalleContext, action: str
 ) -> tuple[list[str], Case] | None:
     """The signed parts and the case, once the signature and the presser's rights check out."""
-    parts = context.runtime.card_renderer.signer.verify(query.data)
-    if parts is None or parts[0] != action:
-        await query.answer(context.t("button-stale"), show_alert=True)
+    parts = await signed(query, context, action)
+    if parts is None:
         return None
     case_id = parts[2] if action == "cs" else parts[1]
     async with context.session() as session:
