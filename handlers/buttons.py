@@ -5,6 +5,7 @@ from __future__ import annotations
 from telegram import CallbackQuery
 
 from bot.context import MahalleContext
+from bot.services.transitions import TransitionRefusedError
 
 
 async def signed(query: CallbackQuery, context: MahalleContext, action: str) -> list[str] | None:
@@ -14,3 +15,16 @@ async def signed(query: CallbackQuery, context: MahalleContext, action: str) -> 
         await query.answer(context.t("button-stale"), show_alert=True)
         return None
     return parts
+
+
+def already_done(context: MahalleContext, error: TransitionRefusedError) -> str:
+    """Who got there first, in the user's language."""
+    key = "already-done-by" if error.actor_name else "already-done"
+    return context.t(key, name=error.actor_name or "")
+
+
+async def refused(
+    query: CallbackQuery, context: MahalleContext, error: TransitionRefusedError
+) -> None:
+    """Tell the second presser that someone else already did it."""
+    await query.answer(already_done(context, error), show_alert=True)

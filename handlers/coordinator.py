@@ -13,7 +13,7 @@ from bot.digits import isolate
 from bot.jalali import utcnow
 from bot.services import casework, routing
 from bot.services.transitions import TransitionRefusedError
-from handlers.buttons import signed
+from handlers.buttons import refused, signed
 from handlers.common import unexpected_outside_flow
 from handlers.staff import display_name
 from models.entities import Agency
@@ -74,8 +74,7 @@ async def triage_pick(update: Update, context: MahalleContext) -> None:
                 actor_name=name, cards=context.runtime.card_renderer, now=utcnow(),
             )  # fmt: skip
         except TransitionRefusedError as error:
-            key = "already-done-by" if error.actor_name else "already-done"
-            await query.answer(context.t(key, name=error.actor_name or ""), show_alert=True)
+            await refused(query, context, error)
             return
         await session.commit()
         view = await routing.case_view(session, case.id)

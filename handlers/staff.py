@@ -12,7 +12,7 @@ from bot.digits import isolate
 from bot.jalali import utcnow
 from bot.services import casework, routing
 from bot.services.transitions import TransitionRefusedError
-from handlers.buttons import signed
+from handlers.buttons import already_done, refused, signed
 from models.entities import Case
 
 INPUT_KINDS = {"aq": "question", "rs": "resolve", "rj": "reject"}
@@ -55,13 +55,6 @@ async def _verified_case(
     return parts, case
 
 
-async def _refused(
-    query: CallbackQuery, context: MahalleContext, error: TransitionRefusedError
-) -> None:
-    key = "already-done-by" if error.actor_name else "already-done"
-    await query.answer(context.t(key, name=error.actor_name or ""), show_alert=True)
-
-
 async def case_button(update: Update, context: MahalleContext) -> None:
     """Accept, ask, resolve, reject or reroute, pressed on an agency card."""
     query = update.callback_query
@@ -83,7 +76,7 @@ async def case_button(update: Update, context: MahalleContext) -> None:
                     now=utcnow(),
                 )
             except TransitionRefusedError as error:
-                await _refused(query, context, error)
+                await refused(query, context, error)
                 return
             await session.commit()
             card = cards.agency(await routing.case_view(session, case.id))
@@ -158,7 +151,7 @@ async def reroute_to(update: Update, context: MahalleContext) -> None:
                 now=utcnow(),
             )
         except TransitionRefusedError as error:
-            await _refused(query, context, error)
+            await refused(query, context, error)
             return
         await session.commit()
         view = await routing.case_view(session, case.id)
@@ -196,12 +189,7 @@ async def staff_input(update: Update, context: MahalleContext) -> None:
             await session.rollback()
             await casework.drop_input(session, user_id=user.id, chat_id=message.chat.id)
             await session.commit()
-            await message.reply_text(
-                context.t(
-                    "already-done-by" if error.actor_name else "already-done",
-                    name=error.actor_name or "",
-                )
-            )
+            await message.reply_text(already_done(context, error))
             return
         await session.commit()
     context.runtime.wake_outbox()
