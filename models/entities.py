@@ -134,6 +134,8 @@ class Case(Base):
     __table_args__ = (
         UniqueConstraint("year", "sequence", name="uq_cases_year_sequence"),
         Index("ix_cases_reporter_created", "reporter_id", "created_at"),
+        # Statistics and exports select a period of cases.
+        Index("ix_cases_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -177,6 +179,8 @@ class CaseEvent(Base):
     """The audit log: one row per status change."""
 
     __tablename__ = "case_events"
+    # The digest counts moves into a status over the last day.
+    __table_args__ = (Index("ix_case_events_to_status_created", "to_status", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)

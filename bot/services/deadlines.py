@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,43 +42,52 @@ class Overdue:
     handed_over_event: int  # a reroute starts the clock again, with a new event
 
 
-async def _open_cases(session: AsyncSession) -> list[tuple[Case, int, datetime]]:
-    """Open cases at an agency with the audit row of their latest hand-over."""
+async def _open_cases(session: AsyncSession, *where: Any) -> list[Any]:
+    """Open cases at an agency (optionally narrowed): id, code, status, domain, and the id and
+    time of their latest hand-over audit row (found per case through its index, not by
+    grouping the whole audit log)."""
     latest = (
-        select(CaseEvent.case_id, func.max(CaseEvent.id).label("event_id"))
-        .where(CaseEvent.to_status.in_(WAITING_FOR_ACCEPT))
-        .group_by(CaseEvent.case_id)
-        .subquery()
+        select(func.max(CaseEvent.id))
+        .where(CaseEvent.case_id == Case.id, CaseEvent.to_status.in_(WAITING_FOR_ACCEPT))
+        .correlate(Case)
+        .scalar_subquery()
     )
     rows = await session.execute(
-        select(Case, CaseEvent.id, CaseEvent.created_at)
-        .join(latest, latest.c.case_id == Case.id)
-        .join(CaseEvent, CaseEvent.id == latest.c.event_id)
-        .where(Case.status.in_(OPEN_AT_AGENCY))
+        select(Case.id, Case.code, Case.status, Case.domain_key, CaseEvent.id, CaseEvent.created_at)
+        .join(CaseEvent, CaseEvent.id == latest)
+        .where(Case.status.in_(OPEN_AT_AGENCY), *where)
     )
-    return [(case, event_id, at) for case, event_id, at in rows]
+    return list(rows)
 
 
 async def overdue_cases(
-    session: AsyncSession, *, settings: Settings, now: datetime
+    session: AsyncSession, *, settings: Settings, now: datetime, where: tuple[Any, ...] = ()
 ) -> list[Overdue]:
-    """Every threshold passed by every open case, as of `now`."""
+    """Every threshold passed by every open case (optionally narrowed), as of `now`."""
     rules = settings.deadlines
     holidays = holiday_dates(rules.holidays)
     found = []
-    for case, event_id, since in await _open_cases(session):
+    for case_id, code, status, domain_key, event_id, since in await _open_cases(session, *where):
         since = since if since.tzinfo else since.replace(tzinfo=now.tzinfo)
-        waited = elapsed(since, now, working_days=rules.working_days, holidays=holidays)
-        accept_hours, escalate_hours, resolve_days = rules.rule_for(case.domain_key)
+        accept_hours, escalate_hours, resolve_days = rules.rule_for(domain_key)
+        # Only the longest threshold matters: stop counting working time once past it, and skip
+        # counting when the calendar alone proves it (a week has at least 5 working days).
+        longest = max(timedelta(hours=escalate_hours), timedelta(days=resolve_days))
+        if now - since >= longest * 7 / 5 + timedelta(days=len(holidays) + 7):
+            waited = now - since
+        else:
+            waited = elapsed(
+                since, now, working_days=rules.working_days, holidays=holidays, enough=longest
+            )
         kinds = []
-        if case.status in WAITING_FOR_ACCEPT:
+        if status in WAITING_FOR_ACCEPT:
             if waited >= timedelta(hours=accept_hours):
                 kinds.append("remind")
             if waited >= timedelta(hours=escalate_hours):
                 kinds.append("escalate-accept")
         if waited >= timedelta(days=resolve_days):
             kinds.append("escalate-resolve")
-        found += [Overdue(case.id, case.code, kind, since, event_id) for kind in kinds]
+        found += [Overdue(case_id, code, kind, since, event_id) for kind in kinds]
     return found
 
 

@@ -146,7 +146,7 @@ async def _agencies(
     )
     overdue = {
         o.case_id
-        for o in await overdue_cases(session, settings=settings, now=now)
+        for o in await overdue_cases(session, settings=settings, now=now, where=in_period)
         if o.kind != "remind"
     }
     per_agency: dict[str, list[tuple[int, int, int | None, float | None, float | None]]] = (

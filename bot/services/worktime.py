@@ -35,15 +35,21 @@ def _window(day: date, holidays: set[date]) -> tuple[datetime, datetime] | None:
 
 
 def elapsed(
-    start: datetime, end: datetime, *, working_days: bool, holidays: set[date]
+    start: datetime,
+    end: datetime,
+    *,
+    working_days: bool,
+    holidays: set[date],
+    enough: timedelta | None = None,
 ) -> timedelta:
-    """Time between two moments, counting only working time when asked to."""
+    """Time between two moments, counting only working time when asked to. With `enough`, the
+    count may stop once it reaches that much (callers that only compare with a deadline)."""
     if not working_days:
         return max(end - start, timedelta(0))
     total = timedelta(0)
     day = start.astimezone(TEHRAN).date()
     last = end.astimezone(TEHRAN).date()
-    while day <= last:
+    while day <= last and (enough is None or total < enough):
         window = _window(day, holidays)
         if window is not None:
             overlap = min(window[1], end) - max(window[0], start)

@@ -1,0 +1,137 @@
+"""Statistics and exports on many generated cases.
+
+    .venv/bin/python -m bench.stats_scale --cases 1000000 [--database-url postgresql+asyncpg://…]
+
+Generates cases spread over a year (with their audit rows), then times `/stats` for the last
+month and streams that month to CSV, reporting the time and the process's peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import resource
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from bench.report_flow import _fresh_database
+from bot.i18n import Translator
+from bot.reports import EXPORT_COLUMN_KEYS, export_rows, write_export
+from bot.services import stats
+from bot.services.reference import sync_reference_data
+from models.db import create_engine, create_session_factory
+from models.entities import Case, CaseEvent, Domain, Neighbourhood
+from tests.conftest import make_settings
+
+BATCH = 20_000
+STATUSES = ("forwarded", "accepted", "resolved", "closed", "rejected", "triage")
+FIXED: dict[str, Any] = {
+    "year": 1405, "reporter_id": None, "text_original": "گزارش آزمایشی",
+    "text_normalized": "گزارش آزمایشی", "photo_file_ids": [], "share_phone": False,
+    "undeliverable": False,
+}  # fmt: skip
+
+
+def _event(n: int, before: str, after: str, at: datetime) -> dict[str, Any]:
+    return {"case_id": n + 1, "from_status": before, "to_status": after, "created_at": at}
+
+
+def _case(
+    n: int, rng: random.Random, places: list[int], domains: list[tuple[str, str]], now: datetime
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    created = now - timedelta(seconds=rng.randrange(365 * 24 * 3600))
+    domain, agency = rng.choice(domains)
+    status = rng.choice(STATUSES)
+    case = {
+        **FIXED, "id": n + 1, "code": f"1405-{n + 1:05d}", "sequence": n + 1,
+        "draft_token": f"bench-{n}", "neighbourhood_id": rng.choice(places),
+        "status": status, "domain_key": domain, "agency_key": agency,
+        "reopen_count": rng.choice([0, 0, 0, 1]), "rating": rng.choice([None, 3, 4, 5]),
+        "created_at": created, "updated_at": created,
+    }  # fmt: skip
+    events = [_event(n, "submitted", "forwarded", created)]
+    accepted = created + timedelta(hours=rng.randrange(1, 72))
+    if status in ("accepted", "resolved", "closed"):
+        events.append(_event(n, "forwarded", "accepted", accepted))
+    if status in ("resolved", "closed"):
+        events.append(
+            _event(n, "accepted", "resolved", accepted + timedelta(hours=rng.randrange(1, 300)))
+        )
+    return case, events
+
+
+async def generate(factory: Any, settings: Any, count: int, now: datetime) -> None:
+    """Insert `count` cases spread over the last year, in batches."""
+    rng = random.Random(1405)
+    async with factory() as session:
+        await sync_reference_data(session=session, settings=settings)
+        places = list((await session.scalars(select(Neighbourhood.id))).all())
+        domains = [(d.key, d.agency_key) for d in (await session.scalars(select(Domain))).all()]
+    for start in range(0, count, BATCH):
+        cases, events = [], []
+        for n in range(start, min(start + BATCH, count)):
+            case, case_events = _case(n, rng, places, domains, now)
+            cases.append(case)
+            events += case_events
+        async with factory() as session:
+            await session.execute(insert(Case), cases)
+            await session.execute(insert(CaseEvent), events)
+            await session.commit()
+
+
+async def run(count: int, database_url: str | None) -> None:
+    url = await _fresh_database(database_url)
+    settings = make_settings(url)
+    engine = create_engine(url)
+    factory = create_session_factory(engine)
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    await generate(factory, settings, count, now)
+    generated = time.perf_counter() - started
+    async with factory() as session:
+        started = time.perf_counter()
+        figures = await stats.collect(
+            session, settings=settings, start=now - timedelta(days=30), end=now, now=now
+        )
+        stats_ms = (time.perf_counter() - started) * 1000
+    translate = Translator.load()
+
+    def t(key: str, /, **values: object) -> str:
+        return translate(key, "fa", **values)
+
+    path = Path(tempfile.mkdtemp()) / "month.csv"
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    async with factory() as session:
+        started = time.perf_counter()
+        rows = export_rows(session, start=now - timedelta(days=30), end=now, t=t, language="fa")
+        exported = await write_export(rows, [t(k) for k in EXPORT_COLUMN_KEYS], path, "csv")
+        export_s = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    await engine.dispose()
+    backend = url.split(":", 1)[0]
+    print(
+        f"backend={backend} cases={count} generate_s={generated:.0f} month_cases={figures.total} "
+        f"stats_month_ms={stats_ms:.0f} export_rows={exported} export_s={export_s:.1f} "
+        f"peak_rss_mb_before_export={before:.0f} after={after:.0f}"
+    )
+
+
+def main() -> None:
+    """Parse arguments and run."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--cases", type=int, default=1_000_000)
+    parser.add_argument("--database-url", default=None)
+    arguments = parser.parse_args()
+    asyncio.run(run(arguments.cases, arguments.database_url))
+
+
+if __name__ == "__main__":
+    main()
