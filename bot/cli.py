@@ -127,6 +127,8 @@ async def _upgrade(settings: Settings) -> None:
 
 
 def _run(settings: Settings, role: str) -> None:
+    from telegram.error import InvalidToken, NetworkError
+
     from bot.app import build_application
 
     settings.require_token()
@@ -141,17 +143,28 @@ def _run(settings: Settings, role: str) -> None:
         return
     telegram = settings.telegram
     log.info("starting in %s mode on %s", telegram.mode, telegram.base_url)
-    if telegram.mode == "webhook":
-        assert telegram.webhook_secret is not None  # enforced by the settings
-        application.run_webhook(
-            listen=telegram.webhook_listen,
-            port=telegram.webhook_port,
-            url_path="telegram",
-            webhook_url=telegram.webhook_url,
-            secret_token=telegram.webhook_secret.get_secret_value(),
-        )
-    else:
-        application.run_polling()
+    try:
+        if telegram.mode == "webhook":
+            assert telegram.webhook_secret is not None  # enforced by the settings
+            application.run_webhook(
+                listen=telegram.webhook_listen,
+                port=telegram.webhook_port,
+                url_path="telegram",
+                webhook_url=telegram.webhook_url,
+                secret_token=telegram.webhook_secret.get_secret_value(),
+            )
+        else:
+            application.run_polling()
+    except InvalidToken:
+        raise ConfigError(
+            f"the Bot API at {telegram.base_url} refused the token in MAHALLE_BOT_TOKEN; "
+            "copy it again from @BotFather (or Bale's @botfather)"
+        ) from None
+    except NetworkError as error:
+        raise ConfigError(
+            f"cannot reach the Bot API at {telegram.base_url} ({error}); check the network, "
+            "or [telegram] base_url for Bale"
+        ) from None
 
 
 def _triage(arguments: argparse.Namespace, settings: Settings) -> None:

@@ -180,3 +180,25 @@ def test_webhook_mode_passes_the_secret_to_the_server(
     assert cli.main(["run", "--config", str(config)]) == 0
     assert seen["secret_token"] == "a-long-random-secret"
     assert seen["webhook_url"] == "https://bot.example.ir/telegram"
+
+
+def test_an_unreachable_bot_api_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from telegram.error import InvalidToken, NetworkError
+
+    monkeypatch.setenv("MAHALLE_BOT_TOKEN", "7012345678:AAHk9dQ2rXv_4mZpLw8sT3uYbN1cE6fG0jI")
+    monkeypatch.setenv("MAHALLE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    for failure, expected in (
+        (NetworkError("connect failed"), "cannot reach the Bot API"),
+        (InvalidToken("Unauthorized"), "refused the token"),
+    ):
+
+        def fail(
+            self: Application[Any, Any, Any, Any, Any, Any], error: Exception = failure, **_: Any
+        ) -> None:
+            raise error
+
+        monkeypatch.setattr(Application, "run_polling", fail)
+        assert cli.main(["run", "--config", str(EXAMPLE_CONFIG)]) == 2
+        assert expected in capsys.readouterr().err
