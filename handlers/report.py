@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine
 from enum import StrEnum
 from typing import Any
@@ -19,6 +20,8 @@ from handlers import keyboards, picker
 from handlers.common import message_of, remember_user, unexpected_kind, user_id_of
 from handlers.groups import on_behalf_buttons, reporter_groups
 from models.entities import Neighbourhood
+
+log = logging.getLogger(__name__)
 
 PREFIX = "rn"
 DESCRIPTION_PROBLEM_KEYS = {"short": "description-too-short", "long": "description-too-long"}
@@ -332,11 +335,14 @@ async def confirm(update: Update, context: MahalleContext) -> object:
         submission = await cases.submit_report(
             session=session, reporter_id=user_id_of(update), draft=draft
         )
-    # Committed: the case exists whatever happens next. Routing is its own transaction, and a
-    # crash between the two is picked up by the route-stranded job.
-    triage = (
-        await route_submitted(context.runtime, submission.case.id) if submission.created else None
-    )
+    # Committed: the case exists whatever happens next. Routing is its own transaction; if it
+    # fails (or the process dies here) the route-stranded job places the case a minute later.
+    triage = None
+    if submission.created:
+        try:
+            triage = await route_submitted(context.runtime, submission.case.id)
+        except Exception:
+            log.exception("routing case %s failed; the sweep will retry", submission.case.code)
     await query.answer()
     await query.edit_message_reply_markup(reply_markup=None)
     code = TrackingCode.from_canonical(submission.case.code).display(context.language)

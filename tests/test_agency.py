@@ -339,3 +339,31 @@ async def test_numbers_of_cases_and_events_stay_consistent(bot: Bot, settings: S
 async def test_chatid_in_a_group_tells_the_number_for_the_config(bot: Bot) -> None:
     member = bot.in_group(2001, -100424242, "مدیر گروه")
     assert "-100424242" in texts(await member.send("/chatid"))[0]
+
+
+async def test_a_failed_routing_still_gives_the_code_and_the_sweep_places_the_case(
+    bot: Bot, settings: Settings, monkeypatch: object
+) -> None:
+    from datetime import timedelta
+
+    import pytest
+
+    from bot import pipeline
+    from bot.jalali import utcnow
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    from bot.services.routing import route_new_case as real
+
+    async def broken(*args: object, **kwargs: object) -> str:
+        raise RuntimeError("database hiccup")
+
+    monkeypatch.setattr("bot.pipeline.route_new_case", broken)
+    resident = bot.user()
+    await walk_to_summary(resident)
+    replies = texts(await resident.press("ثبت گزارش"))
+    assert "کد پیگیری" in replies[0], "the case was committed, so the code is given"
+    assert (await one_case(settings)).status == "submitted"
+    monkeypatch.setattr("bot.pipeline.route_new_case", real)
+    runtime = bot.app.bot_data["runtime"]
+    assert await pipeline.route_stranded(runtime, now=utcnow() + timedelta(minutes=2)) == 1
+    assert (await one_case(settings)).status == "forwarded"
