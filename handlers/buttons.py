@@ -5,7 +5,9 @@ from __future__ import annotations
 from telegram import CallbackQuery
 
 from bot.context import MahalleContext
+from bot.services import casework
 from bot.services.transitions import TransitionRefusedError
+from models.entities import Case
 
 
 async def signed(query: CallbackQuery, context: MahalleContext, action: str) -> list[str] | None:
@@ -15,6 +17,22 @@ async def signed(query: CallbackQuery, context: MahalleContext, action: str) -> 
         await query.answer(context.t("button-stale"), show_alert=True)
         return None
     return parts
+
+
+async def signed_case(
+    query: CallbackQuery, context: MahalleContext, action: str, *, case_at: int
+) -> tuple[list[str], Case] | None:
+    """A genuine `action` button's parts and the case named at position `case_at`, or None
+    after telling the presser the button is stale."""
+    parts = await signed(query, context, action)
+    if parts is None:
+        return None
+    async with context.session() as session:
+        case = await casework.get_case(session, int(parts[case_at]))
+    if case is None:
+        await query.answer(context.t("button-stale"), show_alert=True)
+        return None
+    return parts, case
 
 
 def already_done(context: MahalleContext, error: TransitionRefusedError) -> str:

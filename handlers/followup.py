@@ -10,7 +10,7 @@ from bot.jalali import utcnow
 from bot.services import casework
 from bot.services.transitions import TransitionRefusedError
 from handlers import keyboards
-from handlers.buttons import signed
+from handlers.buttons import signed_case
 from handlers.report import END
 from models.entities import Case, CaseStatus
 
@@ -19,18 +19,14 @@ MAX_ANSWER = 2000
 
 
 async def _own_case(
-    query: CallbackQuery, context: MahalleContext, action: str
+    query: CallbackQuery, context: MahalleContext, action: str, *, case_at: int = 1
 ) -> tuple[list[str], Case] | None:
     """The signed parts and the case, if the data is genuine and the case is the presser's."""
-    parts = await signed(query, context, action)
-    if parts is None:
-        return None
-    async with context.session() as session:
-        case = await casework.get_case(session, int(parts[2] if action == "fx" else parts[1]))
-    if case is None or case.reporter_id != query.from_user.id:
+    checked = await signed_case(query, context, action, case_at=case_at)
+    if checked is not None and checked[1].reporter_id != query.from_user.id:
         await query.answer(context.t("button-stale"), show_alert=True)
         return None
-    return parts, case
+    return checked
 
 
 async def start_answer(update: Update, context: MahalleContext) -> object:
@@ -130,7 +126,7 @@ async def fixed_or_not(update: Update, context: MahalleContext) -> None:
     """ "Was it fixed?" answered: closed (then a rating), or reopened at the same agency."""
     query = update.callback_query
     assert query is not None
-    checked = await _own_case(query, context, "fx")
+    checked = await _own_case(query, context, "fx", case_at=2)
     if checked is None:
         return
     (_, verdict, _), case = checked

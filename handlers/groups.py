@@ -46,30 +46,35 @@ async def _update(group: LocalGroup, context: MahalleContext, **values: object) 
         await session.commit()
 
 
-async def take_name(update: Update, context: MahalleContext) -> object:
-    """The group's name."""
+async def _take_text(
+    update: Update, context: MahalleContext, *, column: str, limit: int, state: str
+) -> object | None:
+    """Store one typed field of the registration: None when stored, else the state to return."""
     text = (message_of(update).text or "").strip()
-    if not 3 <= len(text) <= groups.MAX_NAME:
-        await message_of(update).reply_text(context.t("group-length", low=3, high=groups.MAX_NAME))
-        return NAME
+    if not 3 <= len(text) <= limit:
+        await message_of(update).reply_text(context.t("group-length", low=3, high=limit))
+        return state
     group = await _registration(update, context)
     if group is None:
         return await _lost(update, context)
-    await _update(group, context, name=text)
+    await _update(group, context, **{column: text})
+    return None
+
+
+async def take_name(update: Update, context: MahalleContext) -> object:
+    """The group's name."""
+    stay = await _take_text(update, context, column="name", limit=groups.MAX_NAME, state=NAME)
+    if stay is not None:
+        return stay
     await message_of(update).reply_text(context.t("group-ask-field"))
     return FIELD
 
 
 async def take_field(update: Update, context: MahalleContext) -> object:
     """What the group works on."""
-    text = (message_of(update).text or "").strip()
-    if not 3 <= len(text) <= groups.MAX_FIELD:
-        await message_of(update).reply_text(context.t("group-length", low=3, high=groups.MAX_FIELD))
-        return FIELD
-    group = await _registration(update, context)
-    if group is None:
-        return await _lost(update, context)
-    await _update(group, context, field=text)
+    stay = await _take_text(update, context, column="field", limit=groups.MAX_FIELD, state=FIELD)
+    if stay is not None:
+        return stay
     await picker.send_picker(update, context, PREFIX)
     return PLACE
 

@@ -17,7 +17,7 @@ from bot.pipeline import route_submitted
 from bot.services import cases, drafts, places, users
 from bot.services.drafts import MAX_PHOTOS, ReportDraft
 from handlers import keyboards, picker
-from handlers.common import message_of, remember_user, unexpected_kind, user_id_of
+from handlers.common import message_of, unexpected_kind, user_id_of
 from handlers.groups import on_behalf_buttons, reporter_groups
 from models.entities import Neighbourhood
 
@@ -157,7 +157,6 @@ async def _after(update: Update, context: MahalleContext, draft: ReportDraft, do
 
 async def new_report(update: Update, context: MahalleContext) -> object:
     """Start a report, unless the hourly limit is reached."""
-    await remember_user(update, context)
     limit = context.runtime.settings.bot.reports_per_hour
     async with context.session() as session:
         wait = await cases.minutes_until_allowed(
@@ -173,7 +172,8 @@ async def new_report(update: Update, context: MahalleContext) -> object:
             session=session, user_id=user_id_of(update), language=context.language
         )
         saved = user.neighbourhood if user.neighbourhood and user.neighbourhood.active else None
-        await drafts.save_draft(session=session, user_id=user.id, draft=ReportDraft())
+        await drafts.save_draft(session=session, user_id=user.id, draft=ReportDraft())  # commits
+    context.remember_language(user.language)
     await message_of(update).reply_text(
         context.t("report-started"), reply_markup=keyboards.cancel_only(context.t)
     )

@@ -148,12 +148,13 @@ async def typed_code(update: Update, context: MahalleContext) -> None:
 async def my_neighbourhood(update: Update, context: MahalleContext) -> str:
     """Show the saved neighbourhood and the picker to change it."""
     assert update.effective_message is not None and update.effective_user is not None
-    await remember_user(update, context)
     async with context.session() as session:
         user = await users.get_or_create_user(
             session=session, user_id=update.effective_user.id, language=context.language
         )
+        await session.commit()
         current = user.neighbourhood.name if user.neighbourhood else None
+    context.remember_language(user.language)
     key = "my-neighbourhood-current" if current else "my-neighbourhood-none"
     await update.effective_message.reply_text(
         context.t(key, name=isolate(current or "")), reply_markup=keyboards.cancel_only(context.t)

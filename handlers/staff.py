@@ -12,7 +12,7 @@ from bot.digits import isolate
 from bot.jalali import utcnow
 from bot.services import casework, routing
 from bot.services.transitions import TransitionRefusedError
-from handlers.buttons import already_done, refused, signed
+from handlers.buttons import already_done, refused, signed_case
 from models.entities import Case
 
 INPUT_KINDS = {"aq": "question", "rs": "resolve", "rj": "reject"}
@@ -34,32 +34,27 @@ def _markup(payload: dict[str, Any]) -> InlineKeyboardMarkup:
 
 
 async def _verified_case(
-    query: CallbackQuery, context: MahalleContext, action: str
+    query: CallbackQuery, context: MahalleContext, action: str, *, case_at: int
 ) -> tuple[list[str], Case] | None:
     """The signed parts and the case, once the signature and the presser's rights check out."""
-    parts = await signed(query, context, action)
-    if parts is None:
+    checked = await signed_case(query, context, action, case_at=case_at)
+    if checked is None:
         return None
-    case_id = parts[2] if action == "cs" else parts[1]
     async with context.session() as session:
-        case = await casework.get_case(session, int(case_id))
-        allowed = case is not None and await casework.may_act(
-            session, user_id=query.from_user.id, case=case, settings=context.runtime.settings
+        allowed = await casework.may_act(
+            session, user_id=query.from_user.id, case=checked[1], settings=context.runtime.settings
         )
-    if case is None:
-        await query.answer(context.t("button-stale"), show_alert=True)
-        return None
     if not allowed:
         await query.answer(context.t("not-your-agency"), show_alert=True)
         return None
-    return parts, case
+    return checked
 
 
 async def case_button(update: Update, context: MahalleContext) -> None:
     """Accept, ask, resolve, reject or reroute, pressed on an agency card."""
     query = update.callback_query
     assert query is not None
-    checked = await _verified_case(query, context, "cs")
+    checked = await _verified_case(query, context, "cs", case_at=2)
     if checked is None:
         return
     (_, action, _), case = checked
@@ -134,7 +129,7 @@ async def reroute_to(update: Update, context: MahalleContext) -> None:
     """A domain picked from the reroute picker: the case goes to that domain's agency."""
     query = update.callback_query
     assert query is not None
-    checked = await _verified_case(query, context, "cd")
+    checked = await _verified_case(query, context, "cd", case_at=1)
     if checked is None:
         return
     (_, _, domain_key), case = checked

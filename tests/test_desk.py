@@ -28,6 +28,7 @@ from models.entities import Case, CaseEvent, Staff
 from tests.conftest import COORDINATOR, COORDINATOR_CHAT, EXAMPLE_CONFIG, Bot, agency_chat
 from tests.fakebot import alerts, texts
 from tests.test_agency import add_staff, one_case, report
+from tests.test_privacy import report_with_phone
 from tests.test_report_flow import DESCRIPTION, cases_in
 
 MUNICIPALITY = agency_chat(0)
@@ -254,14 +255,7 @@ async def test_stats_command_for_coordinators_only(bot: Bot) -> None:
 async def test_exports_open_back_with_jalali_dates_and_consented_phones_only(
     bot: Bot, settings: Settings, session_factory: Sessions, tmp_path: Path
 ) -> None:
-    resident = bot.user(1001)
-    await resident.send("📝 گزارش جدید")
-    await resident.send("جهاد")
-    await resident.press("جهاد")
-    await resident.send(DESCRIPTION)
-    await resident.send("ادامه ⬅️")
-    await resident.send_contact("+989121234567")
-    await resident.press("ثبت گزارش")
+    await report_with_phone(bot, 1001)
     await report(bot.user(1002), "چاله بزرگ وسط خیابان اصلی محله هنوز پر نشده است و خطرناک است")
     translate = Translator.load()
 
