@@ -128,6 +128,9 @@ async def _post_init(application: AnyApplication) -> None:
         application.job_queue.run_repeating(_refresh_banned, interval=60, first=60, name="banned")
     if runtime.role == "web":
         return  # receiving only: sending and jobs belong to the worker processes
+    # Lead now if nobody does: a job with first=0 would fire only after its first interval,
+    # because the scheduler starts after the jobs are added.
+    await runtime.leadership.try_lead()
     schedule_jobs(application)
     if runtime.settings.outbox.worker and runtime.sender is not None:
         worker = runtime.sender.run_forever(runtime.settings.outbox.poll_seconds)

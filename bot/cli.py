@@ -268,6 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # httpx logs every request URL, and URLs carry the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # APScheduler logs every run of every job at INFO: noise that hides what matters.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
         settings = _settings(arguments.config)
         if arguments.command == "run":

@@ -98,7 +98,7 @@ def schedule_jobs(application: AnyApplication) -> None:
     if jobs is None:  # PTB installed without the job-queue extra
         log.warning("no JobQueue: nightly retraining and recovery sweeps are off")
         return
-    jobs.run_repeating(_lead, interval=30, first=0, name="leadership")
+    jobs.run_repeating(_lead, interval=30, first=30, name="leadership")
     hour = runtime_of(application).settings.triage.retrain_hour
     jobs.run_daily(
         _leader_only(_retrain), time=time(hour=hour, tzinfo=TEHRAN), name="triage-retrain"

@@ -7,6 +7,7 @@ SQLite deployments are one process, which always leads.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from sqlalchemy import text
@@ -28,8 +29,13 @@ class Leadership:
 
     async def try_lead(self) -> bool:
         """Take the lock if it is free; True when this process leads (now or already)."""
-        if self.leading:
+        if self.engine.dialect.name != "postgresql":
             return True
+        if self._connection is not None:
+            if await self._still_held(self._connection):
+                return True
+            log.warning("lost the jobs lock with its database connection; trying to take it back")
+            self._connection, self.leading = None, False
         connection = await self.engine.connect()
         try:
             acquired = bool(
@@ -48,13 +54,27 @@ class Leadership:
         log.info("this process now runs the scheduled jobs")
         return True
 
+    async def _still_held(self, connection: AsyncConnection) -> bool:
+        """Whether the lock's connection survived (a database restart drops it, lock and all)."""
+        try:
+            await connection.scalar(text("SELECT 1"))
+            await connection.commit()
+        except Exception:
+            with contextlib.suppress(Exception):
+                await connection.invalidate()
+            return False
+        return True
+
     async def step_down(self) -> None:
         """Release the lock (at shutdown)."""
-        if self._connection is not None:
+        connection, self._connection = self._connection, None
+        self.leading = self.engine.dialect.name != "postgresql"
+        if connection is None:
+            return
+        try:
             # Unlock explicitly: closing only returns the connection to the pool, lock and all.
-            await self._connection.execute(
-                text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY}
-            )
-            await self._connection.close()
-            self._connection = None
-            self.leading = self.engine.dialect.name != "postgresql"
+            await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
+            await connection.close()
+        except Exception:  # the connection died already, and the lock with it
+            with contextlib.suppress(Exception):
+                await connection.invalidate()

@@ -43,6 +43,8 @@ class Runtime:
     banned: set[int] = field(default_factory=set)
     # Recent button presses per user, for the press rate limit.
     presses: dict[int, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+    # When the admin chat last heard of each kind of error (an outage must not flood it).
+    admin_told: dict[str, float] = field(default_factory=dict)
 
     @property
     def card_renderer(self) -> Cards:

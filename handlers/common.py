@@ -16,6 +16,8 @@ from handlers import keyboards, staff
 
 log = logging.getLogger(__name__)
 
+ADMIN_QUIET_SECONDS = 60.0
+
 
 def message_of(update: Update) -> Message:
     """The update's message (handlers are registered only where there is one)."""
@@ -162,7 +164,7 @@ async def on_error(update: object, context: MahalleContext) -> None:
     settings = context.runtime.settings
     admin_chat = settings.bot.admin_chat_id or settings.county.coordinator_chat_id
     update_id = update.update_id if isinstance(update, Update) else None
-    if admin_chat is not None:
+    if admin_chat is not None and _admin_should_hear(context, type(error).__name__):
         line = context.t("error-admin-line", error=type(error).__name__, update=str(update_id))
         await _send_quietly(context, admin_chat, line)
     if (
@@ -171,6 +173,15 @@ async def on_error(update: object, context: MahalleContext) -> None:
         and update.effective_chat.type == "private"
     ):
         await _send_quietly(context, update.effective_chat.id, context.t("error-user"))
+
+
+def _admin_should_hear(context: MahalleContext, kind: str) -> bool:
+    """One line per kind of error a minute: a database outage fails every update at once."""
+    told, now = context.runtime.admin_told, time.monotonic()
+    if now - told.get(kind, -ADMIN_QUIET_SECONDS) < ADMIN_QUIET_SECONDS:
+        return False
+    told[kind] = now
+    return True
 
 
 async def _send_quietly(context: MahalleContext, chat_id: int, text: str) -> None:

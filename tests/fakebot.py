@@ -117,20 +117,22 @@ class FakeBotAPI(BaseRequest):
                 data = content.read() if hasattr(content, "read") else content
                 call.files[part] = (name, data, mime)
         self.calls.append(call)
+        unknown_edit = call.method.startswith("edit") and self._unknown_message(call)
+        failure = self.fail(call) if self.fail is not None and not unknown_edit else None
+        if isinstance(failure, Exception):
+            raise failure
+        status, payload = failure or self.answer(call)
+        return status, json.dumps(payload).encode()
+
+    def answer(self, call: ApiCall) -> tuple[int, dict[str, Any]]:
+        """What the Bot API returns for a call (HTTP status, JSON body), edits applied."""
         if call.method.startswith("edit") and self._unknown_message(call):
-            return 400, json.dumps(
-                {
-                    "ok": False,
-                    "error_code": 400,
-                    "description": "Bad Request: message to edit not found",
-                }
-            ).encode()
-        if self.fail is not None and (failure := self.fail(call)) is not None:
-            if isinstance(failure, Exception):
-                raise failure
-            status, payload = failure
-            return status, json.dumps(payload).encode()
-        return 200, json.dumps({"ok": True, "result": self._result(call)}).encode()
+            return 400, {
+                "ok": False,
+                "error_code": 400,
+                "description": "Bad Request: message to edit not found",
+            }
+        return 200, {"ok": True, "result": self._result(call)}
 
     def _result(self, call: ApiCall) -> Any:
         if call.method == "getMe":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bot import cli
@@ -116,4 +118,74 @@ async def test_dropped_database_connections_are_replaced_without_a_restart(
     assert dropped >= 1
     replies = texts(await resident.send("📝 گزارش جدید"))
     assert "گزارش جدید" in replies[0], "the next update works: the pool replaced its connections"
+    leadership = app.bot_data["runtime"].leadership
+    assert await leadership.try_lead(), "the jobs lock died with its connection and is taken back"
+    async with killer.connect() as connection:
+        held = await connection.scalar(
+            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        )
+    await killer.dispose()
+    assert held == 1
+    await stop_bot(app)
+
+
+async def _drop_connections_repeatedly(database_url: str, stop: asyncio.Event) -> int:
+    """Terminate every other connection to the database every 50 ms until told to stop."""
+    from sqlalchemy import text
+
+    killer, dropped = create_engine(database_url), 0
+    while not stop.is_set():
+        async with killer.connect() as connection:
+            dropped += int(
+                await connection.scalar(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                        "AND backend_type = 'client backend'"
+                    )
+                )
+                or 0
+            )
+        await asyncio.sleep(0.05)
+    await killer.dispose()
+    return dropped
+
+
+async def test_database_dropped_under_load_answers_politely_and_recovers(
+    database_url: str,
+) -> None:
+    from tests.fakebot import ChatUser, texts
+    from tests.test_agency import report
+    from tests.test_report_flow import cases_in
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("connection drops are a PostgreSQL matter")
+    settings = make_settings(
+        database_url, telegram={"rate_limit": False}, bot={"admin_chat_id": -100777}
+    )
+    app, api = await start_bot(settings)
+    people = [ChatUser(app, api, 3000 + n, deliver=False) for n in range(30)]
+    steps = ["/start", "📝 گزارش جدید", "/cancel"] * 4
+
+    async def walk(person: ChatUser) -> list[list[str]]:
+        return [texts(await person.send(step)) for step in steps]
+
+    stop = asyncio.Event()
+    storm = asyncio.create_task(_drop_connections_repeatedly(database_url, stop))
+    answers = await asyncio.gather(*(walk(person) for person in people))
+    stop.set()
+    dropped = await storm
+
+    replies = [reply for per_person in answers for reply in per_person]
+    assert dropped > 0 and all(replies), "every update was answered, even mid-outage"
+    sorry = [text for reply in replies for text in reply if "یک دقیقهٔ دیگر" in text]
+    assert sorry, "updates that hit a dropped connection were told to try again in a minute"
+    assert not any("Error" in text or "Traceback" in text for reply in replies for text in reply)
+    admin_lines = [call.text for call in api.calls if call.chat_id == -100777]
+    assert 1 <= len(admin_lines) <= 5, "the admin hears once per kind of error, not per update"
+
+    for person in people:  # no restart: the same process serves everyone again
+        await person.send("/cancel")
+        await report(person)
+    assert len(await cases_in(settings)) == len(people)
     await stop_bot(app)

@@ -1,0 +1,129 @@
+"""The offline Bot API over real HTTP, for tests that run the bot as separate processes and for
+trying a production layout on a machine without Internet access.
+
+    python -m tests.httpapi --port 8081 [--delay 0.01]
+
+serves https://api.telegram.org's shape at http://127.0.0.1:8081/bot<token>/<method> and logs
+one line per call. In tests, `serve()` returns the server and its recorder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from email.parser import BytesParser
+from email.policy import HTTP
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+from tests.fakebot import ApiCall, FakeBotAPI
+
+
+class RecordingAPI:
+    """A FakeBotAPI shared by the server's threads; `calls` is what the bot asked for."""
+
+    def __init__(self, *, delay: float = 0.0, verbose: bool = False) -> None:
+        self.api = FakeBotAPI()
+        self.delay = delay  # seconds each call takes, so a process can be killed mid-call
+        self.verbose = verbose
+        self.lock = threading.Lock()
+
+    @property
+    def calls(self) -> list[ApiCall]:
+        """Every call received so far (a copy)."""
+        with self.lock:
+            return list(self.api.calls)
+
+    def answer(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """The HTTP status and JSON body the Bot API would return."""
+        call = ApiCall(method, params)
+        if self.verbose:
+            print(f"{method} chat={call.chat_id} {call.text[:60]!r}", flush=True)
+        with self.lock:
+            self.api.calls.append(call)
+            return self.api.answer(call)  # the same answers as the in-process tests get
+
+
+def _parameters(content_type: str, body: bytes) -> dict[str, Any]:
+    """PTB posts form fields (multipart when files go along); JSON-encoded values are decoded."""
+    if content_type.startswith("application/json"):
+        return dict(json.loads(body or b"{}"))
+    if content_type.startswith("multipart/form-data"):
+        message = BytesParser(policy=HTTP).parsebytes(
+            f"Content-Type: {content_type}\r\n\r\n".encode() + body
+        )
+        raw = {
+            str(part.get_param("name", header="content-disposition")): bytes(
+                part.get_payload(decode=True)
+            ).decode(errors="replace")
+            for part in message.iter_parts()
+        }
+    else:
+        raw = dict(parse_qsl(body.decode(), keep_blank_values=True))
+    return {key: _decoded(value) for key, value in raw.items()}
+
+
+def _decoded(value: str) -> Any:
+    if value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _handler(recorder: RecordingAPI) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            """One Bot API call."""
+            method = self.path.rstrip("/").rsplit("/", 1)[-1]
+            length = int(self.headers.get("Content-Length") or 0)
+            params = _parameters(self.headers.get("Content-Type", ""), self.rfile.read(length))
+            status, answer = recorder.answer(method, params)
+            body = json.dumps(answer).encode()
+            if recorder.delay:
+                time.sleep(recorder.delay)
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST  # noqa: N815
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None  # one line per call is printed by the recorder when asked
+
+    return Handler
+
+
+def serve(
+    *, port: int = 0, delay: float = 0.0, verbose: bool = False
+) -> tuple[str, RecordingAPI, ThreadingHTTPServer]:
+    """Start the server in a thread; (base_url for [telegram] base_url, recorder, server)."""
+    recorder = RecordingAPI(delay=delay, verbose=verbose)
+    server = ThreadingHTTPServer(("127.0.0.1", port), _handler(recorder))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True, name="fake-bot-api").start()
+    return f"http://127.0.0.1:{server.server_address[1]}/bot", recorder, server
+
+
+def main() -> None:
+    """Serve until interrupted."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds each call takes")
+    arguments = parser.parse_args()
+    base_url, _, server = serve(port=arguments.port, delay=arguments.delay, verbose=True)
+    print(f"fake Bot API at {base_url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
