@@ -21,7 +21,7 @@ from bot.persistence import SQLConversationPersistence
 from bot.runtime import Runtime
 from bot.services import users
 from bot.services.reference import sync_reference_data
-from bot.services.routing import coordinator_chats, offer_reroute
+from bot.services.routing import offer_reroute
 from bot.signing import Signer
 from bot.triage.service import Triage
 from handlers import register_handlers
@@ -105,7 +105,10 @@ def build_application(
 
 def _unreachable_notice(runtime: Runtime, chat_id: int) -> tuple[int, str] | None:
     """Who hears that a chat cannot be reached, and what they read."""
-    chats = coordinator_chats(runtime.settings)
+    settings = runtime.settings
+    agency = next((a for a in settings.agencies if a.chat_id == chat_id), None)
+    county = settings.county_of_agency(agency.key) if agency else None
+    chats = (county or settings.counties[0]).coordinator_chats()
     if not chats:
         return None
     return chats[0], runtime.translate(

@@ -107,6 +107,9 @@ def _parser() -> argparse.ArgumentParser:
     exporter.add_argument("--to", dest="end", required=True, help="last day, e.g. 1405/09/30")
     exporter.add_argument("--format", choices=("csv", "xlsx"), default="csv")
     exporter.add_argument(
+        "--county", help="only this county's cases (its key in the config); all by default"
+    )
+    exporter.add_argument(
         "--output", type=Path, default=None, help="file to write (default: mahalle-FROM-TO.EXT)"
     )
     return parser
@@ -221,6 +224,9 @@ async def _export(arguments: argparse.Namespace, settings: Settings) -> None:
     start, last = parse_jalali_date(arguments.start), parse_jalali_date(arguments.end)
     if start is None or last is None or last < start:
         raise ConfigError("--from and --to must be Jalali dates like 1405/09/01, --from first")
+    known = [county.key for county in settings.counties]
+    if arguments.county is not None and arguments.county not in known:
+        raise ConfigError(f"--county must be one of: {', '.join(known)}")
     translate = Translator.load(settings.bot.language)
     language = settings.bot.language
 
@@ -233,8 +239,9 @@ async def _export(arguments: argparse.Namespace, settings: Settings) -> None:
     try:
         async with create_session_factory(engine)() as session:
             rows = export_rows(
-                session, start=start, end=last + timedelta(days=1), t=t, language=language
-            )
+                session, start=start, end=last + timedelta(days=1), t=t, language=language,
+                county_key=settings.case_filter_county(arguments.county),
+            )  # fmt: skip
             count = await write_export(
                 rows, [t(k) for k in EXPORT_COLUMN_KEYS], output, arguments.format
             )

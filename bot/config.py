@@ -25,6 +25,9 @@ DOMAIN_KEYS = (
     "health", "welfare", "education", "participation", "other",
 )  # fmt: skip
 
+# The county key a one-county config ([county]) gets.
+SINGLE_COUNTY = "main"
+
 TOKEN_HELP = (
     f"{TOKEN_ENV} is not set. Get a token from @BotFather in Telegram (or @botfather in Bale): "
     f"send /newbot, pick a name, copy the token it gives you, then run "
@@ -147,8 +150,6 @@ class ReportSettings(_Section):
     digest_time: str = Field(default="08:00", pattern=r"^\d{2}:\d{2}$")
     # Tehran time on Saturdays of the weekly report to the council.
     weekly_time: str = Field(default="09:00", pattern=r"^\d{2}:\d{2}$")
-    # The council's chat for the weekly report; none: the coordinators get it.
-    council_chat_id: int | None = None
 
 
 class PrivacySettings(_Section):
@@ -180,28 +181,44 @@ class DistrictSettings(_Section):
     neighbourhoods: list[NeighbourhoodSettings] = Field(min_length=1)
 
 
+class AgencySettings(_Section):
+    # Unique in the whole deployment.
+    key: str = Field(pattern=r"^[a-z0-9_-]+$")
+    name: str = Field(min_length=2)
+    chat_id: int | None = None
+    # Which of the agencies named in [[domains]] this one is in its county; the key by default
+    # (one county), e.g. key = "rey-municipality", kind = "municipality" with several.
+    kind: str = ""
+
+    @property
+    def role(self) -> str:
+        """The [[domains]] agency this one stands for in its county."""
+        return self.kind or self.key
+
+
 class CountySettings(_Section):
+    # Identifies the county; a one-county deployment's is "main".
+    key: str = Field(default=SINGLE_COUNTY, pattern=r"^[a-z0-9_-]+$")
     name: str = Field(min_length=2)
     bounding_box: BoundingBox | None = None
     coordinators: list[int] = Field(default_factory=list)
     coordinator_chat_id: int | None = None
+    # The council's chat for the weekly report; none: the coordinators get it.
+    council_chat_id: int | None = None
     districts: list[DistrictSettings] = Field(min_length=1)
+    agencies: list[AgencySettings] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _keys_unique(self) -> CountySettings:
-        districts = [d.key for d in self.districts]
-        neighbourhoods = [n.key for d in self.districts for n in d.neighbourhoods]
-        for kind, keys in (("district", districts), ("neighbourhood", neighbourhoods)):
-            dupes = sorted({k for k in keys if keys.count(k) > 1})
-            if dupes:
-                raise ValueError(f"{kind} keys must be unique, repeated: {', '.join(dupes)}")
-        return self
+    def coordinator_chats(self) -> list[int]:
+        """The coordinators' group, or each coordinator's private chat when there is none."""
+        return [self.coordinator_chat_id] if self.coordinator_chat_id else list(self.coordinators)
+
+    def agency_for(self, role: str) -> AgencySettings | None:
+        """This county's agency standing for a [[domains]] agency."""
+        return next((agency for agency in self.agencies if agency.role == role), None)
 
 
-class AgencySettings(_Section):
-    key: str = Field(pattern=r"^[a-z0-9_-]+$")
-    name: str = Field(min_length=2)
-    chat_id: int | None = None
+def _repeated(keys: list[str]) -> str:
+    return ", ".join(sorted({key for key in keys if keys.count(key) > 1}))
 
 
 class DomainSettings(_Section):
@@ -221,9 +238,29 @@ class Settings(_Section):
     deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
     reports: ReportSettings = Field(default_factory=ReportSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
-    county: CountySettings
-    agencies: list[AgencySettings] = Field(min_length=1)
+    # One county ([county] with top-level [[agencies]] in the file) or several ([[counties]]).
+    counties: list[CountySettings] = Field(min_length=1)
     domains: list[DomainSettings]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_county_form(cls, raw: Any) -> Any:
+        """`[county]` + `[[agencies]]` (+ `[reports] council_chat_id`) is a list of one county."""
+        if not isinstance(raw, dict) or "county" not in raw:
+            if isinstance(raw, dict) and "agencies" in raw:
+                raise ValueError("with [[counties]], list each county's agencies inside it")
+            return raw
+        if "counties" in raw:
+            raise ValueError("use either [county] or [[counties]], not both")
+        raw = dict(raw)
+        county = dict(raw.pop("county"))
+        county.setdefault("agencies", raw.pop("agencies", []))
+        reports = dict(raw.get("reports", {}))
+        if "council_chat_id" in reports:
+            county.setdefault("council_chat_id", reports.pop("council_chat_id"))
+            raw["reports"] = reports
+        raw["counties"] = [county]
+        return raw
 
     @model_validator(mode="after")
     def _domains_complete_and_routed(self) -> Settings:
@@ -236,11 +273,58 @@ class Settings(_Section):
                 + (f"; missing: {', '.join(missing)}" if missing else "")
                 + (f"; unknown: {', '.join(unknown)}" if unknown else "")
             )
-        agencies = {a.key for a in self.agencies}
-        for domain in self.domains:
-            if domain.agency not in agencies:
-                raise ValueError(f"domain {domain.key!r} names unknown agency {domain.agency!r}")
+        for county in self.counties:
+            for domain in self.domains:
+                if county.agency_for(domain.agency) is None:
+                    where = f" in county {county.key!r}" if len(self.counties) > 1 else ""
+                    raise ValueError(
+                        f"domain {domain.key!r} names unknown agency {domain.agency!r}{where}"
+                    )
         return self
+
+    @model_validator(mode="after")
+    def _keys_unique(self) -> Settings:
+        districts = [d for county in self.counties for d in county.districts]
+        for kind, keys in (
+            ("county", [county.key for county in self.counties]),
+            ("district", [d.key for d in districts]),
+            ("neighbourhood", [n.key for d in districts for n in d.neighbourhoods]),
+            ("agency", [a.key for county in self.counties for a in county.agencies]),
+        ):
+            if repeated := _repeated(keys):
+                raise ValueError(f"{kind} keys must be unique, repeated: {repeated}")
+        for county in self.counties:
+            if repeated := _repeated([agency.role for agency in county.agencies]):
+                raise ValueError(f"county {county.key!r} has two agencies of kind {repeated}")
+        return self
+
+    @property
+    def agencies(self) -> list[AgencySettings]:
+        """Every agency of every county."""
+        return [agency for county in self.counties for agency in county.agencies]
+
+    @property
+    def coordinators(self) -> set[int]:
+        """Everyone who coordinates some county."""
+        return {user for county in self.counties for user in county.coordinators}
+
+    def county_named(self, key: str | None) -> CountySettings:
+        """The county with this key (the first when the key is unknown or None)."""
+        return next((county for county in self.counties if county.key == key), self.counties[0])
+
+    def case_filter_county(self, county_key: str | None) -> str | None:
+        """The county to narrow cases and people to: none when the deployment has one."""
+        return county_key if len(self.counties) > 1 else None
+
+    def county_of_coordinator(self, user_id: int) -> CountySettings | None:
+        """The county this person coordinates, if any (the first, should they be in several)."""
+        return next((c for c in self.counties if user_id in c.coordinators), None)
+
+    def county_of_agency(self, agency_key: str) -> CountySettings | None:
+        """The county an agency belongs to."""
+        return next(
+            (c for c in self.counties if any(a.key == agency_key for a in c.agencies)), None
+        )
 
     def require_token(self) -> str:
         """The bot token, or a ConfigError that tells a newcomer how to get one."""

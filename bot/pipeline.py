@@ -13,7 +13,7 @@ from bot.jalali import utcnow
 from bot.reports import stats_text, weekly_chart
 from bot.runtime import Runtime
 from bot.services import broadcasts, deadlines, stats, users
-from bot.services.routing import coordinator_chats, route_new_case
+from bot.services.routing import route_new_case
 from bot.triage import TriageResult
 from models.entities import Case, CaseStatus
 
@@ -115,23 +115,25 @@ async def send_daily_digest(runtime: Runtime, *, now: datetime) -> bool:
 
 
 async def send_weekly_report(bot: Bot, runtime: Runtime, *, now: datetime) -> None:
-    """The council's chart and figures for the seven days before `now`."""
+    """Each council's chart and figures for the seven days before `now`."""
     settings = runtime.settings
-    chat = settings.reports.council_chat_id or next(iter(coordinator_chats(settings)), None)
-    if chat is None:
-        return
     language = settings.bot.language
 
     def t(key: str, /, **values: object) -> str:
         return runtime.translate(key, language, **values)
 
-    async with runtime.session_factory() as session:
-        figures = await stats.collect(
-            session, settings=settings, start=now - timedelta(days=7), end=now, now=now
-        )
-    chart = await asyncio.to_thread(weekly_chart, figures, t, language)
-    await bot.send_photo(chat, chart, caption=t("weekly-caption"))
-    await bot.send_message(chat, stats_text(figures, t, language))
+    for county in settings.counties:
+        chat = county.council_chat_id or next(iter(county.coordinator_chats()), None)
+        if chat is None:
+            continue
+        async with runtime.session_factory() as session:
+            figures = await stats.collect(
+                session, settings=settings, start=now - timedelta(days=7), end=now, now=now,
+                county_key=county.key,
+            )  # fmt: skip
+        chart = await asyncio.to_thread(weekly_chart, figures, t, language)
+        await bot.send_photo(chat, chart, caption=t("weekly-caption"))
+        await bot.send_message(chat, stats_text(figures, t, language))
 
 
 async def drop_old_contacts(runtime: Runtime, *, now: datetime) -> int:

@@ -103,7 +103,7 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
             MessageHandler(filters.ALL, report.unexpected(state, expect)),
         ]
 
-    coordinators = filters.User(user_id=settings.county.coordinators) & PRIVATE
+    coordinators = filters.User(user_id=settings.coordinators) & PRIVATE
 
     def registering(
         state: str, expect: str, *handlers: BaseHandler[Update, Any, Any]

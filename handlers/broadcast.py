@@ -15,7 +15,7 @@ from bot.services import broadcasts, places
 from bot.services.reference import list_agencies
 from handlers import keyboards
 from handlers.common import message_of, user_id_of
-from handlers.coordinator import coordinator_button
+from handlers.coordinator import coordinator_button, county_scope
 from handlers.report import END
 from models.entities import Campaign
 
@@ -104,7 +104,10 @@ async def choose_audience(update: Update, context: MahalleContext) -> object:
     if campaign is None or kind not in AUDIENCE_KEYS:
         return await _lost(update, context)
     await query.answer()
-    await _save(campaign, context, audience={"kind": kind, "ids": [], "agencies": []})
+    audience: dict[str, Any] = {
+        "kind": kind, "ids": [], "agencies": [], "county": county_scope(update, context),
+    }  # fmt: skip
+    await _save(campaign, context, audience=audience)
     if kind == "neighbourhoods":
         await query.edit_message_text(context.t("broadcast-type-neighbourhoods"))
         return NEIGHBOURHOODS
@@ -119,14 +122,15 @@ async def choose_audience(update: Update, context: MahalleContext) -> object:
 
 async def _toggles(context: MahalleContext, campaign: Campaign) -> InlineKeyboardMarkup:
     audience = campaign.audience
+    county = audience.get("county")
     async with context.session() as session:
         if audience["kind"] == "districts":
             options = [
                 (f"d:{d.id}", d.name, d.id in audience["ids"])
-                for d in await places.list_districts(session=session)
+                for d in await places.list_districts(session=session, county_key=county)
             ]
         else:
-            agencies = await list_agencies(session=session)
+            agencies = await list_agencies(session=session, county_key=county)
             options = [(f"a:{a.key}", a.name, a.key in audience["agencies"]) for a in agencies]
     rows = [
         [InlineKeyboardButton(("✅ " if on else "▫️ ") + name, callback_data=f"bt:{key}")]
@@ -171,9 +175,12 @@ async def take_neighbourhoods(update: Update, context: MahalleContext) -> object
         return await _lost(update, context)
     names = split_list(message.text or "")
     found = []
+    county = county_scope(update, context)
     async with context.session() as session:
         for name in names:
-            matches = await places.search_neighbourhoods(session=session, typed=name, limit=1)
+            matches = await places.search_neighbourhoods(
+                session=session, typed=name, limit=1, county_key=county
+            )
             found += [m for m in matches if m not in found]
     if not found:
         await message.reply_text(context.t("search-nothing"))
@@ -181,7 +188,12 @@ async def take_neighbourhoods(update: Update, context: MahalleContext) -> object
     await _save(
         campaign,
         context,
-        audience={"kind": "neighbourhoods", "ids": [p.id for p in found], "agencies": []},
+        audience={
+            "kind": "neighbourhoods",
+            "ids": [p.id for p in found],
+            "agencies": [],
+            "county": county,
+        },
     )
     chosen = "\n".join(f"• {p.name}" for p in found)
     await message.reply_text(context.t("broadcast-neighbourhoods-chosen", names=chosen))

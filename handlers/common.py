@@ -162,7 +162,7 @@ async def on_error(update: object, context: MahalleContext) -> None:
         return
     log.error("error while handling an update", exc_info=error)
     settings = context.runtime.settings
-    admin_chat = settings.bot.admin_chat_id or settings.county.coordinator_chat_id
+    admin_chat = settings.bot.admin_chat_id or settings.counties[0].coordinator_chat_id
     update_id = update.update_id if isinstance(update, Update) else None
     if admin_chat is not None and _admin_should_hear(context, type(error).__name__):
         line = context.t("error-admin-line", error=type(error).__name__, update=str(update_id))

@@ -12,6 +12,7 @@ from bot.context import MahalleContext
 from bot.digits import isolate
 from bot.jalali import utcnow
 from bot.services import casework, routing
+from bot.services.reference import list_agencies
 from bot.services.transitions import TransitionRefusedError
 from handlers.buttons import refused, signed
 from handlers.common import unexpected_outside_flow
@@ -20,9 +21,18 @@ from models.entities import Agency
 
 
 def is_coordinator(update: Update, context: MahalleContext) -> bool:
-    """Whether the sender is named as a coordinator in the config."""
+    """Whether the sender is named as a coordinator (of some county) in the config."""
     user = update.effective_user
-    return user is not None and user.id in context.runtime.settings.county.coordinators
+    return user is not None and user.id in context.runtime.settings.coordinators
+
+
+def county_scope(update: Update, context: MahalleContext) -> str | None:
+    """The county a coordinator's broadcasts, figures and agencies are narrowed to; None when
+    the deployment has a single county."""
+    settings = context.runtime.settings
+    user = update.effective_user
+    county = settings.county_of_coordinator(user.id) if user else None
+    return settings.case_filter_county(county.key if county else None)
 
 
 async def coordinator_button(
@@ -68,6 +78,11 @@ async def triage_pick(update: Update, context: MahalleContext) -> None:
         if case is None:
             await query.answer(context.t("button-stale"), show_alert=True)
             return
+        if not await casework.coordinates(
+            session, user_id=query.from_user.id, case=case, settings=context.runtime.settings
+        ):
+            await query.answer(context.t("coordinators-only"), show_alert=True)
+            return
         try:
             await routing.assign_from_triage(
                 session, case=case, domain_key=domain_key, actor_id=query.from_user.id,
@@ -94,10 +109,12 @@ async def invite(update: Update, context: MahalleContext) -> None:
     assert message is not None and update.effective_user is not None
     settings = context.runtime.settings
     agency_key = context.args[0] if context.args else ""
+    county = county_scope(update, context)
     async with context.session() as session:
         agency = await session.get(Agency, agency_key) if agency_key else None
-        if agency is None:
-            keys = "\n".join(f"• {a.key}: {a.name}" for a in settings.agencies)
+        if agency is None or (county is not None and agency.county_key != county):
+            offered = await list_agencies(session=session, county_key=county)
+            keys = "\n".join(f"• {a.key}: {a.name}" for a in offered)
             await message.reply_text(context.t("invite-usage", agencies=keys))
             return
         token = await casework.create_invite(

@@ -16,7 +16,12 @@ from bot.jalali import format_date, parse_jalali_date, utcnow
 from bot.reports import EXPORT_COLUMN_KEYS, export_rows, stats_text, write_export
 from bot.services import casework, stats, users
 from bot.services.reference import list_agencies
-from handlers.coordinator import coordinator_button, coordinators_only, is_coordinator
+from handlers.coordinator import (
+    coordinator_button,
+    coordinators_only,
+    county_scope,
+    is_coordinator,
+)
 from models.entities import Staff
 
 PERIOD_KEYS = {"week": "button-this-week", "month": "button-this-month"}
@@ -48,7 +53,8 @@ async def show_stats(update: Update, context: MahalleContext) -> None:
         await message.reply_text(context.t("stats-usage"))
         return
     await message.reply_text(
-        await _stats_text(context, *span), reply_markup=_period_buttons(context)
+        await _stats_text(context, *span, county_scope(update, context)),
+        reply_markup=_period_buttons(context),
     )
 
 
@@ -63,15 +69,19 @@ async def stats_period(update: Update, context: MahalleContext) -> None:
     assert span is not None
     await query.answer()
     await query.edit_message_text(
-        await _stats_text(context, *span), reply_markup=_period_buttons(context)
+        await _stats_text(context, *span, county_scope(update, context)),
+        reply_markup=_period_buttons(context),
     )
 
 
-async def _stats_text(context: MahalleContext, start: datetime, end: datetime) -> str:
+async def _stats_text(
+    context: MahalleContext, start: datetime, end: datetime, county: str | None
+) -> str:
     async with context.session() as session:
         figures = await stats.collect(
-            session, settings=context.runtime.settings, start=start, end=end, now=utcnow()
-        )
+            session, settings=context.runtime.settings, start=start, end=end, now=utcnow(),
+            county_key=county,
+        )  # fmt: skip
     return stats_text(figures, context.t, context.language)
 
 
@@ -104,8 +114,9 @@ async def export(update: Update, context: MahalleContext) -> None:
         )
         async with context.session() as session:
             rows = export_rows(
-                session, start=span[0], end=span[1], t=context.t, language=context.language
-            )
+                session, start=span[0], end=span[1], t=context.t, language=context.language,
+                county_key=county_scope(update, context),
+            )  # fmt: skip
             count = await write_export(
                 rows, [context.t(k) for k in EXPORT_COLUMN_KEYS], path, file_format
             )
@@ -120,9 +131,10 @@ async def staff_list(update: Update, context: MahalleContext) -> None:
     """/staff: who is staff of which agency, each with a remove button."""
     message = update.effective_message
     assert message is not None
+    county = county_scope(update, context)
     async with context.session() as session:
-        members = await casework.list_staff(session)
-        names = {a.key: a.name for a in await list_agencies(session=session)}
+        names = {a.key: a.name for a in await list_agencies(session=session, county_key=county)}
+        members = [m for m in await casework.list_staff(session) if m.agency_key in names]
     if not members:
         await message.reply_text(context.t("staff-none"))
         return
@@ -148,10 +160,20 @@ async def remove_staff(update: Update, context: MahalleContext) -> None:
     parts = await coordinator_button(update, context, "sr")
     if parts is None:
         return
+    if not _in_scope(update, context, agency_key=parts[2]):
+        await query.answer(context.t("coordinators-only"), show_alert=True)
+        return
     async with context.session() as session:
         removed = await casework.remove_staff(session, user_id=int(parts[1]), agency_key=parts[2])
         await session.commit()
     await query.answer(context.t("staff-removed" if removed else "already-done"), show_alert=True)
+
+
+def _in_scope(update: Update, context: MahalleContext, *, agency_key: str) -> bool:
+    """Whether the agency lies in the county this coordinator looks after."""
+    county = county_scope(update, context)
+    found = context.runtime.settings.county_of_agency(agency_key)
+    return county is None or (found is not None and found.key == county)
 
 
 @coordinators_only
@@ -160,7 +182,7 @@ async def agencies(update: Update, context: MahalleContext) -> None:
     message = update.effective_message
     assert message is not None
     async with context.session() as session:
-        rows = await list_agencies(session=session)
+        rows = await list_agencies(session=session, county_key=county_scope(update, context))
     lines = [context.t("agencies-title")]
     for agency in rows:
         lines.append(

@@ -8,8 +8,7 @@ from telegram.ext import ConversationHandler
 from bot.context import MahalleContext
 from bot.digits import isolate
 from bot.jalali import utcnow
-from bot.services import groups, outbox
-from bot.services.routing import coordinator_chats
+from bot.services import groups, outbox, reference
 from handlers import keyboards, picker
 from handlers.common import message_of, user_id_of
 from handlers.coordinator import coordinator_button
@@ -93,7 +92,8 @@ async def take_place(update: Update, context: MahalleContext) -> object:
         assert row is not None
         row.neighbourhood_id, row.status = place.id, GroupStatus.PENDING
         card = _decision_card(context, row, place.name)
-        for chat_id in coordinator_chats(context.runtime.settings):
+        county = await reference.county_of_neighbourhood(session, place.id)
+        for chat_id in context.runtime.settings.county_named(county).coordinator_chats():
             outbox.enqueue(
                 session, chat_id=chat_id, purpose=outbox.COORDINATOR_NOTICE, payload=card
             )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from telegram import (
     InlineKeyboardButton,
@@ -78,10 +78,20 @@ def saved_neighbourhood_offer(
     )
 
 
-def district_list(t: Translate, districts: Sequence[District], prefix: str) -> InlineKeyboardMarkup:
-    """One button per district."""
+def district_list(
+    t: Translate,
+    districts: Sequence[District],
+    prefix: str,
+    county_names: Mapping[str, str] | None = None,
+) -> InlineKeyboardMarkup:
+    """One button per district, named with its county when the deployment has several."""
+
+    def label(district: District) -> str:
+        county = (county_names or {}).get(district.county_key)
+        return f"{county} · {district.name}" if county else district.name
+
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(d.name, callback_data=f"{prefix}:d:{d.id}:0")] for d in districts]
+        [[InlineKeyboardButton(label(d), callback_data=f"{prefix}:d:{d.id}:0")] for d in districts]
     )
 
 

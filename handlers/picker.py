@@ -18,7 +18,9 @@ async def _district_menu(context: MahalleContext, prefix: str) -> tuple[str, Inl
         districts = await places.list_districts(session=session)
     if len(districts) == 1:
         return await _page_menu(context, prefix, districts[0].id, 0)
-    return context.t("pick-district"), keyboards.district_list(context.t, districts, prefix)
+    counties = context.runtime.settings.counties
+    names = {county.key: county.name for county in counties} if len(counties) > 1 else None
+    return context.t("pick-district"), keyboards.district_list(context.t, districts, prefix, names)
 
 
 async def _page_menu(

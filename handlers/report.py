@@ -250,7 +250,12 @@ async def add_location(update: Update, context: MahalleContext) -> object:
     draft = await _load(update, context)
     if draft is None:
         return await _draft_lost(update, context)
-    box = context.runtime.settings.county.bounding_box
+    async with context.session() as session:
+        box = await places.bounding_box(
+            session=session,
+            settings=context.runtime.settings,
+            neighbourhood_id=draft.neighbourhood_id,
+        )
     if box is not None and not box.contains(message.location.latitude, message.location.longitude):
         await message.reply_text(context.t("location-outside"))
         return Step.MEDIA

@@ -63,6 +63,7 @@ class District(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    county_key: Mapped[str] = mapped_column(String(64), index=True, server_default="main")
     position: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
@@ -90,6 +91,9 @@ class Agency(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    county_key: Mapped[str] = mapped_column(String(64), server_default="main")
+    # The [[domains]] agency this one stands for in its county.
+    kind: Mapped[str] = mapped_column(String(64), server_default="")
 
 
 class Domain(Base):
@@ -97,7 +101,8 @@ class Domain(Base):
 
     key: Mapped[str] = mapped_column(String(32), primary_key=True)
     title: Mapped[str] = mapped_column(String(200))
-    agency_key: Mapped[str] = mapped_column(ForeignKey("agencies.key"))
+    # Which kind of agency handles it; each county has its own agency of that kind.
+    agency_kind: Mapped[str] = mapped_column(String(64), server_default="")
 
 
 class User(Base):

@@ -61,19 +61,24 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     """The example config on the given database, every agency with a group chat, one
     coordinator and their group, and the outbox worker off (tests deliver explicitly)."""
     settings = load_settings(EXAMPLE_CONFIG, environ={"MAHALLE_DATABASE_URL": database_url})
+    county = settings.counties[0]
     agencies = [
         agency.model_copy(update={"chat_id": agency_chat(i)})
-        for i, agency in enumerate(settings.agencies)
+        for i, agency in enumerate(county.agencies)
     ]
-    county = settings.county.model_copy(
-        update={"coordinators": [COORDINATOR], "coordinator_chat_id": COORDINATOR_CHAT}
+    county = county.model_copy(
+        update={
+            "coordinators": [COORDINATOR],
+            "coordinator_chat_id": COORDINATOR_CHAT,
+            "agencies": agencies,
+        }
     )
     outbox = settings.outbox.model_copy(update={"worker": False})
     # Never pick up a model file a developer's `mahalle triage retrain` left in the work tree.
     model_path = Path(tempfile.mkdtemp()) / "model.pkl"
     triage = settings.triage.model_copy(update={"model_path": model_path})
     settings = settings.model_copy(
-        update={"agencies": agencies, "county": county, "outbox": outbox, "triage": triage}
+        update={"counties": [county], "outbox": outbox, "triage": triage}
     )
     updates = {
         name: getattr(settings, name).model_copy(update=values)

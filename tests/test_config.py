@@ -25,7 +25,7 @@ def write_config(tmp_path: Path, replace: tuple[str, str] | None = None, extra: 
 def test_example_config_loads_with_token_from_environment() -> None:
     settings = load_settings(EXAMPLE_CONFIG, environ={"MAHALLE_BOT_TOKEN": REAL_LOOKING_TOKEN})
     assert settings.require_token() == REAL_LOOKING_TOKEN
-    assert len([n for d in settings.county.districts for n in d.neighbourhoods]) >= 12
+    assert len([n for d in settings.counties[0].districts for n in d.neighbourhoods]) >= 12
     assert {d.key for d in settings.domains} >= {"municipal", "other"}
 
 

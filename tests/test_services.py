@@ -38,19 +38,19 @@ async def test_reference_sync_is_idempotent_and_renames_keep_rows(
     async with session_factory() as session:
         before = await _place(session, "d06-jahad")
         count = await session.scalar(select(func.count()).select_from(Neighbourhood))
-    district = settings.county.districts[0]
+    district = settings.counties[0].districts[0]
     renamed = district.neighbourhoods[2].model_copy(update={"name": "جهاد (میدان فاطمی)"})
     changed_district = district.model_copy(
         update={
             "neighbourhoods": [*district.neighbourhoods[:2], renamed, *district.neighbourhoods[4:]]
         }
     )
-    county = settings.county.model_copy(
-        update={"districts": [changed_district, *settings.county.districts[1:]]}
+    county = settings.counties[0].model_copy(
+        update={"districts": [changed_district, *settings.counties[0].districts[1:]]}
     )
     async with session_factory() as session:
         await sync_reference_data(
-            session=session, settings=settings.model_copy(update={"county": county})
+            session=session, settings=settings.model_copy(update={"counties": [county]})
         )
     async with session_factory() as session:
         after = await _place(session, "d06-jahad")

@@ -6,14 +6,29 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, func, insert, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.jalali import utcnow
+from bot.services.reference import neighbourhoods_of_county
 from models.entities import (
+    Agency,
     Campaign,
     CampaignRecipient,
     CampaignStatus,
+    Case,
     GroupMember,
     GroupStatus,
     LocalGroup,
@@ -32,22 +47,31 @@ def audience_query(audience: dict[str, Any]) -> Select[Any]:
     messages meant for them regardless. Nobody who blocked the bot is included."""
     kind = audience.get("kind")
     reachable = User.blocked_bot.is_(False)
+    # A coordinator of one county of several reaches only that county.
+    county = audience.get("county")
     if kind == "staff":
+        agencies = select(Agency.key).where(Agency.key.in_(audience.get("agencies", [])))
+        if county:
+            agencies = agencies.where(Agency.county_key == county)
         return (
             select(Staff.user_id)
             .join(User, User.id == Staff.user_id)
-            .where(Staff.agency_key.in_(audience.get("agencies", [])), reachable)
+            .where(Staff.agency_key.in_(agencies), reachable)
             .distinct()
         )
     if kind == "groups":
-        return (
+        query = (
             select(GroupMember.user_id)
             .join(LocalGroup, LocalGroup.id == GroupMember.group_id)
             .join(User, User.id == GroupMember.user_id)
             .where(LocalGroup.status == GroupStatus.APPROVED, reachable)
-            .distinct()
         )
+        if county:
+            query = query.where(LocalGroup.neighbourhood_id.in_(neighbourhoods_of_county(county)))
+        return query.distinct()
     query = select(User.id).where(User.broadcasts_opt_in.is_(True), reachable)
+    if county:
+        query = query.where(lives_in_county(county))
     if kind == "districts":
         query = query.join(Neighbourhood, Neighbourhood.id == User.neighbourhood_id).where(
             Neighbourhood.district_id.in_(audience.get("ids", []))
@@ -55,6 +79,16 @@ def audience_query(audience: dict[str, Any]) -> Select[Any]:
     elif kind == "neighbourhoods":
         query = query.where(User.neighbourhood_id.in_(audience.get("ids", [])))
     return query
+
+
+def lives_in_county(county_key: str) -> ColumnElement[bool]:
+    """A resident's county follows from their saved neighbourhood, or else from where they
+    reported."""
+    places = neighbourhoods_of_county(county_key)
+    reported_there = exists().where(Case.reporter_id == User.id, Case.neighbourhood_id.in_(places))
+    return or_(
+        User.neighbourhood_id.in_(places), and_(User.neighbourhood_id.is_(None), reported_there)
+    )
 
 
 async def count_audience(session: AsyncSession, audience: dict[str, Any]) -> int:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.cards import Cards, answer_button, code_for_display, rating_buttons, yes_no_fixed
 from bot.config import Settings
 from bot.services import outbox
+from bot.services.reference import county_of_neighbourhood
 from bot.services.routing import case_view, notify_reporter, reporter_language
 from bot.services.transitions import transition
 from models.entities import Agency, Case, CaseStatus, Invite, PendingInput, Staff
@@ -25,12 +26,20 @@ INPUT_KINDS = {"question": ASKABLE, "resolve": RESOLVABLE, "reject": REJECTABLE}
 
 
 async def may_act(session: AsyncSession, *, user_id: int, case: Case, settings: Settings) -> bool:
-    """Coordinators may act on any case; staff only on their agency's."""
-    if user_id in settings.county.coordinators:
+    """The case's county's coordinators may act on it; staff only on their agency's."""
+    if await coordinates(session, user_id=user_id, case=case, settings=settings):
         return True
     if case.agency_key is None:
         return False
     return await session.get(Staff, (user_id, case.agency_key)) is not None
+
+
+async def coordinates(
+    session: AsyncSession, *, user_id: int, case: Case, settings: Settings
+) -> bool:
+    """Whether this person coordinates the county the case was filed in."""
+    county_key = await county_of_neighbourhood(session, case.neighbourhood_id)
+    return user_id in settings.county_named(county_key).coordinators
 
 
 async def _notice(

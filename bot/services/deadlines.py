@@ -14,7 +14,7 @@ from bot.config import Settings
 from bot.digits import isolate
 from bot.jalali import format_date, format_datetime
 from bot.services import outbox
-from bot.services.routing import coordinator_chats
+from bot.services.reference import county_of_neighbourhood, neighbourhoods_of_county
 from bot.services.worktime import elapsed, holiday_dates
 from models.entities import Agency, Case, CaseEvent, CaseStatus
 
@@ -125,7 +125,10 @@ async def send_deadline_alerts(
             )
         else:
             text = cards.t(ESCALATION_KEYS[item.kind], **values)
-            for number, chat_id in enumerate(coordinator_chats(settings)):
+            county = settings.county_named(
+                await county_of_neighbourhood(session, case.neighbourhood_id)
+            )
+            for number, chat_id in enumerate(county.coordinator_chats()):
                 outbox.enqueue(
                     session, chat_id=chat_id, purpose=outbox.COORDINATOR_NOTICE,
                     payload={"text": text}, case_id=case.id,
@@ -147,9 +150,14 @@ class Digest:
     in_triage: int
 
 
-async def digest(session: AsyncSession, *, settings: Settings, now: datetime) -> Digest:
-    """Counts for the 24 hours before `now`, and what is overdue or queued right now."""
+async def digest(
+    session: AsyncSession, *, settings: Settings, now: datetime, county_key: str | None = None
+) -> Digest:
+    """Counts for the 24 hours before `now`, and what is overdue or queued right now (in one
+    county, when given)."""
     since = now - timedelta(days=1)
+    scope = settings.case_filter_county(county_key)
+    in_county = (Case.neighbourhood_id.in_(neighbourhoods_of_county(scope)),) if scope else ()
 
     async def moved_to(status: str) -> int:
         query = (
@@ -157,17 +165,19 @@ async def digest(session: AsyncSession, *, settings: Settings, now: datetime) ->
             .select_from(CaseEvent)
             .where(CaseEvent.to_status == status, CaseEvent.created_at >= since)
         )
+        if scope:
+            query = query.join(Case, Case.id == CaseEvent.case_id).where(*in_county)
         return int(await session.scalar(query) or 0)
 
     new = await session.scalar(
-        select(func.count()).select_from(Case).where(Case.created_at >= since)
+        select(func.count()).select_from(Case).where(Case.created_at >= since, *in_county)
     )
     in_triage = await session.scalar(
-        select(func.count()).select_from(Case).where(Case.status == CaseStatus.TRIAGE)
+        select(func.count()).select_from(Case).where(Case.status == CaseStatus.TRIAGE, *in_county)
     )
     overdue = {
         o.case_id
-        for o in await overdue_cases(session, settings=settings, now=now)
+        for o in await overdue_cases(session, settings=settings, now=now, where=in_county)
         if o.kind != "remind"
     }
     return Digest(
@@ -183,18 +193,22 @@ async def digest(session: AsyncSession, *, settings: Settings, now: datetime) ->
 async def send_digest(
     session: AsyncSession, *, settings: Settings, cards: Cards, now: datetime
 ) -> bool:
-    """Queue the daily digest to the coordinators, once per Jalali day."""
-    key = f"digest:{format_date(now, 'en')}"
-    chats = coordinator_chats(settings)
-    if not chats or await outbox.already_enqueued(session, key):
-        return False
-    figures = await digest(session, settings=settings, now=now)
-    text = cards.t("digest", date=format_date(now, cards.language), **figures.__dict__)
-    outbox.enqueue(
-        session,
-        chat_id=chats[0],
-        purpose=outbox.COORDINATOR_NOTICE,
-        payload={"text": text},
-        dedupe_key=key,
-    )
-    return True
+    """Queue the daily digest to each county's coordinators, once per Jalali day."""
+    queued = False
+    for county in settings.counties:
+        key = f"digest:{format_date(now, 'en')}"
+        key += f":{county.key}" if len(settings.counties) > 1 else ""
+        chats = county.coordinator_chats()
+        if not chats or await outbox.already_enqueued(session, key):
+            continue
+        figures = await digest(session, settings=settings, now=now, county_key=county.key)
+        text = cards.t("digest", date=format_date(now, cards.language), **figures.__dict__)
+        outbox.enqueue(
+            session,
+            chat_id=chats[0],
+            purpose=outbox.COORDINATOR_NOTICE,
+            payload={"text": text},
+            dedupe_key=key,
+        )
+        queued = True
+    return queued

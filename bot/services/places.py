@@ -7,16 +7,20 @@ from difflib import SequenceMatcher
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.config import BoundingBox, Settings
 from bot.normalize import squash
+from bot.services.reference import county_of_neighbourhood, neighbourhoods_of_county
 from models.entities import District, Neighbourhood
 
 # Below this similarity a typed name is not offered as a match.
 MATCH_THRESHOLD = 0.7
 
 
-async def list_districts(*, session: AsyncSession) -> list[District]:
-    """Active districts in config order."""
+async def list_districts(*, session: AsyncSession, county_key: str | None = None) -> list[District]:
+    """Active districts (of one county, when given) in config order."""
     query = select(District).where(District.active).order_by(District.position)
+    if county_key is not None:
+        query = query.where(District.county_key == county_key)
     return list((await session.scalars(query)).all())
 
 
@@ -59,13 +63,17 @@ def _similarity(typed: str, name: str) -> float:
 
 
 async def search_neighbourhoods(
-    *, session: AsyncSession, typed: str, limit: int = 6
+    *, session: AsyncSession, typed: str, limit: int = 6, county_key: str | None = None
 ) -> list[Neighbourhood]:
-    """Neighbourhoods whose name matches what was typed, tolerant of letters, ZWNJ and typos."""
+    """Neighbourhoods (of one county, when given) whose name matches what was typed, tolerant
+    of letters, ZWNJ and typos."""
     wanted = squash(typed)
     if len(wanted) < 2:
         return []
-    places = (await session.scalars(select(Neighbourhood).where(Neighbourhood.active))).all()
+    query = select(Neighbourhood).where(Neighbourhood.active)
+    if county_key is not None:
+        query = query.where(Neighbourhood.id.in_(neighbourhoods_of_county(county_key)))
+    places = (await session.scalars(query)).all()
     scored = [
         (score, place)
         for place in places
@@ -73,3 +81,13 @@ async def search_neighbourhoods(
     ]
     scored.sort(key=lambda pair: (-pair[0], pair[1].position))
     return [place for _, place in scored[:limit]]
+
+
+async def bounding_box(
+    *, session: AsyncSession, settings: Settings, neighbourhood_id: int | None
+) -> BoundingBox | None:
+    """The box a location shared for a report in this neighbourhood must fall in, if any."""
+    if neighbourhood_id is None or len(settings.counties) == 1:
+        return settings.counties[0].bounding_box
+    county_key = await county_of_neighbourhood(session, neighbourhood_id)
+    return settings.county_named(county_key).bounding_box

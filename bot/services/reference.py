@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from typing import Any
+
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import Settings
+from bot.config import SINGLE_COUNTY, Settings
 from bot.normalize import squash
 from models.entities import Agency, District, Domain, Neighbourhood
 
@@ -22,9 +24,11 @@ async def _sync_places(*, session: AsyncSession, settings: Settings) -> None:
     neighbourhoods = {n.key: n for n in (await session.scalars(select(Neighbourhood))).all()}
     await session.execute(update(District).values(active=False))
     await session.execute(update(Neighbourhood).values(active=False))
-    for d_position, district_cfg in enumerate(settings.county.districts):
+    county_districts = [(c.key, d) for c in settings.counties for d in c.districts]
+    for d_position, (county_key, district_cfg) in enumerate(county_districts):
         district = districts.get(district_cfg.key) or District(key=district_cfg.key)
         district.name, district.position, district.active = district_cfg.name, d_position, True
+        district.county_key = county_key
         session.add(district)
         await session.flush()
         for n_position, place in enumerate(district_cfg.neighbourhoods):
@@ -38,17 +42,51 @@ async def _sync_places(*, session: AsyncSession, settings: Settings) -> None:
 
 
 async def _sync_agencies_and_domains(*, session: AsyncSession, settings: Settings) -> None:
-    for agency_cfg in settings.agencies:
-        agency = await session.get(Agency, agency_cfg.key) or Agency(key=agency_cfg.key)
-        agency.name, agency.chat_id = agency_cfg.name, agency_cfg.chat_id
-        session.add(agency)
+    for county in settings.counties:
+        for agency_cfg in county.agencies:
+            agency = await session.get(Agency, agency_cfg.key) or Agency(key=agency_cfg.key)
+            agency.name, agency.chat_id = agency_cfg.name, agency_cfg.chat_id
+            agency.county_key, agency.kind = county.key, agency_cfg.role
+            session.add(agency)
     await session.flush()
     for domain_cfg in settings.domains:
         domain = await session.get(Domain, domain_cfg.key) or Domain(key=domain_cfg.key)
-        domain.title, domain.agency_key = domain_cfg.title, domain_cfg.agency
+        domain.title, domain.agency_kind = domain_cfg.title, domain_cfg.agency
         session.add(domain)
 
 
-async def list_agencies(*, session: AsyncSession) -> list[Agency]:
-    """Every agency, by key."""
-    return list((await session.scalars(select(Agency).order_by(Agency.key))).all())
+async def list_agencies(*, session: AsyncSession, county_key: str | None = None) -> list[Agency]:
+    """Every agency (of one county, when given), by key."""
+    query = select(Agency).order_by(Agency.key)
+    if county_key is not None:
+        query = query.where(Agency.county_key == county_key)
+    return list((await session.scalars(query)).all())
+
+
+async def county_of_neighbourhood(session: AsyncSession, neighbourhood_id: int) -> str:
+    """The key of the county a neighbourhood lies in."""
+    key = await session.scalar(
+        select(District.county_key)
+        .join(Neighbourhood, Neighbourhood.district_id == District.id)
+        .where(Neighbourhood.id == neighbourhood_id)
+    )
+    return key or SINGLE_COUNTY
+
+
+async def agency_for(session: AsyncSession, *, county_key: str, domain_key: str) -> Agency | None:
+    """The county's agency for a domain."""
+    domain = await session.get(Domain, domain_key)
+    if domain is None:
+        return None
+    return await session.scalar(
+        select(Agency).where(Agency.county_key == county_key, Agency.kind == domain.agency_kind)
+    )
+
+
+def neighbourhoods_of_county(county_key: str) -> Select[Any]:
+    """A subquery of the ids of a county's neighbourhoods, for scoping cases and people."""
+    return (
+        select(Neighbourhood.id)
+        .join(District, District.id == Neighbourhood.district_id)
+        .where(District.county_key == county_key)
+    )

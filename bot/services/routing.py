@@ -13,6 +13,7 @@ from bot.cards import Cards, CaseView, code_for_display
 from bot.config import Settings
 from bot.services import outbox
 from bot.services.duplicates import find_duplicate
+from bot.services.reference import agency_for, county_of_neighbourhood
 from bot.services.transitions import last_event, transition
 from bot.triage import OTHER, TriageResult
 from models.entities import Agency, Case, CaseStatus, Domain, LocalGroup, TriageCorrection, User
@@ -109,8 +110,9 @@ async def route_new_case(
     case.triage_confidence = result.confidence
     reason = "triage-reason-other" if result.domain == OTHER else "triage-reason-unsure"
     if result.domain != OTHER and result.confidence >= settings.triage.threshold:
-        domain = await session.get(Domain, result.domain)
-        agency = await session.get(Agency, domain.agency_key) if domain else None
+        agency = await agency_for(
+            session, county_key=await county_of(session, case), domain_key=result.domain
+        )
         if agency is not None and agency.chat_id is not None:
             await forward(
                 session, case=case, domain_key=result.domain, allowed_from={CaseStatus.SUBMITTED},
@@ -147,21 +149,21 @@ async def send_to_triage(
     )  # fmt: skip
     view = await case_view(session, case.id)
     card = cards.triage(view, await domain_choices(session), reason_key)
-    for chat_id in coordinator_chats(settings):
+    chats = settings.county_named(await county_of(session, case)).coordinator_chats()
+    for chat_id in chats:
         outbox.enqueue(
             session, chat_id=chat_id, purpose=outbox.TRIAGE_CARD, payload=card, case_id=case.id
         )
-    if not coordinator_chats(settings):
+    if not chats:
         log.warning(
             "case %s waits in triage but no coordinator chat or coordinator is configured",
             case.code,
         )
 
 
-def coordinator_chats(settings: Settings) -> list[int]:
-    """The coordinators' group, or each coordinator's private chat when there is no group."""
-    county = settings.county
-    return [county.coordinator_chat_id] if county.coordinator_chat_id else list(county.coordinators)
+async def county_of(session: AsyncSession, case: Case) -> str:
+    """The key of the county the case's neighbourhood lies in."""
+    return await county_of_neighbourhood(session, case.neighbourhood_id)
 
 
 async def forward(
@@ -177,10 +179,9 @@ async def forward(
     note: str | None = None,
 ) -> None:
     """Hand the case to the agency of `domain_key`: status, card with attachments, reporter told."""
-    domain = await session.get(Domain, domain_key)
-    assert domain is not None
-    agency = await session.get(Agency, domain.agency_key)
-    assert agency is not None
+    county_key = await county_of(session, case)
+    agency = await agency_for(session, county_key=county_key, domain_key=domain_key)
+    assert agency is not None, "config validation gives every county an agency per domain"
     await transition(
         session, case_id=case.id, allowed_from=allowed_from, to=CaseStatus.FORWARDED,
         actor_id=actor_id, actor_name=actor_name, note=note, now=now,
@@ -264,7 +265,9 @@ async def offer_reroute(
     """The agency's chat cannot be reached: put the case before the coordinators to reroute."""
     view = await case_view(session, case_id)
     card = cards.triage(view, await domain_choices(session), "triage-reason-undeliverable")
-    for chat_id in coordinator_chats(settings):
+    case = await session.get(Case, case_id)
+    assert case is not None
+    for chat_id in settings.county_named(await county_of(session, case)).coordinator_chats():
         outbox.enqueue(
             session, chat_id=chat_id, purpose=outbox.TRIAGE_CARD, payload=card, case_id=case_id,
             dedupe_key=f"undeliverable:{case_id}:{view.agency_name}:{chat_id}",

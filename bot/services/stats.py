@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.jalali import TEHRAN
 from bot.services.deadlines import overdue_cases
+from bot.services.reference import neighbourhoods_of_county
 from models.entities import Agency, Case, CaseEvent, CaseStatus, District, Domain, Neighbourhood
 
 
@@ -73,11 +74,19 @@ def _hours(later: datetime | None, earlier: datetime | None) -> float | None:
 
 
 async def collect(
-    session: AsyncSession, *, settings: Settings, start: datetime, end: datetime, now: datetime
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    county_key: str | None = None,
 ) -> Stats:
-    """Figures for cases filed in [start, end)."""
+    """Figures for cases filed in [start, end) (in one county, when given)."""
     stats = Stats(start=start, end=end)
-    in_period = (Case.created_at >= start, Case.created_at < end)
+    in_period: tuple[Any, ...] = (Case.created_at >= start, Case.created_at < end)
+    if scope := settings.case_filter_county(county_key):
+        in_period = (*in_period, Case.neighbourhood_id.in_(neighbourhoods_of_county(scope)))
     counts = await session.execute(
         select(Case.status, func.count()).where(*in_period).group_by(Case.status)
     )
