@@ -6,6 +6,7 @@ runs on the offline fake Bot API, so the figure is the bot's own cost (PTB, hand
 
     .venv/bin/python -m bench.report_flow --users 200
     .venv/bin/python -m bench.report_flow --users 200 --database-url postgresql+asyncpg://…/test
+    .venv/bin/python -m bench.report_flow --users 500 --rate 200     # open loop, p50/p99
 """
 
 from __future__ import annotations
@@ -16,13 +17,17 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
+from telegram import Update
 
 from models.db import create_engine, create_session_factory
 from models.entities import Case
 from tests.conftest import fresh_database, make_settings
-from tests.fakebot import ChatUser, start_bot, stop_bot
+from tests.fakebot import ApiCall, ChatUser, start_bot, stop_bot
+
+THINK_SECONDS = 2.0
 
 STEPS = [
     ("send", "/start"),
@@ -72,6 +77,65 @@ async def run(users: int, database_url: str | None) -> None:
     )
 
 
+class QueuedResident(ChatUser):
+    """A resident whose updates wait their turn in one queue, as in PTB's Application, which
+    handles one update at a time (no concurrent updates)."""
+
+    def __init__(self, queue: asyncio.Queue[Any], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = queue
+
+    async def _process(self, payload: dict[str, Any]) -> list[ApiCall]:
+        payload["update_id"] = next(self._update_ids)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self.queue.put((Update.de_json(payload, self.app.bot), done))
+        await done
+        return []
+
+
+async def _handle_in_turn(app: Any, queue: asyncio.Queue[Any]) -> None:
+    """The process's update loop: one update after another."""
+    while True:
+        update, done = await queue.get()
+        try:
+            await app.process_update(update)
+        finally:
+            done.set_result(None)
+
+
+async def run_open_loop(users: int, rate: float, database_url: str | None) -> None:
+    """Updates fall due on a schedule, `rate` a second in all, whether or not the bot keeps up;
+    latency counts from when each was due, so a backlog shows. Residents arrive evenly and take
+    THINK_SECONDS between their steps."""
+    url = await _fresh_database(database_url)
+    settings = make_settings(url, telegram={"rate_limit": False}, bot={"reports_per_hour": 1000})
+    app, api = await start_bot(settings)
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    handler = asyncio.create_task(_handle_in_turn(app, queue))
+    latencies: list[float] = []
+    started = time.perf_counter()
+
+    async def resident(index: int) -> None:
+        person = QueuedResident(queue, app, api, 10_000 + index, deliver=False)
+        due = started + index * len(STEPS) / rate
+        for kind, value in STEPS:
+            await asyncio.sleep(max(due - time.perf_counter(), 0))
+            await (person.send(value) if kind == "send" else person.press(value))
+            latencies.append(time.perf_counter() - due)
+            due += THINK_SECONDS
+
+    await asyncio.gather(*(resident(n) for n in range(users)))
+    elapsed = time.perf_counter() - started
+    handler.cancel()
+    await stop_bot(app)
+    ms = sorted(x * 1000 for x in latencies)
+    print(
+        f"backend={url.split(':', 1)[0]} offered={rate:.0f}/s users={users} updates={len(ms)} "
+        f"seconds={elapsed:.1f} p50_ms={statistics.median(ms):.1f} "
+        f"p99_ms={ms[int(len(ms) * 0.99) - 1]:.1f} max_ms={ms[-1]:.1f}"
+    )
+
+
 def main() -> None:
     """Parse arguments and run the benchmark."""
     parser = argparse.ArgumentParser(
@@ -81,8 +145,16 @@ def main() -> None:
         "--users", type=int, default=200, help="simulated residents (8 updates each)"
     )
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="open loop: updates fall due at this rate a second, handled one at a time",
+    )
     arguments = parser.parse_args()
-    asyncio.run(run(arguments.users, arguments.database_url))
+    if arguments.rate:
+        asyncio.run(run_open_loop(arguments.users, arguments.rate, arguments.database_url))
+    else:
+        asyncio.run(run(arguments.users, arguments.database_url))
 
 
 if __name__ == "__main__":

@@ -72,7 +72,8 @@ async def generate(factory: Any, settings: Any, count: int, now: datetime) -> No
     async with factory() as session:
         await sync_reference_data(session=session, settings=settings)
         places = list((await session.scalars(select(Neighbourhood.id))).all())
-        domains = [(d.key, d.agency_key) for d in (await session.scalars(select(Domain))).all()]
+        # One county: each domain's agency has the kind's key.
+        domains = [(d.key, d.agency_kind) for d in (await session.scalars(select(Domain))).all()]
     for start in range(0, count, BATCH):
         cases, events = [], []
         for n in range(start, min(start + BATCH, count)):

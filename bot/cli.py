@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
         "(webhook; run several behind a proxy); worker: deliver messages and broadcasts and run "
         "the scheduled jobs (one process at a time holds the jobs, the others stand by)",
     )
+    runner.add_argument(
+        "--port",
+        type=int,
+        help="webhook port for this process, instead of [telegram] webhook_port (several web "
+        "processes on one machine each need their own)",
+    )
     database = commands.add_parser(
         "db", help="database maintenance", description="Database maintenance."
     )
@@ -129,7 +135,7 @@ async def _upgrade(settings: Settings) -> None:
         await engine.dispose()
 
 
-def _run(settings: Settings, role: str) -> None:
+def _run(settings: Settings, role: str, port: int | None = None) -> None:
     from telegram.error import InvalidToken, NetworkError
 
     from bot.app import build_application
@@ -151,7 +157,7 @@ def _run(settings: Settings, role: str) -> None:
             assert telegram.webhook_secret is not None  # enforced by the settings
             application.run_webhook(
                 listen=telegram.webhook_listen,
-                port=telegram.webhook_port,
+                port=port or telegram.webhook_port,
                 url_path="telegram",
                 webhook_url=telegram.webhook_url,
                 secret_token=telegram.webhook_secret.get_secret_value(),
@@ -280,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = _settings(arguments.config)
         if arguments.command == "run":
-            _run(settings, arguments.role)
+            _run(settings, arguments.role, arguments.port)
         elif arguments.command == "triage":
             _triage(arguments, settings)
         elif arguments.command == "export":

@@ -7,7 +7,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -60,7 +60,16 @@ def _upgrade_on(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
+# Held while migrating, so processes started together (two web, one worker) take turns.
+MIGRATION_LOCK = 0x6D69677261746531  # "migrate1"
+
+
 async def upgrade_database(engine: AsyncEngine) -> None:
     """Apply every pending migration."""
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Released at the end of this transaction, after the migrations committed.
+            await connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+            )
         await connection.run_sync(_upgrade_on)

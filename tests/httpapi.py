@@ -92,7 +92,23 @@ def _handler(recorder: RecordingAPI) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        do_GET = do_POST  # noqa: N815
+        def do_GET(self) -> None:
+            """`/_chat/<id>`: the messages a chat shows now (for drills); else a Bot API call."""
+            if not self.path.startswith("/_chat/"):
+                self.do_POST()
+                return
+            chat_id = int(self.path.rsplit("/", 1)[-1])
+            with recorder.lock:
+                shown = [
+                    {"message_id": m.message_id, "text": m.text, "buttons": m.buttons()}
+                    for m in recorder.api.delivered(chat_id)
+                ]
+            body = json.dumps(shown).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:
             return None  # one line per call is printed by the recorder when asked

@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import ConfigError, CountySettings, DistrictSettings, Settings, load_settings
+from bot.services.reference import agency_for, sync_reference_data
 from tests.conftest import COORDINATOR, COORDINATOR_CHAT, EXAMPLE_CONFIG, Bot, agency_chat
 from tests.conftest import make_settings as one_county_settings
 from tests.fakebot import ChatUser, alerts, start_bot, stop_bot, texts
@@ -228,3 +230,22 @@ async def test_an_export_holds_only_the_coordinators_county(bot: Bot) -> None:
     [document] = [c for c in await bot.user(REY_COORDINATOR).send("/export") if c.files]
     lines = document.files["document"][1].decode("utf-8-sig").splitlines()
     assert len(lines) == 2 and "دولت‌آباد" in lines[1], "the header and Rey's one case"
+
+
+async def test_an_agency_replaced_in_the_config_no_longer_receives_cases(
+    session_factory: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    county = settings.counties[0]
+    replaced = [
+        a.model_copy(update={"key": "municipality-2", "kind": "municipality"})
+        if a.key == "municipality"
+        else a
+        for a in county.agencies
+    ]
+    changed = settings.model_copy(
+        update={"counties": [county.model_copy(update={"agencies": replaced})]}
+    )
+    async with session_factory() as session:
+        await sync_reference_data(session=session, settings=changed)
+        agency = await agency_for(session, county_key="main", domain_key="municipal")
+    assert agency is not None and agency.key == "municipality-2"

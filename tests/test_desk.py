@@ -7,10 +7,13 @@ import csv
 import io
 import os
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+import hypothesis
 import jdatetime
+from hypothesis import given
+from hypothesis import strategies as st
 from openpyxl import load_workbook
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,7 +25,7 @@ from bot.jalali import TEHRAN, format_date
 from bot.pipeline import check_deadlines, send_daily_digest
 from bot.reports import EXPORT_COLUMN_KEYS, export_rows, weekly_chart, write_export
 from bot.services import stats
-from bot.services.worktime import elapsed, holiday_dates
+from bot.services.worktime import WorkCalendar, holiday_dates
 from models.db import create_engine, create_session_factory
 from models.entities import Case, CaseEvent, Staff
 from tests.conftest import COORDINATOR, COORDINATOR_CHAT, EXAMPLE_CONFIG, Bot, agency_chat
@@ -108,19 +111,48 @@ def tehran(year: int, month: int, day: int, hour: int = 0) -> datetime:
 
 def test_working_time_skips_fridays_thursday_afternoons_and_holidays() -> None:
     holidays = holiday_dates(["1405/09/03"])  # Monday 24 November 2026
+    working = WorkCalendar(working_days=True, holidays=holidays)
     wednesday_noon = tehran(2026, 11, 25, 12)
     saturday_noon = tehran(2026, 11, 28, 12)
     # Wed 12:00→24:00 (12 h) + Thursday morning (12 h) + Saturday 00:00→12:00 (12 h); Friday none.
-    assert elapsed(
-        wednesday_noon, saturday_noon, working_days=True, holidays=holidays
-    ) == timedelta(hours=36)
-    assert elapsed(
-        wednesday_noon, saturday_noon, working_days=False, holidays=holidays
-    ) == timedelta(days=3)
+    assert working.elapsed(wednesday_noon, saturday_noon) == timedelta(hours=36)
+    calendar = WorkCalendar(working_days=False, holidays=holidays)
+    assert calendar.elapsed(wednesday_noon, saturday_noon) == timedelta(days=3)
     sunday, tuesday = tehran(2026, 11, 23), tehran(2026, 11, 25)
-    assert elapsed(sunday, tuesday, working_days=True, holidays=holidays) == timedelta(hours=24), (
-        "the holiday is skipped"
-    )
+    assert working.elapsed(sunday, tuesday) == timedelta(hours=24), "the holiday is skipped"
+
+
+def _walk_the_days(start: datetime, end: datetime, holidays: set[date]) -> timedelta:
+    """The obvious way: every day's working window, one by one (the oracle for the fast one)."""
+    total, day = timedelta(0), start.astimezone(TEHRAN).date()
+    while day <= end.astimezone(TEHRAN).date():
+        closes = time(12) if day.weekday() == 3 else None
+        if day.weekday() != 4 and day not in holidays:
+            opens = datetime.combine(day, time(0), TEHRAN)
+            shuts = datetime.combine(day, closes, TEHRAN) if closes else opens + timedelta(days=1)
+            total += max(min(shuts, end) - max(opens, start), timedelta(0))
+        day += timedelta(days=1)
+    return total
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@given(
+    start=st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2027, 12, 31)),
+    length=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=60)),
+    order=st.permutations(range(3)),
+)
+def test_fast_working_time_agrees_with_walking_the_days(
+    start: datetime, length: timedelta, order: list[int]
+) -> None:
+    holidays = holiday_dates(["1405/09/03", "1405/12/29", "1404/01/01", "1406/01/12"])
+    calendar = WorkCalendar(working_days=True, holidays=holidays)
+    spans = [
+        (start.replace(tzinfo=TEHRAN) + shift, start.replace(tzinfo=TEHRAN) + shift + length)
+        for shift in (timedelta(0), timedelta(days=-40), timedelta(days=45))
+    ]
+    for index in order:  # the running totals grow backwards and forwards
+        begin, end = spans[index]
+        assert calendar.elapsed(begin, end) == _walk_the_days(begin, end, holidays)
 
 
 async def _age(settings: Settings, case_id: int, hours: float) -> datetime:

@@ -15,7 +15,7 @@ from bot.digits import isolate
 from bot.jalali import format_date, format_datetime
 from bot.services import outbox
 from bot.services.reference import county_of_neighbourhood, neighbourhoods_of_county
-from bot.services.worktime import elapsed, holiday_dates
+from bot.services.worktime import WorkCalendar, holiday_dates
 from models.entities import Agency, Case, CaseEvent, CaseStatus
 
 WAITING_FOR_ACCEPT = (CaseStatus.FORWARDED, CaseStatus.REOPENED)
@@ -65,20 +65,12 @@ async def overdue_cases(
 ) -> list[Overdue]:
     """Every threshold passed by every open case (optionally narrowed), as of `now`."""
     rules = settings.deadlines
-    holidays = holiday_dates(rules.holidays)
+    calendar = WorkCalendar(working_days=rules.working_days, holidays=holiday_dates(rules.holidays))
     found = []
     for case_id, code, status, domain_key, event_id, since in await _open_cases(session, *where):
         since = since if since.tzinfo else since.replace(tzinfo=now.tzinfo)
         accept_hours, escalate_hours, resolve_days = rules.rule_for(domain_key)
-        # Only the longest threshold matters: stop counting working time once past it, and skip
-        # counting when the calendar alone proves it (a week has at least 5 working days).
-        longest = max(timedelta(hours=escalate_hours), timedelta(days=resolve_days))
-        if now - since >= longest * 7 / 5 + timedelta(days=len(holidays) + 7):
-            waited = now - since
-        else:
-            waited = elapsed(
-                since, now, working_days=rules.working_days, holidays=holidays, enough=longest
-            )
+        waited = calendar.elapsed(since, now)
         kinds = []
         if status in WAITING_FOR_ACCEPT:
             if waited >= timedelta(hours=accept_hours):

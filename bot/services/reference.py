@@ -42,6 +42,8 @@ async def _sync_places(*, session: AsyncSession, settings: Settings) -> None:
 
 
 async def _sync_agencies_and_domains(*, session: AsyncSession, settings: Settings) -> None:
+    # An agency that left the config stands for nothing (its old cases keep its name).
+    await session.execute(update(Agency).values(kind=""))
     for county in settings.counties:
         for agency_cfg in county.agencies:
             agency = await session.get(Agency, agency_cfg.key) or Agency(key=agency_cfg.key)

@@ -1,0 +1,144 @@
+"""Drive a production layout end to end: residents file reports through the webhook.
+
+    python -m tests.httpapi --port 8081            # the Bot API stand-in (first)
+    mahalle run --role web --port 8001 & mahalle run --role web --port 8002 &
+    mahalle run --role worker &                     # all three with base_url = http://127.0.0.1:8081/bot
+    python -m bench.production_drill --webhook https://127.0.0.1:8443/telegram --users 20
+
+Each simulated resident walks /start → new report → types a neighbourhood → presses it → text →
+no photo → anonymous → confirm, posting every update to the webhook (through the reverse proxy,
+with the secret header) and waiting for the bot's answer in the stand-in before the next step.
+Consecutive updates of one chat reach different web processes when the proxy balances them.
+Prints how many got their tracking code, how many cards reached the agency chat, and latencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import statistics
+import time
+from typing import Any
+
+import httpx
+
+DESCRIPTION = "سطل زباله سر کوچه سه روز است خالی نشده و بوی بدی می‌دهد"
+_update_ids = itertools.count(int(time.time()))
+_message_ids = itertools.count(1)
+
+
+class Resident:
+    """One person in a private chat, talking to the bot through the webhook."""
+
+    def __init__(self, user_id: int, client: httpx.AsyncClient, arguments: argparse.Namespace):
+        self.user = {"id": user_id, "is_bot": False, "first_name": f"drill{user_id}"}
+        self.client, self.arguments = client, arguments
+        self.latencies: list[float] = []
+
+    async def shown(self) -> list[dict[str, Any]]:
+        """The messages this chat shows now, from the Bot API stand-in."""
+        answer = await self.client.get(f"{self.arguments.api}/_chat/{self.user['id']}")
+        return list(answer.json())
+
+    async def _post(self, update: dict[str, Any]) -> None:
+        before = len(await self.shown())
+        started = time.perf_counter()
+        update["update_id"] = next(_update_ids)
+        response = await self.client.post(
+            self.arguments.webhook,
+            json=update,
+            headers={"X-Telegram-Bot-Api-Secret-Token": self.arguments.secret},
+        )
+        response.raise_for_status()
+        deadline = started + 30
+        while len(await self.shown()) <= before:  # the answer is a new message in the chat
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"no answer to update {update['update_id']}")
+            await asyncio.sleep(0.01)
+        self.latencies.append(time.perf_counter() - started)
+
+    async def say(self, text: str) -> None:
+        """Send a text message (a leading /word is a command)."""
+        message: dict[str, Any] = {
+            "message_id": next(_message_ids), "date": int(time.time()), "text": text,
+            "chat": {"id": self.user["id"], "type": "private"}, "from": self.user,
+        }  # fmt: skip
+        if text.startswith("/"):
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text)}]
+        await self._post({"message": message})
+
+    async def press(self, label: str) -> None:
+        """Press the newest inline button whose label contains `label`."""
+        for shown in reversed(await self.shown()):
+            for button in shown["buttons"]:
+                if label in button["text"]:
+                    query = {
+                        "id": str(next(_update_ids)), "from": self.user, "chat_instance": "drill",
+                        "data": button["callback_data"],
+                        "message": {
+                            "message_id": shown["message_id"], "date": int(time.time()),
+                            "chat": {"id": self.user["id"], "type": "private"},
+                            "text": shown["text"],
+                        },
+                    }  # fmt: skip
+                    await self._post({"callback_query": query})
+                    return
+        raise LookupError(f"no button {label!r} for {self.user['id']}")
+
+    async def report(self) -> bool:
+        """The whole report flow; whether a tracking code came back."""
+        await self.say("/start")
+        await self.say("📝 گزارش جدید")
+        await self.say("یوسف آباد")
+        await self.press("یوسف‌آباد")
+        await self.say(DESCRIPTION)
+        await self.say("ادامه ⬅️")
+        await self.say("🙈 ناشناس بمانم")
+        await self.press("ثبت گزارش")
+        return any("۱۴۰" in shown["text"] for shown in await self.shown())
+
+
+async def drill(arguments: argparse.Namespace) -> None:
+    """Run the residents at once and print what came of it."""
+    async with httpx.AsyncClient(verify=False, timeout=30) as client:  # a self-signed proxy
+        residents = [
+            Resident(arguments.first_id + n, client, arguments) for n in range(arguments.users)
+        ]
+        started = time.perf_counter()
+        outcomes = await asyncio.gather(*(r.report() for r in residents), return_exceptions=True)
+        elapsed = time.perf_counter() - started
+        cards = 0
+        if arguments.agency_chat:
+            await asyncio.sleep(2)  # the worker delivers cards from the outbox
+            answer = await client.get(f"{arguments.api}/_chat/{arguments.agency_chat}")
+            cards = len(answer.json())
+    latencies = sorted(x * 1000 for r in residents for x in r.latencies)
+    failures = [o for o in outcomes if isinstance(o, BaseException)]
+    print(
+        f"residents={arguments.users} with_code={sum(o is True for o in outcomes)} "
+        f"failed={len(failures)} agency_cards={cards} updates={len(latencies)} "
+        f"seconds={elapsed:.1f}"
+    )
+    if latencies:
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        print(f"answer latency ms: p50={statistics.median(latencies):.1f} p99={p99:.1f}")
+    for failure in failures[:3]:
+        print(f"  {type(failure).__name__}: {failure}")
+
+
+def main() -> None:
+    """Parse the options and run the drill."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--webhook", default="https://127.0.0.1:8443/telegram")
+    parser.add_argument("--api", default="http://127.0.0.1:8081", help="the Bot API stand-in")
+    parser.add_argument("--secret", default=os.environ.get("MAHALLE_WEBHOOK_SECRET", ""))
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--first-id", type=int, default=500_000)
+    parser.add_argument("--agency-chat", type=int, help="count the cards that reached this chat")
+    asyncio.run(drill(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
