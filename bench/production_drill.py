@@ -58,6 +58,9 @@ class Resident:
                 raise TimeoutError(f"no answer to update {update['update_id']}")
             await asyncio.sleep(0.01)
         self.latencies.append(time.perf_counter() - started)
+        # A person reads the answer before the next step (and the bot finishes recording this
+        # one: an answer can be seen a moment before the conversation state is saved).
+        await asyncio.sleep(self.arguments.think)
 
     async def say(self, text: str) -> None:
         """Send a text message (a leading /word is a command)."""
@@ -135,6 +138,7 @@ def main() -> None:
     parser.add_argument("--api", default="http://127.0.0.1:8081", help="the Bot API stand-in")
     parser.add_argument("--secret", default=os.environ.get("MAHALLE_WEBHOOK_SECRET", ""))
     parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--think", type=float, default=1.0, help="seconds between steps")
     parser.add_argument("--first-id", type=int, default=500_000)
     parser.add_argument("--agency-chat", type=int, help="count the cards that reached this chat")
     asyncio.run(drill(parser.parse_args()))

@@ -147,13 +147,12 @@ def _run(settings: Settings, role: str, port: int | None = None) -> None:
         )
     asyncio.run(_upgrade(settings))
     application = build_application(settings, role=role)
-    if role == "worker":
-        asyncio.run(_serve_worker(application))
-        return
     telegram = settings.telegram
-    log.info("starting in %s mode on %s", telegram.mode, telegram.base_url)
+    log.info("starting (%s, %s) on %s", role, telegram.mode, telegram.base_url)
     try:
-        if telegram.mode == "webhook":
+        if role == "worker":
+            asyncio.run(_serve_worker(application))
+        elif telegram.mode == "webhook":
             assert telegram.webhook_secret is not None  # enforced by the settings
             application.run_webhook(
                 listen=telegram.webhook_listen,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -172,3 +174,25 @@ def test_description_bounds_count_normalised_characters() -> None:
     assert cases.description_problem("خیـــــــــــلی بد") == ("short", 7)
     assert cases.description_problem("x" * 2001) == ("long", 2001)
     assert cases.description_problem("  " + "ب" * 10 + "  ") is None
+
+
+async def test_processes_started_together_load_the_places_once(settings: Settings) -> None:
+    import asyncio
+
+    from models.db import create_engine, create_session_factory
+    from models.entities import District
+
+    if not settings.database.url.startswith("postgresql"):
+        pytest.skip("SQLite deployments are one process")
+    engines = [create_engine(settings.database.url) for _ in range(3)]  # two web, one worker
+
+    async def start(engine: Any) -> None:
+        async with create_session_factory(engine)() as session:
+            await sync_reference_data(session=session, settings=settings)
+
+    await asyncio.wait_for(asyncio.gather(*(start(engine) for engine in engines)), 120)
+    async with create_session_factory(engines[0])() as session:
+        districts = await session.scalar(select(func.count()).select_from(District))
+    for engine in engines:
+        await engine.dispose()
+    assert districts == len(settings.counties[0].districts)

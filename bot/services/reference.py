@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import SINGLE_COUNTY, Settings
 from bot.normalize import squash
 from models.entities import Agency, District, Domain, Neighbourhood
 
+REFERENCE_LOCK = 0x6D6168616C6C6572  # "mahaller"
+
 
 async def sync_reference_data(*, session: AsyncSession, settings: Settings) -> None:
     """Upsert by key, so renames keep their rows; what left the config is hidden, not deleted."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Processes started together take turns (held until the commit below).
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REFERENCE_LOCK})
     await _sync_places(session=session, settings=settings)
     await _sync_agencies_and_domains(session=session, settings=settings)
     await session.commit()
