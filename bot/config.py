@@ -73,6 +73,9 @@ class DatabaseSettings(_Section):
 class BotSettings(_Section):
     language: Literal["fa", "en"] = "fa"
     reports_per_hour: int = Field(default=5, ge=1, le=1000)
+    # New reports a minute from everyone together; above it, confirming waits a minute (the
+    # draft is kept). A storm evening is a few thousand an hour; a flood of fake accounts is not.
+    reports_per_minute_all: int = Field(default=300, ge=1)
     admin_chat_id: int | None = None
 
 

@@ -337,6 +337,11 @@ async def confirm(update: Update, context: MahalleContext) -> object:
                 context.t("rate-limited", limit=limit, minutes=wait), show_alert=True
             )
             return Step.CONFIRM
+        if await cases.everyone_busy(
+            session=session, limit=context.runtime.settings.bot.reports_per_minute_all
+        ):
+            await query.answer(context.t("busy-everyone"), show_alert=True)
+            return Step.CONFIRM
         submission = await cases.submit_report(
             session=session, reporter_id=user_id_of(update), draft=draft
         )

@@ -54,10 +54,19 @@ def alembic_config() -> Config:
     return config
 
 
-def _upgrade_on(connection: Connection) -> None:
+def migrate(connection: Connection, revision: str = "head", *, down: bool = False) -> None:
+    """Upgrade (or downgrade) the schema on this connection to `revision`."""
     config = alembic_config()
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # SQLite changes a column by copying the table; the rows pointing at it must not object.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    try:
+        (command.downgrade if down else command.upgrade)(config, revision)
+    finally:
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
 # Held while migrating, so processes started together (two web, one worker) take turns.
@@ -72,4 +81,4 @@ async def upgrade_database(engine: AsyncEngine) -> None:
             await connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
             )
-        await connection.run_sync(_upgrade_on)
+        await connection.run_sync(migrate)

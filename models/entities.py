@@ -173,6 +173,13 @@ class Case(Base):
     rating: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # When the case first reached each milestone (the audit log has every step; these let the
+    # agencies' figures over a month of cases be read without it).
+    forwarded_at: Mapped[datetime | None] = mapped_column()
+    accepted_at: Mapped[datetime | None] = mapped_column()
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    # When it last reached an agency (forwarded, rerouted or reopened): the deadlines' clock.
+    handed_over_at: Mapped[datetime | None] = mapped_column()
 
     neighbourhood: Mapped[Neighbourhood] = relationship(lazy="joined")
     events: Mapped[list[CaseEvent]] = relationship(

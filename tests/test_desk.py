@@ -250,7 +250,11 @@ async def test_statistics_figures(bot: Bot, settings: Settings, session_factory:
                 )
             )
         ).one()
+        # Accepted three hours after it was forwarded: the audit row and the case's milestone.
         accepted.created_at = forwarded.created_at + timedelta(hours=3)
+        accepted_case = await session.get(Case, accepted.case_id)
+        assert accepted_case is not None and accepted_case.forwarded_at is not None
+        accepted_case.accepted_at = accepted_case.forwarded_at + timedelta(hours=3)
         case = await session.get(Case, cases[0].id)
         assert case is not None
         case.rating, case.reopen_count = 4, 1

@@ -217,3 +217,23 @@ async def test_hourly_limit_stops_a_new_report_politely(bot: Bot, settings: Sett
     replies = texts(await resident.send("📝 گزارش جدید"))
     assert "حداکثر ۵ گزارش" in replies[-1] and "دقیقهٔ دیگر" in replies[-1]
     assert len(await cases_in(settings)) == settings.bot.reports_per_hour
+
+
+async def test_a_flood_from_everyone_waits_a_minute_and_loses_nothing(
+    bot: Bot, settings: Settings
+) -> None:
+    runtime = bot.app.bot_data["runtime"]
+    runtime.settings = settings.model_copy(
+        update={"bot": settings.bot.model_copy(update={"reports_per_minute_all": 2})}
+    )
+    for user_id in (3001, 3002):
+        await walk_to_summary(bot.user(user_id))
+        await bot.user(user_id).press("ثبت گزارش")
+    third = bot.user(3003)
+    await walk_to_summary(third)
+    refused = alerts(await third.press("ثبت گزارش"))
+    assert "یک دقیقهٔ دیگر" in refused[0] and "محفوظ" in refused[0]
+    assert len(await cases_in(settings)) == 2, "the third waits"
+    runtime.settings = settings  # a minute later, as far as the limit is concerned
+    replies = texts(await third.press("ثبت گزارش"))
+    assert any("۱۴۰۵-۰۰۰۰۳" in reply for reply in replies), "the kept draft goes through"

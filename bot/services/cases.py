@@ -17,6 +17,7 @@ from models.db import dialect_insert
 from models.entities import Case, CaseEvent, CaseSequence, CaseStatus, Draft, User
 
 RATE_WINDOW = timedelta(hours=1)
+GLOBAL_WINDOW = timedelta(minutes=1)
 MIN_TEXT, MAX_TEXT = 10, 2000
 
 
@@ -65,6 +66,14 @@ async def minutes_until_allowed(
     oldest = recent[-limit]
     oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=now.tzinfo)
     return max(1, int((oldest + RATE_WINDOW - now).total_seconds() // 60) + 1)
+
+
+async def everyone_busy(*, session: AsyncSession, limit: int, now: datetime | None = None) -> bool:
+    """Whether the cases filed in the last minute, by everyone, reached the global limit."""
+    now = now or utcnow()
+    recent = select(Case.id).where(Case.created_at >= now - GLOBAL_WINDOW).limit(limit)
+    count = await session.scalar(select(func.count()).select_from(recent.subquery()))
+    return int(count or 0) >= limit
 
 
 async def _next_sequence(*, session: AsyncSession, year: int) -> int:

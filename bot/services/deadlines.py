@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cards import Cards, code_for_display
-from bot.config import Settings
+from bot.config import DeadlineSettings, Settings
 from bot.digits import isolate
 from bot.jalali import format_date, format_datetime
 from bot.services import outbox
@@ -60,25 +60,70 @@ async def _open_cases(session: AsyncSession, *where: Any) -> list[Any]:
     return list(rows)
 
 
+class OverdueCheck:
+    """Which deadlines a case at an agency has passed: the rules per domain worked out once,
+    and working time counted once per day for all cases."""
+
+    def __init__(self, rules: DeadlineSettings) -> None:
+        self.rules = rules
+        self.calendar = WorkCalendar(
+            working_days=rules.working_days, holidays=holiday_dates(rules.holidays)
+        )
+        self._thresholds: dict[str | None, tuple[timedelta, timedelta, timedelta]] = {}
+
+    def _limits(self, domain_key: str | None) -> tuple[timedelta, timedelta, timedelta]:
+        """(to accept, to escalation, to resolve) for a domain."""
+        if domain_key not in self._thresholds:
+            accept_hours, escalate_hours, resolve_days = self.rules.rule_for(domain_key)
+            self._thresholds[domain_key] = (
+                timedelta(hours=accept_hours),
+                timedelta(hours=escalate_hours),
+                timedelta(days=resolve_days),
+            )
+        return self._thresholds[domain_key]
+
+    def kinds(
+        self, *, status: str, domain_key: str | None, since: datetime, now: datetime
+    ) -> list[str]:
+        """'remind', 'escalate-accept', 'escalate-resolve': each threshold passed."""
+        if status not in OPEN_AT_AGENCY:
+            return []
+        since = since if since.tzinfo else since.replace(tzinfo=now.tzinfo)
+        to_accept, to_escalate, to_resolve = self._limits(domain_key)
+        waited = self.calendar.elapsed(since, now)
+        kinds = []
+        if status in WAITING_FOR_ACCEPT:
+            if waited >= to_accept:
+                kinds.append("remind")
+            if waited >= to_escalate:
+                kinds.append("escalate-accept")
+        if waited >= to_resolve:
+            kinds.append("escalate-resolve")
+        return kinds
+
+    def escalated(
+        self, *, status: str, domain_key: str | None, since: datetime, now: datetime
+    ) -> bool:
+        """Whether the case is past a deadline that goes to the coordinators."""
+        if status not in OPEN_AT_AGENCY:
+            return False
+        _, to_escalate, to_resolve = self._limits(domain_key)
+        soonest = min(to_escalate, to_resolve) if status in WAITING_FOR_ACCEPT else to_resolve
+        since = since if since.tzinfo else since.replace(tzinfo=now.tzinfo)
+        if now - since < soonest:  # working time never exceeds calendar time
+            return False
+        found = self.kinds(status=status, domain_key=domain_key, since=since, now=now)
+        return any(kind != "remind" for kind in found)
+
+
 async def overdue_cases(
     session: AsyncSession, *, settings: Settings, now: datetime, where: tuple[Any, ...] = ()
 ) -> list[Overdue]:
     """Every threshold passed by every open case (optionally narrowed), as of `now`."""
-    rules = settings.deadlines
-    calendar = WorkCalendar(working_days=rules.working_days, holidays=holiday_dates(rules.holidays))
+    check = OverdueCheck(settings.deadlines)
     found = []
     for case_id, code, status, domain_key, event_id, since in await _open_cases(session, *where):
-        since = since if since.tzinfo else since.replace(tzinfo=now.tzinfo)
-        accept_hours, escalate_hours, resolve_days = rules.rule_for(domain_key)
-        waited = calendar.elapsed(since, now)
-        kinds = []
-        if status in WAITING_FOR_ACCEPT:
-            if waited >= timedelta(hours=accept_hours):
-                kinds.append("remind")
-            if waited >= timedelta(hours=escalate_hours):
-                kinds.append("escalate-accept")
-        if waited >= timedelta(days=resolve_days):
-            kinds.append("escalate-resolve")
+        kinds = check.kinds(status=status, domain_key=domain_key, since=since, now=now)
         found += [Overdue(case_id, code, kind, since, event_id) for kind in kinds]
     return found
 

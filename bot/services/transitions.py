@@ -6,11 +6,19 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from bot.jalali import utcnow
-from models.entities import Case, CaseEvent
+from models.entities import Case, CaseEvent, CaseStatus
+
+# The statuses whose first arrival is kept on the case itself, for the agencies' figures.
+MILESTONES: dict[str, InstrumentedAttribute[datetime | None]] = {
+    CaseStatus.FORWARDED: Case.forwarded_at,
+    CaseStatus.ACCEPTED: Case.accepted_at,
+    CaseStatus.RESOLVED: Case.resolved_at,
+}
 
 
 class TransitionRefusedError(Exception):
@@ -48,6 +56,10 @@ async def transition(
     current = await session.scalar(select(Case.status).where(Case.id == case_id))
     changed = 0
     if current in allowed_from:
+        if milestone := MILESTONES.get(to):  # the first time only
+            values[milestone.key] = func.coalesce(milestone, now)
+        if to in (CaseStatus.FORWARDED, CaseStatus.REOPENED):  # the deadlines start again
+            values["handed_over_at"] = now
         result = await session.execute(
             update(Case)
             .where(Case.id == case_id, Case.status == current)
