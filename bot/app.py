@@ -50,11 +50,14 @@ def default_builder(settings: Settings) -> ApplicationBuilder[Any, Any, Any, Any
         .base_file_url(settings.telegram.base_file_url)
     )
     if settings.telegram.rate_limit:
-        # Telegram's flood limits; a short RetryAfter is waited out rather than raised.
-        builder = builder.rate_limiter(
-            AIORateLimiter(overall_max_rate=30, group_max_rate=20, max_retries=3)
-        )
+        builder = builder.rate_limiter(flood_limiter())
     return builder
+
+
+def flood_limiter() -> AIORateLimiter:
+    """Telegram's flood limits (30 a second in all, 20 a minute per group); a short RetryAfter
+    is waited out rather than raised."""
+    return AIORateLimiter(overall_max_rate=30, group_max_rate=20, max_retries=3)
 
 
 def build_application(

@@ -33,6 +33,16 @@ _ZWNJ_AT_EDGE = re.compile(
 _SPACES = re.compile(r"[^\S\n]+")
 
 
+# Control characters (but line breaks and tabs) and lone surrogates: invisible, and NUL or a
+# lone surrogate cannot even be stored (PostgreSQL refuses NUL; UTF-8 has no surrogates).
+_UNSTORABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """What a person typed, minus the characters nobody can see or store."""
+    return _UNSTORABLE.sub("", text)
+
+
 def normalize(text: str) -> str:
     """Fold the spellings people type into one form; idempotent and total."""
     folded = unicodedata.normalize("NFKC", text).translate(_TABLE)

@@ -7,6 +7,7 @@ from telegram import CallbackQuery, Update
 from bot.cards import code_for_display
 from bot.context import MahalleContext
 from bot.jalali import utcnow
+from bot.normalize import clean_text
 from bot.services import casework
 from bot.services.transitions import TransitionRefusedError
 from handlers import keyboards
@@ -70,7 +71,7 @@ async def take_answer(update: Update, context: MahalleContext) -> object:
     message = update.effective_message
     assert message is not None and update.effective_user is not None
     user_id = update.effective_user.id
-    text = (message.text or message.caption or "").strip()
+    text = clean_text(message.text or message.caption or "").strip()
     photo = message.photo[-1].file_id if message.photo else None
     if not photo and not 2 <= len(text) <= MAX_ANSWER:
         await message.reply_text(context.t("answer-length", high=MAX_ANSWER))

@@ -8,6 +8,7 @@ from telegram.ext import ConversationHandler
 from bot.context import MahalleContext
 from bot.digits import isolate
 from bot.jalali import utcnow
+from bot.normalize import clean_text
 from bot.services import groups, outbox, reference
 from handlers import keyboards, picker
 from handlers.common import message_of, user_id_of
@@ -49,7 +50,7 @@ async def _take_text(
     update: Update, context: MahalleContext, *, column: str, limit: int, state: str
 ) -> object | None:
     """Store one typed field of the registration: None when stored, else the state to return."""
-    text = (message_of(update).text or "").strip()
+    text = clean_text(message_of(update).text or "").strip()
     if not 3 <= len(text) <= limit:
         await message_of(update).reply_text(context.t("group-length", low=3, high=limit))
         return state

@@ -13,6 +13,7 @@ from telegram.ext import ConversationHandler
 from bot.context import MahalleContext
 from bot.digits import isolate
 from bot.jalali import TrackingCode
+from bot.normalize import clean_text
 from bot.pipeline import route_submitted
 from bot.services import cases, drafts, places, users
 from bot.services.drafts import MAX_PHOTOS, ReportDraft
@@ -203,7 +204,7 @@ async def pick_neighbourhood(update: Update, context: MahalleContext) -> object:
 async def take_description(update: Update, context: MahalleContext) -> object:
     """Accept the description when its length is within bounds."""
     message = message_of(update)
-    text = message.text or message.caption or ""
+    text = clean_text(message.text or message.caption or "")
     draft = await _load(update, context)
     if draft is None:
         return await _draft_lost(update, context)

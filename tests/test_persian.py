@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from bot.digits import ascii_digits, persian_digits
 from bot.jalali import TrackingCode, format_date, format_datetime, jalali_year
-from bot.normalize import normalize, squash
+from bot.normalize import clean_text, normalize, squash
 
 
 @pytest.mark.parametrize(
@@ -81,3 +81,12 @@ def test_tracking_code_rejects_non_codes(typed: str) -> None:
 def test_tracking_code_displays_left_to_right_with_persian_digits() -> None:
     assert TrackingCode(1405, 123).display() == "\u2066۱۴۰۵-۰۰۱۲۳\u2069"
     assert TrackingCode(1405, 123).canonical == "1405-00123"
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=())))
+def test_cleaned_text_can_be_stored_and_keeps_what_people_see(text: str) -> None:
+    cleaned = clean_text(text)
+    cleaned.encode("utf-8")  # no lone surrogates
+    assert "\x00" not in cleaned
+    visible = [c for c in text if c in "\n\t" or not (ord(c) < 32 or ord(c) == 127)]
+    assert len(cleaned) == len([c for c in visible if not 0xD800 <= ord(c) <= 0xDFFF])

@@ -82,6 +82,11 @@ class OverdueCheck:
             )
         return self._thresholds[domain_key]
 
+    def soonest_escalation(self) -> timedelta:
+        """The shortest wait, in any domain, before a case can be escalated."""
+        domains = [None, *self.rules.domains]
+        return min(min(self._limits(d)[1:]) for d in domains)
+
     def kinds(
         self, *, status: str, domain_key: str | None, since: datetime, now: datetime
     ) -> list[str]:

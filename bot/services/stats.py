@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import jdatetime
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.jalali import TEHRAN
-from bot.services.deadlines import OverdueCheck
+from bot.services.deadlines import OPEN_AT_AGENCY, OverdueCheck
 from bot.services.reference import neighbourhoods_of_county
 from models.entities import Agency, Case, Domain, Neighbourhood
 
@@ -74,60 +75,123 @@ async def collect(
     now: datetime,
     county_key: str | None = None,
 ) -> Stats:
-    """Figures for cases filed in [start, end) (in one county, when given), counted in one
-    streamed pass over the period's cases (a month of a busy county is 100,000 rows)."""
+    """Figures for cases filed in [start, end) (in one county, when given). The database
+    counts; Python sees one number per case only for the medians, and the open cases only for
+    the deadlines (a month of a busy county is 100,000 cases)."""
     in_period: tuple[Any, ...] = (Case.created_at >= start, Case.created_at < end)
     if scope := settings.case_filter_county(county_key):
         in_period = (*in_period, Case.neighbourhood_id.in_(neighbourhoods_of_county(scope)))
-    tally = _Tally(settings, now)
-    rows = await session.stream(
-        select(*_COLUMNS).where(*in_period).execution_options(yield_per=10_000)
+    tally = _Tally()
+    for row in await session.execute(_counts(in_period)):
+        tally.add_group(*row)
+    hours = _hours_expression(session)
+    await _stream(
+        session,
+        select(
+            Case.agency_key,
+            hours(Case.accepted_at, Case.forwarded_at),
+            hours(Case.resolved_at, Case.forwarded_at),
+        ).where(*in_period, Case.agency_key.is_not(None), Case.accepted_at.is_not(None)),
+        tally.add_hours,
     )
-    async for batch in rows.partitions():  # a row at a time would switch context per row
-        for row in batch:
-            tally.add(row)
+    check = OverdueCheck(settings.deadlines)
+    await _stream(
+        session,
+        select(Case.agency_key, Case.status, Case.domain_key, Case.handed_over_at).where(
+            *in_period,
+            Case.status.in_(OPEN_AT_AGENCY),
+            Case.agency_key.is_not(None),
+            Case.handed_over_at < now - check.soonest_escalation(),
+        ),
+        lambda agency, status, domain, since: tally.add_open(
+            agency, check.escalated(status=status, domain_key=domain, since=since, now=now)
+        ),
+    )
     return await tally.figures(session, start=start, end=end)
 
 
-# What one pass over the period reads of each case.
-_COLUMNS = (
-    Case.status, Case.domain_key, Case.neighbourhood_id, Case.rating, Case.agency_key,
-    Case.reopen_count, Case.forwarded_at, Case.accepted_at, Case.resolved_at,
-    Case.handed_over_at,
-)  # fmt: skip
+def _counts(in_period: tuple[Any, ...]) -> Any:
+    """Cases, ratings and reopened cases per status, domain, place and agency."""
+    return (
+        select(
+            Case.status, Case.domain_key, Case.neighbourhood_id, Case.agency_key, func.count(),
+            func.count(Case.rating), func.sum(Case.rating),
+            func.sum(case((Case.reopen_count > 0, 1), else_=0)),
+        )
+        .where(*in_period)
+        .group_by(Case.status, Case.domain_key, Case.neighbourhood_id, Case.agency_key)
+    )  # fmt: skip
+
+
+async def _stream(session: AsyncSession, query: Any, take: Callable[..., None]) -> None:
+    """Feed each row of a possibly long result to `take`, in batches (flat memory)."""
+    result = await session.stream(query.execution_options(yield_per=10_000))
+    async for batch in result.partitions():  # a row at a time would switch context per row
+        for row in batch:
+            take(*row)
+
+
+def _hours_expression(session: AsyncSession) -> Callable[[Any, Any], Any]:
+    """Hours between two timestamps, computed by the database (no datetimes to parse here)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return lambda later, earlier: func.extract("epoch", later - earlier) / 3600
+    return lambda later, earlier: (func.julianday(later) - func.julianday(earlier)) * 24
+
+
+@dataclass
+class _AgencyTally:
+    cases: int = 0
+    reopened: int = 0
+    rated: int = 0
+    rating_sum: int = 0
+    overdue: int = 0
+    accept_hours: list[float] = field(default_factory=list)
+    resolve_hours: list[float] = field(default_factory=list)
 
 
 class _Tally:
-    """Counts accumulated case by case."""
+    """What the queries found, before names replace keys."""
 
-    def __init__(self, settings: Settings, now: datetime) -> None:
-        self.deadlines = OverdueCheck(settings.deadlines)
-        self.now = now
+    def __init__(self) -> None:
         self.by_status: Counter[str] = Counter()
         self.by_domain: Counter[str] = Counter()
         self.by_place: Counter[int] = Counter()
-        self.ratings: list[int] = []
-        # Per agency: (reopened, rating, hours to accept, hours to resolve, overdue) per case.
-        self.agencies: dict[str, list[tuple[bool, int | None, float | None, float | None, bool]]]
-        self.agencies = defaultdict(list)
+        self.rated, self.rating_sum = 0, 0
+        self.agencies: defaultdict[str, _AgencyTally] = defaultdict(_AgencyTally)
 
-    def add(self, row: Any) -> None:
-        (status, domain, place, rating, agency, reopens, forwarded, accepted, resolved,
-         handed_over) = row  # fmt: skip
-        self.by_status[status] += 1
+    def add_group(
+        self,
+        status: str,
+        domain: str | None,
+        place: int,
+        agency: str | None,
+        cases: int,
+        rated: int,
+        rating_sum: int | None,
+        reopened: int | None,
+    ) -> None:
+        self.by_status[status] += cases
         if domain is not None:
-            self.by_domain[domain] += 1
-        self.by_place[place] += 1
-        if rating is not None:
-            self.ratings.append(rating)
+            self.by_domain[domain] += cases
+        self.by_place[place] += cases
+        self.rated += rated
+        self.rating_sum += rating_sum or 0
         if agency is not None:
-            overdue = handed_over is not None and self.deadlines.escalated(
-                status=status, domain_key=domain, since=handed_over, now=self.now
-            )
-            self.agencies[agency].append(
-                (reopens > 0, rating, _hours(accepted, forwarded), _hours(resolved, forwarded),
-                 overdue)
-            )  # fmt: skip
+            figures = self.agencies[agency]
+            figures.cases += cases
+            figures.reopened += reopened or 0
+            figures.rated += rated
+            figures.rating_sum += rating_sum or 0
+
+    def add_hours(self, agency: str, accept: float | None, resolve: float | None) -> None:
+        figures = self.agencies[agency]
+        if accept is not None:
+            figures.accept_hours.append(float(accept))
+        if resolve is not None:
+            figures.resolve_hours.append(float(resolve))
+
+    def add_open(self, agency: str, overdue: bool) -> None:
+        self.agencies[agency].overdue += overdue
 
     async def figures(self, session: AsyncSession, *, start: datetime, end: datetime) -> Stats:
         """The tally with names in place of keys."""
@@ -138,6 +202,7 @@ class _Tally:
         for place in places:
             districts[place.district.name] += self.by_place.get(place.id, 0)
         agency_names = {a.key: a.name for a in (await session.scalars(select(Agency))).all()}
+        ranked = sorted(self.agencies.items(), key=lambda item: -item[1].cases)
         return Stats(
             start=start,
             end=end,
@@ -146,33 +211,21 @@ class _Tally:
             by_domain=[(domains.get(k, k), n) for k, n in self.by_domain.most_common()],
             by_district=[(name, n) for name, n in districts.most_common() if n],
             by_neighbourhood=[(place_names[k], n) for k, n in self.by_place.most_common(10)],
-            agencies=[
-                _agency_figures(agency_names.get(key, key), cases)
-                for key, cases in sorted(self.agencies.items(), key=lambda item: -len(item[1]))
-            ],
-            rating=statistics.fmean(self.ratings) if self.ratings else None,
-            ratings=len(self.ratings),
+            agencies=[_agency_figures(agency_names.get(k, k), t) for k, t in ranked if t.cases],
+            rating=self.rating_sum / self.rated if self.rated else None,
+            ratings=self.rated,
         )
 
 
-def _agency_figures(
-    name: str, cases: list[tuple[bool, int | None, float | None, float | None, bool]]
-) -> AgencyFigures:
-    accept = [c[2] for c in cases if c[2] is not None]
-    resolve = [c[3] for c in cases if c[3] is not None]
-    ratings = [c[1] for c in cases if c[1] is not None]
+def _agency_figures(name: str, tally: _AgencyTally) -> AgencyFigures:
     return AgencyFigures(
         name=name,
-        cases=len(cases),
-        median_accept_hours=statistics.median(accept) if accept else None,
-        median_resolve_hours=statistics.median(resolve) if resolve else None,
-        overdue_rate=sum(c[4] for c in cases) / len(cases),
-        reopen_rate=sum(c[0] for c in cases) / len(cases),
-        rating=statistics.fmean(ratings) if ratings else None,
+        cases=tally.cases,
+        median_accept_hours=(statistics.median(tally.accept_hours) if tally.accept_hours else None),
+        median_resolve_hours=(
+            statistics.median(tally.resolve_hours) if tally.resolve_hours else None
+        ),
+        overdue_rate=tally.overdue / tally.cases,
+        reopen_rate=tally.reopened / tally.cases,
+        rating=tally.rating_sum / tally.rated if tally.rated else None,
     )
-
-
-def _hours(later: datetime | None, earlier: datetime | None) -> float | None:
-    if later is None or earlier is None:
-        return None
-    return (later - earlier).total_seconds() / 3600

@@ -1,0 +1,78 @@
+"""Outbox delivery on the offline fake Bot API.
+
+    .venv/bin/python -m bench.outbox --messages 20000                 # flood limiter off
+    .venv/bin/python -m bench.outbox --messages 600 --limited         # Telegram's flood limits on
+    (add --database-url postgresql+asyncpg://… for PostgreSQL)
+
+Queues messages to many private chats (and, with --groups, to a few group chats), then lets the
+real sender deliver them: claim the oldest due row (FIFO per chat), send, record, one transaction
+each. Lifted: messages a second. Limited: PTB's flood limiter as `mahalle run` configures it
+(30 a second in all, 20 a minute per group), measured against those limits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from typing import Any
+
+from telegram.ext import ApplicationBuilder
+
+from bench.report_flow import _fresh_database
+from bot.app import build_application, flood_limiter
+from bot.services import outbox
+from models.db import create_engine, create_session_factory
+from tests.conftest import make_settings
+from tests.fakebot import FAKE_TOKEN, FakeBotAPI, stop_bot
+
+
+async def run(messages: int, groups: int, limited: bool, database_url: str | None) -> None:
+    url = await _fresh_database(database_url)
+    settings = make_settings(url, telegram={"rate_limit": limited})
+    api = FakeBotAPI()
+    builder: Any = ApplicationBuilder().token(FAKE_TOKEN).request(api).get_updates_request(api)
+    if limited:
+        builder = builder.rate_limiter(flood_limiter())
+    app = build_application(settings, builder)
+    await app.initialize()
+    engine = create_engine(url)
+    async with create_session_factory(engine)() as session:
+        for number in range(messages):
+            chat = -1_000_000 - number % groups if number % 10 == 0 and groups else 500_000 + number
+            outbox.enqueue(
+                session, chat_id=chat, purpose=outbox.REPORTER_NOTICE,
+                payload={"text": f"پیام {number}"},
+            )  # fmt: skip
+        await session.commit()
+    await engine.dispose()
+    api.record, api.counts = False, {}
+    sender = app.bot_data["runtime"].sender
+    started = time.perf_counter()
+    sent = await sender.deliver_due(limit=messages)
+    elapsed = time.perf_counter() - started
+    await stop_bot(app)
+    print(
+        f"backend={url.split(':', 1)[0]} limiter={'on' if limited else 'off'} messages={sent} "
+        f"delivered={api.counts.get('sendMessage', 0)} seconds={elapsed:.1f} "
+        f"per_second={sent / elapsed:.1f}"
+    )
+
+
+def main() -> None:
+    """Parse arguments and run."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--groups", type=int, default=0, help="send every tenth to N groups")
+    parser.add_argument("--limited", action="store_true", help="Telegram's flood limits on")
+    parser.add_argument("--database-url", default=None)
+    arguments = parser.parse_args()
+    asyncio.run(
+        run(arguments.messages, arguments.groups, arguments.limited, arguments.database_url)
+    )
+
+
+if __name__ == "__main__":
+    main()
