@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import ConversationHandler
 
@@ -107,6 +108,17 @@ async def take_place(update: Update, context: MahalleContext) -> object:
     return END
 
 
+async def _coordinates_group(
+    session: AsyncSession, context: MahalleContext, group_id: int, user_id: int
+) -> bool:
+    """Whether this coordinator looks after the county the group's neighbourhood lies in."""
+    found = await session.get(LocalGroup, group_id)
+    if found is None or found.neighbourhood_id is None:
+        return True  # nothing to decide; groups.decide says so
+    county = await reference.county_of_neighbourhood(session, found.neighbourhood_id)
+    return user_id in context.runtime.settings.county_named(county).coordinators
+
+
 def _decision_card(context: MahalleContext, group: LocalGroup, place: str) -> dict[str, object]:
     signer = context.runtime.card_renderer.signer
     cards = context.runtime.card_renderer
@@ -129,6 +141,9 @@ async def decide(update: Update, context: MahalleContext) -> None:
         return
     approve = parts[1] == "a"
     async with context.session() as session:
+        if not await _coordinates_group(session, context, int(parts[2]), query.from_user.id):
+            await query.answer(context.t("coordinators-only"), show_alert=True)
+            return
         group = await groups.decide(
             session,
             group_id=int(parts[2]),

@@ -249,3 +249,19 @@ async def test_an_agency_replaced_in_the_config_no_longer_receives_cases(
         await sync_reference_data(session=session, settings=changed)
         agency = await agency_for(session, county_key="main", domain_key="municipal")
     assert agency is not None and agency.key == "municipality-2"
+
+
+async def test_a_group_is_approved_only_by_its_own_countys_coordinators(bot: Bot) -> None:
+    founder = bot.user(1101)
+    await founder.send("/group")
+    await founder.send("دوستداران محیط زیست ری")
+    await founder.send("پاکسازی پارک‌ها و کاشت درخت")
+    await founder.send("دولت‌آباد")
+    await founder.press("دولت‌آباد")
+    assert [m for m in bot.api.delivered(REY_CHAT) if "تشکل" in m.text], "Rey's desk hears"
+    assert not bot.api.delivered(COORDINATOR_CHAT), "Tehran's does not"
+    tehran = bot.in_group(COORDINATOR, REY_CHAT, "هماهنگ‌کننده تهران")
+    assert alerts(await tehran.press("تأیید")), "another county's coordinator is refused"
+    assert "تأیید شد" not in founder.last_text
+    await bot.in_group(REY_COORDINATOR, REY_CHAT, "هماهنگ‌کننده ری").press("تأیید")
+    assert "تأیید شد" in founder.last_text
