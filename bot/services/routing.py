@@ -116,7 +116,7 @@ async def route_new_case(
         if agency is not None and agency.chat_id is not None:
             await forward(
                 session, case=case, domain_key=result.domain, allowed_from={CaseStatus.SUBMITTED},
-                actor_id=None, actor_name=None, cards=cards, now=now,
+                actor_id=None, actor_name=None, cards=cards, now=now, agency=agency,
             )  # fmt: skip
             return CaseStatus.FORWARDED
         reason = "triage-reason-no-chat"
@@ -177,10 +177,13 @@ async def forward(
     cards: Cards,
     now: datetime,
     note: str | None = None,
+    agency: Agency | None = None,
 ) -> None:
-    """Hand the case to the agency of `domain_key`: status, card with attachments, reporter told."""
-    county_key = await county_of(session, case)
-    agency = await agency_for(session, county_key=county_key, domain_key=domain_key)
+    """Hand the case to the agency of `domain_key` (looked up in the case's county unless the
+    caller already did): status, card with attachments, reporter told."""
+    if agency is None:
+        county_key = await county_of(session, case)
+        agency = await agency_for(session, county_key=county_key, domain_key=domain_key)
     assert agency is not None, "config validation gives every county an agency per domain"
     await transition(
         session, case_id=case.id, allowed_from=allowed_from, to=CaseStatus.FORWARDED,
