@@ -6,16 +6,21 @@ import asyncio
 import csv
 import io
 import os
+import random
+import statistics
 import sys
+from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 import hypothesis
 import jdatetime
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from openpyxl import load_workbook
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
@@ -25,10 +30,19 @@ from bot.jalali import TEHRAN, format_date
 from bot.pipeline import check_deadlines, send_daily_digest
 from bot.reports import EXPORT_COLUMN_KEYS, export_rows, weekly_chart, write_export
 from bot.services import stats
+from bot.services.deadlines import OverdueCheck
+from bot.services.reference import sync_reference_data
 from bot.services.worktime import WorkCalendar, holiday_dates
 from models.db import create_engine, create_session_factory
-from models.entities import Case, CaseEvent, Staff
-from tests.conftest import COORDINATOR, COORDINATOR_CHAT, EXAMPLE_CONFIG, Bot, agency_chat
+from models.entities import Agency, Case, CaseEvent, CaseStatus, Domain, Neighbourhood, Staff
+from tests.conftest import (
+    COORDINATOR,
+    COORDINATOR_CHAT,
+    EXAMPLE_CONFIG,
+    Bot,
+    agency_chat,
+    make_settings,
+)
 from tests.fakebot import alerts, texts
 from tests.test_agency import add_staff, one_case, report
 from tests.test_privacy import report_with_phone
@@ -153,6 +167,108 @@ def test_fast_working_time_agrees_with_walking_the_days(
     for index in order:  # the running totals grow backwards and forwards
         begin, end = spans[index]
         assert calendar.elapsed(begin, end) == _walk_the_days(begin, end, holidays)
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@given(
+    end=st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2027, 12, 31)),
+    amount=st.timedeltas(min_value=timedelta(minutes=1), max_value=timedelta(days=20)),
+    probe=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=60)),
+)
+def test_latest_late_hand_over_agrees_with_working_time(
+    end: datetime, amount: timedelta, probe: timedelta
+) -> None:
+    calendar = WorkCalendar(
+        working_days=True, holidays=holiday_dates(["1405/09/03", "1405/12/29", "1406/01/01"])
+    )
+    now = end.replace(tzinfo=UTC)
+    latest = calendar.latest_start(now, amount)
+    assert calendar.elapsed(latest, now) >= amount
+    assert calendar.elapsed(latest + timedelta(microseconds=1), now) < amount
+    handed_over = now - probe
+    assert (handed_over <= latest) == (calendar.elapsed(handed_over, now) >= amount)
+
+
+async def test_statistics_agree_with_going_through_the_cases_one_by_one(
+    database_url: str,
+) -> None:
+    """Overdue as the deadline job decides it, medians as Python's `statistics` works them out."""
+    settings = make_settings(
+        database_url, deadlines={"holidays": ["1405/09/03", "1405/08/24"]}
+    )  # a Monday and a Saturday holiday among the example's working-time rules
+    now = datetime(2026, 11, 26, 9, 30, 15, 123456, tzinfo=UTC)  # a Thursday morning
+    check = OverdueCheck(settings.deadlines)
+    edge = check.late_if_handed_over_by(waiting=True, domain_key=None, now=now)
+    engine = create_engine(database_url)
+    async with create_session_factory(engine)() as session:
+        await sync_reference_data(session=session, settings=settings)
+        places = list((await session.scalars(select(Neighbourhood.id))).all())
+        domains = [
+            (d.key, d.agency_kind)
+            for d in (await session.scalars(select(Domain))).all()
+            if d.agency_kind
+        ]
+        rng = random.Random(5)
+        moments = [now - timedelta(seconds=rng.uniform(0, 20 * 86400)) for _ in range(400)]
+        moments += [edge, edge + timedelta(microseconds=1), now, now - timedelta(days=19)]
+        rows = []
+        for n, handed_over in enumerate(moments):
+            domain, agency = rng.choice(domains)
+            status = rng.choice([*CaseStatus])
+            rows.append(
+                _generated_case(n, places[n % len(places)], domain, agency, status, handed_over)
+            )
+        rows[-4]["domain_key"] = rows[-3]["domain_key"] = "utilities"  # no rule of its own
+        rows[-4]["status"] = rows[-3]["status"] = CaseStatus.FORWARDED
+        for row in rows[:300]:
+            row["accepted_at"] = row["forwarded_at"] + timedelta(hours=rng.uniform(0.1, 90))
+            if rng.random() < 0.6:
+                row["resolved_at"] = row["accepted_at"] + timedelta(hours=rng.uniform(1, 300))
+        await session.execute(insert(Case), rows)
+        await session.commit()
+        figures = await stats.collect(
+            session, settings=settings, start=now - timedelta(days=30), end=now, now=now
+        )
+        names = {a.key: a.name for a in (await session.scalars(select(Agency))).all()}
+    await engine.dispose()
+    overdue: Counter[str] = Counter()
+    hours: defaultdict[tuple[str, str], list[float]] = defaultdict(list)
+    for row in rows:
+        kinds = check.kinds(
+            status=row["status"], domain_key=row["domain_key"], since=row["handed_over_at"], now=now
+        )
+        name = names[row["agency_key"]]
+        overdue[name] += any(kind != "remind" for kind in kinds)
+        for milestone in ("accepted_at", "resolved_at"):
+            if milestone in row:
+                taken = row[milestone] - row["forwarded_at"]
+                hours[name, milestone].append(taken.total_seconds() / 3600)
+    found = {a.name: round(a.overdue_rate * a.cases) for a in figures.agencies}
+    assert found == {name: overdue[name] for name in found}
+    assert sum(found.values()) > 20, "the generated cases include overdue ones"
+    for figure in figures.agencies:
+        for median, milestone in (
+            (figure.median_accept_hours, "accepted_at"),
+            (figure.median_resolve_hours, "resolved_at"),
+        ):
+            assert median == pytest.approx(
+                statistics.median(hours[figure.name, milestone]), abs=1e-3
+            )
+    sizes = {len(values) % 2 for values in hours.values()}
+    assert sizes == {0, 1}, "medians of odd and even counts are both checked"
+
+
+def _generated_case(
+    n: int, place: int, domain: str, agency: str, status: str, handed_over: datetime
+) -> dict[str, Any]:
+    """A case row as the statistics read it, filed when it was handed over."""
+    return {
+        "id": n + 1, "code": f"1405-{n + 1:05d}", "year": 1405, "sequence": n + 1,
+        "draft_token": f"stats-{n}", "neighbourhood_id": place, "text_original": "گزارش",
+        "text_normalized": "گزارش", "photo_file_ids": [], "status": status,
+        "domain_key": domain, "agency_key": agency, "created_at": handed_over,
+        "updated_at": handed_over, "forwarded_at": handed_over, "handed_over_at": handed_over,
+    }  # fmt: skip
 
 
 async def _age(settings: Settings, case_id: int, hours: float) -> datetime:

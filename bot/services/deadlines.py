@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cards import Cards, code_for_display
@@ -82,10 +82,37 @@ class OverdueCheck:
             )
         return self._thresholds[domain_key]
 
-    def soonest_escalation(self) -> timedelta:
-        """The shortest wait, in any domain, before a case can be escalated."""
-        domains = [None, *self.rules.domains]
-        return min(min(self._limits(d)[1:]) for d in domains)
+    def late_if_handed_over_by(
+        self, *, waiting: bool, domain_key: str | None, now: datetime
+    ) -> datetime:
+        """The latest hand-over for which a case (waiting to be accepted, or not) has passed,
+        by `now`, a deadline that `kinds` escalates to the coordinators."""
+        _, to_escalate, to_resolve = self._limits(domain_key)
+        soonest = min(to_escalate, to_resolve) if waiting else to_resolve
+        return self.calendar.latest_start(now, soonest)
+
+    def escalated_clause(self, now: datetime) -> ColumnElement[bool]:
+        """Whether a case has passed a deadline that goes to the coordinators, as SQL: two
+        moments per domain are worked out here, so the database counts a month of open cases
+        without handing them over one by one."""
+        waiting = Case.status.in_(WAITING_FOR_ACCEPT)
+        latest_late = case(
+            (waiting, self._late_by_domain(waiting=True, now=now)),
+            else_=self._late_by_domain(waiting=False, now=now),
+        )
+        return and_(Case.status.in_(OPEN_AT_AGENCY), Case.handed_over_at <= latest_late)
+
+    def _late_by_domain(self, *, waiting: bool, now: datetime) -> ColumnElement[datetime]:
+        """The latest late hand-over for the case's domain, as SQL."""
+
+        def moment(domain_key: str | None) -> ColumnElement[datetime]:
+            found = self.late_if_handed_over_by(waiting=waiting, domain_key=domain_key, now=now)
+            return literal(found.astimezone(UTC), Case.handed_over_at.type)
+
+        overridden = {key: moment(key) for key in self.rules.domains}
+        if not overridden:
+            return moment(None)
+        return case(overridden, value=Case.domain_key, else_=moment(None))
 
     def kinds(
         self, *, status: str, domain_key: str | None, since: datetime, now: datetime
@@ -105,20 +132,6 @@ class OverdueCheck:
         if waited >= to_resolve:
             kinds.append("escalate-resolve")
         return kinds
-
-    def escalated(
-        self, *, status: str, domain_key: str | None, since: datetime, now: datetime
-    ) -> bool:
-        """Whether the case is past a deadline that goes to the coordinators."""
-        if status not in OPEN_AT_AGENCY:
-            return False
-        _, to_escalate, to_resolve = self._limits(domain_key)
-        soonest = min(to_escalate, to_resolve) if status in WAITING_FOR_ACCEPT else to_resolve
-        since = since if since.tzinfo else since.replace(tzinfo=now.tzinfo)
-        if now - since < soonest:  # working time never exceeds calendar time
-            return False
-        found = self.kinds(status=status, domain_key=domain_key, since=since, now=now)
-        return any(kind != "remind" for kind in found)
 
 
 async def overdue_cases(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,12 +9,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import jdatetime
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.jalali import TEHRAN
-from bot.services.deadlines import OPEN_AT_AGENCY, OverdueCheck
+from bot.services.deadlines import OverdueCheck
 from bot.services.reference import neighbourhoods_of_county
 from models.entities import Agency, Case, Domain, Neighbourhood
 
@@ -76,65 +75,80 @@ async def collect(
     county_key: str | None = None,
 ) -> Stats:
     """Figures for cases filed in [start, end) (in one county, when given). The database
-    counts; Python sees one number per case only for the medians, and the open cases only for
-    the deadlines (a month of a busy county is 100,000 cases)."""
+    counts, overdue cases and medians included: a month of a busy county is 100,000 cases, and
+    none of them is handed over one by one."""
     in_period: tuple[Any, ...] = (Case.created_at >= start, Case.created_at < end)
     if scope := settings.case_filter_county(county_key):
         in_period = (*in_period, Case.neighbourhood_id.in_(neighbourhoods_of_county(scope)))
     tally = _Tally()
-    for row in await session.execute(_counts(in_period)):
+    escalated = OverdueCheck(settings.deadlines).escalated_clause(now)
+    for row in await session.execute(_counts(in_period, escalated)):
         tally.add_group(*row)
-    hours = _hours_expression(session)
-    await _stream(
-        session,
-        select(
-            Case.agency_key,
-            hours(Case.accepted_at, Case.forwarded_at),
-            hours(Case.resolved_at, Case.forwarded_at),
-        ).where(*in_period, Case.agency_key.is_not(None), Case.accepted_at.is_not(None)),
-        tally.add_hours,
-    )
-    check = OverdueCheck(settings.deadlines)
-    await _stream(
-        session,
-        select(Case.agency_key, Case.status, Case.domain_key, Case.handed_over_at).where(
-            *in_period,
-            Case.status.in_(OPEN_AT_AGENCY),
-            Case.agency_key.is_not(None),
-            Case.handed_over_at < now - check.soonest_escalation(),
-        ),
-        lambda agency, status, domain, since: tally.add_open(
-            agency, check.escalated(status=status, domain_key=domain, since=since, now=now)
-        ),
-    )
+    await _add_medians(session, tally, in_period)
     return await tally.figures(session, start=start, end=end)
 
 
-def _counts(in_period: tuple[Any, ...]) -> Any:
-    """Cases, ratings and reopened cases per status, domain, place and agency."""
+def _counts(in_period: tuple[Any, ...], escalated: ColumnElement[bool]) -> Any:
+    """Cases, ratings, reopened and escalated cases per status, domain, place and agency."""
     return (
         select(
             Case.status, Case.domain_key, Case.neighbourhood_id, Case.agency_key, func.count(),
             func.count(Case.rating), func.sum(Case.rating),
             func.sum(case((Case.reopen_count > 0, 1), else_=0)),
+            func.sum(case((escalated, 1), else_=0)),
         )
         .where(*in_period)
         .group_by(Case.status, Case.domain_key, Case.neighbourhood_id, Case.agency_key)
     )  # fmt: skip
 
 
-async def _stream(session: AsyncSession, query: Any, take: Callable[..., None]) -> None:
-    """Feed each row of a possibly long result to `take`, in batches (flat memory)."""
-    result = await session.stream(query.execution_options(yield_per=10_000))
-    async for batch in result.partitions():  # a row at a time would switch context per row
-        for row in batch:
-            take(*row)
+async def _add_medians(session: AsyncSession, tally: _Tally, in_period: tuple[Any, ...]) -> None:
+    """Each agency's median hours to accept and to resolve, worked out by the database."""
+    hours = _hours_expression(session)
+    to_accept = hours(Case.accepted_at, Case.forwarded_at)
+    to_resolve = hours(Case.resolved_at, Case.forwarded_at)
+    if session.get_bind().dialect.name == "postgresql":  # both medians in one pass
+        found = await session.execute(
+            select(
+                Case.agency_key,
+                func.percentile_cont(0.5).within_group(to_accept),
+                func.percentile_cont(0.5).within_group(to_resolve),  # NULLs are left out
+            )
+            .where(*in_period, Case.agency_key.is_not(None), Case.accepted_at.is_not(None))
+            .group_by(Case.agency_key)
+        )
+        for agency, accept, resolve in found:
+            tally.accept_medians[agency] = float(accept)
+            if resolve is not None:
+                tally.resolve_medians[agency] = float(resolve)
+        return
+    for taken, medians in ((to_accept, tally.accept_medians), (to_resolve, tally.resolve_medians)):
+        found = await session.execute(_middle_rows(taken, in_period))
+        medians.update({agency: float(median) for agency, median in found})
+
+
+def _middle_rows(hours: Any, in_period: tuple[Any, ...]) -> Any:
+    """Each agency's median of `hours` in portable SQL: the middle row, or the mean of the two
+    middle rows, in the agency's cases ordered by hours."""
+    ranked = (
+        select(
+            Case.agency_key.label("agency"),
+            hours.label("hours"),
+            func.row_number().over(partition_by=Case.agency_key, order_by=hours).label("place"),
+            func.count().over(partition_by=Case.agency_key).label("cases"),
+        )
+        .where(*in_period, Case.agency_key.is_not(None), hours.is_not(None))
+        .subquery()
+    )
+    middle = ranked.c.place.in_([(ranked.c.cases + 1) // 2, (ranked.c.cases + 2) // 2])
+    return select(ranked.c.agency, func.avg(ranked.c.hours)).where(middle).group_by(ranked.c.agency)
 
 
 def _hours_expression(session: AsyncSession) -> Callable[[Any, Any], Any]:
     """Hours between two timestamps, computed by the database (no datetimes to parse here)."""
     if session.get_bind().dialect.name == "postgresql":
-        return lambda later, earlier: func.extract("epoch", later - earlier) / 3600
+        # date_part is a float; extract() is numeric since PostgreSQL 14, and slow to sort.
+        return lambda later, earlier: func.date_part("epoch", later - earlier) / 3600
     return lambda later, earlier: (func.julianday(later) - func.julianday(earlier)) * 24
 
 
@@ -145,8 +159,6 @@ class _AgencyTally:
     rated: int = 0
     rating_sum: int = 0
     overdue: int = 0
-    accept_hours: list[float] = field(default_factory=list)
-    resolve_hours: list[float] = field(default_factory=list)
 
 
 class _Tally:
@@ -158,6 +170,8 @@ class _Tally:
         self.by_place: Counter[int] = Counter()
         self.rated, self.rating_sum = 0, 0
         self.agencies: defaultdict[str, _AgencyTally] = defaultdict(_AgencyTally)
+        self.accept_medians: dict[str, float] = {}
+        self.resolve_medians: dict[str, float] = {}
 
     def add_group(
         self,
@@ -169,6 +183,7 @@ class _Tally:
         rated: int,
         rating_sum: int | None,
         reopened: int | None,
+        escalated: int | None,
     ) -> None:
         self.by_status[status] += cases
         if domain is not None:
@@ -180,18 +195,9 @@ class _Tally:
             figures = self.agencies[agency]
             figures.cases += cases
             figures.reopened += reopened or 0
+            figures.overdue += escalated or 0
             figures.rated += rated
             figures.rating_sum += rating_sum or 0
-
-    def add_hours(self, agency: str, accept: float | None, resolve: float | None) -> None:
-        figures = self.agencies[agency]
-        if accept is not None:
-            figures.accept_hours.append(float(accept))
-        if resolve is not None:
-            figures.resolve_hours.append(float(resolve))
-
-    def add_open(self, agency: str, overdue: bool) -> None:
-        self.agencies[agency].overdue += overdue
 
     async def figures(self, session: AsyncSession, *, start: datetime, end: datetime) -> Stats:
         """The tally with names in place of keys."""
@@ -211,20 +217,29 @@ class _Tally:
             by_domain=[(domains.get(k, k), n) for k, n in self.by_domain.most_common()],
             by_district=[(name, n) for name, n in districts.most_common() if n],
             by_neighbourhood=[(place_names[k], n) for k, n in self.by_place.most_common(10)],
-            agencies=[_agency_figures(agency_names.get(k, k), t) for k, t in ranked if t.cases],
+            agencies=[
+                _agency_figures(
+                    agency_names.get(k, k),
+                    t,
+                    accept=self.accept_medians.get(k),
+                    resolve=self.resolve_medians.get(k),
+                )
+                for k, t in ranked
+                if t.cases
+            ],
             rating=self.rating_sum / self.rated if self.rated else None,
             ratings=self.rated,
         )
 
 
-def _agency_figures(name: str, tally: _AgencyTally) -> AgencyFigures:
+def _agency_figures(
+    name: str, tally: _AgencyTally, *, accept: float | None, resolve: float | None
+) -> AgencyFigures:
     return AgencyFigures(
         name=name,
         cases=tally.cases,
-        median_accept_hours=(statistics.median(tally.accept_hours) if tally.accept_hours else None),
-        median_resolve_hours=(
-            statistics.median(tally.resolve_hours) if tally.resolve_hours else None
-        ),
+        median_accept_hours=accept,
+        median_resolve_hours=resolve,
         overdue_rate=tally.overdue / tally.cases,
         reopen_rate=tally.reopened / tally.cases,
         rating=tally.rating_sum / tally.rated if tally.rated else None,

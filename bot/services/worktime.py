@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from bot.jalali import TEHRAN, parse_jalali_date
 
 SATURDAY, THURSDAY, FRIDAY = 5, 3, 4  # Python weekdays
 THURSDAY_CLOSES = time(12, 0)
+ONE_MICROSECOND = timedelta(microseconds=1)
+MAX_SEARCH = timedelta(days=3660)
 
 
 def holiday_dates(jalali_days: Iterable[str]) -> set[date]:
@@ -61,6 +63,29 @@ class WorkCalendar:
             + self._overlap(last_day, start, end)
         )
         return timedelta(seconds=seconds)
+
+    def latest_start(self, end: datetime, amount: timedelta) -> datetime:
+        """The latest moment from which `amount` of working time has passed by `end`: a case
+        handed over then or earlier is late. Found by bisection on `elapsed`, which never grows
+        as the start moves later, so the answer agrees with `elapsed` to the microsecond."""
+        latest = end - amount  # working time never exceeds calendar time
+        if self.elapsed(latest, end) >= amount:
+            return latest
+        step = max(amount, timedelta(days=1))
+        earliest = latest - step
+        while self.elapsed(earliest, end) < amount:
+            if latest - earliest > MAX_SEARCH:  # every day a holiday: nothing is ever late
+                return datetime.min.replace(tzinfo=UTC)
+            step *= 2
+            earliest = latest - step
+        late, early = 0, (latest - earliest) // ONE_MICROSECOND  # offsets back from `latest`
+        while early - late > 1:  # elapsed(latest - early) >= amount > elapsed(latest - late)
+            middle = (late + early) // 2
+            if self.elapsed(latest - middle * ONE_MICROSECOND, end) >= amount:
+                early = middle
+            else:
+                late = middle
+        return latest - early * ONE_MICROSECOND
 
     def _overlap(self, day: date, start: datetime, end: datetime) -> float:
         window = _window(day, self.holidays)
