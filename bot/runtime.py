@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -41,8 +40,6 @@ class Runtime:
     campaign_tasks: dict[int, asyncio.Task[None]] = field(default_factory=dict)
     # Users a coordinator blocked (reloaded every minute, so other processes follow).
     banned: set[int] = field(default_factory=set)
-    # Recent button presses per user, for the press rate limit.
-    presses: dict[int, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     # When the admin chat last heard of each kind of error (an outage must not flood it).
     admin_told: dict[str, float] = field(default_factory=dict)
 

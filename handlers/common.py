@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 
 from telegram import Message, Update
 from telegram.error import BadRequest, Forbidden
@@ -11,6 +12,7 @@ from telegram.ext import ApplicationHandlerStop
 
 from bot.context import MahalleContext
 from bot.deeplink import parse_start_payload
+from bot.jalali import utcnow
 from bot.services import users
 from handlers import keyboards, staff
 
@@ -114,7 +116,7 @@ async def stale_button(update: Update, context: MahalleContext) -> None:
     await update.callback_query.answer(context.t("button-stale"), show_alert=True)
 
 
-PRESS_WINDOW_SECONDS, PRESSES_PER_WINDOW = 10.0, 20
+PRESS_WINDOW, PRESSES_PER_WINDOW = timedelta(seconds=10), 20
 
 
 async def guard(update: Update, context: MahalleContext) -> None:
@@ -126,12 +128,11 @@ async def guard(update: Update, context: MahalleContext) -> None:
     if user.id in runtime.banned:
         raise ApplicationHandlerStop
     if update.callback_query is not None:
-        now = time.monotonic()
-        recent = runtime.presses[user.id]
-        while recent and now - recent[0] > PRESS_WINDOW_SECONDS:
-            recent.popleft()
-        recent.append(now)
-        if len(recent) > PRESSES_PER_WINDOW:
+        async with context.session() as session:
+            presses = await users.count_press(
+                session=session, user_id=user.id, now=utcnow(), window=PRESS_WINDOW
+            )
+        if presses > PRESSES_PER_WINDOW:
             await update.callback_query.answer(context.t("slow-down"), show_alert=True)
             raise ApplicationHandlerStop
 

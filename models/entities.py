@@ -125,6 +125,16 @@ class User(Base):
     neighbourhood: Mapped[Neighbourhood | None] = relationship(lazy="joined")
 
 
+class PressWindow(Base):
+    """A user's button presses in the current rate-limit window, shared by every process."""
+
+    __tablename__ = "press_windows"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    started_at: Mapped[datetime] = mapped_column()
+    presses: Mapped[int] = mapped_column(Integer)
+
+
 class CaseSequence(Base):
     """The last tracking-code sequence handed out in a Jalali year."""
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from bot.config import Settings
 from bot.pipeline import drop_old_contacts
 from models.db import create_engine, create_session_factory
-from models.entities import CaseEvent, User
+from models.entities import CaseEvent, PressWindow, User
 from tests.conftest import Bot
 from tests.fakebot import texts
 from tests.test_agency import add_staff
@@ -40,6 +40,7 @@ async def test_forget_me_removes_identity_and_keeps_anonymous_cases(
     engine = create_engine(settings.database.url)
     async with create_session_factory(engine)() as session:
         assert await session.get(User, 1001) is None
+        assert await session.get(PressWindow, 1001) is None, "nor their button presses"
         mentions = await session.scalar(
             select(func.count()).select_from(CaseEvent).where(CaseEvent.actor_id == 1001)
         )

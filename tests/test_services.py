@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.jalali import TrackingCode
-from bot.services import cases, places
+from bot.services import cases, places, users
 from bot.services.drafts import ReportDraft, load_draft, save_draft
 from bot.services.reference import sync_reference_data
 from bot.services.users import get_or_create_user
@@ -196,3 +196,20 @@ async def test_processes_started_together_load_the_places_once(settings: Setting
     for engine in engines:
         await engine.dispose()
     assert districts == len(settings.counties[0].districts)
+
+
+async def test_presses_are_counted_per_user_and_window(session_factory: Sessions) -> None:
+    start, window = datetime(2026, 11, 25, 12, tzinfo=UTC), timedelta(seconds=10)
+    async with session_factory() as session:
+        counts = [
+            await users.count_press(session=session, user_id=7, now=start, window=window)
+            for _ in range(3)
+        ]
+        other = await users.count_press(session=session, user_id=8, now=start, window=window)
+        inside = await users.count_press(
+            session=session, user_id=7, now=start + timedelta(seconds=9), window=window
+        )
+        after = await users.count_press(
+            session=session, user_id=7, now=start + timedelta(seconds=10), window=window
+        )
+    assert (counts, other, inside, after) == ([1, 2, 3], 1, 4, 1)

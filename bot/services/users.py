@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from models.db import dialect_insert
 from models.entities import (
     CampaignRecipient,
     Case,
@@ -18,6 +19,7 @@ from models.entities import (
     LocalGroup,
     Neighbourhood,
     PendingInput,
+    PressWindow,
     Staff,
     User,
 )
@@ -84,6 +86,7 @@ async def forget(*, session: AsyncSession, user_id: int) -> int:
         (GroupMember, GroupMember.user_id),
         (Staff, Staff.user_id),
         (CampaignRecipient, CampaignRecipient.user_id),
+        (PressWindow, PressWindow.user_id),
     )
     for table, column in owned_rows:
         await session.execute(delete(table).where(column == user_id))
@@ -125,3 +128,26 @@ async def set_banned(*, session: AsyncSession, user_id: int, banned: bool) -> No
 async def banned_ids(*, session: AsyncSession) -> set[int]:
     """Everyone currently blocked."""
     return set((await session.scalars(select(User.id).where(User.banned.is_(True)))).all())
+
+
+async def count_press(
+    *, session: AsyncSession, user_id: int, now: datetime, window: timedelta
+) -> int:
+    """Count a button press; returns the user's presses in the window it falls in. One
+    statement, in the database, so presses spread over several web processes add up."""
+    fresh = PressWindow.started_at <= now - window
+    counted = (
+        dialect_insert(session, PressWindow)
+        .values(user_id=user_id, started_at=now, presses=1)
+        .on_conflict_do_update(
+            index_elements=[PressWindow.user_id],
+            set_={
+                "presses": case((fresh, 1), else_=PressWindow.presses + 1),
+                "started_at": case((fresh, now), else_=PressWindow.started_at),
+            },
+        )
+        .returning(PressWindow.presses)
+    )
+    presses = int((await session.execute(counted)).scalar_one())
+    await session.commit()
+    return presses
