@@ -24,6 +24,7 @@ from bot.services.reference import sync_reference_data
 from bot.services.routing import offer_reroute
 from bot.signing import Signer
 from bot.triage.service import Triage
+from bot.turns import TurnTakingApplication
 from handlers import register_handlers
 from models.db import create_engine, create_session_factory
 
@@ -78,6 +79,7 @@ def build_application(
     )
     application = (
         (builder or default_builder(settings))
+        .application_class(TurnTakingApplication)
         .context_types(ContextTypes(context=MahalleContext))
         .persistence(SQLConversationPersistence(session_factory))
         .post_init(_post_init)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -90,6 +91,39 @@ async def test_consecutive_updates_of_one_chat_on_different_web_processes(
     await on_a.press("ثبت گزارش")
     [case] = await cases_in(settings)
     assert case.text_original == DESCRIPTION and case.neighbourhood.name == "جهاد"
+    await stop_bot(app_a)
+    await stop_bot(app_b)
+
+
+async def test_an_instant_answer_on_another_web_process_waits_for_the_saved_state(
+    database_url: str,
+) -> None:
+    from tests.fakebot import ChatUser, texts
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("several web processes need PostgreSQL")
+    settings = make_settings(database_url, telegram={"rate_limit": False})
+    app_a, api_a = await start_bot(settings, role="web")
+    app_b, api_b = await start_bot(settings, role="web")
+    persistence = app_a.persistence
+    assert persistence is not None
+    save = persistence.update_conversation
+
+    saving = asyncio.Event()
+
+    async def slow_save(**state: Any) -> None:  # a busy database: the reply is out, the state not
+        saving.set()
+        await asyncio.sleep(0.5)
+        await save(**state)
+
+    persistence.update_conversation = slow_save  # type: ignore[method-assign,assignment]
+    on_a, on_b = ChatUser(app_a, api_a, 1001), ChatUser(app_b, api_b, 1001)
+    first = asyncio.create_task(on_a.send("📝 گزارش جدید"))
+    await asyncio.wait_for(saving.wait(), 5)
+    assert api_a.to_chat(1001), "the resident reads the question…"
+    answer = await on_b.send("جهاد")  # …and answers at once, on the other process
+    await first
+    assert any("جهاد" in label for label in on_b.button_labels()), texts(answer)
     await stop_bot(app_a)
     await stop_bot(app_b)
 

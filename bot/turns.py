@@ -1,0 +1,64 @@
+"""One update of a private chat at a time across web processes.
+
+A reply reaches the resident before the conversation state is saved; someone who answers at once
+may have their next update land on another web process, which would read the old state. Each
+update of a private chat is therefore handled holding a PostgreSQL advisory lock on that chat,
+taken before the state is read and released once it is saved. A dead process's lock goes with
+its connection. SQLite deployments are one process, where PTB already handles updates in turn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from telegram import Update
+from telegram.ext import Application
+
+from bot.context import RUNTIME_KEY
+
+# The two-number advisory locks are a key space of their own, apart from the jobs lock's.
+TURN_SPACE = 0x6D61  # "ma"
+
+
+def chat_key(chat_id: int) -> int:
+    """A 32-bit lock key for a chat id (two chats sharing one only wait for each other)."""
+    return (chat_id % 2**32) - 2**31
+
+
+@contextlib.asynccontextmanager
+async def chat_turn(engine: AsyncEngine, chat_id: int) -> AsyncIterator[None]:
+    """Wait for any other process handling this chat, and hold the chat until the block ends."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    async with engine.connect() as connection:  # closing it rolls back, releasing the lock
+        await connection.execute(
+            text("SELECT pg_advisory_xact_lock(:space, :chat)"),
+            {"space": TURN_SPACE, "chat": chat_key(chat_id)},
+        )
+        yield
+
+
+def _private_chat(update: object) -> int | None:
+    """The private chat an update belongs to, if it is one."""
+    if not isinstance(update, Update) or update.effective_chat is None:
+        return None
+    return update.effective_chat.id if update.effective_chat.type == "private" else None
+
+
+class TurnTakingApplication(Application[Any, Any, Any, Any, Any, Any]):
+    """PTB's Application that, in a web process, handles a private chat's update in its turn."""
+
+    async def process_update(self, update: object) -> None:
+        """Take the chat's turn (web processes only), then handle the update as usual."""
+        runtime = self.bot_data.get(RUNTIME_KEY)
+        chat_id = _private_chat(update)
+        if runtime is None or runtime.role != "web" or chat_id is None:
+            await super().process_update(update)
+            return
+        async with chat_turn(runtime.engine, chat_id):
+            await super().process_update(update)
