@@ -7,7 +7,8 @@
 
 Each simulated resident walks /start → new report → types a neighbourhood → presses it → text →
 no photo → anonymous → confirm, posting every update to the webhook (through the reverse proxy,
-with the secret header) and waiting for the bot's answer in the stand-in before the next step.
+with the secret header) and waiting, before the next step, until the stand-in shows the answer
+that step waits for (a person answers the question they were asked, not an earlier message).
 Consecutive updates of one chat reach different web processes when the proxy balances them.
 Prints how many got their tracking code, how many cards reached the agency chat, and latencies.
 """
@@ -42,7 +43,9 @@ class Resident:
         answer = await self.client.get(f"{self.arguments.api}/_chat/{self.user['id']}")
         return list(answer.json())
 
-    async def _post(self, update: dict[str, Any]) -> None:
+    async def _post(self, update: dict[str, Any], expect: str) -> None:
+        """Post an update and wait for the answer a person waits for: a new message holding
+        `expect` (an answer may come in several messages, which arrive apart under load)."""
         before = len(await self.shown())
         started = time.perf_counter()
         update["update_id"] = next(_update_ids)
@@ -53,16 +56,16 @@ class Resident:
         )
         response.raise_for_status()
         deadline = started + 30
-        while len(await self.shown()) <= before:  # the answer is a new message in the chat
+        while not any(expect in shown["text"] for shown in (await self.shown())[before:]):
             if time.perf_counter() > deadline:
                 raise TimeoutError(f"no answer to update {update['update_id']}")
             await asyncio.sleep(0.01)
         self.latencies.append(time.perf_counter() - started)
-        # A person reads the answer before the next step (and the bot finishes recording this
-        # one: an answer can be seen a moment before the conversation state is saved).
+        # A person reads the answer before the next step (--think 0: answers at once; web
+        # processes then take turns on the chat, so the next step still sees this one saved).
         await asyncio.sleep(self.arguments.think)
 
-    async def say(self, text: str) -> None:
+    async def say(self, text: str, expect: str) -> None:
         """Send a text message (a leading /word is a command)."""
         message: dict[str, Any] = {
             "message_id": next(_message_ids), "date": int(time.time()), "text": text,
@@ -70,36 +73,46 @@ class Resident:
         }  # fmt: skip
         if text.startswith("/"):
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text)}]
-        await self._post({"message": message})
+        await self._post({"message": message}, expect)
 
-    async def press(self, label: str) -> None:
-        """Press the newest inline button whose label contains `label`."""
+    async def press(self, label: str, expect: str) -> None:
+        """Press the newest inline button whose label contains `label`, once it shows: an answer
+        in two messages (a heading, then the summary with its buttons) may arrive apart."""
+        deadline = time.perf_counter() + 30
+        while not (button_and_message := await self._button(label)):
+            if time.perf_counter() > deadline:
+                raise LookupError(f"no button {label!r} for {self.user['id']}")
+            await asyncio.sleep(0.01)
+        button, shown = button_and_message
+        query = {
+            "id": str(next(_update_ids)), "from": self.user, "chat_instance": "drill",
+            "data": button["callback_data"],
+            "message": {
+                "message_id": shown["message_id"], "date": int(time.time()),
+                "chat": {"id": self.user["id"], "type": "private"},
+                "text": shown["text"],
+            },
+        }  # fmt: skip
+        await self._post({"callback_query": query}, expect)
+
+    async def _button(self, label: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The newest button whose label contains `label`, and its message."""
         for shown in reversed(await self.shown()):
             for button in shown["buttons"]:
                 if label in button["text"]:
-                    query = {
-                        "id": str(next(_update_ids)), "from": self.user, "chat_instance": "drill",
-                        "data": button["callback_data"],
-                        "message": {
-                            "message_id": shown["message_id"], "date": int(time.time()),
-                            "chat": {"id": self.user["id"], "type": "private"},
-                            "text": shown["text"],
-                        },
-                    }  # fmt: skip
-                    await self._post({"callback_query": query})
-                    return
-        raise LookupError(f"no button {label!r} for {self.user['id']}")
+                    return button, shown
+        return None
 
     async def report(self) -> bool:
         """The whole report flow; whether a tracking code came back."""
-        await self.say("/start")
-        await self.say("📝 گزارش جدید")
-        await self.say("یوسف آباد")
-        await self.press("یوسف‌آباد")
-        await self.say(DESCRIPTION)
-        await self.say("ادامه ⬅️")
-        await self.say("🙈 ناشناس بمانم")
-        await self.press("ثبت گزارش")
+        await self.say("/start", "سلام")
+        await self.say("📝 گزارش جدید", "نام محله")
+        await self.say("یوسف آباد", "منظورتان")
+        await self.press("یوسف‌آباد", "شرح دهید")
+        await self.say(DESCRIPTION, "عکس")
+        await self.say("ادامه ⬅️", "ناشناس")
+        await self.say("🙈 ناشناس بمانم", "📍")
+        await self.press("ثبت گزارش", "کد پیگیری")
         return any("۱۴۰" in shown["text"] for shown in await self.shown())
 
 
