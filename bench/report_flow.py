@@ -7,6 +7,7 @@ runs on the offline fake Bot API, so the figure is the bot's own cost (PTB, hand
     .venv/bin/python -m bench.report_flow --users 200
     .venv/bin/python -m bench.report_flow --users 200 --database-url postgresql+asyncpg://…/test
     .venv/bin/python -m bench.report_flow --users 500 --rate 200     # open loop, p50/p99
+    .venv/bin/python -m bench.report_flow --users 200 --role web --database-url postgresql+…
 """
 
 from __future__ import annotations
@@ -48,10 +49,10 @@ async def _fresh_database(url: str | None) -> str:
     )
 
 
-async def run(users: int, database_url: str | None) -> None:
+async def run(users: int, database_url: str | None, role: str = "all") -> None:
     url = await _fresh_database(database_url)
     settings = make_settings(url, telegram={"rate_limit": False}, bot={"reports_per_hour": 1000})
-    app, api = await start_bot(settings)
+    app, api = await start_bot(settings, role=role)
     latencies: list[float] = []
     started = time.perf_counter()
     for user_id in range(10_000, 10_000 + users):
@@ -71,7 +72,7 @@ async def run(users: int, database_url: str | None) -> None:
     ms = sorted(x * 1000 for x in latencies)
     backend = url.split(":", 1)[0]
     print(
-        f"backend={backend} users={users} updates={len(latencies)} cases={cases} "
+        f"backend={backend} role={role} users={users} updates={len(latencies)} cases={cases} "
         f"seconds={elapsed:.2f} updates_per_second={len(latencies) / elapsed:.0f} "
         f"p50_ms={statistics.median(ms):.2f} p99_ms={ms[int(len(ms) * 0.99) - 1]:.2f}"
     )
@@ -150,11 +151,18 @@ def main() -> None:
         type=float,
         help="open loop: updates fall due at this rate a second, handled one at a time",
     )
+    parser.add_argument(
+        "--role",
+        choices=["all", "web"],
+        default="all",
+        help="web: read each chat's state from the database and take the chat's turn, as a "
+        "web process among several does (PostgreSQL)",
+    )
     arguments = parser.parse_args()
     if arguments.rate:
         asyncio.run(run_open_loop(arguments.users, arguments.rate, arguments.database_url))
     else:
-        asyncio.run(run(arguments.users, arguments.database_url))
+        asyncio.run(run(arguments.users, arguments.database_url, arguments.role))
 
 
 if __name__ == "__main__":
