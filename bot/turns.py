@@ -10,16 +10,22 @@ its connection. SQLite deployments are one process, where PTB already handles up
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from telegram import Update
 from telegram.ext import Application
 
 from bot.context import RUNTIME_KEY
 
+log = logging.getLogger(__name__)
+
+# A database that is down or drops connections: refused, reset, or a driver error.
+UNREACHABLE = (DBAPIError, OSError)
 # The two-number advisory locks are a key space of their own, apart from the jobs lock's.
 TURN_SPACE = 0x6D61  # "ma"
 
@@ -31,16 +37,36 @@ def chat_key(chat_id: int) -> int:
 
 @contextlib.asynccontextmanager
 async def chat_turn(engine: AsyncEngine, chat_id: int) -> AsyncIterator[None]:
-    """Wait for any other process handling this chat, and hold the chat until the block ends."""
+    """Wait for any other process handling this chat, and hold the chat until the block ends.
+    Without a database the update is handled anyway, and fails politely where it needs one."""
     if engine.dialect.name != "postgresql":
         yield
         return
-    async with engine.connect() as connection:  # closing it rolls back, releasing the lock
+    connection = await _take_turn(engine, chat_id)
+    try:
+        yield
+    finally:
+        if connection is not None:
+            with contextlib.suppress(*UNREACHABLE):
+                await connection.close()  # rolls back, releasing the lock
+
+
+async def _take_turn(engine: AsyncEngine, chat_id: int) -> AsyncConnection | None:
+    """A connection holding the chat's lock, or None when the database cannot be reached."""
+    connection = None
+    try:
+        connection = await engine.connect()
         await connection.execute(
             text("SELECT pg_advisory_xact_lock(:space, :chat)"),
             {"space": TURN_SPACE, "chat": chat_key(chat_id)},
         )
-        yield
+    except UNREACHABLE as error:
+        log.warning("could not take a chat's turn (%s); handling it anyway", type(error).__name__)
+        if connection is not None:
+            with contextlib.suppress(*UNREACHABLE):
+                await connection.close()
+        return None
+    return connection
 
 
 def _private_chat(update: object) -> int | None:

@@ -128,6 +128,20 @@ async def test_an_instant_answer_on_another_web_process_waits_for_the_saved_stat
     await stop_bot(app_b)
 
 
+async def test_an_unreachable_database_does_not_stop_an_update_at_the_chat_turn(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from bot.turns import chat_turn
+
+    nowhere = create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/none")
+    handled = False
+    async with chat_turn(nowhere, 1001):
+        handled = True  # the handlers run, and answer "try again in a minute" on their own
+    await nowhere.dispose()
+    assert handled
+    assert "could not take a chat's turn" in caplog.text
+
+
 async def test_button_presses_add_up_across_web_processes(database_url: str) -> None:
     from tests.fakebot import ChatUser
 

@@ -118,7 +118,8 @@ async def _add_medians(session: AsyncSession, tally: _Tally, in_period: tuple[An
             .group_by(Case.agency_key)
         )
         for agency, accept, resolve in found:
-            tally.accept_medians[agency] = float(accept)
+            if accept is not None:
+                tally.accept_medians[agency] = float(accept)
             if resolve is not None:
                 tally.resolve_medians[agency] = float(resolve)
         return

@@ -135,15 +135,15 @@ async def count_press(
 ) -> int:
     """Count a button press; returns the user's presses in the window it falls in. One
     statement, in the database, so presses spread over several web processes add up."""
-    fresh = PressWindow.started_at <= now - window
+    window_over = PressWindow.started_at <= now - window
     counted = (
         dialect_insert(session, PressWindow)
         .values(user_id=user_id, started_at=now, presses=1)
         .on_conflict_do_update(
             index_elements=[PressWindow.user_id],
             set_={
-                "presses": case((fresh, 1), else_=PressWindow.presses + 1),
-                "started_at": case((fresh, now), else_=PressWindow.started_at),
+                "presses": case((window_over, 1), else_=PressWindow.presses + 1),
+                "started_at": case((window_over, now), else_=PressWindow.started_at),
             },
         )
         .returning(PressWindow.presses)
