@@ -15,6 +15,7 @@ from tests.conftest import COORDINATOR, COORDINATOR_CHAT, EXAMPLE_CONFIG, Bot, a
 from tests.conftest import make_settings as one_county_settings
 from tests.fakebot import ChatUser, alerts, start_bot, stop_bot, texts
 from tests.test_broadcast import add_residents, compose, wait_for_campaigns
+from tests.test_desk import apply_for_group
 from tests.test_report_flow import DESCRIPTION, cases_in
 
 REY_COORDINATOR, REY_CHAT, REY_COUNCIL = 9101, -100901, -100902
@@ -253,11 +254,7 @@ async def test_an_agency_replaced_in_the_config_no_longer_receives_cases(
 
 async def test_a_group_is_approved_only_by_its_own_countys_coordinators(bot: Bot) -> None:
     founder = bot.user(1101)
-    await founder.send("/group")
-    await founder.send("دوستداران محیط زیست ری")
-    await founder.send("پاکسازی پارک‌ها و کاشت درخت")
-    await founder.send("دولت‌آباد")
-    await founder.press("دولت‌آباد")
+    await apply_for_group(founder, "دوستداران محیط زیست ری", "دولت‌آباد")
     assert [m for m in bot.api.delivered(REY_CHAT) if "تشکل" in m.text], "Rey's desk hears"
     assert not bot.api.delivered(COORDINATOR_CHAT), "Tehran's does not"
     tehran = bot.in_group(COORDINATOR, REY_CHAT, "هماهنگ‌کننده تهران")

@@ -43,7 +43,7 @@ from tests.conftest import (
     agency_chat,
     make_settings,
 )
-from tests.fakebot import alerts, texts
+from tests.fakebot import ApiCall, ChatUser, alerts, texts
 from tests.test_agency import add_staff, one_case, report
 from tests.test_privacy import report_with_phone
 from tests.test_report_flow import DESCRIPTION, cases_in
@@ -56,14 +56,22 @@ Sessions = async_sessionmaker[AsyncSession]
 # --- local groups ---------------------------------------------------------------------------
 
 
+async def apply_for_group(
+    founder: ChatUser, name: str, place: str, purpose: str = "پاکسازی پارک‌ها و کاشت درخت"
+) -> list[ApiCall]:
+    """A resident asks to register a group in a neighbourhood; returns the bot's last answer."""
+    await founder.send("/group")
+    await founder.send(name)
+    await founder.send(purpose)
+    await founder.send(place)
+    return await founder.press(place)
+
+
 async def register_group(bot: Bot, founder_id: int = 1101) -> str:
     """A resident registers a group and a coordinator approves it; returns the members' link."""
     founder = bot.user(founder_id)
-    await founder.send("/group")
-    await founder.send("دوستداران محیط زیست جهاد")
-    await founder.send("پاکسازی پارک‌ها و کاشت درخت")
-    await founder.send("جهاد")
-    assert "دبیرخانه" in texts(await founder.press("جهاد"))[0]
+    answer = await apply_for_group(founder, "دوستداران محیط زیست جهاد", "جهاد")
+    assert "دبیرخانه" in texts(answer)[0]
     coordinator = bot.in_group(COORDINATOR, COORDINATOR_CHAT, "دبیرخانه")
     [request] = [m for m in bot.api.delivered(COORDINATOR_CHAT) if "تشکل" in m.text]
     assert "دوستداران محیط زیست جهاد" in request.text
@@ -96,11 +104,7 @@ async def test_group_registration_approval_membership_and_reporting_on_its_behal
 
 async def test_refused_groups_cannot_be_joined_and_only_coordinators_decide(bot: Bot) -> None:
     founder = bot.user(1101)
-    await founder.send("/group")
-    await founder.send("گروه آزمایشی")
-    await founder.send("کارهای داوطلبانه")
-    await founder.send("جهاد")
-    await founder.press("جهاد")
+    await apply_for_group(founder, "گروه آزمایشی", "جهاد", purpose="کارهای داوطلبانه")
     outsider = bot.in_group(2001, COORDINATOR_CHAT, "رهگذر")
     assert "دبیرخانه" in alerts(await outsider.press("تأیید"))[0]
     coordinator = bot.in_group(COORDINATOR, COORDINATOR_CHAT, "دبیرخانه")
