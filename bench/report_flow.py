@@ -57,7 +57,7 @@ async def run(users: int, database_url: str | None, role: str = "all") -> None:
     started = time.perf_counter()
     for user_id in range(10_000, 10_000 + users):
         # The outbox worker runs beside the bot in production; this measures the handling alone.
-        resident = ChatUser(app, api, user_id, deliver=False)
+        resident = (InboxResident if role == "web" else ChatUser)(app, api, user_id, deliver=False)
         for kind, value in STEPS:
             before = time.perf_counter()
             await (resident.send(value) if kind == "send" else resident.press(value))
@@ -76,6 +76,19 @@ async def run(users: int, database_url: str | None, role: str = "all") -> None:
         f"seconds={elapsed:.2f} updates_per_second={len(latencies) / elapsed:.0f} "
         f"p50_ms={statistics.median(ms):.2f} p99_ms={ms[int(len(ms) * 0.99) - 1]:.2f}"
     )
+
+
+class InboxResident(ChatUser):
+    """A resident of a web process: each update is kept in the inbox first, as the webhook
+    does, then taken from it and handled in the chat's turn."""
+
+    async def _process(self, payload: dict[str, Any]) -> list[ApiCall]:
+        payload["update_id"] = next(self._update_ids)
+        queue = self.app.update_queue
+        await queue.put(Update.de_json(payload, self.app.bot))
+        await self.app.process_update(queue.get_nowait())
+        queue.task_done()
+        return []
 
 
 class QueuedResident(ChatUser):
@@ -155,8 +168,8 @@ def main() -> None:
         "--role",
         choices=["all", "web"],
         default="all",
-        help="web: read each chat's state from the database and take the chat's turn, as a "
-        "web process among several does (PostgreSQL)",
+        help="web: keep each update in the inbox, read the chat's state from the database and "
+        "take the chat's turn, as a web process among several does (PostgreSQL)",
     )
     arguments = parser.parse_args()
     if arguments.rate:

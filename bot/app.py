@@ -9,17 +9,18 @@ from typing import Any
 from telegram import BotCommand
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
 
+from bot.blocklist import BlockListListener, reload_blocked
 from bot.broadcasting import CampaignSender, progress_reporter
 from bot.cards import Cards
 from bot.config import Settings
 from bot.context import RUNTIME_KEY, MahalleContext, runtime_of
 from bot.delivery import OutboxSender
 from bot.i18n import Translator
+from bot.inbox import InboxQueue
 from bot.jobs import schedule_jobs
 from bot.leader import Leadership
 from bot.persistence import SQLConversationPersistence
 from bot.runtime import Runtime
-from bot.services import users
 from bot.services.reference import sync_reference_data
 from bot.services.routing import offer_reroute
 from bot.signing import Signer
@@ -77,9 +78,11 @@ def build_application(
     runtime = Runtime(
         settings, engine, session_factory, translate, triage, Leadership(engine), role
     )
+    builder = builder or default_builder(settings)
+    if role == "web":
+        builder = builder.update_queue(InboxQueue(session_factory))
     application = (
-        (builder or default_builder(settings))
-        .application_class(TurnTakingApplication)
+        builder.application_class(TurnTakingApplication)
         .context_types(ContextTypes(context=MahalleContext))
         .persistence(SQLConversationPersistence(session_factory))
         .post_init(_post_init)
@@ -131,11 +134,16 @@ async def _post_init(application: AnyApplication) -> None:
     await application.bot.set_my_commands(
         [BotCommand(name, runtime.translate(key)) for name, key in COMMAND_KEYS.items()]
     )
-    await refresh_banned(runtime)
+    runtime.blocklist = BlockListListener(runtime)
+    await runtime.blocklist.listen()
+    await reload_blocked(runtime)
     if application.job_queue is not None:
         application.job_queue.run_repeating(_refresh_banned, interval=60, first=60, name="banned")
-    if runtime.role == "web":
-        return  # receiving only: sending and jobs belong to the worker processes
+    if runtime.role == "web":  # receiving only: sending and jobs belong to the worker processes
+        if isinstance(application.update_queue, InboxQueue):
+            sweeping = application.update_queue.sweep_forever(application.bot)
+            runtime.tasks.append(asyncio.create_task(sweeping, name="inbox"))
+        return
     # Lead now if nobody does: a job with first=0 would fire only after its first interval,
     # because the scheduler starts after the jobs are added.
     await runtime.leadership.try_lead()
@@ -145,14 +153,12 @@ async def _post_init(application: AnyApplication) -> None:
         runtime.tasks.append(asyncio.create_task(worker, name="outbox"))
 
 
-async def refresh_banned(runtime: Runtime) -> None:
-    """Reload who is blocked (another process may have blocked someone)."""
-    async with runtime.session_factory() as session:
-        runtime.banned = await users.banned_ids(session=session)
-
-
 async def _refresh_banned(context: ContextTypes.DEFAULT_TYPE) -> None:
-    await refresh_banned(runtime_of(context.application))
+    """Reload who is blocked, and listen again if the listening connection died."""
+    runtime = runtime_of(context.application)
+    if runtime.blocklist is not None:
+        await runtime.blocklist.listen()
+    await reload_blocked(runtime)
 
 
 async def _post_shutdown(application: AnyApplication) -> None:
@@ -163,4 +169,6 @@ async def _post_shutdown(application: AnyApplication) -> None:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await runtime.leadership.step_down()
+    if runtime.blocklist is not None:
+        await runtime.blocklist.close()
     await runtime.engine.dispose()

@@ -15,6 +15,7 @@ from bot.leader import Leadership
 from bot.triage.service import Triage
 
 if TYPE_CHECKING:
+    from bot.blocklist import BlockListListener
     from bot.broadcasting import CampaignSender
     from bot.delivery import OutboxSender
 
@@ -38,8 +39,9 @@ class Runtime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # Broadcasts being sent by this process, by campaign id.
     campaign_tasks: dict[int, asyncio.Task[None]] = field(default_factory=dict)
-    # Users a coordinator blocked (reloaded every minute, so other processes follow).
+    # Users a coordinator blocked, and what reloads them when another process changes them.
     banned: set[int] = field(default_factory=set)
+    blocklist: BlockListListener | None = None
     # When the admin chat last heard of each kind of error (an outage must not flood it).
     admin_told: dict[str, float] = field(default_factory=dict)
 

@@ -5,6 +5,7 @@ may have their next update land on another web process, which would read the old
 update of a private chat is therefore handled holding a PostgreSQL advisory lock on that chat,
 taken before the state is read and released once it is saved. A dead process's lock goes with
 its connection. SQLite deployments are one process, where PTB already handles updates in turn.
+Which of a chat's updates goes first is the inbox's to say (bot/inbox.py).
 """
 
 from __future__ import annotations
@@ -15,17 +16,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from telegram import Update
 from telegram.ext import Application
 
 from bot.context import RUNTIME_KEY
+from bot.inbox import InboxQueue, private_chat
+from bot.services.inbox import Verdict
+from models.db import UNREACHABLE
 
 log = logging.getLogger(__name__)
 
-# A database that is down or drops connections: refused, reset, or a driver error.
-UNREACHABLE = (DBAPIError, OSError)
 # The two-number advisory locks are a key space of their own, apart from the jobs lock's.
 TURN_SPACE = 0x6D61  # "ma"
 
@@ -69,22 +70,31 @@ async def _take_turn(engine: AsyncEngine, chat_id: int) -> AsyncConnection | Non
     return connection
 
 
-def _private_chat(update: object) -> int | None:
-    """The private chat an update belongs to, if it is one."""
-    if not isinstance(update, Update) or update.effective_chat is None:
-        return None
-    return update.effective_chat.id if update.effective_chat.type == "private" else None
-
-
 class TurnTakingApplication(Application[Any, Any, Any, Any, Any, Any]):
     """PTB's Application that, in a web process, handles a private chat's update in its turn."""
 
     async def process_update(self, update: object) -> None:
         """Take the chat's turn (web processes only), then handle the update as usual."""
         runtime = self.bot_data.get(RUNTIME_KEY)
-        chat_id = _private_chat(update)
+        chat_id = private_chat(update)
         if runtime is None or runtime.role != "web" or chat_id is None:
             await super().process_update(update)
             return
         async with chat_turn(runtime.engine, chat_id):
+            await self._handle_in_order(update, chat_id)
+
+    async def _handle_in_order(self, update: object, chat_id: int) -> None:
+        """Handle the update, unless the inbox says an earlier one goes first or it is gone."""
+        queue = self.update_queue
+        if not isinstance(queue, InboxQueue) or not isinstance(update, Update):
             await super().process_update(update)
+            return
+        verdict = await queue.verdict(update, chat_id)
+        if verdict is Verdict.LATER:
+            queue.put_back(update)
+        if verdict is not Verdict.HANDLE:
+            return
+        try:
+            await super().process_update(update)
+        finally:
+            await queue.finish(update)

@@ -135,6 +135,21 @@ class PressWindow(Base):
     presses: Mapped[int] = mapped_column(Integer)
 
 
+class InboxUpdate(Base):
+    """A private chat's update a web process received and has not finished handling: written
+    before Telegram is answered, deleted once handled (see bot/inbox.py)."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (Index("ix_inbox_chat_update", "chat_id", "update_id"),)
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set when a process starts handling it; a row taken long ago belongs to a process that died.
+    taken_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class CaseSequence(Base):
     """The last tracking-code sequence handed out in a Jalali year."""
 

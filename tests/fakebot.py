@@ -231,14 +231,23 @@ class ChatUser:
             **content,
         }
 
-    async def send(self, text: str) -> list[ApiCall]:
-        """Type and send text (a leading /word is a command)."""
+    def _text(self, text: str) -> dict[str, Any]:
         content: dict[str, Any] = {"text": text}
         if text.startswith("/"):
             content["entities"] = [
                 {"type": "bot_command", "offset": 0, "length": len(text.split()[0])}
             ]
-        return await self._process({"message": self._message(**content)})
+        return {"message": self._message(**content)}
+
+    async def send(self, text: str) -> list[ApiCall]:
+        """Type and send text (a leading /word is a command)."""
+        return await self._process(self._text(text))
+
+    def text_update(self, text: str) -> Update:
+        """The update `send(text)` would make, for a test that queues it as the webhook does."""
+        return Update.de_json(
+            {**self._text(text), "update_id": next(self._update_ids)}, self.app.bot
+        )
 
     async def send_content(self, **content: Any) -> list[ApiCall]:
         """Send any message content, e.g. sticker={...} or voice={...}."""

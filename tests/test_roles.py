@@ -58,7 +58,8 @@ async def test_web_processes_neither_send_nor_run_jobs(database_url: str) -> Non
     await app.initialize()
     await app.post_init(app)  # type: ignore[misc]
     runtime = app.bot_data["runtime"]
-    assert runtime.tasks == [] and app.job_queue is not None
+    assert [t.get_name() for t in runtime.tasks] == ["inbox"], "only the inbox sweep"
+    assert app.job_queue is not None
     assert [job.name for job in app.job_queue.jobs()] == ["banned"], "only the block list refresh"
     await stop_bot(app)
 
@@ -157,6 +158,53 @@ async def test_button_presses_add_up_across_web_processes(database_url: str) -> 
         alerts = [c.text for c in calls if c.method == "answerCallbackQuery" and c.text]
         slowed.append(any("آهسته‌تر" in text for text in alerts))
     assert slowed == [False] * 20 + [True] * 4
+    await stop_bot(app_a)
+    await stop_bot(app_b)
+
+
+async def _until_blocked(app: Any, user_id: int, blocked: bool) -> None:
+    """Wait for a process to hear of a block (its reload runs as a task of its own)."""
+    runtime = app.bot_data["runtime"]
+    async with asyncio.timeout(2):
+        while (user_id in runtime.banned) != blocked:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
+async def test_a_block_on_one_process_holds_on_the_others_at_once(database_url: str) -> None:
+    from sqlalchemy import text
+
+    from tests.conftest import COORDINATOR
+    from tests.fakebot import ChatUser, texts
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("several web processes need PostgreSQL")
+    settings = make_settings(database_url, telegram={"rate_limit": False})
+    app_a, api_a = await start_bot(settings, role="web")
+    app_b, api_b = await start_bot(settings, role="web")
+    coordinator, abuser = ChatUser(app_a, api_a, COORDINATOR), ChatUser(app_b, api_b, 1001)
+    assert texts(await abuser.send("/start"))
+    assert "مسدود شد" in texts(await coordinator.send("/block 1001"))[0]
+    await _until_blocked(app_b, 1001, True)  # not a minute later
+    assert texts(await abuser.send("📝 گزارش جدید")) == []
+
+    # The listening connection dies (a database restart); the minute's reload listens again.
+    killer = create_engine(database_url)
+    async with killer.connect() as connection:
+        await connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    await killer.dispose()
+    blocklist = app_b.bot_data["runtime"].blocklist
+    async with asyncio.timeout(2):
+        while blocklist.listening:  # noqa: ASYNC110 — asyncpg notices the closed socket
+            await asyncio.sleep(0.01)
+    await blocklist.listen()
+    await coordinator.send("/unblock 1001")
+    await _until_blocked(app_b, 1001, False)
+    assert texts(await abuser.send("/start"))
     await stop_bot(app_a)
     await stop_bot(app_b)
 

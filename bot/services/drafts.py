@@ -8,6 +8,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.jalali import utcnow
+from models.db import dialect_insert
 from models.entities import Draft
 
 MAX_PHOTOS = 5
@@ -57,12 +59,17 @@ async def load_draft(*, session: AsyncSession, user_id: int) -> ReportDraft | No
 
 
 async def save_draft(*, session: AsyncSession, user_id: int, draft: ReportDraft) -> None:
-    """Store the draft and commit: the step is done only once this returns."""
-    row = await session.get(Draft, user_id)
-    if row is None:
-        session.add(Draft(user_id=user_id, data=asdict(draft)))
-    else:
-        row.data = asdict(draft)
+    """Store the draft and commit: the step is done only once this returns. One statement: a
+    step saves its draft on every update."""
+    upsert = dialect_insert(session, Draft).values(
+        user_id=user_id, data=asdict(draft), updated_at=utcnow()
+    )
+    await session.execute(
+        upsert.on_conflict_do_update(
+            index_elements=[Draft.user_id],
+            set_={"data": upsert.excluded.data, "updated_at": upsert.excluded.updated_at},
+        )
+    )
     await session.commit()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import case, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.db import dialect_insert
@@ -23,6 +23,9 @@ from models.entities import (
     Staff,
     User,
 )
+
+# The PostgreSQL channel on which a change to who is blocked is announced (bot/blocklist.py).
+BLOCKLIST_CHANNEL = "mahalle_blocklist"
 
 
 async def get_or_create_user(*, session: AsyncSession, user_id: int, language: str) -> User:
@@ -116,12 +119,17 @@ async def drop_old_contacts(*, session: AsyncSession, older_than: datetime) -> i
 
 
 async def set_banned(*, session: AsyncSession, user_id: int, banned: bool) -> None:
-    """Block or unblock a user (coordinators, against abuse)."""
+    """Block or unblock a user (coordinators, against abuse) and commit; on PostgreSQL, every
+    process listening hears of it at the commit."""
     user = await session.get(User, user_id)
     if user is None:
         user = User(id=user_id)
         session.add(user)
     user.banned = banned
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_notify(:channel, '')"), {"channel": BLOCKLIST_CHANNEL}
+        )
     await session.commit()
 
 

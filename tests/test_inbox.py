@@ -1,0 +1,172 @@
+"""Web processes keep a chat's updates in order and lose none a stopped process had received."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from telegram import Update
+
+from bot.inbox import InboxQueue
+from bot.jalali import utcnow
+from bot.services import inbox
+from bot.services.inbox import Verdict
+from models.db import create_engine, create_session_factory
+from models.entities import InboxUpdate
+from tests.conftest import make_settings
+from tests.fakebot import AnyApplication, ChatUser, FakeBotAPI, start_bot, stop_bot
+
+NEW_REPORT = "📝 گزارش جدید"
+
+
+def _postgresql_only(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("several web processes need PostgreSQL")
+
+
+async def _web_process(settings: Any) -> tuple[AnyApplication, FakeBotAPI, InboxQueue]:
+    """A web process with its own update queue and fetcher running, as behind the webhook."""
+    app, api = await start_bot(settings, role="web")
+    assert isinstance(app.update_queue, InboxQueue)
+    await app.start()
+    return app, api, app.update_queue
+
+
+async def _stop(*apps: AnyApplication) -> None:
+    for app in apps:
+        if app.running:
+            await app.stop()
+        await stop_bot(app)
+
+
+async def _until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Wait for the queues to get somewhere. Polled: the state is the fake API's and the
+    queues', and an update put back for later leaves its queue empty for a moment."""
+    async with asyncio.timeout(seconds):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+async def _rows_left(database_url: str) -> int:
+    engine = create_engine(database_url)
+    async with create_session_factory(engine)() as session:
+        left = await session.scalar(select(func.count()).select_from(InboxUpdate))
+    await engine.dispose()
+    return int(left or 0)
+
+
+def _asked_for_neighbourhood(person: ChatUser) -> int:
+    """How many times the resident was asked where the problem is."""
+    return sum("نام محله را تایپ کنید" in call.text for call in person.api.to_chat(person.chat_id))
+
+
+async def test_quick_messages_keep_their_order_across_web_processes(database_url: str) -> None:
+    _postgresql_only(database_url)
+    settings = make_settings(database_url, telegram={"rate_limit": False})
+    (app_a, api_a, queue_a), (app_b, api_b, queue_b) = [
+        await _web_process(settings) for _ in range(2)
+    ]
+    persistence = app_a.persistence
+    assert persistence is not None
+    save = persistence.update_conversation
+    busy = asyncio.Event()
+
+    async def slow_save(**state: Any) -> None:  # process A is busy with someone else
+        busy.set()
+        await asyncio.sleep(0.5)
+        await save(**state)
+
+    persistence.update_conversation = slow_save  # type: ignore[method-assign,assignment]
+    await queue_a.put(ChatUser(app_a, api_a, 2002).text_update(NEW_REPORT))
+    await asyncio.wait_for(busy.wait(), 5)
+    on_a, on_b = ChatUser(app_a, api_a, 1001), ChatUser(app_b, api_b, 1001)
+    await queue_a.put(on_a.text_update(NEW_REPORT))  # waits in A's queue, behind the other
+    await queue_b.put(on_b.text_update("جهاد"))  # the answer reaches B, which is free
+    # Handled first, "جهاد" would not be understood on the main menu; in order, it finds the
+    # neighbourhood the report asks for.
+    await _until(lambda: any("جهاد" in label for label in on_b.button_labels()))
+    assert _asked_for_neighbourhood(on_a) == 1
+    await _until(lambda: not queue_a.kept and not queue_b.kept)
+    await _stop(app_a, app_b)
+    assert await _rows_left(database_url) == 0, "handled updates leave the inbox"
+
+
+async def test_a_stopped_processs_updates_are_handled_once_by_another(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    _postgresql_only(database_url)
+    settings = make_settings(database_url, telegram={"rate_limit": False})
+    stopped, api_a = await start_bot(settings, role="web")  # received, never got to handle it
+    caplog.set_level(logging.INFO, logger="bot.inbox")
+    update = ChatUser(stopped, api_a, 1001).text_update(NEW_REPORT)
+    await stopped.update_queue.put(update)
+    # Telegram sends it again (its delivery was not answered in time): it is queued once.
+    await stopped.update_queue.put(update)
+    assert stopped.update_queue.qsize() == 1
+    assert "arrived again" in caplog.text
+    app_b, api_b, queue_b = await _web_process(settings)
+    on_b = ChatUser(app_b, api_b, 1001)
+    assert await queue_b.sweep(app_b.bot, now=utcnow()) == 0, "not before it is orphaned"
+    later = utcnow() + timedelta(minutes=1)
+    assert await queue_b.sweep(app_b.bot, now=later) == 1
+    await _until(lambda: _asked_for_neighbourhood(on_b) == 1 and not queue_b.kept)
+
+    # The first process was only slow: when it gets there, it finds the update handled.
+    await stopped.start()
+    await _until(lambda: stopped.update_queue.empty())
+    await asyncio.sleep(0.1)
+    assert api_a.to_chat(1001) == [], "handled once"
+    assert _asked_for_neighbourhood(on_b) == 1
+    await _stop(stopped, app_b)
+
+
+async def test_inbox_takes_a_chats_updates_in_order_and_forgets_abandoned_ones(
+    database_url: str,
+) -> None:
+    engine = create_engine(database_url)
+    now = utcnow()
+    async with create_session_factory(engine)() as session:
+        for update_id, chat_id in ((10, 1001), (11, 2002), (12, 1001)):
+            assert await inbox.store(
+                session=session, update_id=update_id, chat_id=chat_id, payload={}, now=now
+            )
+        assert not await inbox.store(
+            session=session, update_id=12, chat_id=1001, payload={}, now=now
+        )
+
+        async def take(update_id: int, chat_id: int, wait_since: Any = None) -> Verdict:
+            return await inbox.take(
+                session=session, update_id=update_id, chat_id=chat_id, now=now,
+                wait_since=wait_since or now - timedelta(seconds=30),
+            )  # fmt: skip
+
+        assert await take(12, 1001) is Verdict.LATER, "update 10 of the same chat goes first"
+        assert await take(11, 2002) is Verdict.HANDLE, "another chat does not wait"
+        assert await take(11, 2002) is Verdict.GONE, "taken once"
+        assert await take(12, 1001, wait_since=now) is Verdict.HANDLE, "10 is too old to wait for"
+        assert await take(10, 1001) is Verdict.HANDLE
+        await inbox.finish(session=session, update_id=10)
+        assert await inbox.orphans(session=session, received_before=now + timedelta(1)) == []
+        assert await inbox.drop_abandoned(session=session, taken_before=now) == 0
+        assert await inbox.drop_abandoned(session=session, taken_before=now + timedelta(1)) == 2
+    await engine.dispose()
+
+
+async def test_an_update_is_queued_even_when_the_inbox_cannot_be_reached(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    nowhere = create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/none")
+    queue = InboxQueue(create_session_factory(nowhere))
+    chat = {"id": 1001, "type": "private", "first_name": "x"}
+    message = {"message_id": 1, "date": 0, "chat": chat, "from": {**chat, "is_bot": False}}
+    update = Update.de_json({"update_id": 1, "message": {**message, "text": "سلام"}}, None)
+    await queue.put(update)
+    assert queue.qsize() == 1 and not queue.kept, "queued as before the inbox existed"
+    assert await queue.verdict(update, 1001) is Verdict.HANDLE
+    assert "could not keep update in the inbox" in caplog.text
+    await nowhere.dispose()
