@@ -9,7 +9,8 @@ Each simulated resident walks /start → new report → types a neighbourhood �
 no photo → anonymous → confirm, posting every update to the webhook (through the reverse proxy,
 with the secret header) and waiting, before the next step, until the stand-in shows the answer
 that step waits for (a person answers the question they were asked, not an earlier message).
-Consecutive updates of one chat reach different web processes when the proxy balances them.
+Consecutive updates of one chat reach different web processes when the proxy balances them;
+with --burst two of them are sent without waiting for the first one's answer.
 Prints how many got their tracking code, how many cards reached the agency chat, and latencies.
 """
 
@@ -43,9 +44,10 @@ class Resident:
         answer = await self.client.get(f"{self.arguments.api}/_chat/{self.user['id']}")
         return list(answer.json())
 
-    async def _post(self, update: dict[str, Any], expect: str) -> None:
+    async def _post(self, update: dict[str, Any], expect: str | None) -> None:
         """Post an update and wait for the answer a person waits for: a new message holding
-        `expect` (an answer may come in several messages, which arrive apart under load)."""
+        `expect` (an answer may come in several messages, which arrive apart under load). With
+        no `expect`, go on as soon as the webhook took it, as someone typing on does."""
         before = len(await self.shown())
         started = time.perf_counter()
         update["update_id"] = next(_update_ids)
@@ -55,6 +57,8 @@ class Resident:
             headers={"X-Telegram-Bot-Api-Secret-Token": self.arguments.secret},
         )
         response.raise_for_status()
+        if expect is None:
+            return
         deadline = started + 30
         while not any(expect in shown["text"] for shown in (await self.shown())[before:]):
             if time.perf_counter() > deadline:
@@ -65,7 +69,7 @@ class Resident:
         # processes then take turns on the chat, so the next step still sees this one saved).
         await asyncio.sleep(self.arguments.think)
 
-    async def say(self, text: str, expect: str) -> None:
+    async def say(self, text: str, expect: str | None) -> None:
         """Send a text message (a leading /word is a command)."""
         message: dict[str, Any] = {
             "message_id": next(_message_ids), "date": int(time.time()), "text": text,
@@ -109,7 +113,9 @@ class Resident:
         await self.say("📝 گزارش جدید", "نام محله")
         await self.say("یوسف آباد", "منظورتان")
         await self.press("یوسف‌آباد", "شرح دهید")
-        await self.say(DESCRIPTION, "عکس")
+        # --burst: "continue" follows the description before its answer shows; handled the
+        # other way round, "continue" would be taken for a (too short) description.
+        await self.say(DESCRIPTION, None if self.arguments.burst else "عکس")
         await self.say("ادامه ⬅️", "ناشناس")
         await self.say("🙈 ناشناس بمانم", "📍")
         await self.press("ثبت گزارش", "کد پیگیری")
@@ -152,6 +158,11 @@ def main() -> None:
     parser.add_argument("--secret", default=os.environ.get("MAHALLE_WEBHOOK_SECRET", ""))
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--think", type=float, default=1.0, help="seconds between steps")
+    parser.add_argument(
+        "--burst",
+        action="store_true",
+        help="send the description and 'continue' back to back, without waiting in between",
+    )
     parser.add_argument("--first-id", type=int, default=500_000)
     parser.add_argument("--agency-chat", type=int, help="count the cards that reached this chat")
     asyncio.run(drill(parser.parse_args()))

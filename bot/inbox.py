@@ -8,14 +8,14 @@ loses them, because Telegram does not send an answered update again. So a web pr
 each private chat's update to the `inbox` table before it queues it (and so before Telegram is
 answered). When the update's turn comes, holding the chat's lock (bot.turns), the process:
 
-- takes it and handles it, then deletes the row; or
-- puts it back in its queue for a moment when an earlier update of the same chat has not been
-  taken yet (it waits in another process's queue), so the earlier one goes first; or
-- drops it when another process took it already.
+- handles it, and deletes its row in the turn's transaction, which commits as the turn ends; or
+- puts it back in its queue for a moment when an earlier update of the same chat is still in
+  the inbox (it waits in another process's queue), so the earlier one goes first; or
+- drops it when its row is gone: another process handled it.
 
-Every web process sweeps the inbox now and then: updates nobody took for ORPHANED_AFTER are
-queued again (their process stopped), and ones taken but unfinished for ABANDONED_AFTER are
-forgotten (their process died mid-way; handling them again could answer twice).
+Every web process sweeps the inbox now and then and queues the updates that have waited longer
+than ORPHANED_AFTER: their process stopped (or died mid-way, its transaction rolled back), or is
+far behind. Whichever process's turn comes first handles such an update; the other finds it gone.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from telegram import Bot, Update
 
 from bot.jalali import utcnow
@@ -34,11 +34,13 @@ from models.db import UNREACHABLE
 
 log = logging.getLogger(__name__)
 
-# An untaken update this old was received by a process that has stopped.
-ORPHANED_AFTER = timedelta(seconds=30)
-# A taken update unfinished this long was being handled by a process that died.
-ABANDONED_AFTER = timedelta(minutes=10)
-SWEEP_SECONDS = 10.0
+# An update still in the inbox this long after it came was received by a process that stopped
+# or is far behind; another process may as well handle it.
+ORPHANED_AFTER = timedelta(seconds=10)
+# How long a chat's update waits for an earlier one: long enough for a sweep to queue the earlier
+# one again if its process stopped, so that even then they are handled in order.
+EARLIER_WAIT = 2 * ORPHANED_AFTER
+SWEEP_SECONDS = 5.0
 # Waiting for an earlier update: the first look again after this, then twice as long each time.
 FIRST_RETRY_SECONDS = 0.05
 LONGEST_RETRY_SECONDS = 1.0
@@ -82,19 +84,15 @@ class InboxQueue(asyncio.Queue[object]):
                 self.kept.add(item.update_id)
         await super().put(item)
 
-    async def verdict(self, update: Update, chat_id: int) -> Verdict:
-        """Take the update from the inbox if it is its turn (call holding the chat's turn)."""
-        if update.update_id not in self.kept:
-            return Verdict.HANDLE  # not kept: the database was down when it came
-        now = utcnow()
+    async def verdict(self, turn: AsyncConnection, update: Update, chat_id: int) -> Verdict:
+        """Whether it is the update's turn (call holding the chat's turn, on its connection)."""
         try:
-            async with self.session_factory() as session:
-                verdict = await inbox.take(
-                    session=session, update_id=update.update_id, chat_id=chat_id, now=now,
-                    wait_since=now - ORPHANED_AFTER,
-                )  # fmt: skip
+            verdict = await inbox.verdict(
+                connection=turn, update_id=update.update_id, chat_id=chat_id,
+                wait_since=utcnow() - EARLIER_WAIT,
+            )  # fmt: skip
         except UNREACHABLE:
-            return Verdict.HANDLE
+            return Verdict.HANDLE  # it answers "try again in a minute" on its own
         if verdict is Verdict.GONE:
             self._forget(update.update_id)
         return verdict
@@ -106,15 +104,12 @@ class InboxQueue(asyncio.Queue[object]):
         delay = min(FIRST_RETRY_SECONDS * 2**times, LONGEST_RETRY_SECONDS)
         asyncio.get_running_loop().call_later(delay, self.put_nowait, update)
 
-    async def finish(self, update: Update) -> None:
-        """The update was handled: delete it from the inbox."""
-        if update.update_id not in self.kept:
-            return
+    async def finish(self, turn: AsyncConnection, update: Update) -> None:
+        """The update was handled: delete it from the inbox as the turn ends."""
         self._forget(update.update_id)
         try:
-            async with self.session_factory() as session:
-                await inbox.finish(session=session, update_id=update.update_id)
-        except UNREACHABLE as error:  # the sweep forgets it once it looks abandoned
+            await inbox.finish(connection=turn, update_id=update.update_id)
+        except UNREACHABLE as error:
             log.warning("could not clear a handled update (%s)", type(error).__name__)
 
     def _forget(self, update_id: int) -> None:
@@ -122,15 +117,9 @@ class InboxQueue(asyncio.Queue[object]):
         self.put_back_count.pop(update_id, None)
 
     async def sweep(self, bot: Bot, *, now: datetime) -> int:
-        """Queue the updates a stopped process left untaken; forget abandoned ones. How many
-        were queued."""
+        """Queue the updates that waited too long in the inbox; how many."""
         async with self.session_factory() as session:
             left = await inbox.orphans(session=session, received_before=now - ORPHANED_AFTER)
-            dropped = await inbox.drop_abandoned(
-                session=session, taken_before=now - ABANDONED_AFTER
-            )
-        if dropped:
-            log.warning("%d update(s) were left half-handled by a process that stopped", dropped)
         queued = 0
         for update_id, payload in left:
             if update_id in self.kept:
@@ -139,7 +128,7 @@ class InboxQueue(asyncio.Queue[object]):
             self.put_nowait(Update.de_json(payload, bot))
             queued += 1
         if queued:
-            log.info("queued %d update(s) a stopped process had received", queued)
+            log.info("queued %d update(s) another process had received", queued)
         return queued
 
     async def sweep_forever(self, bot: Bot) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
 from bot.jalali import utcnow
+from bot.turns import current_turn
 from models.db import dialect_insert
 from models.entities import ConversationState
 
@@ -41,30 +44,44 @@ class SQLConversationPersistence(BasePersistence[dict[Any, Any], dict[Any, Any],
             )
             return {tuple(json.loads(key)): state for key, state in rows}
 
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession | AsyncConnection]:
+        """The chat's turn, when the update is handled in one (it commits as the turn ends),
+        or a transaction of its own."""
+        turn = current_turn.get()
+        if turn is not None:
+            yield turn
+            return
+        async with self._session_factory() as session, session.begin():
+            yield session
+
     async def get_state(self, name: str, key: ConversationKey) -> str | None:
         """One chat's stored state (another process may have moved it on)."""
-        async with self._session_factory() as session:
-            row = await session.get(ConversationState, (name, json.dumps(list(key))))
-            return row.state if row is not None else None
+        async with self._transaction() as executor:
+            return await executor.scalar(
+                select(ConversationState.state).where(
+                    ConversationState.name == name, ConversationState.key == json.dumps(list(key))
+                )
+            )
 
     async def update_conversation(
         self, name: str, key: ConversationKey, new_state: object | None
     ) -> None:
         """Store one chat's new state, or forget it when the conversation ended."""
         encoded_key = json.dumps(list(key))
-        async with self._session_factory() as session, session.begin():
+        async with self._transaction() as executor:
             if new_state is None:
-                await session.execute(
+                await executor.execute(
                     delete(ConversationState).where(
                         ConversationState.name == name, ConversationState.key == encoded_key
                     )
                 )
                 return
             values = {"state": str(new_state), "updated_at": utcnow()}
-            upsert = dialect_insert(session, ConversationState).values(
+            upsert = dialect_insert(executor, ConversationState).values(
                 name=name, key=encoded_key, **values
             )
-            await session.execute(
+            await executor.execute(
                 upsert.on_conflict_do_update(index_elements=["name", "key"], set_=values)
             )
 

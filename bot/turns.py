@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import text
@@ -27,6 +28,11 @@ from models.db import UNREACHABLE
 
 log = logging.getLogger(__name__)
 
+# The connection holding the turn of the chat whose update this task is handling, if any: the
+# conversation state is read and written in its transaction (bot.persistence), so the new state
+# and the inbox row's deletion commit together, as the turn ends.
+current_turn: ContextVar[AsyncConnection | None] = ContextVar("current_turn", default=None)
+
 # The two-number advisory locks are a key space of their own, apart from the jobs lock's.
 TURN_SPACE = 0x6D61  # "ma"
 
@@ -37,19 +43,25 @@ def chat_key(chat_id: int) -> int:
 
 
 @contextlib.asynccontextmanager
-async def chat_turn(engine: AsyncEngine, chat_id: int) -> AsyncIterator[None]:
+async def chat_turn(engine: AsyncEngine, chat_id: int) -> AsyncIterator[AsyncConnection | None]:
     """Wait for any other process handling this chat, and hold the chat until the block ends.
-    Without a database the update is handled anyway, and fails politely where it needs one."""
+    Yields the connection holding it, whose transaction commits when the block ends normally
+    (and rolls back on an error), or None: without a database the update is handled anyway,
+    and fails politely where it needs one."""
     if engine.dialect.name != "postgresql":
-        yield
+        yield None
         return
     connection = await _take_turn(engine, chat_id)
+    if connection is None:
+        yield None
+        return
     try:
-        yield
+        yield connection
+        with contextlib.suppress(*UNREACHABLE):
+            await connection.commit()  # releases the lock
     finally:
-        if connection is not None:
-            with contextlib.suppress(*UNREACHABLE):
-                await connection.close()  # rolls back, releasing the lock
+        with contextlib.suppress(*UNREACHABLE):
+            await connection.close()  # rolls back what was not committed, releasing the lock
 
 
 async def _take_turn(engine: AsyncEngine, chat_id: int) -> AsyncConnection | None:
@@ -80,21 +92,30 @@ class TurnTakingApplication(Application[Any, Any, Any, Any, Any, Any]):
         if runtime is None or runtime.role != "web" or chat_id is None:
             await super().process_update(update)
             return
-        async with chat_turn(runtime.engine, chat_id):
-            await self._handle_in_order(update, chat_id)
+        async with chat_turn(runtime.engine, chat_id) as turn:
+            in_turn = current_turn.set(turn)
+            try:
+                await self._handle_in_order(update, chat_id, turn)
+            finally:
+                current_turn.reset(in_turn)
 
-    async def _handle_in_order(self, update: object, chat_id: int) -> None:
+    async def _handle_in_order(
+        self, update: object, chat_id: int, turn: AsyncConnection | None
+    ) -> None:
         """Handle the update, unless the inbox says an earlier one goes first or it is gone."""
         queue = self.update_queue
-        if not isinstance(queue, InboxQueue) or not isinstance(update, Update):
+        if (
+            turn is None
+            or not isinstance(queue, InboxQueue)
+            or not isinstance(update, Update)
+            or update.update_id not in queue.kept
+        ):
             await super().process_update(update)
             return
-        verdict = await queue.verdict(update, chat_id)
+        verdict = await queue.verdict(turn, update, chat_id)
         if verdict is Verdict.LATER:
             queue.put_back(update)
         if verdict is not Verdict.HANDLE:
             return
-        try:
-            await super().process_update(update)
-        finally:
-            await queue.finish(update)
+        await super().process_update(update)
+        await queue.finish(turn, update)

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -44,9 +45,11 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def dialect_insert(session: AsyncSession, table: Any) -> Any:
-    """An INSERT that knows ON CONFLICT, in the session's dialect (PostgreSQL or SQLite)."""
-    dialect = session.get_bind().dialect.name
+def dialect_insert(executor: AsyncSession | AsyncConnection, table: Any) -> Any:
+    """An INSERT that knows ON CONFLICT, in the dialect (PostgreSQL or SQLite) of a session or
+    connection."""
+    bind = executor if isinstance(executor, AsyncConnection) else executor.get_bind()
+    dialect = bind.dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 

@@ -146,8 +146,6 @@ class InboxUpdate(Base):
     chat_id: Mapped[int] = mapped_column(BigInteger)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # Set when a process starts handling it; a row taken long ago belongs to a process that died.
-    taken_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class CaseSequence(Base):

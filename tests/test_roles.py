@@ -237,7 +237,10 @@ async def test_dropped_database_connections_are_replaced_without_a_restart(
     assert await leadership.try_lead(), "the jobs lock died with its connection and is taken back"
     async with killer.connect() as connection:
         held = await connection.scalar(
-            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+            text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
+                "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
         )
     await killer.dispose()
     assert held == 1

@@ -6,9 +6,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, exists, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy import delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from models.db import dialect_insert
 from models.entities import InboxUpdate
@@ -17,9 +16,9 @@ from models.entities import InboxUpdate
 class Verdict(StrEnum):
     """What a process does with an update from the inbox when the chat's turn is its."""
 
-    HANDLE = "handle"  # taken by this process: handle it now
+    HANDLE = "handle"  # handle it now
     LATER = "later"  # an earlier update of the chat has not been handled yet: put this one back
-    GONE = "gone"  # another process handled it or is handling it: drop it
+    GONE = "gone"  # another process handled it already: drop it
 
 
 async def store(
@@ -37,58 +36,39 @@ async def store(
     return stored is not None
 
 
-async def take(
-    *, session: AsyncSession, update_id: int, chat_id: int, now: datetime, wait_since: datetime
+async def verdict(
+    *, connection: AsyncConnection, update_id: int, chat_id: int, wait_since: datetime
 ) -> Verdict:
-    """Take the update and commit, unless it is gone or an earlier update of its chat, received
-    after `wait_since`, has not been taken (call it holding the chat's turn)."""
-    earlier = aliased(InboxUpdate)
-    earlier_waits = exists().where(
-        earlier.chat_id == chat_id,
-        earlier.update_id < update_id,
-        earlier.taken_at.is_(None),
-        earlier.received_at > wait_since,
-    )
-    taken = await session.scalar(
-        update(InboxUpdate)
-        .where(InboxUpdate.update_id == update_id, InboxUpdate.taken_at.is_(None), ~earlier_waits)
-        .values(taken_at=now)
-        .returning(InboxUpdate.update_id)
-    )
-    await session.commit()
-    if taken is not None:
-        return Verdict.HANDLE
-    untaken = await session.scalar(
+    """Whether the update is handled now: not when it is gone, nor while an earlier update of
+    its chat, received after `wait_since`, waits. Call it holding the chat's turn."""
+    rows = await connection.execute(
         select(InboxUpdate.update_id).where(
-            InboxUpdate.update_id == update_id, InboxUpdate.taken_at.is_(None)
+            InboxUpdate.chat_id == chat_id,
+            InboxUpdate.update_id <= update_id,
+            or_(InboxUpdate.update_id == update_id, InboxUpdate.received_at > wait_since),
         )
     )
-    return Verdict.LATER if untaken is not None else Verdict.GONE
+    kept = set(rows.scalars())
+    if update_id not in kept:
+        return Verdict.GONE
+    return Verdict.LATER if len(kept) > 1 else Verdict.HANDLE
 
 
-async def finish(*, session: AsyncSession, update_id: int) -> None:
-    """The update was handled: forget it."""
-    await session.execute(delete(InboxUpdate).where(InboxUpdate.update_id == update_id))
-    await session.commit()
+async def finish(*, connection: AsyncConnection, update_id: int) -> None:
+    """The update was handled: forget it, in the turn's transaction, which commits as the turn
+    ends (a process that dies before leaves the update for another to handle)."""
+    await connection.execute(delete(InboxUpdate).where(InboxUpdate.update_id == update_id))
 
 
 async def orphans(
     *, session: AsyncSession, received_before: datetime, limit: int = 200
 ) -> list[tuple[int, dict[str, Any]]]:
-    """(update id, payload) of updates nobody took though they arrived before the moment given:
-    the process that received them stopped first."""
+    """(update id, payload) of updates still not handled that arrived before the moment given:
+    the process that received them stopped, or is far behind."""
     rows = await session.execute(
         select(InboxUpdate.update_id, InboxUpdate.payload)
-        .where(InboxUpdate.taken_at.is_(None), InboxUpdate.received_at < received_before)
+        .where(InboxUpdate.received_at < received_before)
         .order_by(InboxUpdate.update_id)
         .limit(limit)
     )
     return [(update_id, payload) for update_id, payload in rows]
-
-
-async def drop_abandoned(*, session: AsyncSession, taken_before: datetime) -> int:
-    """Forget updates taken before the moment given and never finished (their process died while
-    handling them; handling them again could send an answer twice); how many and commit."""
-    dropped = await session.execute(delete(InboxUpdate).where(InboxUpdate.taken_at < taken_before))
-    await session.commit()
-    return int(dropped.rowcount)  # type: ignore[attr-defined]
