@@ -94,7 +94,7 @@ class InboxQueue(asyncio.Queue[object]):
         except UNREACHABLE:
             return Verdict.HANDLE  # it answers "try again in a minute" on its own
         if verdict is Verdict.GONE:
-            self._forget(update.update_id)
+            self.forget(update.update_id)
         return verdict
 
     def put_back(self, update: Update) -> None:
@@ -106,13 +106,14 @@ class InboxQueue(asyncio.Queue[object]):
 
     async def finish(self, turn: AsyncConnection, update: Update) -> None:
         """The update was handled: delete it from the inbox as the turn ends."""
-        self._forget(update.update_id)
+        self.forget(update.update_id)
         try:
             await inbox.finish(connection=turn, update_id=update.update_id)
         except UNREACHABLE as error:
             log.warning("could not clear a handled update (%s)", type(error).__name__)
 
-    def _forget(self, update_id: int) -> None:
+    def forget(self, update_id: int) -> None:
+        """This process is done with the update (its row may stay for a sweep)."""
         self.kept.discard(update_id)
         self.put_back_count.pop(update_id, None)
 

@@ -105,11 +105,14 @@ class TurnTakingApplication(Application[Any, Any, Any, Any, Any, Any]):
         """Handle the update, unless the inbox says an earlier one goes first or it is gone."""
         queue = self.update_queue
         if (
-            turn is None
-            or not isinstance(queue, InboxQueue)
+            not isinstance(queue, InboxQueue)
             or not isinstance(update, Update)
             or update.update_id not in queue.kept
         ):
+            await super().process_update(update)
+            return
+        if turn is None:  # the database went away since the update was kept: answer anyway
+            queue.forget(update.update_id)  # a sweep hands its row on once the database is back
             await super().process_update(update)
             return
         verdict = await queue.verdict(turn, update, chat_id)

@@ -375,6 +375,16 @@ async def start_bot(
     return app, api
 
 
+async def crash_bot(app: AnyApplication) -> None:
+    """The process dies: no shutdown, no final persistence flush. Its database connections die
+    with it, the jobs lock's and the block list listener's too (else the lock outlives a test)."""
+    runtime = app.bot_data["runtime"]
+    await runtime.leadership.step_down()
+    if runtime.blocklist is not None:
+        await runtime.blocklist.close()
+    await runtime.engine.dispose()
+
+
 async def stop_bot(app: AnyApplication) -> None:
     """Shut the application down cleanly (persistence flushed, database pool closed)."""
     await app.shutdown()

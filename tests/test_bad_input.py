@@ -8,7 +8,7 @@ import pytest
 
 from bot.config import Settings
 from tests.conftest import Bot
-from tests.fakebot import ChatUser, alerts, start_bot, stop_bot, texts
+from tests.fakebot import ChatUser, alerts, crash_bot, start_bot, stop_bot, texts
 from tests.test_report_flow import DESCRIPTION, cases_in, walk_to_summary
 
 STICKER = {
@@ -171,8 +171,7 @@ async def test_a_restart_mid_report_resumes_where_it_was(settings: Settings) -> 
     resident = ChatUser(app, api, 4004)
     await reach(resident, "media")
     await resident.send_photo("BEFORE-CRASH")
-    # The process dies here: no shutdown, no final persistence flush.
-    await app.bot_data["runtime"].engine.dispose()
+    await crash_bot(app)  # no shutdown, no final persistence flush
 
     app2, api2 = await start_bot(settings)
     resident = ChatUser(app2, api2, 4004)

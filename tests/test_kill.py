@@ -130,7 +130,10 @@ async def _jobs_lock_released(database_url: str) -> None:
     deadline = time.monotonic() + 20
     async with engine.connect() as connection:
         while await connection.scalar(
-            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+            text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
         ):
             assert time.monotonic() < deadline, "the killed worker's lock was never released"
             await asyncio.sleep(0.1)

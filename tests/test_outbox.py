@@ -13,7 +13,7 @@ from bot.jalali import utcnow
 from models.db import create_engine, create_session_factory
 from models.entities import Agency, OutboxMessage
 from tests.conftest import COORDINATOR, COORDINATOR_CHAT, Bot, agency_chat
-from tests.fakebot import ApiCall, ChatUser, start_bot, stop_bot
+from tests.fakebot import ApiCall, ChatUser, crash_bot, start_bot, stop_bot
 from tests.test_agency import report
 from tests.test_report_flow import cases_in
 
@@ -150,8 +150,7 @@ async def test_a_restart_mid_delivery_loses_nothing_and_sends_nothing_twice(
         await resident.press("ثبت گزارش")
     clock = Clock()
     await first.app.bot_data["runtime"].sender.deliver_due(now=clock, limit=4)
-    # The process dies here, without shutting down.
-    await app.bot_data["runtime"].engine.dispose()
+    await crash_bot(app)  # the process dies here, without shutting down
 
     app2, api2 = await start_bot(settings)
     await app2.bot_data["runtime"].sender.deliver_due(now=clock)
