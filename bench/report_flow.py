@@ -23,8 +23,9 @@ from typing import Any
 from sqlalchemy import func, select
 from telegram import Update
 
+from bot.pipeline import settle
 from models.db import create_engine, create_session_factory
-from models.entities import Case
+from models.entities import Case, CaseStatus
 from tests.conftest import fresh_database, make_settings
 from tests.fakebot import ApiCall, ChatUser, start_bot, stop_bot
 
@@ -57,18 +58,26 @@ async def run(users: int, database_url: str | None, role: str = "all") -> None:
     started = time.perf_counter()
     for user_id in range(10_000, 10_000 + users):
         # The outbox worker runs beside the bot in production; this measures the handling alone.
-        resident = (InboxResident if role == "web" else ChatUser)(app, api, user_id, deliver=False)
+        # The confirm answers before its case is placed; placing runs beside the next updates,
+        # as in a real process, and counts in the elapsed time.
+        resident = (InboxResident if role == "web" else ChatUser)(
+            app, api, user_id, deliver=False, settle=False
+        )
         for kind, value in STEPS:
             before = time.perf_counter()
             await (resident.send(value) if kind == "send" else resident.press(value))
             latencies.append(time.perf_counter() - before)
+    await settle(app.bot_data["runtime"])
     elapsed = time.perf_counter() - started
     engine = create_engine(url)
     async with create_session_factory(engine)() as session:
         cases = await session.scalar(select(func.count()).select_from(Case))
+        unplaced = await session.scalar(
+            select(func.count()).select_from(Case).where(Case.status == CaseStatus.SUBMITTED)
+        )
     await engine.dispose()
     await stop_bot(app)
-    assert cases == users, f"expected {users} cases, found {cases}"
+    assert cases == users and not unplaced, f"{cases} cases for {users}, {unplaced} not placed"
     ms = sorted(x * 1000 for x in latencies)
     backend = url.split(":", 1)[0]
     print(

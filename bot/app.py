@@ -20,6 +20,7 @@ from bot.inbox import InboxQueue
 from bot.jobs import schedule_jobs
 from bot.leader import Leadership
 from bot.persistence import SQLConversationPersistence
+from bot.pipeline import settle
 from bot.runtime import Runtime
 from bot.services.reference import sync_reference_data
 from bot.services.routing import offer_reroute
@@ -168,6 +169,7 @@ async def _post_shutdown(application: AnyApplication) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await settle(runtime)  # cases being placed (the route-stranded job would, a minute later)
     await runtime.leadership.step_down()
     if runtime.blocklist is not None:
         await runtime.blocklist.close()

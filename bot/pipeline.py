@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -16,6 +17,8 @@ from bot.services import broadcasts, deadlines, stats, users
 from bot.services.routing import route_new_case
 from bot.triage import TriageResult
 from models.entities import Case, CaseStatus
+
+log = logging.getLogger(__name__)
 
 # A case still "submitted" this long after creation was left behind by a crash mid-confirm.
 STRANDED_AFTER = timedelta(minutes=1)
@@ -42,6 +45,29 @@ async def route_submitted(
         await session.commit()
     runtime.wake_outbox()
     return result
+
+
+def place_in_background(runtime: Runtime, case_id: int) -> None:
+    """Classify and route a just-submitted case while the reporter reads their tracking code.
+    Sending is kept apart from reporting: the confirm's answer does not wait for triage and
+    routing, and a failure here (or a process that dies first) leaves the case to the
+    route-stranded job."""
+    task = asyncio.create_task(_place(runtime, case_id), name=f"place-case-{case_id}")
+    runtime.placing.add(task)
+    task.add_done_callback(runtime.placing.discard)
+
+
+async def _place(runtime: Runtime, case_id: int) -> None:
+    try:
+        await route_submitted(runtime, case_id)
+    except Exception:
+        log.exception("placing case %s failed; the route-stranded job will retry", case_id)
+
+
+async def settle(runtime: Runtime) -> None:
+    """Wait until the cases being placed are placed (at shutdown, and in tests)."""
+    while runtime.placing:
+        await asyncio.gather(*runtime.placing, return_exceptions=True)
 
 
 async def route_stranded(runtime: Runtime, *, now: datetime | None = None) -> int:

@@ -37,6 +37,8 @@ class Runtime:
     sender: OutboxSender | None = None
     campaigns: CampaignSender | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Submitted cases being classified and routed after their reporter got the tracking code.
+    placing: set[asyncio.Task[None]] = field(default_factory=set)
     # Broadcasts being sent by this process, by campaign id.
     campaign_tasks: dict[int, asyncio.Task[None]] = field(default_factory=dict)
     # Users a coordinator blocked, and what reloads them when another process changes them.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Coroutine
 from enum import StrEnum
 from typing import Any
@@ -14,15 +13,14 @@ from bot.context import MahalleContext
 from bot.digits import isolate
 from bot.jalali import TrackingCode
 from bot.normalize import clean_text
-from bot.pipeline import route_submitted
+from bot.pipeline import place_in_background
 from bot.services import cases, drafts, places, users
 from bot.services.drafts import MAX_PHOTOS, ReportDraft
+from bot.triage.rules import is_urgent
 from handlers import keyboards, picker
 from handlers.common import message_of, unexpected_kind, user_id_of
 from handlers.groups import on_behalf_buttons, reporter_groups
 from models.entities import Neighbourhood
-
-log = logging.getLogger(__name__)
 
 PREFIX = "rn"
 DESCRIPTION_PROBLEM_KEYS = {"short": "description-too-short", "long": "description-too-long"}
@@ -346,21 +344,17 @@ async def confirm(update: Update, context: MahalleContext) -> object:
         submission = await cases.submit_report(
             session=session, reporter_id=user_id_of(update), draft=draft
         )
-    # Committed: the case exists whatever happens next. Routing is its own transaction; if it
-    # fails (or the process dies here) the route-stranded job places the case a minute later.
-    triage = None
+    # Committed: the case exists whatever happens next. It is placed in the background, in a
+    # transaction of its own; the reporter hears where it went from the outbox.
     if submission.created:
-        try:
-            triage = await route_submitted(context.runtime, submission.case.id)
-        except Exception:
-            log.exception("routing case %s failed; the sweep will retry", submission.case.code)
+        place_in_background(context.runtime, submission.case.id)
     await query.answer()
     await query.edit_message_reply_markup(reply_markup=None)
     code = TrackingCode.from_canonical(submission.case.code).display(context.language)
     await message_of(update).reply_text(
         context.t("report-submitted", code=code), reply_markup=keyboards.main_menu(context.t)
     )
-    if triage is not None and triage.urgent:
+    if submission.created and is_urgent(submission.case.text_original):
         await message_of(update).reply_text(context.t("urgent-call-now"))
     return END
 

@@ -199,6 +199,7 @@ class ChatUser:
         chat_id: int | None = None,
         name: str | None = None,
         deliver: bool = True,
+        settle: bool = True,
     ) -> None:
         self.app, self.api, self.user_id = app, api, user_id
         # A private chat by default; a group (negative id) for agency staff and coordinators.
@@ -211,6 +212,8 @@ class ChatUser:
         }
         # Run the outbox worker after each update, as a fast real worker would.
         self.deliver = deliver
+        # Wait for the work an update leaves running (a submitted case being placed).
+        self.settle = settle
 
     # --- sending ------------------------------------------------------------------------------
 
@@ -218,6 +221,10 @@ class ChatUser:
         before = len(self.api.calls)
         payload["update_id"] = next(self._update_ids)
         await self.app.process_update(Update.de_json(payload, self.app.bot))
+        if self.settle:
+            from bot.pipeline import settle
+
+            await settle(self.app.bot_data["runtime"])
         if self.deliver:
             await deliver_outbox(self.app)
         return [c for c in self.api.calls[before:] if c.chat_id in (self.chat_id, None)]

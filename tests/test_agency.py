@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, select
 
 from bot.config import Settings
@@ -367,3 +369,33 @@ async def test_a_failed_routing_still_gives_the_code_and_the_sweep_places_the_ca
     runtime = bot.app.bot_data["runtime"]
     assert await pipeline.route_stranded(runtime, now=utcnow() + timedelta(minutes=2)) == 1
     assert (await one_case(settings)).status == "forwarded"
+
+
+async def test_the_code_does_not_wait_for_triage_and_routing(
+    bot: Bot, settings: Settings, monkeypatch: object
+) -> None:
+    import asyncio
+
+    import pytest
+
+    from bot import pipeline
+    from bot.services.routing import route_new_case as real
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    routing = asyncio.Event()
+
+    async def slow(*args: Any, **kwargs: Any) -> str:  # a busy database
+        await routing.wait()
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr("bot.pipeline.route_new_case", slow)
+    resident = ChatUser(bot.app, bot.api, 1001, settle=False)
+    await walk_to_summary(resident)
+    replies = texts(await asyncio.wait_for(resident.press("ثبت گزارش"), 5))
+    assert "کد پیگیری" in replies[0], "answered while the case is still being placed"
+    assert (await one_case(settings)).status == "submitted"
+    routing.set()
+    await pipeline.settle(bot.app.bot_data["runtime"])
+    assert (await one_case(settings)).status == "forwarded"
+    assert await bot.app.bot_data["runtime"].sender.deliver_due()
+    assert any("فرستاده شد" in t for t in texts(bot.api.to_chat(1001))), "then told where"
