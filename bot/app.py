@@ -135,8 +135,9 @@ async def _post_init(application: AnyApplication) -> None:
     await application.bot.set_my_commands(
         [BotCommand(name, runtime.translate(key)) for name, key in COMMAND_KEYS.items()]
     )
-    runtime.blocklist = BlockListListener(runtime)
-    await runtime.blocklist.listen()
+    if runtime.role != "worker":  # a worker handles no updates
+        runtime.blocklist = BlockListListener(runtime)
+        await runtime.blocklist.listen()
     await reload_blocked(runtime)
     if application.job_queue is not None:
         application.job_queue.run_repeating(_refresh_banned, interval=60, first=60, name="banned")
