@@ -5,8 +5,9 @@ PTB's webhook answers Telegram as soon as an update is in the process's queue, b
 handled. With several web processes behind a proxy, a resident's two quick messages can wait in
 two queues and be handled the wrong way round; and a process killed with updates in its queue
 loses them, because Telegram does not send an answered update again. So a web process writes
-each private chat's update to the `inbox` table before it queues it (and so before Telegram is
-answered). When the update's turn comes, holding the chat's lock (bot.turns), the process:
+each update of a chat (a resident's, or an agency group's) to the `inbox` table before it queues
+it (and so before Telegram is answered). When the update's turn comes, holding the chat's lock
+(bot.turns), the process:
 
 - handles it, and deletes its row in the turn's transaction, which commits as the turn ends; or
 - puts it back in its queue for a moment when an earlier update of the same chat is still in
@@ -46,15 +47,15 @@ FIRST_RETRY_SECONDS = 0.05
 LONGEST_RETRY_SECONDS = 1.0
 
 
-def private_chat(update: object) -> int | None:
-    """The private chat an update belongs to, if it is one."""
+def chat_of(update: object) -> int | None:
+    """The chat an update belongs to, if any."""
     if not isinstance(update, Update) or update.effective_chat is None:
         return None
-    return update.effective_chat.id if update.effective_chat.type == "private" else None
+    return update.effective_chat.id
 
 
 class InboxQueue(asyncio.Queue[object]):
-    """PTB's update queue for a web process; private chats' updates pass through the inbox."""
+    """PTB's update queue for a web process; chats' updates pass through the inbox."""
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         super().__init__()
@@ -65,9 +66,9 @@ class InboxQueue(asyncio.Queue[object]):
         self.put_back_count: dict[int, int] = {}
 
     async def put(self, item: object) -> None:
-        """Keep a private chat's update in the inbox, then queue it (Telegram is answered after
+        """Keep a chat's update in the inbox, then queue it (Telegram is answered after
         this returns). One that is already kept is not queued twice."""
-        chat_id = private_chat(item)
+        chat_id = chat_of(item)
         if isinstance(item, Update) and chat_id is not None:
             try:
                 async with self.session_factory() as session:

@@ -1,10 +1,10 @@
-"""One update of a private chat at a time across web processes.
+"""One update of a chat at a time across web processes.
 
 A reply reaches the resident before the conversation state is saved; someone who answers at once
 may have their next update land on another web process, which would read the old state. Each
-update of a private chat is therefore handled holding a PostgreSQL advisory lock on that chat,
-taken before the state is read and released once it is saved. A dead process's lock goes with
-its connection. SQLite deployments are one process, where PTB already handles updates in turn.
+update of a chat is therefore handled holding a PostgreSQL advisory lock on that chat, taken
+before the state is read and released once it is saved. A dead process's lock goes with its
+connection. SQLite deployments are one process, where PTB already handles updates in turn.
 Which of a chat's updates goes first is the inbox's to say (bot/inbox.py).
 """
 
@@ -22,7 +22,7 @@ from telegram import Update
 from telegram.ext import Application
 
 from bot.context import RUNTIME_KEY
-from bot.inbox import InboxQueue, private_chat
+from bot.inbox import InboxQueue, chat_of
 from bot.services.inbox import Verdict
 from models.db import UNREACHABLE
 
@@ -83,12 +83,12 @@ async def _take_turn(engine: AsyncEngine, chat_id: int) -> AsyncConnection | Non
 
 
 class TurnTakingApplication(Application[Any, Any, Any, Any, Any, Any]):
-    """PTB's Application that, in a web process, handles a private chat's update in its turn."""
+    """PTB's Application that, in a web process, handles a chat's update in its turn."""
 
     async def process_update(self, update: object) -> None:
         """Take the chat's turn (web processes only), then handle the update as usual."""
         runtime = self.bot_data.get(RUNTIME_KEY)
-        chat_id = private_chat(update)
+        chat_id = chat_of(update)
         if runtime is None or runtime.role != "web" or chat_id is None:
             await super().process_update(update)
             return

@@ -136,7 +136,7 @@ class PressWindow(Base):
 
 
 class InboxUpdate(Base):
-    """A private chat's update a web process received and has not finished handling: written
+    """A chat's update a web process received and has not finished handling: written
     before Telegram is answered, deleted once handled (see bot/inbox.py)."""
 
     __tablename__ = "inbox"

@@ -125,6 +125,21 @@ async def test_a_stopped_processs_updates_are_handled_once_by_another(
     await _stop(stopped, app_b)
 
 
+async def test_an_agency_groups_update_a_stopped_process_had_is_answered_too(
+    database_url: str,
+) -> None:
+    _postgresql_only(database_url)
+    settings = make_settings(database_url, telegram={"rate_limit": False})
+    stopped, api_a = await start_bot(settings, role="web")
+    member = ChatUser(stopped, api_a, 2001, chat_id=-100424242, name="مدیر گروه")
+    await stopped.update_queue.put(member.text_update("/chatid"))
+    app_b, api_b, queue_b = await _web_process(settings)
+    assert await queue_b.sweep(app_b.bot, now=utcnow() + timedelta(minutes=1)) == 1
+    await _until(lambda: any("-100424242" in call.text for call in api_b.to_chat(-100424242)))
+    await _stop(stopped, app_b)
+    assert await _rows_left(database_url) == 0
+
+
 async def test_the_inbox_lets_a_chats_earlier_update_go_first(database_url: str) -> None:
     engine = create_engine(database_url)
     now = utcnow()

@@ -1,4 +1,4 @@
-"""The inbox: private chats' updates between their receipt and the end of their handling."""
+"""The inbox: chats' updates between their receipt and the end of their handling."""
 
 from __future__ import annotations
 

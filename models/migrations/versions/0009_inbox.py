@@ -1,4 +1,4 @@
-"""an inbox of private chats' updates, so several web processes keep a chat's order and lose
+"""an inbox of chats' updates, so several web processes keep a chat's order and lose
 nothing received before a process dies
 
 Revision ID: 0009
