@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import func, select
 from telegram import Update
 
+from bot.inbox import InboxQueue
 from handlers.common import is_benign
+from models.db import create_engine, create_session_factory
+from models.entities import InboxUpdate
 from tests.conftest import make_settings
 from tests.fakebot import FakeBotAPI, start_bot, stop_bot
 from tests.test_report_flow import cases_in
@@ -165,8 +171,51 @@ async def test_hostile_updates_break_nothing(database_url: str) -> None:
     assert all(case.text_original for case in await cases_in(settings_))
 
 
-async def _run_examples(app: Any, api: FakeBotAPI) -> None:
-    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+async def test_hostile_updates_pass_through_a_web_processs_inbox(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("web processes need PostgreSQL")
+    app, api = await start_bot(
+        make_settings(database_url, telegram={"rate_limit": False}), role="web"
+    )
+    queue = app.update_queue
+    assert isinstance(queue, InboxQueue)
+    errors: list[BaseException] = []
+
+    async def record(update: object, context: Any) -> None:
+        if not is_benign(context.error):
+            errors.append(context.error)
+
+    app.add_error_handler(record)
+
+    kept = 0
+
+    async def through_the_inbox(update: Update) -> None:  # as the webhook, then the fetcher
+        nonlocal kept
+        await queue.put(update)
+        kept += len(queue.kept)
+        while not queue.empty():
+            await app.process_update(queue.get_nowait())
+            queue.task_done()
+
+    await _run_examples(app, api, handle=through_the_inbox, examples=60)
+    await stop_bot(app)
+    assert errors == []
+    assert kept > 0 and not queue.kept, "updates were kept, and every one was handled"
+    engine = create_engine(database_url)
+    async with create_session_factory(engine)() as session:
+        left = await session.scalar(select(func.count()).select_from(InboxUpdate))
+    await engine.dispose()
+    assert left == 0, "and left the inbox"
+
+
+async def _run_examples(
+    app: Any,
+    api: FakeBotAPI,
+    *,
+    handle: Callable[[Update], Awaitable[None]] | None = None,
+    examples: int = 150,
+) -> None:
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.lists(updates(), min_size=1, max_size=6))
     def scenario(batch: list[dict[str, Any]]) -> None:
         pending.append(batch)
@@ -175,4 +224,4 @@ async def _run_examples(app: Any, api: FakeBotAPI) -> None:
     scenario()
     for batch in pending:
         for payload in batch:
-            await app.process_update(Update.de_json(payload, app.bot))
+            await (handle or app.process_update)(Update.de_json(payload, app.bot))
