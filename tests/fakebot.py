@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
@@ -356,6 +357,15 @@ def alerts(calls: list[ApiCall]) -> list[str]:
 def texts(calls: list[ApiCall]) -> list[str]:
     """Texts of messages sent among `calls`."""
     return [c.text for c in calls if c.method == "sendMessage"]
+
+
+async def wait_for(condition: Callable[[], bool], *, what: str, seconds: float = 5.0) -> None:
+    """Wait until `condition()` holds: what tests wait on is state other tasks or processes
+    change (the fake API's calls, queues, a reloaded list), so it is polled."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
 
 
 async def deliver_outbox(app: AnyApplication) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +18,7 @@ from bot.services.inbox import Verdict
 from models.db import create_engine, create_session_factory
 from models.entities import InboxUpdate
 from tests.conftest import make_settings
-from tests.fakebot import AnyApplication, ChatUser, FakeBotAPI, start_bot, stop_bot
+from tests.fakebot import AnyApplication, ChatUser, FakeBotAPI, start_bot, stop_bot, wait_for
 
 NEW_REPORT = "📝 گزارش جدید"
 
@@ -42,14 +41,6 @@ async def _stop(*apps: AnyApplication) -> None:
         if app.running:
             await app.stop()
         await stop_bot(app)
-
-
-async def _until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    """Wait for the queues to get somewhere. Polled: the state is the fake API's and the
-    queues', and an update put back for later leaves its queue empty for a moment."""
-    async with asyncio.timeout(seconds):
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
 
 
 async def _rows_left(database_url: str) -> int:
@@ -89,9 +80,11 @@ async def test_quick_messages_keep_their_order_across_web_processes(database_url
     await queue_b.put(on_b.text_update("جهاد"))  # the answer reaches B, which is free
     # Handled first, "جهاد" would not be understood on the main menu; in order, it finds the
     # neighbourhood the report asks for.
-    await _until(lambda: any("جهاد" in label for label in on_b.button_labels()))
+    await wait_for(
+        lambda: any("جهاد" in label for label in on_b.button_labels()), what="the neighbourhood"
+    )
     assert _asked_for_neighbourhood(on_a) == 1
-    await _until(lambda: not queue_a.kept and not queue_b.kept)
+    await wait_for(lambda: not queue_a.kept and not queue_b.kept, what="both queues done")
     await _stop(app_a, app_b)
     assert await _rows_left(database_url) == 0, "handled updates leave the inbox"
 
@@ -114,11 +107,13 @@ async def test_a_stopped_processs_updates_are_handled_once_by_another(
     assert await queue_b.sweep(app_b.bot, now=utcnow()) == 0, "not before it is orphaned"
     later = utcnow() + timedelta(minutes=1)
     assert await queue_b.sweep(app_b.bot, now=later) == 1
-    await _until(lambda: _asked_for_neighbourhood(on_b) == 1 and not queue_b.kept)
+    await wait_for(
+        lambda: _asked_for_neighbourhood(on_b) == 1 and not queue_b.kept, what="the answer on B"
+    )
 
     # The first process was only slow: when it gets there, it finds the update handled.
     await stopped.start()
-    await _until(lambda: stopped.update_queue.empty())
+    await wait_for(lambda: stopped.update_queue.empty(), what="the first process")
     await asyncio.sleep(0.1)
     assert api_a.to_chat(1001) == [], "handled once"
     assert _asked_for_neighbourhood(on_b) == 1
@@ -135,7 +130,10 @@ async def test_an_agency_groups_update_a_stopped_process_had_is_answered_too(
     await stopped.update_queue.put(member.text_update("/chatid"))
     app_b, api_b, queue_b = await _web_process(settings)
     assert await queue_b.sweep(app_b.bot, now=utcnow() + timedelta(minutes=1)) == 1
-    await _until(lambda: any("-100424242" in call.text for call in api_b.to_chat(-100424242)))
+    await wait_for(
+        lambda: any("-100424242" in call.text for call in api_b.to_chat(-100424242)),
+        what="the group's answer",
+    )
     await _stop(stopped, app_b)
     assert await _rows_left(database_url) == 0
 

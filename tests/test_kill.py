@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ from bot.services.reference import sync_reference_data
 from models.db import create_engine, create_session_factory
 from models.entities import CampaignRecipient, OutboxMessage, OutboxStatus, RecipientStatus
 from tests.conftest import COORDINATOR, EXAMPLE_CONFIG, make_settings
+from tests.fakebot import wait_for
 from tests.httpapi import RecordingAPI, serve
 from tests.test_broadcast import add_residents
 from tests.test_roles import TOKEN
@@ -99,13 +100,6 @@ def _sent_to(recorder: RecordingAPI, first: int, count: int) -> collections.Coun
     )
 
 
-async def _wait_for(condition: Callable[[], bool], *, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
 async def _pending(database_url: str) -> tuple[int, int]:
     """(outbox rows, broadcast recipients) not yet delivered."""
     engine = create_engine(database_url)
@@ -169,7 +163,7 @@ async def test_sigkilled_worker_loses_nothing_and_repeats_at_most_the_message_in
 
     try:
         workers.append(_start_worker(config, database_url, log))
-        await _wait_for(
+        await wait_for(
             lambda: len(outbox_sends()) >= 60 and len(broadcast_sends()) >= 10,
             seconds=60, what="the first worker to be half-way",
         )  # fmt: skip

@@ -162,19 +162,11 @@ async def test_button_presses_add_up_across_web_processes(database_url: str) -> 
     await stop_bot(app_b)
 
 
-async def _until_blocked(app: Any, user_id: int, blocked: bool) -> None:
-    """Wait for a process to hear of a block (its reload runs as a task of its own)."""
-    runtime = app.bot_data["runtime"]
-    async with asyncio.timeout(2):
-        while (user_id in runtime.banned) != blocked:  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-
-
 async def test_a_block_on_one_process_holds_on_the_others_at_once(database_url: str) -> None:
     from sqlalchemy import text
 
     from tests.conftest import COORDINATOR
-    from tests.fakebot import ChatUser, texts
+    from tests.fakebot import ChatUser, texts, wait_for
 
     if not database_url.startswith("postgresql"):
         pytest.skip("several web processes need PostgreSQL")
@@ -184,7 +176,8 @@ async def test_a_block_on_one_process_holds_on_the_others_at_once(database_url: 
     coordinator, abuser = ChatUser(app_a, api_a, COORDINATOR), ChatUser(app_b, api_b, 1001)
     assert texts(await abuser.send("/start"))
     assert "مسدود شد" in texts(await coordinator.send("/block 1001"))[0]
-    await _until_blocked(app_b, 1001, True)  # not a minute later
+    banned_on_b = app_b.bot_data["runtime"].banned
+    await wait_for(lambda: 1001 in banned_on_b, what="B to hear of the block", seconds=2)
     assert texts(await abuser.send("📝 گزارش جدید")) == []
 
     # The listening connection dies (a database restart); the minute's reload listens again.
@@ -197,13 +190,11 @@ async def test_a_block_on_one_process_holds_on_the_others_at_once(database_url: 
             )
         )
     await killer.dispose()
-    blocklist = app_b.bot_data["runtime"].blocklist
-    async with asyncio.timeout(2):
-        while blocklist.listening:  # noqa: ASYNC110 — asyncpg notices the closed socket
-            await asyncio.sleep(0.01)
-    await blocklist.listen()
+    runtime_b = app_b.bot_data["runtime"]
+    await wait_for(lambda: not runtime_b.blocklist.listening, what="the closed socket", seconds=2)
+    await runtime_b.blocklist.listen()
     await coordinator.send("/unblock 1001")
-    await _until_blocked(app_b, 1001, False)
+    await wait_for(lambda: 1001 not in runtime_b.banned, what="B to hear of it", seconds=2)
     assert texts(await abuser.send("/start"))
     await stop_bot(app_a)
     await stop_bot(app_b)
