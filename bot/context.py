@@ -1,13 +1,16 @@
-"""The CallbackContext handlers receive: one new database session per use, and `t()` for text."""
+"""The CallbackContext handlers receive: the update's database session, and `t()` for text."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.runtime import Runtime
+from bot.unit import unit_of_this_task
 
 RUNTIME_KEY = "runtime"
 LANGUAGE_KEY = "language"
@@ -22,9 +25,16 @@ class MahalleContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any
         runtime: Runtime = self.bot_data[RUNTIME_KEY]
         return runtime
 
-    def session(self) -> AsyncSession:
-        """A new session for this update or job; use it as `async with context.session() as s`."""
-        return self.runtime.session_factory()
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """The update's session (bot/unit.py), or a job's own, for one `async with` block."""
+        unit = unit_of_this_task()
+        if unit is not None:
+            async with unit.session() as session:
+                yield session
+            return
+        async with self.runtime.session_factory() as session:
+            yield session
 
     @property
     def language(self) -> str:

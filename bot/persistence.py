@@ -14,6 +14,7 @@ from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
 from bot.jalali import utcnow
 from bot.turns import current_turn
+from bot.unit import current_unit, unit_of_this_task
 from models.db import dialect_insert
 from models.entities import ConversationState
 
@@ -67,23 +68,26 @@ class SQLConversationPersistence(BasePersistence[dict[Any, Any], dict[Any, Any],
     async def update_conversation(
         self, name: str, key: ConversationKey, new_state: object | None
     ) -> None:
-        """Store one chat's new state, or forget it when the conversation ended."""
-        encoded_key = json.dumps(list(key))
+        """Store one chat's new state, or forget it when the conversation ended. Outside a
+        chat's turn, an update's states are held for `save_held`, which writes them in the
+        update's session (PTB calls this in a task of its own, which must not share it)."""
+        unit = current_unit.get()
+        if current_turn.get() is None and unit is not None and unit.is_open:
+            unit.held_states[(name, key)] = new_state
+            return
         async with self._transaction() as executor:
-            if new_state is None:
-                await executor.execute(
-                    delete(ConversationState).where(
-                        ConversationState.name == name, ConversationState.key == encoded_key
-                    )
-                )
-                return
-            values = {"state": str(new_state), "updated_at": utcnow()}
-            upsert = dialect_insert(executor, ConversationState).values(
-                name=name, key=encoded_key, **values
-            )
-            await executor.execute(
-                upsert.on_conflict_do_update(index_elements=["name", "key"], set_=values)
-            )
+            await _store(executor, name, key, new_state)
+
+    async def save_held(self) -> None:
+        """Write the conversation states this update changed, in its session."""
+        unit = unit_of_this_task()
+        if unit is None or not unit.held_states:
+            return
+        async with unit.session() as session:
+            for (name, key), state in unit.held_states.items():
+                await _store(session, name, key, state)
+            await session.commit()
+        unit.held_states.clear()
 
     # Nothing else is persisted; PTB still requires these methods.
     async def get_user_data(self) -> dict[int, dict[Any, Any]]:
@@ -127,3 +131,24 @@ class SQLConversationPersistence(BasePersistence[dict[Any, Any], dict[Any, Any],
 
     async def flush(self) -> None:
         return None
+
+
+async def _store(
+    executor: AsyncSession | AsyncConnection, name: str, key: ConversationKey, state: object | None
+) -> None:
+    """Upsert one chat's state, or delete it when the conversation ended."""
+    encoded_key = json.dumps(list(key))
+    if state is None:
+        await executor.execute(
+            delete(ConversationState).where(
+                ConversationState.name == name, ConversationState.key == encoded_key
+            )
+        )
+        return
+    values = {"state": str(state), "updated_at": utcnow()}
+    upsert = dialect_insert(executor, ConversationState).values(
+        name=name, key=encoded_key, **values
+    )
+    await executor.execute(
+        upsert.on_conflict_do_update(index_elements=["name", "key"], set_=values)
+    )

@@ -24,6 +24,7 @@ from telegram.ext import Application
 from bot.context import RUNTIME_KEY
 from bot.inbox import InboxQueue, chat_of
 from bot.services.inbox import Verdict
+from bot.unit import update_unit
 from models.db import UNREACHABLE
 
 log = logging.getLogger(__name__)
@@ -83,13 +84,22 @@ async def _take_turn(engine: AsyncEngine, chat_id: int) -> AsyncConnection | Non
 
 
 class TurnTakingApplication(Application[Any, Any, Any, Any, Any, Any]):
-    """PTB's Application that, in a web process, handles a chat's update in its turn."""
+    """PTB's Application that handles each update with one database session and, in a web
+    process, in its chat's turn."""
 
     async def process_update(self, update: object) -> None:
-        """Take the chat's turn (web processes only), then handle the update as usual."""
+        """Handle the update with one database session (bot/unit.py), in the chat's turn."""
         runtime = self.bot_data.get(RUNTIME_KEY)
+        if runtime is None:
+            await super().process_update(update)
+            return
+        async with update_unit(runtime.engine, runtime.session_factory):
+            await self._process_in_turn(update, runtime)
+
+    async def _process_in_turn(self, update: object, runtime: Any) -> None:
+        """In a web process, hold the chat's turn while its update is handled."""
         chat_id = chat_of(update)
-        if runtime is None or runtime.role != "web" or chat_id is None:
+        if runtime.role != "web" or chat_id is None:
             await super().process_update(update)
             return
         async with chat_turn(runtime.engine, chat_id) as turn:

@@ -13,6 +13,7 @@ from telegram.ext import ApplicationHandlerStop
 from bot.context import MahalleContext
 from bot.deeplink import parse_start_payload
 from bot.jalali import utcnow
+from bot.persistence import SQLConversationPersistence
 from bot.services import users
 from handlers import keyboards, staff
 
@@ -140,6 +141,9 @@ async def guard(update: Update, context: MahalleContext) -> None:
 async def persist_conversations(update: object, context: MahalleContext) -> None:
     """Write conversation states now rather than on PTB's timer, so a crash loses no step."""
     await context.application.update_persistence()
+    persistence = context.application.persistence
+    if isinstance(persistence, SQLConversationPersistence):
+        await persistence.save_held()
 
 
 # Bot API refusals that mean "nothing to do": an edit that changes nothing (a button pressed

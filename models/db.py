@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InvalidRequestError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -23,8 +25,38 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 UNREACHABLE = (DBAPIError, OSError)
 
 
+# In a connection's info while it holds something a plain read does not: a write, a row lock or
+# an advisory lock not yet committed or rolled back (bot/unit.py rolls those back as a block ends).
+WROTE = "mahalle-wrote"
+_READ_ONLY = re.compile(
+    r"\s*SELECT\b(?!.*\bFOR (UPDATE|SHARE|NO KEY|KEY)\b)(?!.*pg_advisory)", re.S | re.I
+)
+
+
 def create_engine(url: str) -> AsyncEngine:
     """An async engine; SQLite gets WAL, foreign keys and a busy timeout so writers queue."""
+    engine = _create_engine(url)
+    _track_writes(engine)
+    return engine
+
+
+def _track_writes(engine: AsyncEngine) -> None:
+    """Keep WROTE in each connection's info (see there)."""
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _mark(conn, _cursor, statement, _parameters, _context, _many):  # type: ignore[no-untyped-def]
+        if not _READ_ONLY.match(statement):
+            conn.info[WROTE] = True
+
+    @event.listens_for(engine.sync_engine, "commit")
+    @event.listens_for(engine.sync_engine, "rollback")
+    def _clear(conn):  # type: ignore[no-untyped-def]
+        # A connection that broke mid-transaction has no info to reach; it is thrown away.
+        with contextlib.suppress(InvalidRequestError):
+            conn.info.pop(WROTE, None)
+
+
+def _create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
 

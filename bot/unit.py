@@ -1,0 +1,140 @@
+"""One database session per update: every `context.session()` block of an update shares it.
+
+Handlers open short `async with context.session()` blocks between their replies. Each used to be
+a session of its own: a connection taken from the pool (on PostgreSQL, pinged first), a
+transaction begun and rolled back, so an update of three blocks paid for three. Now the first
+block of an update takes a connection and opens the session on it; later blocks reuse both and
+the update's end gives the connection back.
+
+A block keeps the meaning it had as a session of its own: what it loaded is detached when it
+ends (readable, never refreshed behind its back), and what it wrote without committing is rolled
+back, on error or not. Only a transaction that merely read is left open for the next block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
+from typing import Any
+
+from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from models.db import UNREACHABLE, WROTE
+
+log = logging.getLogger(__name__)
+
+# The unit of the update this task is handling, if any.
+current_unit: ContextVar[UpdateUnit | None] = ContextVar("current_unit", default=None)
+
+
+class UpdateUnit:
+    """The database work of one update: a connection held from its first use to the update's
+    end, and one session on it."""
+
+    def __init__(self, engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession]):
+        self._engine = engine
+        self._factory = session_factory
+        # A task the update starts (placing a case) outlives it, and must not share its session.
+        self._task = asyncio.current_task()
+        self._connection: AsyncConnection | None = None
+        self._session: AsyncSession | None = None
+        self._in_block = False
+        self._closed = False
+        # Conversation states the update changed, written by the persistence in its session.
+        self.held_states: dict[tuple[str, Any], object | None] = {}
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the update is still being handled."""
+        return not self._closed
+
+    def serves_this_task(self) -> bool:
+        """Whether the running task is the update's own."""
+        return asyncio.current_task() is self._task
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """The update's session for one block (a block inside a block shares the outer's)."""
+        if self._in_block:
+            assert self._session is not None
+            yield self._session
+            return
+        session = await self._open()
+        self._in_block = True
+        try:
+            yield session
+        except BaseException:
+            await self._discard_changes()
+            raise
+        else:
+            if session.in_transaction() and self._wrote():
+                await self._discard_changes()  # written but not committed: as closing would
+        finally:
+            self._in_block = False
+            if self._session is not None:
+                self._session.expunge_all()
+
+    async def close(self) -> None:
+        """End the update's transaction and give its connection back to the pool."""
+        self._closed = True
+        if self.held_states:  # the update ended before its last handler group saved them
+            log.warning("%d conversation states not saved", len(self.held_states))
+        await self._drop_connection()
+
+    async def _drop_connection(self) -> None:
+        session, connection = self._session, self._connection
+        self._session = self._connection = None
+        with contextlib.suppress(*UNREACHABLE):
+            if session is not None:
+                await session.close()
+            if connection is not None:
+                await connection.close()
+
+    async def _open(self) -> AsyncSession:
+        if self._session is None:
+            self._connection = await self._engine.connect()
+            self._connection.info.pop(WROTE, None)  # the pool rolled back whatever it held
+            self._session = self._factory(bind=self._connection)
+        return self._session
+
+    def _wrote(self) -> bool:
+        if self._connection is None:
+            return False
+        try:
+            return bool(self._connection.info.get(WROTE))
+        except InvalidRequestError:  # it broke mid-transaction: only a rollback clears it
+            return True
+
+    async def _discard_changes(self) -> None:
+        """Roll back; a connection that cannot even do that is dropped, the next block takes
+        another (the database may be back by then)."""
+        if self._session is None:
+            return
+        try:
+            await self._session.rollback()
+        except UNREACHABLE:
+            await self._drop_connection()
+
+
+@contextlib.asynccontextmanager
+async def update_unit(
+    engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[UpdateUnit]:
+    """Handle one update with its own unit; the unit closes when the update is handled."""
+    unit = UpdateUnit(engine, session_factory)
+    token = current_unit.set(unit)
+    try:
+        yield unit
+    finally:
+        current_unit.reset(token)
+        await unit.close()
+
+
+def unit_of_this_task() -> UpdateUnit | None:
+    """The unit of the update the running task handles, if it is one."""
+    unit = current_unit.get()
+    return unit if unit is not None and unit.serves_this_task() else None

@@ -1,0 +1,115 @@
+"""One database session per update (bot/unit.py): blocks share it and keep their own meaning."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import event, func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.unit import update_unit
+from models.db import create_engine, create_session_factory
+from models.entities import ConversationState, User
+from tests.conftest import Bot
+from tests.fakebot import ChatUser
+
+
+@pytest.fixture
+async def engine(session_factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncEngine]:
+    """A second engine on the migrated test database, to count its connections."""
+    bind = session_factory.kw["bind"]
+    own = create_engine(bind.url.render_as_string(hide_password=False))
+    yield own
+    await own.dispose()
+
+
+def count_checkouts(engine: AsyncEngine) -> list[int]:
+    """A list that grows by one each time the engine's pool hands out a connection."""
+    taken: list[int] = []
+    event.listen(engine.sync_engine.pool, "checkout", lambda *_: taken.append(1))
+    return taken
+
+
+async def users_named(engine: AsyncEngine, *ids: int) -> int:
+    async with create_session_factory(engine)() as session:
+        found = await session.scalar(select(func.count()).where(User.id.in_(ids)))
+        return int(found or 0)
+
+
+async def test_blocks_of_an_update_share_one_connection(engine: AsyncEngine) -> None:
+    taken = count_checkouts(engine)
+    async with update_unit(engine, create_session_factory(engine)) as unit:
+        for user_id in (1, 2, 3):
+            async with unit.session() as session:
+                session.add(User(id=user_id))
+                await session.commit()
+    assert len(taken) == 1, "one connection for the whole update"
+    assert await users_named(engine, 1, 2, 3) == 3, "every block's commit kept"
+
+
+async def test_what_a_block_wrote_without_committing_is_gone_when_it_ends(
+    engine: AsyncEngine,
+) -> None:
+    async with update_unit(engine, create_session_factory(engine)) as unit:
+        async with unit.session() as session:
+            session.add(User(id=11))
+            await session.flush()  # written, never committed
+        async with unit.session() as session:
+            session.add(User(id=12))
+            await session.commit()  # must not commit the first block's row with it
+    assert await users_named(engine, 11) == 0
+    assert await users_named(engine, 12) == 1
+
+
+async def test_a_failed_block_leaves_the_next_one_working(engine: AsyncEngine) -> None:
+    async with update_unit(engine, create_session_factory(engine)) as unit:
+        async with unit.session() as session:
+            session.add(User(id=21))
+            await session.commit()
+        with pytest.raises(IntegrityError):
+            async with unit.session() as session:
+                await session.execute(insert(User).values(id=21))  # the same id again
+        async with unit.session() as session:
+            session.add(User(id=22))
+            await session.commit()
+    assert await users_named(engine, 21, 22) == 2
+
+
+async def test_what_a_block_loaded_stays_readable_and_is_not_reused_stale(
+    engine: AsyncEngine,
+) -> None:
+    async with create_session_factory(engine)() as session:
+        session.add(User(id=31, language="fa"))
+        await session.commit()
+    async with update_unit(engine, create_session_factory(engine)) as unit:
+        async with unit.session() as session:
+            first = await session.get(User, 31)
+        async with create_session_factory(engine)() as other:  # another process changes it
+            changed = await other.get(User, 31)
+            assert changed is not None
+            changed.language = "en"
+            await other.commit()
+        async with unit.session() as session:
+            again = await session.get(User, 31)
+    assert first is not None and first.language == "fa", "detached, still readable"
+    assert again is not None and again.language == "en", "read afresh, not the old object"
+
+
+async def test_each_step_of_a_report_takes_one_connection(bot: Bot) -> None:
+    taken = count_checkouts(bot.app.bot_data["runtime"].engine)
+    resident = ChatUser(bot.app, bot.api, 1001, deliver=False, settle=False)
+    await resident.send("/start")
+    await resident.send("📝 گزارش جدید")
+    taken.clear()
+    await resident.send("یوسف آباد")
+    assert len(taken) == 1, "the search and the saved step on one connection"
+    taken.clear()
+    await resident.press("یوسف‌آباد")
+    assert len(taken) == 1, "the press limit, the draft and the saved step on one connection"
+    async with bot.app.bot_data["runtime"].session_factory() as session:
+        saved = await session.scalar(
+            select(ConversationState.state).where(ConversationState.key == "[1001, 1001]")
+        )
+    assert saved == "description", "the step was saved in the update's session"
