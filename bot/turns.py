@@ -36,6 +36,10 @@ current_turn: ContextVar[AsyncConnection | None] = ContextVar("current_turn", de
 
 # The two-number advisory locks are a key space of their own, apart from the jobs lock's.
 TURN_SPACE = 0x6D61  # "ma"
+# A turn normally comes within milliseconds. A process stuck mid-update would hold its chat's turn
+# for ever, and every process that waited for it would stop too (each handles one update at a
+# time); after this long the update is handled without the turn instead.
+TURN_WAIT = "30s"
 
 
 def chat_key(chat_id: int) -> int:
@@ -71,10 +75,13 @@ async def _take_turn(engine: AsyncEngine, chat_id: int) -> AsyncConnection | Non
     try:
         connection = await engine.connect()
         await connection.execute(
-            text("SELECT pg_advisory_xact_lock(:space, :chat)"),
-            {"space": TURN_SPACE, "chat": chat_key(chat_id)},
+            text(
+                "SELECT set_config('lock_timeout', :wait, true), "
+                "pg_advisory_xact_lock(:space, :chat)"
+            ),
+            {"wait": TURN_WAIT, "space": TURN_SPACE, "chat": chat_key(chat_id)},
         )
-    except UNREACHABLE as error:
+    except UNREACHABLE as error:  # also the lock's time-out
         log.warning("could not take a chat's turn (%s); handling it anyway", type(error).__name__)
         if connection is not None:
             with contextlib.suppress(*UNREACHABLE):

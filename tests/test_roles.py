@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -140,6 +141,37 @@ async def test_an_unreachable_database_does_not_stop_an_update_at_the_chat_turn(
         handled = True  # the handlers run, and answer "try again in a minute" on their own
     await nowhere.dispose()
     assert handled
+    assert "could not take a chat's turn" in caplog.text
+
+
+async def test_a_process_stuck_in_a_chat_turn_does_not_stop_another(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sqlalchemy import text
+
+    from bot import turns
+    from tests.fakebot import ChatUser
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("several web processes need PostgreSQL")
+    monkeypatch.setattr(turns, "TURN_WAIT", "1s")
+    app, api = await start_bot(
+        make_settings(database_url, telegram={"rate_limit": False}), role="web"
+    )
+    stuck = create_engine(database_url)  # a process that took the resident's turn and hangs
+    async with stuck.connect() as hung:
+        await hung.execute(
+            text("SELECT pg_advisory_xact_lock(:space, :chat)"),
+            {"space": turns.TURN_SPACE, "chat": turns.chat_key(1001)},
+        )
+        started = time.monotonic()
+        answer = await asyncio.wait_for(ChatUser(app, api, 1001).send("/start"), 10)
+        waited = time.monotonic() - started
+        other = await asyncio.wait_for(ChatUser(app, api, 1002).send("/start"), 10)
+    await stuck.dispose()
+    await stop_bot(app)
+    assert answer and other, "both residents answered"
+    assert 0.9 < waited < 5, f"waited {waited:.1f} s for the stuck turn"
     assert "could not take a chat's turn" in caplog.text
 
 
