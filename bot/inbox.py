@@ -17,6 +17,8 @@ it (and so before Telegram is answered). When the update's turn comes, holding t
 Every web process sweeps the inbox now and then and queues the updates that have waited longer
 than ORPHANED_AFTER: their process stopped (or died mid-way, its transaction rolled back), or is
 far behind. Whichever process's turn comes first handles such an update; the other finds it gone.
+A swept update whose handling was started MAX_HANDLINGS times and never finished is given up,
+with an apology to its chat: it is likely what stops the processes.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ ORPHANED_AFTER = timedelta(seconds=10)
 # one again if its process stopped, so that even then they are handled in order.
 EARLIER_WAIT = 2 * ORPHANED_AFTER
 SWEEP_SECONDS = 5.0
+# A swept update started this many times without finishing is given up (each start is counted
+# once per process that took it from a sweep, so a slow process's backlog stays well under it).
+MAX_HANDLINGS = 3
 # Waiting for an earlier update: the first look again after this, then twice as long each time.
 FIRST_RETRY_SECONDS = 0.05
 LONGEST_RETRY_SECONDS = 1.0
@@ -64,6 +69,8 @@ class InboxQueue(asyncio.Queue[object]):
         self.kept: set[int] = set()
         # How often each update was put back to let an earlier one go first.
         self.put_back_count: dict[int, int] = {}
+        # Ids of updates this process took from a sweep (another process had received them).
+        self.swept: set[int] = set()
 
     async def put(self, item: object) -> None:
         """Keep a chat's update in the inbox, then queue it (Telegram is answered after
@@ -98,6 +105,24 @@ class InboxQueue(asyncio.Queue[object]):
             self.forget(update.update_id)
         return verdict
 
+    async def given_up(self, update: Update) -> bool:
+        """Whether to give up an update instead of handling it: one a sweep queued, whose
+        handling was started too often without finishing. Counts this start."""
+        if update.update_id not in self.swept:
+            return False
+        try:
+            async with self.session_factory() as session:
+                handlings = await inbox.count_handling(session=session, update_id=update.update_id)
+        except UNREACHABLE:
+            return False
+        if handlings is None or handlings <= MAX_HANDLINGS:
+            return False
+        log.warning(
+            "gave up update %s of chat %s: started %d times, never finished",
+            update.update_id, chat_of(update), handlings - 1,
+        )  # fmt: skip
+        return True
+
     def put_back(self, update: Update) -> None:
         """Queue the update again shortly, after the earlier one it waits for."""
         times = self.put_back_count.get(update.update_id, 0)
@@ -116,6 +141,7 @@ class InboxQueue(asyncio.Queue[object]):
     def forget(self, update_id: int) -> None:
         """This process is done with the update (its row may stay for a sweep)."""
         self.kept.discard(update_id)
+        self.swept.discard(update_id)
         self.put_back_count.pop(update_id, None)
 
     async def sweep(self, bot: Bot, *, now: datetime) -> int:
@@ -127,6 +153,7 @@ class InboxQueue(asyncio.Queue[object]):
             if update_id in self.kept:
                 continue  # still waiting in this process's own queue
             self.kept.add(update_id)
+            self.swept.add(update_id)
             self.put_nowait(Update.de_json(payload, bot))
             queued += 1
         if queued:

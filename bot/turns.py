@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from telegram import Update
+from telegram.error import TelegramError
 from telegram.ext import Application
 
 from bot.context import RUNTIME_KEY
@@ -137,5 +138,15 @@ class TurnTakingApplication(Application[Any, Any, Any, Any, Any, Any]):
             queue.put_back(update)
         if verdict is not Verdict.HANDLE:
             return
+        if await queue.given_up(update):
+            await queue.finish(turn, update)
+            await self._apologise(chat_id)
+            return
         await super().process_update(update)
         await queue.finish(turn, update)
+
+    async def _apologise(self, chat_id: int) -> None:
+        """Tell a chat that a message of theirs was given up."""
+        runtime = self.bot_data[RUNTIME_KEY]
+        with contextlib.suppress(TelegramError):
+            await self.bot.send_message(chat_id, runtime.translate("update-given-up"))

@@ -146,6 +146,8 @@ class InboxUpdate(Base):
     chat_id: Mapped[int] = mapped_column(BigInteger)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # How often a sweep handed it to a process that started on it (bot/inbox.py).
+    handlings: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class CaseSequence(Base):

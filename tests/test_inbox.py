@@ -186,3 +186,62 @@ async def test_an_update_is_queued_even_when_the_inbox_cannot_be_reached(
     assert queue.qsize() == 1 and not queue.kept, "queued, and handled as before the inbox"
     assert "could not keep update in the inbox" in caplog.text
     await nowhere.dispose()
+
+
+async def test_an_update_that_never_finishes_is_given_up_with_an_apology(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot import inbox as inbox_module
+    from bot.services import users
+
+    _postgresql_only(database_url)
+    settings = make_settings(database_url, telegram={"rate_limit": False})
+    stopped, api_a = await start_bot(settings, role="web")  # received it, then died on it
+    await stopped.update_queue.put(ChatUser(stopped, api_a, 1001).text_update("/start"))
+    app_b, api_b = await start_bot(settings, role="web")
+    queue_b = app_b.update_queue
+    assert isinstance(queue_b, InboxQueue)
+    entered = asyncio.Event()
+
+    async def never_returns(**_: Any) -> None:  # what kills a process, as far as the inbox sees
+        entered.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(users, "get_or_create_user", never_returns)
+    later = utcnow() + timedelta(minutes=1)
+    for _ in range(inbox_module.MAX_HANDLINGS):  # a process takes it from a sweep and dies on it
+        assert await queue_b.sweep(app_b.bot, now=later) == 1
+        entered.clear()
+        handling = asyncio.create_task(app_b.process_update(queue_b.get_nowait()))
+        await asyncio.wait_for(entered.wait(), 5)
+        handling.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await handling
+        queue_b.forget(next(iter(queue_b.kept)))  # the process that restarts remembers nothing
+    assert await _rows_left(database_url) == 1, "each death rolled back; it is still there"
+
+    assert await queue_b.sweep(app_b.bot, now=later) == 1
+    entered.clear()
+    await asyncio.wait_for(app_b.process_update(queue_b.get_nowait()), 5)
+    assert not entered.is_set(), "the fourth start does not reach a handler"
+    assert [call.text for call in api_b.to_chat(1001)] == [
+        app_b.bot_data["runtime"].translate("update-given-up")
+    ]
+    assert await _rows_left(database_url) == 0
+    assert "gave up update" in caplog.text
+    await _stop(stopped, app_b)
+
+
+async def test_a_swept_update_that_finishes_is_handled_as_any(database_url: str) -> None:
+    _postgresql_only(database_url)
+    settings = make_settings(database_url, telegram={"rate_limit": False})
+    stopped, api_a = await start_bot(settings, role="web")
+    await stopped.update_queue.put(ChatUser(stopped, api_a, 1001).text_update(NEW_REPORT))
+    app_b, api_b = await start_bot(settings, role="web")
+    queue_b = app_b.update_queue
+    assert isinstance(queue_b, InboxQueue)
+    assert await queue_b.sweep(app_b.bot, now=utcnow() + timedelta(minutes=1)) == 1
+    await app_b.process_update(queue_b.get_nowait())
+    assert _asked_for_neighbourhood(ChatUser(app_b, api_b, 1001)) == 1
+    assert await _rows_left(database_url) == 0 and not queue_b.swept
+    await _stop(stopped, app_b)

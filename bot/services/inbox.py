@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from models.db import dialect_insert
@@ -58,6 +58,19 @@ async def finish(*, connection: AsyncConnection, update_id: int) -> None:
     """The update was handled: forget it, in the turn's transaction, which commits as the turn
     ends (a process that dies before leaves the update for another to handle)."""
     await connection.execute(delete(InboxUpdate).where(InboxUpdate.update_id == update_id))
+
+
+async def count_handling(*, session: AsyncSession, update_id: int) -> int | None:
+    """Record that a process starts on an update a sweep gave it, and commit (before handling,
+    so a process that dies on it still counts): how many times so far; None when it is gone."""
+    handlings = await session.scalar(
+        update(InboxUpdate)
+        .where(InboxUpdate.update_id == update_id)
+        .values(handlings=InboxUpdate.handlings + 1)
+        .returning(InboxUpdate.handlings)
+    )
+    await session.commit()
+    return handlings
 
 
 async def orphans(
