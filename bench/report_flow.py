@@ -7,6 +7,7 @@ runs on the offline fake Bot API, so the figure is the bot's own cost (PTB, hand
     .venv/bin/python -m bench.report_flow --users 200
     .venv/bin/python -m bench.report_flow --users 200 --database-url postgresql+asyncpg://…/test
     .venv/bin/python -m bench.report_flow --users 500 --rate 200     # open loop, p50/p99
+    .venv/bin/python -m bench.report_flow --users 500 --rate 200 --processes 2 --database-url …
     .venv/bin/python -m bench.report_flow --users 200 --role web --database-url postgresql+…
 """
 
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +26,7 @@ from typing import Any
 from sqlalchemy import func, select
 from telegram import Update
 
+from bot.inbox import InboxQueue
 from bot.pipeline import settle
 from models.db import create_engine, create_session_factory
 from models.entities import Case, CaseStatus
@@ -117,29 +121,45 @@ class QueuedResident(ChatUser):
 
 
 async def _handle_in_turn(app: Any, queue: asyncio.Queue[Any]) -> None:
-    """The process's update loop: one update after another."""
+    """The process's update loop: one update after another (in a web process, each is kept in
+    the inbox first, as the webhook does, and taken from it)."""
     while True:
         update, done = await queue.get()
         try:
+            if isinstance(app.update_queue, InboxQueue):
+                await app.update_queue.put(update)
+                update = app.update_queue.get_nowait()
             await app.process_update(update)
         finally:
             done.set_result(None)
 
 
-async def run_open_loop(users: int, rate: float, database_url: str | None) -> None:
+async def run_open_loop(
+    users: int,
+    rate: float,
+    database_url: str | None,
+    *,
+    role: str = "all",
+    first_user: int = 10_000,
+    start_at: float | None = None,
+    latencies_to: str | None = None,
+) -> None:
     """Updates fall due on a schedule, `rate` a second in all, whether or not the bot keeps up;
     latency counts from when each was due, so a backlog shows. Residents arrive evenly and take
-    THINK_SECONDS between their steps."""
-    url = await _fresh_database(database_url)
+    THINK_SECONDS between their steps. With `start_at` (a wall-clock time) the database is used
+    as it is and the schedule starts then, so that several processes start together."""
+    url = database_url if start_at and database_url else await _fresh_database(database_url)
     settings = make_settings(url, telegram={"rate_limit": False}, bot={"reports_per_hour": 1000})
-    app, api = await start_bot(settings)
+    app, api = await start_bot(settings, role=role)
     queue: asyncio.Queue[Any] = asyncio.Queue()
     handler = asyncio.create_task(_handle_in_turn(app, queue))
     latencies: list[float] = []
+    if start_at:
+        await asyncio.sleep(max(start_at - time.time(), 0))
     started = time.perf_counter()
 
     async def resident(index: int) -> None:
-        person = QueuedResident(queue, app, api, 10_000 + index, deliver=False)
+        person = QueuedResident(queue, app, api, first_user + index, deliver=False)
         due = started + index * len(STEPS) / rate
         for kind, value in STEPS:
             await asyncio.sleep(max(due - time.perf_counter(), 0))
@@ -151,12 +171,47 @@ async def run_open_loop(users: int, rate: float, database_url: str | None) -> No
     elapsed = time.perf_counter() - started
     handler.cancel()
     await stop_bot(app)
+    if latencies_to:
+        await asyncio.to_thread(Path(latencies_to).write_text, json.dumps(latencies))
+    print(_open_loop_line(url, rate, users, latencies, elapsed, role))
+
+
+def _open_loop_line(
+    url: str, rate: float, users: int, latencies: list[float], elapsed: float, role: str
+) -> str:
     ms = sorted(x * 1000 for x in latencies)
-    print(
-        f"backend={url.split(':', 1)[0]} offered={rate:.0f}/s users={users} updates={len(ms)} "
-        f"seconds={elapsed:.1f} p50_ms={statistics.median(ms):.1f} "
+    return (
+        f"backend={url.split(':', 1)[0]} role={role} offered={rate:.0f}/s users={users} "
+        f"updates={len(ms)} seconds={elapsed:.1f} p50_ms={statistics.median(ms):.1f} "
         f"p99_ms={ms[int(len(ms) * 0.99) - 1]:.1f} max_ms={ms[-1]:.1f}"
     )
+
+
+async def run_open_loop_processes(
+    users: int, rate: float, database_url: str, processes: int
+) -> None:
+    """The open loop shared by several web processes (separate OS processes on one database),
+    each offered its share of the rate and of the residents; latencies are pooled."""
+    await _fresh_database(database_url)
+    start_at = time.time() + 10  # every process has started its bot by then
+    share = users // processes
+    folder = Path(tempfile.mkdtemp())
+    children = []
+    for n in range(processes):
+        arguments = {
+            "--users": share, "--rate": rate / processes, "--role": "web",
+            "--database-url": database_url, "--first-user": 10_000 + n * share,
+            "--start-at": start_at, "--latencies-to": folder / f"{n}.json",
+        }  # fmt: skip
+        flags = [str(part) for pair in arguments.items() for part in pair]
+        children.append(
+            await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.report_flow", *flags)
+        )
+    for child in children:
+        assert await child.wait() == 0, "a web process failed"
+    pooled = [x for n in range(processes) for x in json.loads((folder / f"{n}.json").read_text())]
+    line = _open_loop_line(database_url, rate, share * processes, pooled, 0, "web")
+    print(f"processes={processes} {line.replace(' seconds=0.0', '')}")
 
 
 def main() -> None:
@@ -180,9 +235,36 @@ def main() -> None:
         help="web: keep each update in the inbox, read the chat's state from the database and "
         "take the chat's turn, as a web process among several does (PostgreSQL)",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="open loop over this many web processes (PostgreSQL), the rate shared among them",
+    )
+    # Set by --processes for each web process it starts.
+    parser.add_argument("--first-user", type=int, default=10_000, help=argparse.SUPPRESS)
+    parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--latencies-to", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
-    if arguments.rate:
-        asyncio.run(run_open_loop(arguments.users, arguments.rate, arguments.database_url))
+    if arguments.rate and arguments.processes > 1:
+        assert arguments.database_url, "several processes need --database-url (PostgreSQL)"
+        asyncio.run(
+            run_open_loop_processes(
+                arguments.users, arguments.rate, arguments.database_url, arguments.processes
+            )
+        )
+    elif arguments.rate:
+        asyncio.run(
+            run_open_loop(
+                arguments.users,
+                arguments.rate,
+                arguments.database_url,
+                role=arguments.role,
+                first_user=arguments.first_user,
+                start_at=arguments.start_at,
+                latencies_to=arguments.latencies_to,
+            )
+        )
     else:
         asyncio.run(run(arguments.users, arguments.database_url, arguments.role))
 
