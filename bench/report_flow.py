@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
+import random
 import statistics
 import sys
 import tempfile
@@ -33,6 +35,8 @@ from models.entities import Case, CaseStatus
 from tests.conftest import fresh_database, make_settings
 from tests.fakebot import ApiCall, ChatUser, start_bot, stop_bot
 
+# Residents think between steps for a random time around this (a fixed think time lines their
+# steps up: every resident due at the same moments, bursts instead of a steady rate).
 THINK_SECONDS = 2.0
 
 STEPS = [
@@ -146,17 +150,22 @@ async def run_open_loop(
 ) -> None:
     """Updates fall due on a schedule, `rate` a second in all, whether or not the bot keeps up;
     latency counts from when each was due, so a backlog shows. Residents arrive evenly and take
-    THINK_SECONDS between their steps. With `start_at` (a wall-clock time) the database is used
-    as it is and the schedule starts then, so that several processes start together."""
+    about THINK_SECONDS (from half to one and a half times it) between their steps. With
+    `start_at` (a wall-clock time) the database is used as it is and the schedule starts then,
+    so that several processes start together."""
     url = database_url if start_at and database_url else await _fresh_database(database_url)
     settings = make_settings(url, telegram={"rate_limit": False}, bot={"reports_per_hour": 1000})
     app, api = await start_bot(settings, role=role)
+    # Telegram numbers a bot's updates once for all its processes.
+    QueuedResident._update_ids = itertools.count(first_user * 1000)
     queue: asyncio.Queue[Any] = asyncio.Queue()
     handler = asyncio.create_task(_handle_in_turn(app, queue))
     latencies: list[float] = []
     if start_at:
         await asyncio.sleep(max(start_at - time.time(), 0))
     started = time.perf_counter()
+
+    thinking = random.Random(first_user)  # the same schedule in every run
 
     async def resident(index: int) -> None:
         person = QueuedResident(queue, app, api, first_user + index, deliver=False)
@@ -165,7 +174,7 @@ async def run_open_loop(
             await asyncio.sleep(max(due - time.perf_counter(), 0))
             await (person.send(value) if kind == "send" else person.press(value))
             latencies.append(time.perf_counter() - due)
-            due += THINK_SECONDS
+            due += THINK_SECONDS * thinking.uniform(0.5, 1.5)
 
     await asyncio.gather(*(resident(n) for n in range(users)))
     elapsed = time.perf_counter() - started
