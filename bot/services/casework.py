@@ -12,7 +12,7 @@ from bot.cards import Cards, answer_button, code_for_display, rating_buttons, ye
 from bot.config import Settings
 from bot.services import outbox
 from bot.services.reference import county_of_neighbourhood
-from bot.services.routing import case_view, notify_reporter, reporter_language
+from bot.services.routing import case_view, notify_reporter, reporter_of
 from bot.services.transitions import transition
 from models.entities import Agency, Case, CaseStatus, Invite, PendingInput, Staff
 
@@ -45,7 +45,8 @@ async def coordinates(
 async def _notice(
     session: AsyncSession, case: Case, cards: Cards, key: str, **values: object
 ) -> None:
-    language = await reporter_language(session, case, cards.language)
+    reporter = await reporter_of(session, case)
+    language = reporter.language if reporter else cards.language
     agency = await session.get(Agency, case.agency_key) if case.agency_key else None
     text = cards.translate(
         key,
@@ -67,7 +68,7 @@ async def _notice(
         markup = rating_buttons(
             case.id, cards.signer, lambda k, **v: cards.translate(k, language, **v)
         )
-    await notify_reporter(session, case, text, markup=markup)
+    notify_reporter(session, case, reporter, text, markup=markup)
 
 
 async def refresh_card(session: AsyncSession, case: Case, cards: Cards) -> None:

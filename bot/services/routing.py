@@ -64,18 +64,17 @@ _DOMAIN_ORDER = (
 )  # fmt: skip
 
 
-async def notify_reporter(
+def notify_reporter(
     session: AsyncSession,
     case: Case,
+    reporter: User | None,
     text: str,
     *,
     markup: dict[str, object] | None = None,
     key: str | None = None,
 ) -> None:
-    """Queue a message to the reporter, unless they left or blocked the bot."""
-    if case.reporter_id is None:
-        return
-    reporter = await session.get(User, case.reporter_id)
+    """Queue a message to the case's reporter (from `reporter_of`), unless they left or
+    blocked the bot."""
     if reporter is None or reporter.blocked_bot:
         return
     payload: dict[str, object] = {"text": text}
@@ -83,7 +82,7 @@ async def notify_reporter(
         payload["reply_markup"] = markup
     outbox.enqueue(
         session,
-        chat_id=case.reporter_id,
+        chat_id=reporter.id,
         purpose=outbox.REPORTER_NOTICE,
         payload=payload,
         case_id=case.id,
@@ -91,10 +90,10 @@ async def notify_reporter(
     )
 
 
-async def reporter_language(session: AsyncSession, case: Case, default: str) -> str:
-    """The reporter's language, for notices."""
-    reporter = await session.get(User, case.reporter_id) if case.reporter_id else None
-    return reporter.language if reporter else default
+async def reporter_of(session: AsyncSession, case: Case) -> User | None:
+    """The case's reporter, for a notice: their language, and whether they can be reached
+    (read once and passed on; nothing else holds the row, so a second read would query again)."""
+    return await session.get(User, case.reporter_id) if case.reporter_id else None
 
 
 async def route_new_case(
@@ -215,13 +214,17 @@ async def forward(
         payload=cards.agency(view),
         case_id=case.id,
     )
-    language = await reporter_language(session, case, cards.language)
-    code = view.code
-    await notify_reporter(
+    reporter = await reporter_of(session, case)
+    language = reporter.language if reporter else cards.language
+    notify_reporter(
         session,
         case,
+        reporter,
         cards.translate(
-            "notice-forwarded", language, code=code_for_display(code, language), agency=agency.name
+            "notice-forwarded",
+            language,
+            code=code_for_display(view.code, language),
+            agency=agency.name,
         ),
     )
 
