@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -77,15 +77,12 @@ async def everyone_busy(*, session: AsyncSession, limit: int, now: datetime | No
 
 
 async def _next_sequence(*, session: AsyncSession, year: int) -> int:
-    await session.execute(
-        dialect_insert(session, CaseSequence).values(year=year, last=0).on_conflict_do_nothing()
-    )
-    # The row lock taken by this UPDATE serialises concurrent submitters on PostgreSQL.
+    # One statement; the row lock it takes serialises concurrent submitters on PostgreSQL.
+    upsert = dialect_insert(session, CaseSequence).values(year=year, last=1)
     bumped = await session.execute(
-        update(CaseSequence)
-        .where(CaseSequence.year == year)
-        .values(last=CaseSequence.last + 1)
-        .returning(CaseSequence.last)
+        upsert.on_conflict_do_update(
+            index_elements=[CaseSequence.year], set_={"last": CaseSequence.last + 1}
+        ).returning(CaseSequence.last)
     )
     return int(bumped.scalar_one())
 
@@ -129,11 +126,12 @@ async def submit_report(
     session.add(
         CaseEvent(case=case, to_status=CaseStatus.SUBMITTED, actor_id=reporter_id, created_at=now)
     )
-    if (row := await session.get(Draft, reporter_id)) is not None:
-        await session.delete(row)
-    reporter = await session.get(User, reporter_id)
-    if reporter is not None and not reporter.broadcasts_chosen:
-        reporter.broadcasts_opt_in = True  # opted in by default after the first report
+    await session.execute(delete(Draft).where(Draft.user_id == reporter_id))
+    await session.execute(  # opted in to broadcasts by default after the first report
+        update(User)
+        .where(User.id == reporter_id, User.broadcasts_chosen.is_(False))
+        .values(broadcasts_opt_in=True)
+    )
     try:
         await session.commit()
     except IntegrityError:
