@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +27,17 @@ UNREACHABLE = (DBAPIError, OSError)
 # In a connection's info while it holds something a plain read does not: a write, a row lock or
 # an advisory lock not yet committed or rolled back (bot/unit.py rolls those back as a block ends).
 WROTE = "mahalle-wrote"
-_READ_ONLY = re.compile(
-    r"\s*SELECT\b(?!.*\bFOR (UPDATE|SHARE|NO KEY|KEY)\b)(?!.*pg_advisory)", re.S | re.I
-)
+
+
+def only_reads(statement: str) -> bool:
+    """Whether a statement as SQLAlchemy compiles it (upper-case keywords) only reads: a SELECT
+    without FOR UPDATE/SHARE and without an advisory lock. Plain substring tests: this runs
+    before every statement."""
+    return (
+        statement.lstrip().startswith("SELECT")
+        and " FOR " not in statement
+        and "pg_advisory" not in statement
+    )
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -45,7 +52,7 @@ def _track_writes(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "before_cursor_execute")
     def _mark(conn, _cursor, statement, _parameters, _context, _many):  # type: ignore[no-untyped-def]
-        if not _READ_ONLY.match(statement):
+        if not only_reads(statement):
             conn.info[WROTE] = True
 
     @event.listens_for(engine.sync_engine, "commit")

@@ -113,3 +113,17 @@ async def test_each_step_of_a_report_takes_one_connection(bot: Bot) -> None:
             select(ConversationState.state).where(ConversationState.key == "[1001, 1001]")
         )
     assert saved == "description", "the step was saved in the update's session"
+
+
+async def test_a_row_locked_in_a_block_is_free_when_the_block_ends(engine: AsyncEngine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no row locks")
+    async with create_session_factory(engine)() as session:
+        session.add(User(id=41))
+        await session.commit()
+    locking = select(User.id).where(User.id == 41).with_for_update(nowait=True)
+    async with update_unit(engine, create_session_factory(engine)) as unit:
+        async with unit.session() as session:
+            await session.scalar(locking)  # locked, never committed
+        async with create_session_factory(engine)() as other:  # another process wants it now
+            assert await other.scalar(locking) is not None, "the lock went with its block"
