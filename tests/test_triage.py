@@ -11,7 +11,7 @@ from bot import cli
 from bot.triage.evaluate import evaluate
 from bot.triage.model import DEFAULT_EXAMPLES, read_examples
 from bot.triage.rules import is_urgent
-from bot.triage.service import Triage, shipped_model
+from bot.triage.service import Triage, load_model, save_model, shipped_model
 from models.entities import Case, TriageCorrection
 from tests.conftest import EXAMPLE_CONFIG
 
@@ -34,6 +34,21 @@ def test_held_out_macro_f1_meets_the_bar() -> None:
     report = evaluate(shipped_model(), read_examples(HELD_OUT))
     assert report.macro_f1 >= 0.90, report.lines()
     assert report.accuracy >= 0.90
+
+
+def test_one_text_at_a_time_agrees_with_the_batch(tmp_path: Path) -> None:
+    """Placing classifies one text directly; evaluation batches through sklearn: same answers."""
+    texts = [e.text for e in read_examples(HELD_OUT)]
+    texts += ["", "؟!", "12345", "<b>برق</b> " * 200, "bargh\u202e kuche", "🙂🙂🙂"]
+    model = shipped_model()
+    save_model(model, tmp_path / "model.pickle")
+    reloaded = load_model(tmp_path / "model.pickle")
+    singly = [model.classify(text) for text in texts]
+    after_reload = [reloaded.classify(text) for text in texts]
+    for one, other, batch in zip(singly, after_reload, model.classify_many(texts), strict=True):
+        assert one.domain == other.domain == batch.domain
+        assert one.confidence == pytest.approx(batch.confidence, abs=1e-9)
+        assert one.urgent == batch.urgent
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -17,6 +18,7 @@ from bot.normalize import normalize
 from bot.triage import TriageResult
 from bot.triage.lexicon import lexicon_tokens
 from bot.triage.rules import is_urgent
+from bot.triage.scorer import DirectScorer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_EXAMPLES = PROJECT_ROOT / "tests" / "data" / "triage_train.jsonl"
@@ -80,6 +82,13 @@ class TriageModel:
     def __init__(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
         self.labels: list[str] = [str(label) for label in pipeline.classes_]
+        self._scorer = DirectScorer.of(pipeline)
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"_pipeline": self._pipeline}  # the scorer is rebuilt on loading
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["_pipeline"])  # type: ignore[misc]
 
     @classmethod
     def train(cls, examples: Iterable[Example]) -> TriageModel:
@@ -91,7 +100,11 @@ class TriageModel:
 
     def classify(self, text: str) -> TriageResult:
         """The most likely domain of one text, its probability, and the urgency rule's verdict."""
-        return self.classify_many([text])[0]
+        if self._scorer is None:
+            return self.classify_many([text])[0]
+        row = self._scorer.probabilities(features_text(text))
+        best = int(row.argmax())
+        return TriageResult(self.labels[best], float(row[best]), is_urgent(text))
 
     def classify_many(self, texts: Sequence[str]) -> list[TriageResult]:
         """Classify a batch at once (much faster per text than one by one)."""
