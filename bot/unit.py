@@ -8,7 +8,7 @@ the update's end gives the connection back.
 
 A block keeps the meaning it had as a session of its own: what it loaded is detached when it
 ends (readable, never refreshed behind its back), and what it wrote without committing is rolled
-back, on error or not. Only a transaction that merely read is left open for the next block.
+back, on error or not; no transaction outlives its block.
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from models.db import UNREACHABLE, WROTE
+from models.db import UNREACHABLE
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +66,9 @@ class UpdateUnit:
         self._in_block = True
         try:
             yield session
-        except BaseException:
-            await self._discard_changes()
-            raise
-        else:
-            if session.in_transaction() and self._wrote():
-                await self._discard_changes()  # written but not committed: as closing would
         finally:
             self._in_block = False
-            if self._session is not None:
-                self._session.expunge_all()
+            await self._end_block()
 
     async def close(self) -> None:
         """End the update's transaction and give its connection back to the pool."""
@@ -97,17 +89,19 @@ class UpdateUnit:
     async def _open(self) -> AsyncSession:
         if self._session is None:
             self._connection = await self._engine.connect()
-            self._connection.info.pop(WROTE, None)  # the pool rolled back whatever it held
             self._session = self._factory(bind=self._connection)
         return self._session
 
-    def _wrote(self) -> bool:
-        if self._connection is None:
-            return False
-        try:
-            return bool(self._connection.info.get(WROTE))
-        except InvalidRequestError:  # it broke mid-transaction: only a rollback clears it
-            return True
+    async def _end_block(self) -> None:
+        """As closing a session would: what the block loaded is detached as it is, and what it
+        wrote without committing is rolled back. A transaction that only read is ended too, so no
+        PostgreSQL connection sits "idle in transaction" while the handler talks to Telegram
+        (seconds under a 429), holding locks a migration's ALTER TABLE would queue behind."""
+        if self._session is None:
+            return
+        self._session.expunge_all()  # before the rollback, which would expire them
+        if self._session.in_transaction():
+            await self._discard_changes()
 
     async def _discard_changes(self) -> None:
         """Roll back; a connection that cannot even do that is dropped, the next block takes

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, InvalidRequestError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -24,46 +23,8 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 UNREACHABLE = (DBAPIError, OSError)
 
 
-# In a connection's info while it holds something a plain read does not: a write, a row lock or
-# an advisory lock not yet committed or rolled back (bot/unit.py rolls those back as a block ends).
-WROTE = "mahalle-wrote"
-
-
-def only_reads(statement: str) -> bool:
-    """Whether a statement as SQLAlchemy compiles it (upper-case keywords) only reads: a SELECT
-    without FOR UPDATE/SHARE and without an advisory lock. Plain substring tests: this runs
-    before every statement."""
-    return (
-        statement.lstrip().startswith("SELECT")
-        and " FOR " not in statement
-        and "pg_advisory" not in statement
-    )
-
-
 def create_engine(url: str) -> AsyncEngine:
     """An async engine; SQLite gets WAL, foreign keys and a busy timeout so writers queue."""
-    engine = _create_engine(url)
-    _track_writes(engine)
-    return engine
-
-
-def _track_writes(engine: AsyncEngine) -> None:
-    """Keep WROTE in each connection's info (see there)."""
-
-    @event.listens_for(engine.sync_engine, "before_cursor_execute")
-    def _mark(conn, _cursor, statement, _parameters, _context, _many):  # type: ignore[no-untyped-def]
-        if not only_reads(statement):
-            conn.info[WROTE] = True
-
-    @event.listens_for(engine.sync_engine, "commit")
-    @event.listens_for(engine.sync_engine, "rollback")
-    def _clear(conn):  # type: ignore[no-untyped-def]
-        # A connection that broke mid-transaction has no info to reach; it is thrown away.
-        with contextlib.suppress(InvalidRequestError):
-            conn.info.pop(WROTE, None)
-
-
-def _create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import hypothesis
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -79,6 +82,20 @@ async def test_search_tolerates_arabic_letters_missing_zwnj_and_typos(
             assert found, typed
             assert found[0].name == expected, (typed, [p.name for p in found])
         assert await places.search_neighbourhoods(session=session, typed="پاریس") == []
+
+
+# Few letters, so that typed text and names share many and the bound is tested near its edge.
+few_letters = st.text(alphabet="ابدسفیوک ", min_size=2, max_size=14)
+
+
+@hypothesis.settings(max_examples=2000, deadline=None)
+@given(typed=few_letters, name=few_letters)
+@hypothesis.example(typed="ونکشم", name="ونک")  # more typed than the name holds: 0.75
+@hypothesis.example(typed="یوسفاباد", name="یوسفابادشمالی")
+def test_names_passed_over_in_search_could_not_have_matched(typed: str, name: str) -> None:
+    """Search skips a name on a letter count alone; never one that would have been offered."""
+    if places._similarity(typed, name) >= places.MATCH_THRESHOLD:
+        assert places._may_match(typed, name)
 
 
 async def test_neighbourhood_pages_cover_the_district(session_factory: Sessions) -> None:

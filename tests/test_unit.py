@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import event, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -127,3 +127,20 @@ async def test_a_row_locked_in_a_block_is_free_when_the_block_ends(engine: Async
             await session.scalar(locking)  # locked, never committed
         async with create_session_factory(engine)() as other:  # another process wants it now
             assert await other.scalar(locking) is not None, "the lock went with its block"
+
+
+async def test_a_block_that_only_read_leaves_nothing_for_a_migration_to_wait_on(
+    engine: AsyncEngine,
+) -> None:
+    """Between blocks the handler may wait seconds on Telegram; an upgrade's ALTER TABLE (and
+    every query queued behind it) must not wait with it."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite takes no table locks for reading")
+    async with update_unit(engine, create_session_factory(engine)) as unit:
+        async with unit.session() as session:
+            await session.scalar(select(func.count()).select_from(User))
+        # The update goes on (a reply being sent); another process upgrades the schema.
+        async with engine.connect() as migration:
+            await migration.execute(text("SET LOCAL lock_timeout = '1s'"))
+            await migration.execute(text("ALTER TABLE users ADD COLUMN probe integer"))
+            await migration.rollback()
