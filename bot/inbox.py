@@ -9,7 +9,8 @@ each update of a chat (a resident's, or an agency group's) to the `inbox` table 
 it (and so before Telegram is answered). When the update's turn comes, holding the chat's lock
 (bot.turns), the process:
 
-- handles it, and deletes its row in the turn's transaction, which commits as the turn ends; or
+- handles it, and deletes its row in the transaction that saves its conversation states as the
+  turn ends; or
 - puts it back in its queue for a moment when an earlier update of the same chat is still in
   the inbox (it waits in another process's queue), so the earlier one goes first; or
 - drops it when its row is gone: another process handled it.
@@ -27,12 +28,13 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot, Update
 
 from bot.jalali import utcnow
 from bot.services import inbox
 from bot.services.inbox import Verdict
+from bot.unit import UpdateUnit
 from models.db import UNREACHABLE
 
 log = logging.getLogger(__name__)
@@ -92,13 +94,14 @@ class InboxQueue(asyncio.Queue[object]):
                 self.kept.add(item.update_id)
         await super().put(item)
 
-    async def verdict(self, turn: AsyncConnection, update: Update, chat_id: int) -> Verdict:
-        """Whether it is the update's turn (call holding the chat's turn, on its connection)."""
+    async def verdict(self, unit: UpdateUnit, update: Update, chat_id: int) -> Verdict:
+        """Whether it is the update's turn (call holding the chat's turn, in the update's unit)."""
         try:
-            verdict = await inbox.verdict(
-                connection=turn, update_id=update.update_id, chat_id=chat_id,
-                wait_since=utcnow() - EARLIER_WAIT,
-            )  # fmt: skip
+            async with unit.session() as session:
+                verdict = await inbox.verdict(
+                    session=session, update_id=update.update_id, chat_id=chat_id,
+                    wait_since=utcnow() - EARLIER_WAIT,
+                )  # fmt: skip
         except UNREACHABLE:
             return Verdict.HANDLE  # it answers "try again in a minute" on its own
         if verdict is Verdict.GONE:
@@ -129,14 +132,6 @@ class InboxQueue(asyncio.Queue[object]):
         self.put_back_count[update.update_id] = times + 1
         delay = min(FIRST_RETRY_SECONDS * 2**times, LONGEST_RETRY_SECONDS)
         asyncio.get_running_loop().call_later(delay, self.put_nowait, update)
-
-    async def finish(self, turn: AsyncConnection, update: Update) -> None:
-        """The update was handled: delete it from the inbox as the turn ends."""
-        self.forget(update.update_id)
-        try:
-            await inbox.finish(connection=turn, update_id=update.update_id)
-        except UNREACHABLE as error:
-            log.warning("could not clear a handled update (%s)", type(error).__name__)
 
     def forget(self, update_id: int) -> None:
         """This process is done with the update (its row may stay for a sweep)."""

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
 from bot.jalali import utcnow
-from bot.turns import current_turn
 from bot.unit import current_unit, unit_of_this_task
 from models.db import dialect_insert
 from models.entities import ConversationState
@@ -45,21 +42,11 @@ class SQLConversationPersistence(BasePersistence[dict[Any, Any], dict[Any, Any],
             )
             return {tuple(json.loads(key)): state for key, state in rows}
 
-    @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncSession | AsyncConnection]:
-        """The chat's turn, when the update is handled in one (it commits as the turn ends),
-        or a transaction of its own."""
-        turn = current_turn.get()
-        if turn is not None:
-            yield turn
-            return
-        async with self._session_factory() as session, session.begin():
-            yield session
-
     async def get_state(self, name: str, key: ConversationKey) -> str | None:
         """One chat's stored state (another process may have moved it on)."""
-        async with self._transaction() as executor:
-            return await executor.scalar(
+        unit = unit_of_this_task()
+        async with unit.session() if unit else self._session_factory() as session:
+            return await session.scalar(
                 select(ConversationState.state).where(
                     ConversationState.name == name, ConversationState.key == json.dumps(list(key))
                 )
@@ -68,25 +55,33 @@ class SQLConversationPersistence(BasePersistence[dict[Any, Any], dict[Any, Any],
     async def update_conversation(
         self, name: str, key: ConversationKey, new_state: object | None
     ) -> None:
-        """Store one chat's new state, or forget it when the conversation ended. Outside a
-        chat's turn, an update's states are held for `save_held`, which writes them in the
-        update's session (PTB calls this in a task of its own, which must not share it)."""
+        """Store one chat's new state, or forget it when the conversation ended. A state an
+        update changed is held, and written in the update's session: by `save_held`, or as the
+        chat's turn ends (PTB calls this in a task of its own, which must not share it)."""
         unit = current_unit.get()
-        if current_turn.get() is None and unit is not None and unit.is_open:
+        if unit is not None and unit.is_open:
             unit.held_states[(name, key)] = new_state
             return
-        async with self._transaction() as executor:
-            await _store(executor, name, key, new_state)
+        async with self._session_factory() as session, session.begin():
+            await _store(session, name, key, new_state)
 
     async def save_held(self) -> None:
-        """Write the conversation states this update changed, in its session."""
+        """Write the conversation states this update changed, in its session, unless the chat's
+        turn writes them as it ends."""
         unit = unit_of_this_task()
-        if unit is None or not unit.held_states:
+        if unit is None or unit.in_turn or not unit.held_states:
             return
         async with unit.session() as session:
-            for (name, key), state in unit.held_states.items():
-                await _store(session, name, key, state)
+            await self.store_held(session)
             await session.commit()
+
+    async def store_held(self, session: AsyncSession) -> None:
+        """Write, not commit, the conversation states the update of this task changed."""
+        unit = unit_of_this_task()
+        if unit is None:
+            return
+        for (name, key), state in unit.held_states.items():
+            await _store(session, name, key, state)
         unit.held_states.clear()
 
     # Nothing else is persisted; PTB still requires these methods.
@@ -134,21 +129,17 @@ class SQLConversationPersistence(BasePersistence[dict[Any, Any], dict[Any, Any],
 
 
 async def _store(
-    executor: AsyncSession | AsyncConnection, name: str, key: ConversationKey, state: object | None
+    session: AsyncSession, name: str, key: ConversationKey, state: object | None
 ) -> None:
     """Upsert one chat's state, or delete it when the conversation ended."""
     encoded_key = json.dumps(list(key))
     if state is None:
-        await executor.execute(
+        await session.execute(
             delete(ConversationState).where(
                 ConversationState.name == name, ConversationState.key == encoded_key
             )
         )
         return
     values = {"state": str(state), "updated_at": utcnow()}
-    upsert = dialect_insert(executor, ConversationState).values(
-        name=name, key=encoded_key, **values
-    )
-    await executor.execute(
-        upsert.on_conflict_do_update(index_elements=["name", "key"], set_=values)
-    )
+    upsert = dialect_insert(session, ConversationState).values(name=name, key=encoded_key, **values)
+    await session.execute(upsert.on_conflict_do_update(index_elements=["name", "key"], set_=values))

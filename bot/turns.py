@@ -3,9 +3,16 @@
 A reply reaches the resident before the conversation state is saved; someone who answers at once
 may have their next update land on another web process, which would read the old state. Each
 update of a chat is therefore handled holding a PostgreSQL advisory lock on that chat, taken
-before the state is read and released once it is saved. A dead process's lock goes with its
-connection. SQLite deployments are one process, where PTB already handles updates in turn.
-Which of a chat's updates goes first is the inbox's to say (bot/inbox.py).
+before the state is read and released once it is saved. SQLite deployments are one process,
+where PTB already handles updates in turn. Which of a chat's updates goes first is the inbox's to
+say (bot/inbox.py).
+
+The lock is a session-level one, held on the update's own connection (bot/unit.py) between its
+transactions: a transaction-level lock would keep a transaction open for the whole update, so a
+connection "idle in transaction" while handlers wait on Telegram (seconds under a 429), holding
+the table locks a migration's ALTER TABLE queues behind. As the turn ends, the update's new
+conversation states and the deletion of its inbox row commit together, then the lock is
+released; a dead process's lock goes with its connection.
 """
 
 from __future__ import annotations
@@ -13,27 +20,22 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import Application
 
 from bot.context import RUNTIME_KEY
 from bot.inbox import InboxQueue, chat_of
+from bot.persistence import SQLConversationPersistence
+from bot.services import inbox
 from bot.services.inbox import Verdict
-from bot.unit import update_unit
+from bot.unit import UpdateUnit, update_unit
 from models.db import UNREACHABLE
 
 log = logging.getLogger(__name__)
-
-# The connection holding the turn of the chat whose update this task is handling, if any: the
-# conversation state is read and written in its transaction (bot.persistence), so the new state
-# and the inbox row's deletion commit together, as the turn ends.
-current_turn: ContextVar[AsyncConnection | None] = ContextVar("current_turn", default=None)
 
 # The two-number advisory locks are a key space of their own, apart from the jobs lock's.
 TURN_SPACE = 0x6D61  # "ma"
@@ -41,6 +43,9 @@ TURN_SPACE = 0x6D61  # "ma"
 # for ever, and every process that waited for it would stop too (each handles one update at a
 # time); after this long the update is handled without the turn instead.
 TURN_WAIT = "30s"
+# The time-out is set for the statement's own transaction, so it ends with it; the lock does not.
+_TAKE = text("SELECT set_config('lock_timeout', :wait, true), pg_advisory_lock(:space, :chat)")
+_RELEASE = text("SELECT pg_advisory_unlock(:space, :chat)")
 
 
 def chat_key(chat_id: int) -> int:
@@ -49,46 +54,26 @@ def chat_key(chat_id: int) -> int:
 
 
 @contextlib.asynccontextmanager
-async def chat_turn(engine: AsyncEngine, chat_id: int) -> AsyncIterator[AsyncConnection | None]:
-    """Wait for any other process handling this chat, and hold the chat until the block ends.
-    Yields the connection holding it, whose transaction commits when the block ends normally
-    (and rolls back on an error), or None: without a database the update is handled anyway,
-    and fails politely where it needs one."""
-    if engine.dialect.name != "postgresql":
-        yield None
+async def chat_turn(unit: UpdateUnit, chat_id: int) -> AsyncIterator[bool]:
+    """Wait for any other process handling this chat, and hold the chat, on the update's
+    connection, until the block ends. Yields whether the turn is held: without a database the
+    update is handled anyway, and fails politely where it needs one."""
+    if unit.dialect != "postgresql":
+        yield False
         return
-    connection = await _take_turn(engine, chat_id)
-    if connection is None:
-        yield None
-        return
+    key = {"space": TURN_SPACE, "chat": chat_key(chat_id)}
     try:
-        yield connection
-        with contextlib.suppress(*UNREACHABLE):
-            await connection.commit()  # releases the lock
-    finally:
-        with contextlib.suppress(*UNREACHABLE):
-            await connection.close()  # rolls back what was not committed, releasing the lock
-
-
-async def _take_turn(engine: AsyncEngine, chat_id: int) -> AsyncConnection | None:
-    """A connection holding the chat's lock, or None when the database cannot be reached."""
-    connection = None
-    try:
-        connection = await engine.connect()
-        await connection.execute(
-            text(
-                "SELECT set_config('lock_timeout', :wait, true), "
-                "pg_advisory_xact_lock(:space, :chat)"
-            ),
-            {"wait": TURN_WAIT, "space": TURN_SPACE, "chat": chat_key(chat_id)},
-        )
+        await unit.take_session_lock(_TAKE, {"wait": TURN_WAIT, **key})
     except UNREACHABLE as error:  # also the lock's time-out
         log.warning("could not take a chat's turn (%s); handling it anyway", type(error).__name__)
-        if connection is not None:
-            with contextlib.suppress(*UNREACHABLE):
-                await connection.close()
-        return None
-    return connection
+        yield False
+        return
+    unit.in_turn = True
+    try:
+        yield True
+    finally:
+        unit.in_turn = False
+        await unit.release_session_lock(_RELEASE, key)
 
 
 class TurnTakingApplication(Application[Any, Any, Any, Any, Any, Any]):
@@ -101,26 +86,25 @@ class TurnTakingApplication(Application[Any, Any, Any, Any, Any, Any]):
         if runtime is None:
             await super().process_update(update)
             return
-        async with update_unit(runtime.engine, runtime.session_factory):
-            await self._process_in_turn(update, runtime)
+        async with update_unit(runtime.engine, runtime.session_factory) as unit:
+            await self._process_in_turn(update, runtime, unit)
 
-    async def _process_in_turn(self, update: object, runtime: Any) -> None:
+    async def _process_in_turn(self, update: object, runtime: Any, unit: UpdateUnit) -> None:
         """In a web process, hold the chat's turn while its update is handled."""
         chat_id = chat_of(update)
         if runtime.role != "web" or chat_id is None:
             await super().process_update(update)
             return
-        async with chat_turn(runtime.engine, chat_id) as turn:
-            in_turn = current_turn.set(turn)
-            try:
-                await self._handle_in_order(update, chat_id, turn)
-            finally:
-                current_turn.reset(in_turn)
+        async with chat_turn(unit, chat_id) as held:
+            handled = await self._handle_in_order(update, chat_id, unit if held else None)
+            if held:
+                await self._end_turn(unit, handled)
 
     async def _handle_in_order(
-        self, update: object, chat_id: int, turn: AsyncConnection | None
-    ) -> None:
-        """Handle the update, unless the inbox says an earlier one goes first or it is gone."""
+        self, update: object, chat_id: int, turn: UpdateUnit | None
+    ) -> int | None:
+        """Handle the update, unless the inbox says an earlier one goes first or it is gone.
+        Returns the id of the inbox row to delete as the turn ends, if any."""
         queue = self.update_queue
         if (
             not isinstance(queue, InboxQueue)
@@ -128,22 +112,36 @@ class TurnTakingApplication(Application[Any, Any, Any, Any, Any, Any]):
             or update.update_id not in queue.kept
         ):
             await super().process_update(update)
-            return
+            return None
         if turn is None:  # the database went away since the update was kept: answer anyway
             queue.forget(update.update_id)  # a sweep hands its row on once the database is back
             await super().process_update(update)
-            return
+            return None
         verdict = await queue.verdict(turn, update, chat_id)
         if verdict is Verdict.LATER:
             queue.put_back(update)
         if verdict is not Verdict.HANDLE:
-            return
+            return None
         if await queue.given_up(update):
-            await queue.finish(turn, update)
             await self._apologise(chat_id)
-            return
-        await super().process_update(update)
-        await queue.finish(turn, update)
+        else:
+            await super().process_update(update)
+        return update.update_id
+
+    async def _end_turn(self, unit: UpdateUnit, handled: int | None) -> None:
+        """Commit the update's new conversation states and the deletion of its inbox row
+        together: a process that dies before leaves the update, as it was, to another."""
+        if handled is not None and isinstance(self.update_queue, InboxQueue):
+            self.update_queue.forget(handled)
+        try:
+            async with unit.session() as session:
+                if isinstance(self.persistence, SQLConversationPersistence):
+                    await self.persistence.store_held(session)
+                if handled is not None:
+                    await inbox.finish(session=session, update_id=handled)
+                await session.commit()
+        except UNREACHABLE as error:
+            log.warning("could not save the end of an update (%s)", type(error).__name__)
 
     async def _apologise(self, chat_id: int) -> None:
         """Tell a chat that a message of theirs was given up."""

@@ -8,13 +8,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from telegram import Update
 
 from bot.inbox import InboxQueue
 from bot.jalali import utcnow
 from bot.services import inbox
 from bot.services.inbox import Verdict
+from bot.turns import TURN_SPACE
 from models.db import create_engine, create_session_factory
 from models.entities import InboxUpdate
 from tests.conftest import make_settings
@@ -149,11 +150,11 @@ async def test_the_inbox_lets_a_chats_earlier_update_go_first(database_url: str)
         assert not await inbox.store(
             session=session, update_id=12, chat_id=1001, payload={}, now=now
         )
-    async with engine.connect() as connection:
+    async with create_session_factory(engine)() as turn:
 
         async def verdict(update_id: int, chat_id: int, wait_since: Any = None) -> Verdict:
             return await inbox.verdict(
-                connection=connection, update_id=update_id, chat_id=chat_id,
+                session=turn, update_id=update_id, chat_id=chat_id,
                 wait_since=wait_since or now - timedelta(seconds=20),
             )  # fmt: skip
 
@@ -163,10 +164,10 @@ async def test_the_inbox_lets_a_chats_earlier_update_go_first(database_url: str)
             "10 is too old to wait for"
         )
         assert await verdict(10, 1001) is Verdict.HANDLE
-        await inbox.finish(connection=connection, update_id=10)
+        await inbox.finish(session=turn, update_id=10)
         assert await verdict(10, 1001) is Verdict.GONE, "handled already"
         assert await verdict(12, 1001) is Verdict.HANDLE
-        await connection.rollback()  # the process died before its turn ended: nothing finished
+        await turn.rollback()  # the process died before its turn ended: nothing finished
     async with create_session_factory(engine)() as session:
         assert await inbox.orphans(session=session, received_before=now) == []
         left = await inbox.orphans(session=session, received_before=now + timedelta(seconds=1))
@@ -245,3 +246,46 @@ async def test_a_swept_update_that_finishes_is_handled_as_any(database_url: str)
     assert _asked_for_neighbourhood(ChatUser(app_b, api_b, 1001)) == 1
     assert await _rows_left(database_url) == 0 and not queue_b.swept
     await _stop(stopped, app_b)
+
+
+async def test_a_web_process_waiting_on_telegram_leaves_nothing_for_a_migration_to_wait_on(
+    database_url: str,
+) -> None:
+    """While a handler waits on Telegram (seconds under a 429) its chat's turn is held, but no
+    transaction: an upgrade's ALTER TABLE of the tables the turn reads must not queue behind it
+    (and every query after the ALTER behind that)."""
+    _postgresql_only(database_url)
+    app, api, queue = await _web_process(
+        make_settings(database_url, telegram={"rate_limit": False})
+    )
+    replying, go_on = asyncio.Event(), asyncio.Event()
+    answer = api.do_request
+
+    async def slow_reply(url: str, method: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        if url.endswith("/sendMessage"):
+            replying.set()
+            await go_on.wait()
+        return await answer(url, method, *args, **kwargs)
+
+    api.do_request = slow_reply  # type: ignore[method-assign]
+    resident = ChatUser(app, api, 1001)
+    await queue.put(resident.text_update(NEW_REPORT))
+    await asyncio.wait_for(replying.wait(), 5)
+    engine = create_engine(database_url)
+    async with engine.connect() as migration:  # the update is still being handled
+        await migration.execute(text("SET LOCAL lock_timeout = '1s'"))
+        for table in ("inbox", "conversation_states"):
+            await migration.execute(text(f"ALTER TABLE {table} ADD COLUMN probe integer"))
+        await migration.rollback()
+    go_on.set()
+    await wait_for(lambda: not queue.kept, what="the update handled")
+    async with engine.connect() as connection:
+        turns_held = await connection.scalar(
+            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = :space"),
+            {"space": TURN_SPACE},
+        )
+    await engine.dispose()
+    await _stop(app)
+    assert _asked_for_neighbourhood(resident) == 1
+    assert turns_held == 0, "the turn was given back as the update ended"
+    assert await _rows_left(database_url) == 0

@@ -10,7 +10,7 @@ import pytest
 
 from bot import cli
 from bot.leader import Leadership
-from models.db import create_engine
+from models.db import create_engine, create_session_factory
 from tests.conftest import EXAMPLE_CONFIG, make_settings
 from tests.fakebot import start_bot, stop_bot
 
@@ -134,13 +134,17 @@ async def test_an_unreachable_database_does_not_stop_an_update_at_the_chat_turn(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from bot.turns import chat_turn
+    from bot.unit import update_unit
 
     nowhere = create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/none")
     handled = False
-    async with chat_turn(nowhere, 1001):
+    async with (
+        update_unit(nowhere, create_session_factory(nowhere)) as unit,
+        chat_turn(unit, 1001) as held,
+    ):
         handled = True  # the handlers run, and answer "try again in a minute" on their own
     await nowhere.dispose()
-    assert handled
+    assert handled and not held
     assert "could not take a chat's turn" in caplog.text
 
 

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.db import dialect_insert
 from models.entities import InboxUpdate
@@ -37,11 +37,11 @@ async def store(
 
 
 async def verdict(
-    *, connection: AsyncConnection, update_id: int, chat_id: int, wait_since: datetime
+    *, session: AsyncSession, update_id: int, chat_id: int, wait_since: datetime
 ) -> Verdict:
     """Whether the update is handled now: not when it is gone, nor while an earlier update of
     its chat, received after `wait_since`, waits. Call it holding the chat's turn."""
-    rows = await connection.execute(
+    rows = await session.execute(
         select(InboxUpdate.update_id).where(
             InboxUpdate.chat_id == chat_id,
             InboxUpdate.update_id <= update_id,
@@ -54,10 +54,10 @@ async def verdict(
     return Verdict.LATER if len(kept) > 1 else Verdict.HANDLE
 
 
-async def finish(*, connection: AsyncConnection, update_id: int) -> None:
-    """The update was handled: forget it, in the turn's transaction, which commits as the turn
-    ends (a process that dies before leaves the update for another to handle)."""
-    await connection.execute(delete(InboxUpdate).where(InboxUpdate.update_id == update_id))
+async def finish(*, session: AsyncSession, update_id: int) -> None:
+    """The update was handled: forget it, in the transaction that saves its conversation states
+    (a process that dies before commits neither, and leaves the update for another to handle)."""
+    await session.execute(delete(InboxUpdate).where(InboxUpdate.update_id == update_id))
 
 
 async def count_handling(*, session: AsyncSession, update_id: int) -> int | None:
