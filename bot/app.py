@@ -14,7 +14,7 @@ from bot.broadcasting import CampaignSender, progress_reporter
 from bot.cards import Cards
 from bot.config import Settings
 from bot.context import RUNTIME_KEY, MahalleContext, runtime_of
-from bot.delivery import OutboxSender
+from bot.delivery import GroupPacing, OutboxSender
 from bot.i18n import Translator
 from bot.inbox import InboxQueue
 from bot.jobs import schedule_jobs
@@ -33,6 +33,8 @@ from models.db import create_engine, create_session_factory
 log = logging.getLogger(__name__)
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+# Telegram's limit on a bot's messages into one group.
+GROUP_PER_MINUTE = 20
 # Bot commands and the locale key of each one's description in the messenger's menu.
 COMMAND_KEYS = {
     "new": "command-new",
@@ -60,7 +62,7 @@ def default_builder(settings: Settings) -> ApplicationBuilder[Any, Any, Any, Any
 def flood_limiter() -> AIORateLimiter:
     """Telegram's flood limits (30 a second in all, 20 a minute per group); a short RetryAfter
     is waited out rather than raised."""
-    return AIORateLimiter(overall_max_rate=30, group_max_rate=20, max_retries=3)
+    return AIORateLimiter(overall_max_rate=30, group_max_rate=GROUP_PER_MINUTE, max_retries=3)
 
 
 def build_application(
@@ -100,6 +102,7 @@ def build_application(
         on_dead_card=lambda session, case_id: offer_reroute(
             session, case_id=case_id, settings=settings, cards=runtime.card_renderer
         ),
+        pacing=GroupPacing(GROUP_PER_MINUTE) if settings.telegram.rate_limit else None,
     )
     runtime.campaigns = CampaignSender(
         application.bot,

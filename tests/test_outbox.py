@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from telegram.error import NetworkError, TimedOut
+from telegram.ext import ApplicationBuilder
 
+from bot.app import build_application, flood_limiter
 from bot.config import Settings
+from bot.delivery import GroupPacing
 from bot.jalali import utcnow
+from bot.services import outbox
 from models.db import create_engine, create_session_factory
 from models.entities import Agency, OutboxMessage
-from tests.conftest import COORDINATOR, COORDINATOR_CHAT, Bot, agency_chat
-from tests.fakebot import ApiCall, ChatUser, crash_bot, start_bot, stop_bot
+from tests.conftest import COORDINATOR, COORDINATOR_CHAT, Bot, agency_chat, make_settings
+from tests.fakebot import (
+    FAKE_TOKEN,
+    ApiCall,
+    ChatUser,
+    FakeBotAPI,
+    crash_bot,
+    start_bot,
+    stop_bot,
+)
 from tests.test_agency import report
 from tests.test_report_flow import cases_in
 
@@ -248,3 +262,60 @@ async def test_one_slow_chat_does_not_hold_up_others_and_keeps_its_order(bot: Bo
     await deliver(bot, clock)
     album, card = bot.api.delivered(MUNICIPALITY)
     assert album.text == "" and "آسفالت" in card.text
+
+
+def test_a_full_group_waits_for_room_and_nobody_else_does() -> None:
+    now = [0.0]
+    pacing = GroupPacing(20, clock=lambda: now[0])
+    for _ in range(20):
+        assert pacing.wait_for(MUNICIPALITY) == 0
+        pacing.record(MUNICIPALITY)
+    assert pacing.wait_for(MUNICIPALITY) == pytest.approx(3), "room for one every 3 seconds"
+    assert pacing.wait_for(agency_chat(1)) == 0, "another group has its own room"
+    for _ in range(30):
+        pacing.record(1001)
+    assert pacing.wait_for(1001) == 0, "private chats are not paced here"
+    now[0] = 3.0
+    assert pacing.wait_for(MUNICIPALITY) == 0
+    pacing.record(MUNICIPALITY)
+    assert pacing.wait_for(MUNICIPALITY) == pytest.approx(3)
+    now[0] = 63.0
+    for _ in range(20):
+        assert pacing.wait_for(MUNICIPALITY) == 0, "empty again after a quiet minute"
+        pacing.record(MUNICIPALITY)
+
+
+async def test_a_storm_to_one_agency_holds_up_no_other_chat(database_url: str) -> None:
+    """Under Telegram's 20 messages a minute into a group, the sender used to wait in the flood
+    limiter for the storm's group, and every other chat with it."""
+    settings = make_settings(database_url)  # keeping to the flood limits, as deployed
+    api = FakeBotAPI()
+    builder = (
+        ApplicationBuilder()
+        .token(FAKE_TOKEN)
+        .request(api)
+        .get_updates_request(api)
+        .rate_limiter(flood_limiter())
+    )
+    app = build_application(settings, builder)
+    await app.initialize()
+    other_agency = agency_chat(1)
+    async with app.bot_data["runtime"].session_factory() as session:
+        queued = [(MUNICIPALITY, f"card {n}") for n in range(25)]
+        queued += [(1001, "forwarded"), (other_agency, "another agency's card")]
+        for chat_id, text in queued:
+            outbox.enqueue(session, chat_id=chat_id, purpose="test", payload={"text": text})
+        await session.commit()
+    clock = Clock()
+    attempted = await asyncio.wait_for(app.bot_data["runtime"].sender.deliver_due(now=clock), 10)
+    assert attempted == 22
+    assert [m.text for m in api.delivered(MUNICIPALITY)] == [f"card {n}" for n in range(20)]
+    assert [m.text for m in api.delivered(1001)] == ["forwarded"]
+    assert [m.text for m in api.delivered(other_agency)] == ["another agency's card"]
+    waiting = [row for row in await outbox_rows(settings) if row.status == "pending"]
+    assert len(waiting) == 5 and all(row.attempts == 0 for row in waiting), "put off, not failed"
+    due = waiting[0].next_attempt_at.replace(tzinfo=clock.now.tzinfo)  # the rest wait behind it
+    assert due - clock.now == pytest.approx(timedelta(seconds=3), abs=timedelta(seconds=1)), (
+        "until the group has room again"
+    )
+    await stop_bot(app)

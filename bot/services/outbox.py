@@ -96,6 +96,12 @@ async def mark_sent(
         )
 
 
+def put_off(row: OutboxMessage, *, until: datetime) -> None:
+    """Not yet, without an attempt counted: its chat has no room for it now. The chat's later
+    rows wait behind it; other chats' rows go meanwhile."""
+    row.next_attempt_at = until
+
+
 def mark_retry(row: OutboxMessage, *, error: str, delay: timedelta, now: datetime) -> None:
     """Try again after `delay`."""
     row.attempts += 1
