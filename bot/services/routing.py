@@ -106,18 +106,22 @@ async def route_new_case(
     now: datetime,
 ) -> str:
     """Send a just-submitted case to its agency, or to triage; returns the new status."""
-    case.triage_confidence = result.confidence
     reason = "triage-reason-other" if result.domain == OTHER else "triage-reason-unsure"
+    agency = None
     if result.domain != OTHER and result.confidence >= settings.triage.threshold:
         agency = await agency_for(
             session, county_key=await county_of(session, case), domain_key=result.domain
         )
-        if agency is not None and agency.chat_id is not None:
-            await forward(
-                session, case=case, domain_key=result.domain, allowed_from={CaseStatus.SUBMITTED},
-                actor_id=None, actor_name=None, cards=cards, now=now, agency=agency,
-            )  # fmt: skip
-            return CaseStatus.FORWARDED
+    # Set after the reads above: on SQLite, the first write takes the database's one write lock,
+    # and every other update's write waits for this transaction to end.
+    case.triage_confidence = result.confidence
+    if agency is not None and agency.chat_id is not None:
+        await forward(
+            session, case=case, domain_key=result.domain, allowed_from={CaseStatus.SUBMITTED},
+            actor_id=None, actor_name=None, cards=cards, now=now, agency=agency,
+        )  # fmt: skip
+        return CaseStatus.FORWARDED
+    if agency is not None:
         reason = "triage-reason-no-chat"
     await send_to_triage(
         session,
@@ -184,6 +188,12 @@ async def forward(
         county_key = await county_of(session, case)
         agency = await agency_for(session, county_key=county_key, domain_key=domain_key)
     assert agency is not None, "config validation gives every county an agency per domain"
+    # Compared before anything is written (it reads other cases only): on SQLite, writing takes
+    # the one write lock, which every other update's write would wait on through the comparing.
+    duplicate = None
+    if agency.chat_id is not None:
+        with session.no_autoflush:
+            duplicate = await find_duplicate(session, case=case, domain_key=domain_key, now=now)
     await transition(
         session, case_id=case.id, allowed_from=allowed_from, to=CaseStatus.FORWARDED,
         actor_id=actor_id, actor_name=actor_name, note=note, now=now,
@@ -194,7 +204,6 @@ async def forward(
         log.warning("agency %s has no chat; case %s waits for a reroute", agency.key, case.code)
         case.undeliverable = True
         return
-    duplicate = await find_duplicate(session, case=case, domain_key=domain_key, now=now)
     if case.photo_file_ids:
         outbox.enqueue(
             session, chat_id=agency.chat_id, purpose=outbox.AGENCY_ATTACHMENT,
