@@ -66,6 +66,10 @@ async def chat_turn(unit: UpdateUnit, chat_id: int) -> AsyncIterator[bool]:
         await unit.take_session_lock(_TAKE, {"wait": TURN_WAIT, **key})
     except UNREACHABLE as error:  # also the lock's time-out
         log.warning("could not take a chat's turn (%s); handling it anyway", type(error).__name__)
+        held = False
+    else:
+        held = True
+    if not held:
         yield False
         return
     unit.in_turn = True
