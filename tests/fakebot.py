@@ -375,16 +375,18 @@ async def deliver_outbox(app: AnyApplication) -> int:
 
 
 async def start_bot(
-    settings: Any, api: FakeBotAPI | None = None, *, role: str = "all"
+    settings: Any, api: FakeBotAPI | None = None, *, role: str = "all", limited: bool = False
 ) -> tuple[AnyApplication, FakeBotAPI]:
     """Build the real application on the fake transport and start it as `mahalle run` would
-    (without polling): initialize, then post_init."""
+    (without polling): initialize, then post_init. `limited`: with Telegram's flood limiter."""
     from telegram.ext import ApplicationBuilder
 
-    from bot.app import build_application
+    from bot.app import build_application, flood_limiter
 
     api = api or FakeBotAPI()
-    builder = ApplicationBuilder().token(FAKE_TOKEN).request(api).get_updates_request(api)
+    builder: Any = ApplicationBuilder().token(FAKE_TOKEN).request(api).get_updates_request(api)
+    if limited:
+        builder = builder.rate_limiter(flood_limiter())
     app = build_application(settings, builder, role=role)
     await app.initialize()
     if app.post_init is not None:

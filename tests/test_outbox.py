@@ -9,9 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from telegram.error import NetworkError, TimedOut
-from telegram.ext import ApplicationBuilder
 
-from bot.app import build_application, flood_limiter
 from bot.config import Settings
 from bot.delivery import GroupPacing
 from bot.jalali import utcnow
@@ -19,15 +17,7 @@ from bot.services import outbox
 from models.db import create_engine, create_session_factory
 from models.entities import Agency, OutboxMessage
 from tests.conftest import COORDINATOR, COORDINATOR_CHAT, Bot, agency_chat, make_settings
-from tests.fakebot import (
-    FAKE_TOKEN,
-    ApiCall,
-    ChatUser,
-    FakeBotAPI,
-    crash_bot,
-    start_bot,
-    stop_bot,
-)
+from tests.fakebot import ApiCall, ChatUser, crash_bot, start_bot, stop_bot
 from tests.test_agency import report
 from tests.test_report_flow import cases_in
 
@@ -289,16 +279,7 @@ async def test_a_storm_to_one_agency_holds_up_no_other_chat(database_url: str) -
     """Under Telegram's 20 messages a minute into a group, the sender used to wait in the flood
     limiter for the storm's group, and every other chat with it."""
     settings = make_settings(database_url)  # keeping to the flood limits, as deployed
-    api = FakeBotAPI()
-    builder = (
-        ApplicationBuilder()
-        .token(FAKE_TOKEN)
-        .request(api)
-        .get_updates_request(api)
-        .rate_limiter(flood_limiter())
-    )
-    app = build_application(settings, builder)
-    await app.initialize()
+    app, api = await start_bot(settings, limited=True)
     other_agency = agency_chat(1)
     async with app.bot_data["runtime"].session_factory() as session:
         queued = [(MUNICIPALITY, f"card {n}") for n in range(25)]
