@@ -63,7 +63,7 @@ async def run(users: int, database_url: str | None, role: str = "all") -> None:
     settings = make_settings(url, telegram={"rate_limit": False}, bot={"reports_per_hour": 1000})
     app, api = await start_bot(settings, role=role)
     latencies: list[float] = []
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for user_id in range(10_000, 10_000 + users):
         # The outbox worker runs beside the bot in production; this measures the handling alone.
         # The confirm answers before its case is placed; placing runs beside the next updates,
@@ -76,7 +76,7 @@ async def run(users: int, database_url: str | None, role: str = "all") -> None:
             await (resident.send(value) if kind == "send" else resident.press(value))
             latencies.append(time.perf_counter() - before)
     await settle(app.bot_data["runtime"])
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     engine = create_engine(url)
     async with create_session_factory(engine)() as session:
         cases = await session.scalar(select(func.count()).select_from(Case))
@@ -91,7 +91,8 @@ async def run(users: int, database_url: str | None, role: str = "all") -> None:
     print(
         f"backend={backend} role={role} users={users} updates={len(latencies)} cases={cases} "
         f"seconds={elapsed:.2f} updates_per_second={len(latencies) / elapsed:.0f} "
-        f"p50_ms={statistics.median(ms):.2f} p99_ms={ms[int(len(ms) * 0.99) - 1]:.2f}"
+        f"p50_ms={statistics.median(ms):.2f} p99_ms={ms[int(len(ms) * 0.99) - 1]:.2f} "
+        f"cpu_ms_per_update={cpu * 1000 / len(latencies):.2f}"
     )
 
 

@@ -82,8 +82,8 @@ def build_application(
         settings, engine, session_factory, translate, triage, Leadership(engine), role
     )
     builder = builder or default_builder(settings)
-    if role == "web":
-        builder = builder.update_queue(InboxQueue(session_factory))
+    if role == "web":  # the inbox's statements each stand alone: no BEGIN/COMMIT round trips
+        builder = builder.update_queue(InboxQueue(create_session_factory(engine, autocommit=True)))
     application = (
         builder.application_class(TurnTakingApplication)
         .context_types(ContextTypes(context=MahalleContext))

@@ -25,15 +25,24 @@ class MahalleContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any
         runtime: Runtime = self.bot_data[RUNTIME_KEY]
         return runtime
 
-    @contextlib.asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
+    def session(self) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
         """The update's session (bot/unit.py), or a job's own, for one `async with` block."""
+        return self._block(autocommit=False)
+
+    def autocommit(self) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
+        """Like `session()`, for a block whose statements each stand alone: reads, or a write
+        whole in one statement. On PostgreSQL each commits on its own, without the BEGIN and
+        ROLLBACK or COMMIT round trips (bot/unit.py); a write cannot be rolled back."""
+        return self._block(autocommit=True)
+
+    @contextlib.asynccontextmanager
+    async def _block(self, *, autocommit: bool) -> AsyncIterator[AsyncSession]:
         unit = unit_of_this_task()
-        if unit is not None:
-            async with unit.session() as session:
+        if unit is None:
+            async with self.runtime.session_factory() as session:
                 yield session
             return
-        async with self.runtime.session_factory() as session:
+        async with unit.autocommit() if autocommit else unit.session() as session:
             yield session
 
     @property

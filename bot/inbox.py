@@ -97,7 +97,7 @@ class InboxQueue(asyncio.Queue[object]):
     async def verdict(self, unit: UpdateUnit, update: Update, chat_id: int) -> Verdict:
         """Whether it is the update's turn (call holding the chat's turn, in the update's unit)."""
         try:
-            async with unit.session() as session:
+            async with unit.autocommit() as session:
                 verdict = await inbox.verdict(
                     session=session, update_id=update.update_id, chat_id=chat_id,
                     wait_since=utcnow() - EARLIER_WAIT,

@@ -5,15 +5,34 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Executable, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
 from bot.jalali import utcnow
 from bot.unit import current_unit, unit_of_this_task
-from models.db import dialect_insert
+from models.db import built_once, dialect_insert, table_of
 from models.entities import ConversationState
+
+# A web process reads a chat's state on every update, and every update that moves a conversation
+# writes it: these are built once (models.db.built_once).
+_STATES = table_of(ConversationState)
+_STATE = select(_STATES.c.state).where(
+    _STATES.c.name == bindparam("name"), _STATES.c.key == bindparam("key")
+)
+_FORGET_STATE = delete(_STATES).where(
+    _STATES.c.name == bindparam("name"), _STATES.c.key == bindparam("key")
+)
+
+
+@built_once
+def _state_upsert(dialect: str) -> Executable:
+    upsert = dialect_insert(dialect, _STATES)
+    return upsert.on_conflict_do_update(
+        index_elements=["name", "key"],
+        set_={"state": upsert.excluded.state, "updated_at": upsert.excluded.updated_at},
+    )
 
 
 class SQLConversationPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
@@ -45,12 +64,8 @@ class SQLConversationPersistence(BasePersistence[dict[Any, Any], dict[Any, Any],
     async def get_state(self, name: str, key: ConversationKey) -> str | None:
         """One chat's stored state (another process may have moved it on)."""
         unit = unit_of_this_task()
-        async with unit.session() if unit else self._session_factory() as session:
-            return await session.scalar(
-                select(ConversationState.state).where(
-                    ConversationState.name == name, ConversationState.key == json.dumps(list(key))
-                )
-            )
+        async with unit.autocommit() if unit else self._session_factory() as session:
+            return await session.scalar(_STATE, {"name": name, "key": json.dumps(list(key))})
 
     async def update_conversation(
         self, name: str, key: ConversationKey, new_state: object | None
@@ -71,7 +86,9 @@ class SQLConversationPersistence(BasePersistence[dict[Any, Any], dict[Any, Any],
         unit = unit_of_this_task()
         if unit is None or unit.in_turn or not unit.held_states:
             return
-        async with unit.session() as session:
+        # One state (the usual case) is one statement; several are written together.
+        one = len(unit.held_states) == 1
+        async with unit.autocommit() if one else unit.session() as session:
             await self.store_held(session)
             await session.commit()
 
@@ -132,14 +149,10 @@ async def _store(
     session: AsyncSession, name: str, key: ConversationKey, state: object | None
 ) -> None:
     """Upsert one chat's state, or delete it when the conversation ended."""
-    encoded_key = json.dumps(list(key))
+    row = {"name": name, "key": json.dumps(list(key))}
     if state is None:
-        await session.execute(
-            delete(ConversationState).where(
-                ConversationState.name == name, ConversationState.key == encoded_key
-            )
-        )
+        await session.execute(_FORGET_STATE, row)
         return
-    values = {"state": str(state), "updated_at": utcnow()}
-    upsert = dialect_insert(session, ConversationState).values(name=name, key=encoded_key, **values)
-    await session.execute(upsert.on_conflict_do_update(index_elements=["name", "key"], set_=values))
+    await session.execute(
+        _state_upsert(session), {**row, "state": str(state), "updated_at": utcnow()}
+    )

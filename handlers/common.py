@@ -129,7 +129,7 @@ async def guard(update: Update, context: MahalleContext) -> None:
     if user.id in runtime.banned:
         raise ApplicationHandlerStop
     if update.callback_query is not None:
-        async with context.session() as session:
+        async with context.autocommit() as session:  # one statement
             presses = await users.count_press(
                 session=session, user_id=user.id, now=utcnow(), window=PRESS_WINDOW
             )

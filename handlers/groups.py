@@ -224,5 +224,5 @@ def on_behalf_buttons(context: MahalleContext, member_of: list[LocalGroup]) -> I
 
 async def reporter_groups(context: MahalleContext, user_id: int) -> list[LocalGroup]:
     """The approved groups this reporter belongs to."""
-    async with context.session() as session:
+    async with context.autocommit() as session:
         return await groups.memberships(session, user_id=user_id)

@@ -14,7 +14,7 @@ from models.entities import Neighbourhood
 
 
 async def _district_menu(context: MahalleContext, prefix: str) -> tuple[str, InlineKeyboardMarkup]:
-    async with context.session() as session:
+    async with context.autocommit() as session:
         districts = await places.list_districts(session=session)
     if len(districts) == 1:
         return await _page_menu(context, prefix, districts[0].id, 0)
@@ -26,7 +26,7 @@ async def _district_menu(context: MahalleContext, prefix: str) -> tuple[str, Inl
 async def _page_menu(
     context: MahalleContext, prefix: str, district_id: int, page: int
 ) -> tuple[str, InlineKeyboardMarkup]:
-    async with context.session() as session:
+    async with context.autocommit() as session:
         districts = await places.list_districts(session=session)
         district = next((d for d in districts if d.id == district_id), None)
         if district is None:
@@ -69,7 +69,7 @@ async def picked(query: CallbackQuery, context: MahalleContext) -> Neighbourhood
     raw_id = (query.data or "").rsplit(":", 1)[-1]
     place = None
     if raw_id.isdigit():
-        async with context.session() as session:
+        async with context.autocommit() as session:
             place = await places.get_neighbourhood(session=session, neighbourhood_id=int(raw_id))
     if place is None:
         await query.answer(context.t("neighbourhood-gone"), show_alert=True)
@@ -83,7 +83,7 @@ async def reply_search(update: Update, context: MahalleContext, prefix: str) -> 
     """Offer the neighbourhoods whose names match what the user typed."""
     message = update.effective_message
     assert message is not None and message.text is not None
-    async with context.session() as session:
+    async with context.autocommit() as session:
         found = await places.search_neighbourhoods(session=session, typed=message.text)
     if found:
         await message.reply_text(

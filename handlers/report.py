@@ -39,12 +39,12 @@ class Step(StrEnum):
 
 
 async def _load(update: Update, context: MahalleContext) -> ReportDraft | None:
-    async with context.session() as session:
+    async with context.autocommit() as session:
         return await drafts.load_draft(session=session, user_id=user_id_of(update))
 
 
 async def _save(update: Update, context: MahalleContext, draft: ReportDraft) -> None:
-    async with context.session() as session:
+    async with context.autocommit() as session:  # one statement
         await drafts.save_draft(session=session, user_id=user_id_of(update), draft=draft)
 
 
@@ -99,7 +99,7 @@ async def _ask_privacy(update: Update, context: MahalleContext) -> Step:
 async def _show_summary(update: Update, context: MahalleContext, draft: ReportDraft) -> Step:
     draft.editing = False
     await _save(update, context, draft)
-    async with context.session() as session:
+    async with context.autocommit() as session:
         place = await places.get_neighbourhood(
             session=session, neighbourhood_id=draft.neighbourhood_id or 0
         )

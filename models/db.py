@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -37,20 +38,73 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_pre_ping=True)
+    engine = create_async_engine(url)
+    event.listen(engine.sync_engine, "checkout", _ping_on_checkout)
+    return engine
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded objects readable after commit (handlers render after saving)."""
+def _ping_on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Probe a pooled connection before it is used, so one the database dropped (a restart, a
+    network cut) is replaced instead of failing an update: the pool retries the checkout with a
+    new connection. `pool_pre_ping` does the same in three round trips on every checkout (it
+    wraps the probe in BEGIN and ROLLBACK, for PgBouncer's transaction mode); this is one."""
+    try:
+        dbapi_connection.run_async(lambda driver: driver.fetchrow(";"))
+    except Exception as error:  # whatever the driver raises for a dead connection
+        raise DisconnectionError() from error
+
+
+def create_session_factory(
+    engine: AsyncEngine, *, autocommit: bool = False
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects readable after commit (handlers render after saving).
+    `autocommit`: each statement commits on its own, for callers whose every statement stands
+    alone (on PostgreSQL a one-statement transaction costs three round trips, this one)."""
+    if autocommit:
+        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def dialect_insert(executor: AsyncSession | AsyncConnection, table: Any) -> Any:
-    """An INSERT that knows ON CONFLICT, in the dialect (PostgreSQL or SQLite) of a session or
-    connection."""
+def dialect_of(executor: AsyncSession | AsyncConnection) -> str:
+    """The dialect name ("postgresql", "sqlite") of a session or connection."""
     bind = executor if isinstance(executor, AsyncConnection) else executor.get_bind()
-    dialect = bind.dialect.name
+    return bind.dialect.name
+
+
+def dialect_insert(
+    executor: AsyncSession | AsyncConnection | str, table: Any
+) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that knows ON CONFLICT, in the dialect (PostgreSQL or SQLite) of a session or
+    connection, or of a dialect name."""
+    dialect = executor if isinstance(executor, str) else dialect_of(executor)
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def table_of(entity: type[Any]) -> Table:
+    """A mapped class's table, for Core statements: they skip the ORM's bookkeeping."""
+    table = entity.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+Statement = TypeVar("Statement")
+
+
+def built_once(
+    build: Callable[[str], Statement],
+) -> Callable[[AsyncSession | AsyncConnection], Statement]:
+    """A statement built once for each dialect and reused, its values passed as parameters.
+    Building a small statement and computing its cache key costs about as much as running it
+    through the session does, so the statements run on every update are built once."""
+    built: dict[str, Statement] = {}
+
+    def statement(executor: AsyncSession | AsyncConnection) -> Statement:
+        dialect = dialect_of(executor)
+        if dialect not in built:
+            built[dialect] = build(dialect)
+        return built[dialect]
+
+    return statement
 
 
 def alembic_config() -> Config:

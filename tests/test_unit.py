@@ -177,3 +177,24 @@ async def test_a_session_lock_never_released_does_not_pass_to_the_next_update(
     ):
         held = await session.scalar(mine)
     assert held == 0, "the next update's connection holds no lock"
+
+
+async def test_reads_that_stand_alone_pay_no_transaction_and_the_next_block_has_one(
+    engine: AsyncEngine,
+) -> None:
+    """A web process reads the inbox and the chat's state on every update: each read as a
+    transaction of its own, not between BEGIN and ROLLBACK (three round trips for one); the
+    blocks after it are transactions again, whose uncommitted writes are rolled back."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite reads take no transaction anyway")
+    transaction_id = text("SELECT txid_current()")  # one per transaction
+    async with update_unit(engine, create_session_factory(engine)) as unit:
+        async with unit.autocommit() as session:
+            first = await session.scalar(transaction_id)
+            assert await session.scalar(transaction_id) != first, "each read its own"
+        async with unit.session() as session:
+            first = await session.scalar(transaction_id)
+            assert await session.scalar(transaction_id) == first, "a transaction again"
+            session.add(User(id=51))
+            await session.flush()  # written, never committed
+    assert await users_named(engine, 51) == 0, "what the block wrote was rolled back"

@@ -6,11 +6,11 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Executable, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.jalali import utcnow
-from models.db import dialect_insert
+from models.db import built_once, dialect_insert, table_of
 from models.entities import Draft
 
 MAX_PHOTOS = 5
@@ -53,25 +53,31 @@ class ReportDraft:
         return self.latitude is not None and self.longitude is not None
 
 
+# The two statements every report step runs, built once (see models.db.built_once).
+_DRAFT_DATA = select(Draft.data).where(Draft.user_id == bindparam("user_id"))
+
+
+@built_once
+def _draft_upsert(dialect: str) -> Executable:
+    upsert = dialect_insert(dialect, table_of(Draft))
+    return upsert.on_conflict_do_update(
+        index_elements=[Draft.user_id],
+        set_={"data": upsert.excluded.data, "updated_at": upsert.excluded.updated_at},
+    )
+
+
 async def load_draft(*, session: AsyncSession, user_id: int) -> ReportDraft | None:
     """The user's draft, or None."""
     # The column alone: loading the row as an object costs a third more, on every step.
-    data = await session.scalar(select(Draft.data).where(Draft.user_id == user_id))
+    data = await session.scalar(_DRAFT_DATA, {"user_id": user_id})
     return ReportDraft.from_json(data) if data is not None else None
 
 
 async def save_draft(*, session: AsyncSession, user_id: int, draft: ReportDraft) -> None:
     """Store the draft and commit: the step is done only once this returns. One statement: a
     step saves its draft on every update."""
-    upsert = dialect_insert(session, Draft).values(
-        user_id=user_id, data=asdict(draft), updated_at=utcnow()
-    )
-    await session.execute(
-        upsert.on_conflict_do_update(
-            index_elements=[Draft.user_id],
-            set_={"data": upsert.excluded.data, "updated_at": upsert.excluded.updated_at},
-        )
-    )
+    values = {"user_id": user_id, "data": asdict(draft), "updated_at": utcnow()}
+    await session.execute(_draft_upsert(session), values)
     await session.commit()
 
 

@@ -6,11 +6,25 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Executable, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.db import dialect_insert
+from models.db import built_once, dialect_insert, table_of
 from models.entities import InboxUpdate
+
+# A web process runs these three on every update it receives: built once (models.db.built_once).
+_INBOX = table_of(InboxUpdate)
+_KEPT_OF_CHAT = select(_INBOX.c.update_id).where(
+    _INBOX.c.chat_id == bindparam("chat_id"),
+    _INBOX.c.update_id <= bindparam("update_id"),
+    or_(_INBOX.c.update_id == bindparam("update_id"), _INBOX.c.received_at > bindparam("since")),
+)
+_FORGET = delete(_INBOX).where(_INBOX.c.update_id == bindparam("update_id"))
+
+
+@built_once
+def _keep(dialect: str) -> Executable:
+    return dialect_insert(dialect, _INBOX).on_conflict_do_nothing().returning(_INBOX.c.update_id)
 
 
 class Verdict(StrEnum):
@@ -26,12 +40,8 @@ async def store(
 ) -> bool:
     """Keep a received update and commit; False when it is already kept (Telegram sent it again
     because its first delivery was not answered)."""
-    stored = await session.scalar(
-        dialect_insert(session, InboxUpdate)
-        .values(update_id=update_id, chat_id=chat_id, payload=payload, received_at=now)
-        .on_conflict_do_nothing()
-        .returning(InboxUpdate.update_id)
-    )
+    row = {"update_id": update_id, "chat_id": chat_id, "payload": payload, "received_at": now}
+    stored = await session.scalar(_keep(session), row)
     await session.commit()
     return stored is not None
 
@@ -42,11 +52,7 @@ async def verdict(
     """Whether the update is handled now: not when it is gone, nor while an earlier update of
     its chat, received after `wait_since`, waits. Call it holding the chat's turn."""
     rows = await session.execute(
-        select(InboxUpdate.update_id).where(
-            InboxUpdate.chat_id == chat_id,
-            InboxUpdate.update_id <= update_id,
-            or_(InboxUpdate.update_id == update_id, InboxUpdate.received_at > wait_since),
-        )
+        _KEPT_OF_CHAT, {"chat_id": chat_id, "update_id": update_id, "since": wait_since}
     )
     kept = set(rows.scalars())
     if update_id not in kept:
@@ -57,7 +63,7 @@ async def verdict(
 async def finish(*, session: AsyncSession, update_id: int) -> None:
     """The update was handled: forget it, in the transaction that saves its conversation states
     (a process that dies before commits neither, and leaves the update for another to handle)."""
-    await session.execute(delete(InboxUpdate).where(InboxUpdate.update_id == update_id))
+    await session.execute(_FORGET, {"update_id": update_id})
 
 
 async def count_handling(*, session: AsyncSession, update_id: int) -> int | None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, select, text, update
+from sqlalchemy import Executable, bindparam, case, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.db import dialect_insert
+from models.db import built_once, dialect_insert, table_of
 from models.entities import (
     CampaignRecipient,
     Case,
@@ -138,24 +138,36 @@ async def banned_ids(*, session: AsyncSession) -> set[int]:
     return set((await session.scalars(select(User.id).where(User.banned.is_(True)))).all())
 
 
+_WINDOWS = table_of(PressWindow)
+
+
+@built_once
+def _press_counted(dialect: str) -> Executable:
+    """Count a press: a new window starts when the last one is over (built once: every button
+    press runs it)."""
+    window_over = _WINDOWS.c.started_at <= bindparam("window_start")
+    upsert = dialect_insert(dialect, _WINDOWS).values(
+        user_id=bindparam("user_id"), started_at=bindparam("now"), presses=1
+    )
+    return upsert.on_conflict_do_update(
+        index_elements=["user_id"],
+        set_={
+            "presses": case((window_over, 1), else_=_WINDOWS.c.presses + 1),
+            "started_at": case(
+                (window_over, upsert.excluded.started_at), else_=_WINDOWS.c.started_at
+            ),
+        },
+    ).returning(_WINDOWS.c.presses)
+
+
 async def count_press(
     *, session: AsyncSession, user_id: int, now: datetime, window: timedelta
 ) -> int:
     """Count a button press; returns the user's presses in the window it falls in. One
     statement, in the database, so presses spread over several web processes add up."""
-    window_over = PressWindow.started_at <= now - window
-    counted = (
-        dialect_insert(session, PressWindow)
-        .values(user_id=user_id, started_at=now, presses=1)
-        .on_conflict_do_update(
-            index_elements=[PressWindow.user_id],
-            set_={
-                "presses": case((window_over, 1), else_=PressWindow.presses + 1),
-                "started_at": case((window_over, now), else_=PressWindow.started_at),
-            },
-        )
-        .returning(PressWindow.presses)
+    counted = await session.execute(
+        _press_counted(session), {"user_id": user_id, "now": now, "window_start": now - window}
     )
-    presses = int((await session.execute(counted)).scalar_one())
+    presses = int(counted.scalar_one())
     await session.commit()
     return presses
