@@ -14,7 +14,7 @@ from bot.broadcasting import CampaignSender, progress_reporter
 from bot.cards import Cards
 from bot.config import Settings
 from bot.context import RUNTIME_KEY, MahalleContext, runtime_of
-from bot.delivery import GroupPacing, OutboxSender
+from bot.delivery import OutboxSender
 from bot.i18n import Translator
 from bot.inbox import InboxQueue
 from bot.jobs import schedule_jobs
@@ -102,7 +102,7 @@ def build_application(
         on_dead_card=lambda session, case_id: offer_reroute(
             session, case_id=case_id, settings=settings, cards=runtime.card_renderer
         ),
-        pacing=GroupPacing(GROUP_PER_MINUTE) if settings.telegram.rate_limit else None,
+        group_per_minute=GROUP_PER_MINUTE if settings.telegram.rate_limit else None,
     )
     runtime.campaigns = CampaignSender(
         application.bot,

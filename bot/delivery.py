@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +15,7 @@ from telegram import Bot, InlineKeyboardMarkup, InputMediaPhoto, Message
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
 from bot.jalali import utcnow
-from bot.services import outbox
+from bot.services import outbox, pacing
 from models.entities import Agency, OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -33,47 +32,6 @@ _UNREACHABLE = (
 _EDIT_DONE = ("message is not modified", "message to edit not found")
 
 
-class GroupPacing:
-    """Telegram takes about 20 messages a minute from a bot into one group. The flood limiter
-    waits for a full group's room inside the call, and the sender, one row at a time, with it:
-    a storm of cards to one agency held back every other agency's cards and the reporters'
-    notices just as long (20 a minute in all). So the sender asks first, and a row for a group
-    with no room is put off until it has some, while other chats' rows go.
-
-    The room is counted as the limiter counts it (a bucket of `per_minute` that empties evenly
-    over a minute), so a row this lets through does not wait in the limiter."""
-
-    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_minute = per_minute
-        self._per_second = per_minute / 60
-        self._clock = clock
-        self._level: dict[int, tuple[float, float]] = {}  # group: (fill, when it was measured)
-
-    def wait_for(self, chat_id: int) -> float:
-        """Seconds until a message to this chat may go: 0 for now (and for private chats)."""
-        level = self._current(chat_id)
-        if level + 1 <= self.per_minute:
-            return 0.0
-        return (level + 1 - self.per_minute) / self._per_second
-
-    def record(self, chat_id: int) -> None:
-        """A message to this chat is being sent."""
-        if chat_id < 0:  # the Bot API's groups and channels
-            self._level[chat_id] = (self._current(chat_id) + 1, self._clock())
-
-    def _current(self, chat_id: int) -> float:
-        fill, measured = self._level.get(chat_id, (0.0, 0.0))
-        if not fill:
-            return 0.0
-        now = self._clock()
-        fill = max(fill - (now - measured) * self._per_second, 0.0)
-        if fill:
-            self._level[chat_id] = (fill, now)
-        else:
-            del self._level[chat_id]
-        return fill
-
-
 class OutboxSender:
     """Delivers outbox rows one at a time, each in its own transaction."""
 
@@ -85,7 +43,7 @@ class OutboxSender:
         max_backoff_seconds: int,
         unreachable_notice: Callable[[int], tuple[int, str] | None],
         on_dead_card: Callable[[AsyncSession, int], Awaitable[None]] | None = None,
-        pacing: GroupPacing | None = None,
+        group_per_minute: int | None = None,
     ) -> None:
         self.bot = bot
         self.session_factory = session_factory
@@ -94,8 +52,8 @@ class OutboxSender:
         self.unreachable_notice = unreachable_notice
         # Given a case whose agency card can never arrive: put it before the coordinators.
         self.on_dead_card = on_dead_card
-        # Groups' room, when the bot keeps to Telegram's flood limits.
-        self.pacing = pacing
+        # Messages a minute into one group, when the bot keeps to Telegram's flood limits.
+        self.group_per_minute = group_per_minute
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -130,12 +88,13 @@ class OutboxSender:
             row = await outbox.claim_next(session, now=now)
             if row is None:
                 return None
-            wait = self.pacing.wait_for(row.chat_id) if self.pacing else 0.0
-            if wait > 0:
-                outbox.put_off(row, until=now + timedelta(seconds=wait))
-                return 0
-            if self.pacing:
-                self.pacing.record(row.chat_id)
+            if self.group_per_minute:
+                wait = await pacing.take_room(
+                    session, chat_id=row.chat_id, now=now, per_minute=self.group_per_minute
+                )
+                if wait > 0:  # the group's later rows keep their order behind this one
+                    outbox.put_off(row, until=now + timedelta(seconds=wait))
+                    return 0
             await self._attempt(session, row, now)
             return 1
 

@@ -135,6 +135,18 @@ class PressWindow(Base):
     presses: Mapped[int] = mapped_column(Integer)
 
 
+class GroupPacing(Base):
+    """How much of Telegram's allowance into one group (about 20 messages a minute) the outbox
+    has used: a bucket that empties evenly over a minute. Kept here, not in a worker's memory,
+    so that every worker (and one just restarted) counts the same sends."""
+
+    __tablename__ = "group_pacing"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    level: Mapped[float] = mapped_column(Float)
+    measured_at: Mapped[datetime] = mapped_column()
+
+
 class InboxUpdate(Base):
     """A chat's update a web process received and has not finished handling: written
     before Telegram is answered, deleted once handled (see bot/inbox.py)."""

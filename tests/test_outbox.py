@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram.error import NetworkError, TimedOut
 
 from bot.config import Settings
-from bot.delivery import GroupPacing
 from bot.jalali import utcnow
-from bot.services import outbox
+from bot.services import outbox, pacing
 from models.db import create_engine, create_session_factory
 from models.entities import Agency, OutboxMessage
 from tests.conftest import COORDINATOR, COORDINATOR_CHAT, Bot, agency_chat, make_settings
@@ -254,25 +254,26 @@ async def test_one_slow_chat_does_not_hold_up_others_and_keeps_its_order(bot: Bo
     assert album.text == "" and "آسفالت" in card.text
 
 
-def test_a_full_group_waits_for_room_and_nobody_else_does() -> None:
-    now = [0.0]
-    pacing = GroupPacing(20, clock=lambda: now[0])
+async def test_a_full_group_waits_for_room_and_nobody_else_does(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    start = utcnow()
+
+    async def room(chat_id: int, seconds: float) -> float:
+        async with session_factory() as session, session.begin():
+            moment = start + timedelta(seconds=seconds)
+            return await pacing.take_room(session, chat_id=chat_id, now=moment, per_minute=20)
+
     for _ in range(20):
-        assert pacing.wait_for(MUNICIPALITY) == 0
-        pacing.record(MUNICIPALITY)
-    assert pacing.wait_for(MUNICIPALITY) == pytest.approx(3), "room for one every 3 seconds"
-    assert pacing.wait_for(agency_chat(1)) == 0, "another group has its own room"
+        assert await room(MUNICIPALITY, 0) == 0
+    assert await room(MUNICIPALITY, 0) == pytest.approx(3), "room for one every 3 seconds"
+    assert await room(agency_chat(1), 0) == 0, "another group has its own room"
     for _ in range(30):
-        pacing.record(1001)
-    assert pacing.wait_for(1001) == 0, "private chats are not paced here"
-    now[0] = 3.0
-    assert pacing.wait_for(MUNICIPALITY) == 0
-    pacing.record(MUNICIPALITY)
-    assert pacing.wait_for(MUNICIPALITY) == pytest.approx(3)
-    now[0] = 63.0
+        assert await room(1001, 0) == 0, "private chats are not paced here"
+    assert await room(MUNICIPALITY, 3) == 0
+    assert await room(MUNICIPALITY, 3) == pytest.approx(3), "a refusal took no room"
     for _ in range(20):
-        assert pacing.wait_for(MUNICIPALITY) == 0, "empty again after a quiet minute"
-        pacing.record(MUNICIPALITY)
+        assert await room(MUNICIPALITY, 63) == 0, "empty again after a quiet minute"
 
 
 async def test_a_storm_to_one_agency_holds_up_no_other_chat(database_url: str) -> None:
@@ -300,3 +301,25 @@ async def test_a_storm_to_one_agency_holds_up_no_other_chat(database_url: str) -
         "until the group has room again"
     )
     await stop_bot(app)
+
+
+async def test_two_workers_send_a_group_no_more_than_one_would(database_url: str) -> None:
+    """A standby worker delivers too, and a restarted one starts afresh: each used to count
+    the group's room in its own memory, so together they sent it twice Telegram's allowance."""
+    settings = make_settings(database_url)
+    first, api = await start_bot(settings, limited=True)
+    second, _ = await start_bot(settings, api, limited=True)
+    async with first.bot_data["runtime"].session_factory() as session:
+        for n in range(25):
+            outbox.enqueue(session, chat_id=MUNICIPALITY, purpose="test", payload={"text": str(n)})
+        await session.commit()
+    clock = Clock()
+    for worker in (first, second, first, second):
+        sender = worker.bot_data["runtime"].sender
+        await asyncio.wait_for(sender.deliver_due(now=clock, limit=10), 10)
+    assert [m.text for m in api.delivered(MUNICIPALITY)] == [str(n) for n in range(20)]
+    clock.advance(3)
+    await asyncio.wait_for(second.bot_data["runtime"].sender.deliver_due(now=clock), 10)
+    assert len(api.delivered(MUNICIPALITY)) == 21, "one more when there is room for one"
+    await stop_bot(first)
+    await stop_bot(second)
