@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from telegram import BotCommand
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes
+from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 from bot.blocklist import BlockListListener, reload_blocked
 from bot.broadcasting import CampaignSender, progress_reporter
@@ -15,6 +15,7 @@ from bot.cards import Cards
 from bot.config import Settings
 from bot.context import RUNTIME_KEY, MahalleContext, runtime_of
 from bot.delivery import OutboxSender
+from bot.flood import FloodLimiter
 from bot.i18n import Translator
 from bot.inbox import InboxQueue
 from bot.jobs import schedule_jobs
@@ -59,10 +60,10 @@ def default_builder(settings: Settings) -> ApplicationBuilder[Any, Any, Any, Any
     return builder
 
 
-def flood_limiter() -> AIORateLimiter:
-    """Telegram's flood limits (30 a second in all, 20 a minute per group); a short RetryAfter
-    is waited out rather than raised."""
-    return AIORateLimiter(overall_max_rate=30, group_max_rate=GROUP_PER_MINUTE, max_retries=3)
+def flood_limiter() -> FloodLimiter:
+    """Telegram's flood limits (30 a second in all, 20 a minute per group); a RetryAfter is
+    waited out rather than raised, except by the senders (bot/flood.py)."""
+    return FloodLimiter(overall_max_rate=30, group_max_rate=GROUP_PER_MINUTE, retries=3)
 
 
 def build_application(

@@ -1,6 +1,8 @@
 """The broadcast sender: walks a campaign's recipients at a steady rate, resumably.
 
-Each recipient is one transaction: claim, send, record. The send and its record are shielded
+Each recipient is one transaction: claim, send, record. Nothing in it waits longer than one
+Bot API call (bot/flood.py): the pace is kept before it begins, and a 429 is recorded and the
+sender paused after it ends. The send and its record are shielded
 from task cancellation, so stopping the sender never leaves a delivered message unrecorded;
 only a hard kill between the API's answer and the commit can (then that one person may get it
 twice on restart — preferred to losing it).
@@ -20,6 +22,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, MessageEnt
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.config import BroadcastSettings
+from bot.flood import no_retries
 from bot.jalali import utcnow
 from bot.services import broadcasts
 from models.entities import Campaign, CampaignRecipient, CampaignStatus, RecipientStatus
@@ -35,9 +38,16 @@ ProgressCallback = Callable[[Campaign, broadcasts.Progress, bool], Awaitable[Non
 
 
 async def send_content(
-    bot: Bot, chat_id: int, content: dict[str, Any], *, footer: str | None = None
+    bot: Bot,
+    chat_id: int,
+    content: dict[str, Any],
+    *,
+    footer: str | None = None,
+    retry_floods: bool = True,
 ) -> None:
-    """Send a campaign's content as composed (text or photo, formatting entities kept)."""
+    """Send a campaign's content as composed (text or photo, formatting entities kept).
+    `retry_floods=False`: a 429 is raised at once instead of waited out."""
+    options = {} if retry_floods else no_retries(bot)
     if "photo" in content:
         caption = content.get("caption") or ""
         if footer:
@@ -47,6 +57,7 @@ async def send_content(
             content["photo"],
             caption=caption or None,
             caption_entities=_entities(content.get("caption_entities")),
+            **options,
         )
     else:
         text = content["text"]
@@ -54,6 +65,7 @@ async def send_content(
             chat_id,
             f"{text}\n\n{footer}" if footer else text,
             entities=_entities(content.get("entities")),
+            **options,
         )
 
 
@@ -87,6 +99,9 @@ class CampaignSender:
         self.clock = clock
         self._next_send = 0.0
         self._next_cancel_check = 0.0
+        # Seconds Telegram asked the bot to wait (a 429), paused once the recipient's
+        # transaction has ended.
+        self._flood_wait = 0.0
 
     async def run(self, campaign_id: int) -> None:
         """Deliver to every pending recipient, then report; returns early when cancelled."""
@@ -104,6 +119,9 @@ class CampaignSender:
             outcome = await self._deliver_uninterrupted(campaign)
             if outcome == "cancelled":
                 break
+            if outcome == "paused":  # the recipient stays pending and is tried again
+                log.warning("flood limit during a broadcast; pausing %.0f s", self._flood_wait)
+                await self.sleep(self._flood_wait)
             if outcome == "idle" and not await self._wait_for_retries(campaign_id):
                 break
             if self.clock() - last_report >= self.settings.progress_every_seconds:
@@ -123,6 +141,7 @@ class CampaignSender:
 
     async def _deliver_next(self, campaign: Campaign) -> str:
         """'sent' (or another outcome) for one recipient, 'idle' when none is due, 'cancelled'."""
+        await self._throttle()
         async with self.session_factory() as session, session.begin():
             if self.clock() >= self._next_cancel_check:
                 # A stop pressed in another process shows within a second.
@@ -134,7 +153,6 @@ class CampaignSender:
             if claimed is None:
                 return "idle"
             recipient, needs_intro = claimed
-            await self._throttle()
             return await self._attempt(session, recipient, campaign.content, needs_intro)
 
     async def _attempt(
@@ -146,13 +164,12 @@ class CampaignSender:
     ) -> str:
         try:
             await send_content(
-                self.bot, recipient.user_id, content, footer=self.intro if needs_intro else None
-            )
+                self.bot, recipient.user_id, content,
+                footer=self.intro if needs_intro else None, retry_floods=False,
+            )  # fmt: skip
         except RetryAfter as error:
             wait = error.retry_after
-            seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
-            log.warning("flood limit during a broadcast; pausing %.0f s", seconds)
-            await self.sleep(seconds)  # the recipient stays pending and is tried again
+            self._flood_wait = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
             return "paused"
         except Forbidden as error:
             await broadcasts.mark(session, recipient, RecipientStatus.BLOCKED, error=str(error))

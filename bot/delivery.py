@@ -1,4 +1,9 @@
-"""The outbox worker: sends committed rows, retries with back-off, never sends a row twice."""
+"""The outbox worker: sends committed rows, retries with back-off, never sends a row twice.
+
+A row is sent holding its transaction (its lock keeps other workers off it), so nothing in that
+transaction waits on Telegram longer than one call: a 429 is recorded on the row and committed,
+and the sender pauses afterwards, as PTB's limiter would have paused every request.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot, InlineKeyboardMarkup, InputMediaPhoto, Message
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
+from bot.flood import no_retries
 from bot.jalali import utcnow
 from bot.services import outbox, pacing
 from models.entities import Agency, OutboxMessage
@@ -55,15 +61,18 @@ class OutboxSender:
         # Messages a minute into one group, when the bot keeps to Telegram's flood limits.
         self.group_per_minute = group_per_minute
         self._wake = asyncio.Event()
+        # Seconds Telegram asked the bot to wait (a 429) in the last deliver_due; 0 when it did not.
+        self.flood_wait = 0.0
 
     def wake(self) -> None:
         """Something was enqueued: look now instead of at the next poll."""
         self._wake.set()
 
     async def deliver_due(self, *, now: Callable[[], datetime] = utcnow, limit: int = 1000) -> int:
-        """Send every due row (up to `limit`); how many were attempted."""
+        """Send every due row (up to `limit`), stopping at a 429; how many were attempted."""
         attempted = 0
-        while attempted < limit:
+        self.flood_wait = 0.0
+        while attempted < limit and not self.flood_wait:
             outcome = await self._deliver_one(now())
             if outcome is None:
                 break
@@ -77,6 +86,10 @@ class OutboxSender:
                 await self.deliver_due()
             except Exception:  # a database hiccup must not end delivery for good
                 log.exception("outbox delivery failed; retrying shortly")
+            if self.flood_wait:  # no transaction is open: the row's 429 is committed
+                log.warning("flood limit hit; the outbox pauses %.0f s", self.flood_wait)
+                await asyncio.sleep(self.flood_wait)
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=poll_seconds)
             self._wake.clear()
@@ -105,6 +118,7 @@ class OutboxSender:
             wait = error.retry_after
             seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
             outbox.mark_retry(row, error=str(error), delay=timedelta(seconds=seconds), now=now)
+            self.flood_wait = max(seconds, 0.1)
         except ChatMigrated as error:
             await self._follow_migration(session, row, error.new_chat_id)
         except Forbidden as error:
@@ -158,7 +172,7 @@ class OutboxSender:
         await outbox.move_chat(session, old_chat_id=row.chat_id, new_chat_id=new_chat_id)
 
     async def _call(self, row: OutboxMessage) -> Message | tuple[Message, ...] | bool:
-        payload: dict[str, Any] = dict(row.payload)
+        payload: dict[str, Any] = dict(row.payload) | no_retries(self.bot)
         if markup := payload.pop("reply_markup", None):
             payload["reply_markup"] = InlineKeyboardMarkup.de_json(markup, self.bot)
         if row.method == "sendMessage":

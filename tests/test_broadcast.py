@@ -7,7 +7,10 @@ from datetime import timedelta
 from typing import Any
 
 import jdatetime
+import pytest
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram.error import TimedOut
 
 from bot.broadcasting import CampaignSender
@@ -17,7 +20,7 @@ from bot.jalali import TEHRAN, utcnow
 from bot.pipeline import start_due_campaigns
 from bot.services import broadcasts
 from models.db import create_engine, create_session_factory
-from models.entities import Campaign, CampaignRecipient, Neighbourhood, User
+from models.entities import Campaign, CampaignRecipient, Neighbourhood, RecipientStatus, User
 from tests.conftest import COORDINATOR, Bot
 from tests.fakebot import ApiCall, ChatUser, texts
 from tests.test_agency import report
@@ -51,6 +54,19 @@ async def add_residents(
         await session.execute(insert(User), rows)
         await session.commit()
     await engine.dispose()
+
+
+async def launch_to_everyone(factory: async_sessionmaker[AsyncSession], *, expected: int) -> int:
+    """A text campaign to every opted-in resident, due now; its id."""
+    async with factory() as session:
+        campaign = await broadcasts.start_draft(session, created_by=COORDINATOR)
+        campaign.content, campaign.audience = {"text": "اطلاعیه", "entities": []}, {"kind": "all"}
+        recipients = await broadcasts.launch(
+            session, campaign=campaign, scheduled_at=utcnow(), progress_chat_id=COORDINATOR
+        )
+        assert recipients == expected
+        await session.commit()
+        return campaign.id
 
 
 async def compose(
@@ -229,17 +245,7 @@ async def test_thousands_of_recipients_exactly_once_through_faults_and_a_kill(
     bot.api.fail = transport
     engine = create_engine(settings.database.url)
     factory = create_session_factory(engine)
-    async with factory() as session:
-        campaign = await broadcasts.start_draft(session, created_by=COORDINATOR)
-        campaign.content, campaign.audience = {"text": "اطلاعیه", "entities": []}, {"kind": "all"}
-        assert (
-            await broadcasts.launch(
-                session, campaign=campaign, scheduled_at=utcnow(), progress_chat_id=COORDINATOR
-            )
-            == total
-        )
-        await session.commit()
-        campaign_id = campaign.id
+    campaign_id = await launch_to_everyone(factory, expected=total)
     paused: list[float] = []
 
     async def no_wait(seconds: float) -> None:
@@ -275,3 +281,46 @@ async def test_thousands_of_recipients_exactly_once_through_faults_and_a_kill(
     )
     assert blocked_users == len(blocked) and status == "done"
     assert await count_rows(settings, CampaignRecipient) == total
+
+
+async def test_a_flood_pause_leaves_the_recipient_to_other_workers(
+    bot: Bot, settings: Settings
+) -> None:
+    """The sender used to wait out a 429 inside the recipient's transaction, holding its row
+    lock (and a connection idle in transaction) as long as Telegram asked."""
+    if not settings.database.url.startswith("postgresql"):
+        pytest.skip("SQLite has no row locks")
+    await add_residents(settings, 2)
+    floods = [(429, {"ok": False, "error_code": 429, "description": "Too Many Requests",
+                     "parameters": {"retry_after": 5}})]  # fmt: skip
+
+    def transport(call: ApiCall) -> tuple[int, dict[str, Any]] | None:
+        if call.method == "sendMessage" and (call.chat_id or 0) >= 100_000 and floods:
+            return floods.pop()
+        return None
+
+    bot.api.fail = transport
+    engine = create_engine(settings.database.url)
+    factory = create_session_factory(engine)
+    campaign_id = await launch_to_everyone(factory, expected=2)
+    free_during_pause: list[bool] = []
+
+    async def pause(seconds: float) -> None:
+        async with factory() as other:
+            try:
+                pending = await other.scalars(
+                    select(CampaignRecipient.user_id)
+                    .where(CampaignRecipient.status == RecipientStatus.PENDING)
+                    .with_for_update(nowait=True)
+                )
+                free_during_pause.append(len(pending.all()) == 2)
+            except DBAPIError:  # another transaction holds a recipient
+                free_during_pause.append(False)
+
+    sender = CampaignSender(
+        bot.app.bot, factory, settings.broadcast, intro="", sleep=pause, rate_per_second=1e9
+    )
+    await sender.run(campaign_id)
+    await engine.dispose()
+    assert free_during_pause == [True], "one pause, with both recipients free to take"
+    assert [len(bot.api.delivered(user_id)) for user_id in (100_000, 100_001)] == [1, 1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from bot.services import outbox, pacing
 from models.db import create_engine, create_session_factory
 from models.entities import Agency, OutboxMessage
 from tests.conftest import COORDINATOR, COORDINATOR_CHAT, Bot, agency_chat, make_settings
-from tests.fakebot import ApiCall, ChatUser, crash_bot, start_bot, stop_bot
+from tests.fakebot import ApiCall, ChatUser, crash_bot, start_bot, stop_bot, wait_for
 from tests.test_agency import report
 from tests.test_report_flow import cases_in
 
@@ -323,3 +324,40 @@ async def test_two_workers_send_a_group_no_more_than_one_would(database_url: str
     assert len(api.delivered(MUNICIPALITY)) == 21, "one more when there is room for one"
     await stop_bot(first)
     await stop_bot(second)
+
+
+async def test_a_429_is_on_record_at_once_and_the_worker_pauses_after(database_url: str) -> None:
+    """Telegram's 429 used to be waited out inside the call, with the row's transaction (and on
+    PostgreSQL its lock) open as long as Telegram asked: an upgrade's ALTER TABLE outbox queued
+    behind it. Now the 429 is committed at once, then the worker pauses, sending nothing."""
+    settings = make_settings(database_url, outbox={"worker": False})
+    app, api = await start_bot(settings, limited=True)
+    async with app.bot_data["runtime"].session_factory() as session:
+        outbox.enqueue(session, chat_id=MUNICIPALITY, purpose="test", payload={"text": "card"})
+        outbox.enqueue(session, chat_id=1001, purpose="test", payload={"text": "notice"})
+        await session.commit()
+    flood = failing(MUNICIPALITY, error(429, "Too Many Requests: retry after 2", retry_after=2))
+    card_calls: list[float] = []
+
+    def record(call: ApiCall) -> Any:
+        if call.chat_id == MUNICIPALITY:
+            card_calls.append(time.monotonic())
+        return flood(call)
+
+    api.fail = record
+    worker = asyncio.create_task(app.bot_data["runtime"].sender.run_forever(0.2))
+    await wait_for(lambda: len(card_calls) == 1, what="the first attempt")
+    await asyncio.sleep(0.5)
+    during = {row.chat_id: row for row in await outbox_rows(settings)}
+    notice_during_pause = api.delivered(1001)
+    await wait_for(lambda: len(api.delivered(MUNICIPALITY)) == 1, what="the card", seconds=10)
+    await wait_for(lambda: len(api.delivered(1001)) == 1, what="the notice")
+    worker.cancel()
+    await asyncio.gather(worker, return_exceptions=True)
+    await stop_bot(app)
+    card = during[MUNICIPALITY]
+    assert card.attempts == 1 and "retry in 2 seconds" in (card.last_error or "").lower(), (
+        "the 429 committed while the worker waits"
+    )
+    assert notice_during_pause == [], "nothing sent while Telegram asked the bot to wait"
+    assert len(card_calls) == 2 and card_calls[1] - card_calls[0] >= 1.9, "once, after the wait"
