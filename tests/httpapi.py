@@ -1,7 +1,7 @@
 """The offline Bot API over real HTTP, for tests that run the bot as separate processes and for
 trying a production layout on a machine without Internet access.
 
-    python -m tests.httpapi --port 8081 [--delay 0.01]
+    python -m tests.httpapi --port 8081 [--delay 0.01] [--flood-every 7 --retry-after 2]
 
 serves https://api.telegram.org's shape at http://127.0.0.1:8081/bot<token>/<method> and logs
 one line per call. In tests, `serve()` returns the server and its recorder.
@@ -25,10 +25,22 @@ from tests.fakebot import ApiCall, FakeBotAPI
 class RecordingAPI:
     """A FakeBotAPI shared by the server's threads; `calls` is what the bot asked for."""
 
-    def __init__(self, *, delay: float = 0.0, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        delay: float = 0.0,
+        verbose: bool = False,
+        flood_every: int = 0,
+        retry_after: int = 2,
+    ) -> None:
         self.api = FakeBotAPI()
         self.delay = delay  # seconds each call takes, so a process can be killed mid-call
         self.verbose = verbose
+        # Every flood_every-th sendMessage is refused with a 429 (0: none), as Telegram does
+        # when a bot sends too fast.
+        self.flood_every = flood_every
+        self.retry_after = retry_after
+        self.sends = 0
         self.lock = threading.Lock()
 
     @property
@@ -43,6 +55,16 @@ class RecordingAPI:
         if self.verbose:
             print(f"{method} chat={call.chat_id} {call.text[:60]!r}", flush=True)
         with self.lock:
+            if method == "sendMessage" and self.flood_every:
+                self.sends += 1
+                if self.sends % self.flood_every == 0:
+                    if self.verbose:
+                        print(f"429 to {method} chat={call.chat_id}", flush=True)
+                    return 429, {
+                        "ok": False, "error_code": 429,
+                        "description": f"Too Many Requests: retry after {self.retry_after}",
+                        "parameters": {"retry_after": self.retry_after},
+                    }  # fmt: skip
             self.api.calls.append(call)
             return self.api.answer(call)  # the same answers as the in-process tests get
 
@@ -124,10 +146,10 @@ class _Server(ThreadingHTTPServer):
 
 
 def serve(
-    *, port: int = 0, delay: float = 0.0, verbose: bool = False
+    *, port: int = 0, delay: float = 0.0, recorder: RecordingAPI | None = None
 ) -> tuple[str, RecordingAPI, ThreadingHTTPServer]:
     """Start the server in a thread; (base_url for [telegram] base_url, recorder, server)."""
-    recorder = RecordingAPI(delay=delay, verbose=verbose)
+    recorder = recorder or RecordingAPI(delay=delay)
     server = _Server(("127.0.0.1", port), _handler(recorder))
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True, name="fake-bot-api").start()
@@ -139,8 +161,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds each call takes")
+    parser.add_argument("--flood-every", type=int, default=0, help="a 429 to every Nth sendMessage")
+    parser.add_argument("--retry-after", type=int, default=2, help="the 429s' retry_after")
     arguments = parser.parse_args()
-    base_url, _, server = serve(port=arguments.port, delay=arguments.delay, verbose=True)
+    recorder = RecordingAPI(
+        delay=arguments.delay, verbose=True,
+        flood_every=arguments.flood_every, retry_after=arguments.retry_after,
+    )  # fmt: skip
+    base_url, _, server = serve(port=arguments.port, recorder=recorder)
     print(f"fake Bot API at {base_url}", flush=True)
     try:
         threading.Event().wait()
