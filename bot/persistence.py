@@ -11,6 +11,7 @@ from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
 from bot.jalali import utcnow
+from bot.services import inbox
 from bot.unit import current_unit, unit_of_this_task
 from models.db import built_once, dialect_insert, table_of
 from models.entities import ConversationState
@@ -33,6 +34,19 @@ def _state_upsert(dialect: str) -> Executable:
         index_elements=["name", "key"],
         set_={"state": upsert.excluded.state, "updated_at": upsert.excluded.updated_at},
     )
+
+
+# As a chat's turn ends (PostgreSQL only), the state and the update's inbox row in one statement.
+@built_once
+def _state_upsert_finishing(dialect: str) -> Executable:
+    upsert = dialect_insert(dialect, _STATES).add_cte(inbox.FINISHING)
+    return upsert.on_conflict_do_update(
+        index_elements=["name", "key"],
+        set_={"state": upsert.excluded.state, "updated_at": upsert.excluded.updated_at},
+    )
+
+
+_FORGET_STATE_FINISHING = _FORGET_STATE.add_cte(inbox.FINISHING)
 
 
 class SQLConversationPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
@@ -92,14 +106,18 @@ class SQLConversationPersistence(BasePersistence[dict[Any, Any], dict[Any, Any],
             await self.store_held(session)
             await session.commit()
 
-    async def store_held(self, session: AsyncSession) -> None:
-        """Write, not commit, the conversation states the update of this task changed."""
+    async def store_held(self, session: AsyncSession, *, finishing: int | None = None) -> None:
+        """Write, not commit, the conversation states the update of this task changed; with
+        `finishing` (PostgreSQL), delete that update's inbox row in the first of the statements
+        (with one state or none, the whole is one statement)."""
         unit = unit_of_this_task()
-        if unit is None:
-            return
-        for (name, key), state in unit.held_states.items():
-            await _store(session, name, key, state)
-        unit.held_states.clear()
+        held = unit.held_states if unit is not None else {}
+        for (name, key), state in held.items():
+            await _store(session, name, key, state, finishing=finishing)
+            finishing = None
+        held.clear()
+        if finishing is not None:
+            await inbox.finish(session=session, update_id=finishing)
 
     # Nothing else is persisted; PTB still requires these methods.
     async def get_user_data(self) -> dict[int, dict[Any, Any]]:
@@ -146,13 +164,20 @@ class SQLConversationPersistence(BasePersistence[dict[Any, Any], dict[Any, Any],
 
 
 async def _store(
-    session: AsyncSession, name: str, key: ConversationKey, state: object | None
+    session: AsyncSession,
+    name: str,
+    key: ConversationKey,
+    state: object | None,
+    *,
+    finishing: int | None = None,
 ) -> None:
-    """Upsert one chat's state, or delete it when the conversation ended."""
-    row = {"name": name, "key": json.dumps(list(key))}
+    """Upsert one chat's state, or delete it when the conversation ended; with `finishing`,
+    delete that update's inbox row in the same statement."""
+    row: dict[str, Any] = {"name": name, "key": json.dumps(list(key))}
+    if finishing is not None:
+        row["finished_update_id"] = finishing
     if state is None:
-        await session.execute(_FORGET_STATE, row)
+        await session.execute(_FORGET_STATE if finishing is None else _FORGET_STATE_FINISHING, row)
         return
-    await session.execute(
-        _state_upsert(session), {**row, "state": str(state), "updated_at": utcnow()}
-    )
+    upsert = _state_upsert(session) if finishing is None else _state_upsert_finishing(session)
+    await session.execute(upsert, {**row, "state": str(state), "updated_at": utcnow()})

@@ -15,11 +15,13 @@ from telegram import Update
 
 from bot.inbox import InboxQueue
 from bot.jalali import utcnow
+from bot.persistence import SQLConversationPersistence
 from bot.services import inbox
 from bot.services.inbox import Verdict
 from bot.turns import TURN_SPACE
+from bot.unit import update_unit
 from models.db import create_engine, create_session_factory
-from models.entities import InboxUpdate
+from models.entities import ConversationState, InboxUpdate
 from tests.conftest import make_settings
 from tests.fakebot import AnyApplication, ChatUser, FakeBotAPI, start_bot, stop_bot, wait_for
 
@@ -302,3 +304,41 @@ async def test_a_web_process_waiting_on_telegram_leaves_nothing_for_a_migration_
     assert _asked_for_neighbourhood(resident) == 1
     assert turns_held == 0, "the turn was given back as the update ended"
     assert await _rows_left(database_url) == 0
+
+
+@pytest.mark.parametrize(
+    "held",
+    [
+        {},
+        {("report", (1, 1)): "DESCRIPTION"},
+        {("report", (1, 1)): None},
+        {("report", (1, 1)): "DESCRIPTION", ("desk", (1, 1)): "QUEUE"},
+    ],
+    ids=["no state", "one state", "conversation ended", "two states"],
+)
+async def test_a_turn_ends_with_its_states_saved_and_its_update_gone(
+    database_url: str, held: dict[tuple[str, tuple[int, int]], str | None]
+) -> None:
+    """The update's new conversation states and the deletion of its inbox row are written
+    together (one statement when there is one state or none)."""
+    _postgresql_only(database_url)
+    engine = create_engine(database_url)
+    factory = create_session_factory(engine)
+    async with factory() as session:
+        await inbox.store(session=session, update_id=5, chat_id=1, payload={}, now=utcnow())
+        session.add(ConversationState(name="report", key="[1, 1]", state="TEXT"))
+        await session.commit()
+    persistence = SQLConversationPersistence(factory)
+    async with update_unit(engine, factory) as unit:
+        unit.held_states.update(held)
+        async with unit.autocommit() if len(held) <= 1 else unit.session() as session:
+            await persistence.store_held(session, finishing=5)
+            await session.commit()
+    async with factory() as session:
+        states = dict(
+            (await session.execute(select(ConversationState.name, ConversationState.state))).all()
+        )
+    await engine.dispose()
+    expected = {"report": "TEXT"} | {name: state for (name, _), state in held.items()}
+    assert states == {name: state for name, state in expected.items() if state is not None}
+    assert await _rows_left(database_url) == 0, "the update is not handled again"

@@ -20,6 +20,11 @@ _KEPT_OF_CHAT = select(_INBOX.c.update_id).where(
     or_(_INBOX.c.update_id == bindparam("update_id"), _INBOX.c.received_at > bindparam("since")),
 )
 _FORGET = delete(_INBOX).where(_INBOX.c.update_id == bindparam("update_id"))
+# The same deletion as a part of another statement (PostgreSQL), so that a chat's turn ends
+# with one statement: the update's new conversation state written, its row deleted, together.
+FINISHING = (
+    delete(_INBOX).where(_INBOX.c.update_id == bindparam("finished_update_id")).cte("finished")
+)
 
 
 @built_once
