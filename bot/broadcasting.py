@@ -14,7 +14,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,7 +21,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, MessageEnt
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.config import BroadcastSettings
-from bot.flood import no_retries
+from bot.flood import no_retries, seconds_to_wait
 from bot.jalali import utcnow
 from bot.services import broadcasts
 from models.entities import Campaign, CampaignRecipient, CampaignStatus, RecipientStatus
@@ -168,8 +167,7 @@ class CampaignSender:
                 footer=self.intro if needs_intro else None, retry_floods=False,
             )  # fmt: skip
         except RetryAfter as error:
-            wait = error.retry_after
-            self._flood_wait = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+            self._flood_wait = seconds_to_wait(error)
             return "paused"
         except Forbidden as error:
             await broadcasts.mark(session, recipient, RecipientStatus.BLOCKED, error=str(error))

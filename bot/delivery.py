@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot, InlineKeyboardMarkup, InputMediaPhoto, Message
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
-from bot.flood import no_retries
+from bot.flood import no_retries, seconds_to_wait
 from bot.jalali import utcnow
 from bot.services import outbox, pacing
 from models.entities import Agency, OutboxMessage
@@ -62,7 +62,7 @@ class OutboxSender:
         self.group_per_minute = group_per_minute
         self._wake = asyncio.Event()
         # Seconds Telegram asked the bot to wait (a 429) in the last deliver_due; 0 when it did not.
-        self.flood_wait = 0.0
+        self._flood_wait = 0.0
 
     def wake(self) -> None:
         """Something was enqueued: look now instead of at the next poll."""
@@ -71,8 +71,8 @@ class OutboxSender:
     async def deliver_due(self, *, now: Callable[[], datetime] = utcnow, limit: int = 1000) -> int:
         """Send every due row (up to `limit`), stopping at a 429; how many were attempted."""
         attempted = 0
-        self.flood_wait = 0.0
-        while attempted < limit and not self.flood_wait:
+        self._flood_wait = 0.0
+        while attempted < limit and not self._flood_wait:
             outcome = await self._deliver_one(now())
             if outcome is None:
                 break
@@ -86,9 +86,9 @@ class OutboxSender:
                 await self.deliver_due()
             except Exception:  # a database hiccup must not end delivery for good
                 log.exception("outbox delivery failed; retrying shortly")
-            if self.flood_wait:  # no transaction is open: the row's 429 is committed
-                log.warning("flood limit hit; the outbox pauses %.0f s", self.flood_wait)
-                await asyncio.sleep(self.flood_wait)
+            if self._flood_wait:  # no transaction is open: the row's 429 is committed
+                log.warning("flood limit hit; the outbox pauses %.0f s", self._flood_wait)
+                await asyncio.sleep(self._flood_wait)
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=poll_seconds)
@@ -115,10 +115,9 @@ class OutboxSender:
         try:
             sent = await self._call(row)
         except RetryAfter as error:
-            wait = error.retry_after
-            seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+            seconds = seconds_to_wait(error)
             outbox.mark_retry(row, error=str(error), delay=timedelta(seconds=seconds), now=now)
-            self.flood_wait = max(seconds, 0.1)
+            self._flood_wait = max(seconds, 0.1)
         except ChatMigrated as error:
             await self._follow_migration(session, row, error.new_chat_id)
         except Forbidden as error:

@@ -18,9 +18,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
+from datetime import timedelta
 from typing import Any
 
 from telegram import Bot
+from telegram.error import RetryAfter
 from telegram.ext import AIORateLimiter
 
 NO_RETRIES = -1
@@ -75,3 +77,9 @@ def no_retries(bot: Bot) -> dict[str, Any]:
     limiter would read NO_RETRIES as no attempt at all)."""
     limiter = getattr(bot, "rate_limiter", None)
     return {"rate_limit_args": NO_RETRIES} if isinstance(limiter, FloodLimiter) else {}
+
+
+def seconds_to_wait(error: RetryAfter) -> float:
+    """How long Telegram asked the bot to wait (PTB gives seconds or a timedelta)."""
+    wait = error.retry_after
+    return wait.total_seconds() if isinstance(wait, timedelta) else float(wait)

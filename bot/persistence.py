@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from sqlalchemy import Executable, bindparam, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
@@ -27,23 +28,23 @@ _FORGET_STATE = delete(_STATES).where(
 )
 
 
-@built_once
-def _state_upsert(dialect: str) -> Executable:
-    upsert = dialect_insert(dialect, _STATES)
+def _replacing(upsert: postgresql.Insert | sqlite.Insert) -> Executable:
+    """An insert of a chat's state that replaces the state stored before it."""
     return upsert.on_conflict_do_update(
         index_elements=["name", "key"],
         set_={"state": upsert.excluded.state, "updated_at": upsert.excluded.updated_at},
     )
+
+
+@built_once
+def _state_upsert(dialect: str) -> Executable:
+    return _replacing(dialect_insert(dialect, _STATES))
 
 
 # As a chat's turn ends (PostgreSQL only), the state and the update's inbox row in one statement.
 @built_once
 def _state_upsert_finishing(dialect: str) -> Executable:
-    upsert = dialect_insert(dialect, _STATES).add_cte(inbox.FINISHING)
-    return upsert.on_conflict_do_update(
-        index_elements=["name", "key"],
-        set_={"state": upsert.excluded.state, "updated_at": upsert.excluded.updated_at},
-    )
+    return _replacing(dialect_insert(dialect, _STATES).add_cte(inbox.FINISHING))
 
 
 _FORGET_STATE_FINISHING = _FORGET_STATE.add_cte(inbox.FINISHING)
