@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import Any
 
 import pytest
 from telegram.error import RetryAfter
 
 from bot.flood import no_retries
-from tests.conftest import make_settings
-from tests.fakebot import ApiCall, start_bot, stop_bot
+from tests.conftest import agency_chat, make_settings
+from tests.fakebot import ApiCall, start_bot, stop_bot, wait_for
 
 FLOOD = {
     "ok": False,
@@ -58,3 +60,28 @@ async def test_without_the_limiter_no_retries_asks_for_nothing(database_url: str
     await app.bot.send_message(1001, "sent", **no_retries(app.bot))
     assert [m.text for m in api.delivered(1001)] == ["sent"]
     await stop_bot(app)
+
+
+async def test_a_groups_flood_holds_up_that_group_alone(database_url: str) -> None:
+    """PTB's limiter halts every request while it waits out any 429: a busy agency group's
+    flood held up every resident's answers in that process."""
+    app, api = await start_bot(make_settings(database_url), limited=True)
+    group = agency_chat(0)
+    left = [FLOOD]
+
+    def flood_the_group(call: ApiCall) -> tuple[int, dict[str, Any]] | None:
+        if call.chat_id == group and left:
+            return 429, left.pop()
+        return None
+
+    api.fail = flood_the_group
+    card = asyncio.create_task(app.bot.send_message(group, "card"))
+    await wait_for(lambda: len(api.to_chat(group)) == 1, what="the group's 429")
+    started = time.monotonic()
+    await app.bot.send_message(1001, "answer")
+    answer_took = time.monotonic() - started
+    await card
+    await stop_bot(app)
+    assert answer_took < 0.5, "a resident's answer does not wait for the group's flood"
+    assert [m.text for m in api.delivered(group)] == ["card"], "the group's message, once"
+    assert len(api.to_chat(group)) == 2, "after waiting out the 429"
