@@ -13,7 +13,7 @@ from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
 from bot.jalali import utcnow
 from bot.services import inbox
-from bot.unit import current_unit, unit_of_this_task
+from bot.unit import UpdateUnit, current_unit, unit_of_this_task
 from models.db import built_once, dialect_insert, table_of
 from models.entities import ConversationState
 
@@ -101,24 +101,22 @@ class SQLConversationPersistence(BasePersistence[dict[Any, Any], dict[Any, Any],
         unit = unit_of_this_task()
         if unit is None or unit.in_turn or not unit.held_states:
             return
-        # One state (the usual case) is one statement; several are written together.
-        one = len(unit.held_states) == 1
-        async with unit.autocommit() if one else unit.session() as session:
-            await self.store_held(session)
-            await session.commit()
+        await self.write_held(unit)
 
-    async def store_held(self, session: AsyncSession, *, finishing: int | None = None) -> None:
-        """Write, not commit, the conversation states the update of this task changed; with
-        `finishing` (PostgreSQL), delete that update's inbox row in the first of the statements
-        (with one state or none, the whole is one statement)."""
-        unit = unit_of_this_task()
-        held = unit.held_states if unit is not None else {}
-        for (name, key), state in held.items():
-            await _store(session, name, key, state, finishing=finishing)
-            finishing = None
-        held.clear()
-        if finishing is not None:
-            await inbox.finish(session=session, update_id=finishing)
+    async def write_held(self, unit: UpdateUnit, *, finishing: int | None = None) -> None:
+        """Write and commit the conversation states the unit's update changed; with `finishing`
+        (PostgreSQL), delete that update's inbox row with them. One state or none (nearly every
+        update) is one statement, atomic on its own without BEGIN and COMMIT round trips;
+        several are one transaction."""
+        one_statement = len(unit.held_states) <= 1
+        async with unit.autocommit() if one_statement else unit.session() as session:
+            for (name, key), state in unit.held_states.items():
+                await _store(session, name, key, state, finishing=finishing)
+                finishing = None
+            unit.held_states.clear()
+            if finishing is not None:
+                await inbox.finish(session=session, update_id=finishing)
+            await session.commit()
 
     # Nothing else is persisted; PTB still requires these methods.
     async def get_user_data(self) -> dict[int, dict[Any, Any]]:

@@ -137,16 +137,12 @@ class TurnTakingApplication(Application[Any, Any, Any, Any, Any, Any]):
         together: a process that dies before leaves the update, as it was, to another."""
         if handled is not None and isinstance(self.update_queue, InboxQueue):
             self.update_queue.forget(handled)
-        # One new state or none (nearly every update) is one statement with the row's deletion:
-        # atomic on its own, without a transaction's BEGIN and COMMIT round trips.
-        one_statement = len(unit.held_states) <= 1
         try:
-            async with unit.autocommit() if one_statement else unit.session() as session:
-                if isinstance(self.persistence, SQLConversationPersistence):
-                    await self.persistence.store_held(session, finishing=handled)
-                elif handled is not None:
+            if isinstance(self.persistence, SQLConversationPersistence):
+                await self.persistence.write_held(unit, finishing=handled)
+            elif handled is not None:
+                async with unit.autocommit() as session:
                     await inbox.finish(session=session, update_id=handled)
-                await session.commit()
         except UNREACHABLE as error:
             log.warning("could not save the end of an update (%s)", type(error).__name__)
 

@@ -331,9 +331,7 @@ async def test_a_turn_ends_with_its_states_saved_and_its_update_gone(
     persistence = SQLConversationPersistence(factory)
     async with update_unit(engine, factory) as unit:
         unit.held_states.update(held)
-        async with unit.autocommit() if len(held) <= 1 else unit.session() as session:
-            await persistence.store_held(session, finishing=5)
-            await session.commit()
+        await persistence.write_held(unit, finishing=5)
     async with factory() as session:
         states = dict(
             (await session.execute(select(ConversationState.name, ConversationState.state))).all()
