@@ -8,6 +8,7 @@ runs on the offline fake Bot API, so the figure is the bot's own cost (PTB, hand
     .venv/bin/python -m bench.report_flow --users 200 --database-url postgresql+asyncpg://…/test
     .venv/bin/python -m bench.report_flow --users 500 --rate 200     # open loop, p50/p99
     .venv/bin/python -m bench.report_flow --users 500 --rate 200 --processes 2 --database-url …
+    .venv/bin/python -m bench.report_flow --users 250 --rate 100 --api-latency 100 --database-url …
     .venv/bin/python -m bench.report_flow --users 200 --role web --database-url postgresql+…
 """
 
@@ -33,7 +34,7 @@ from bot.pipeline import settle
 from models.db import create_engine, create_session_factory
 from models.entities import Case, CaseStatus
 from tests.conftest import fresh_database, make_settings
-from tests.fakebot import ApiCall, ChatUser, start_bot, stop_bot
+from tests.fakebot import ApiCall, ChatUser, FakeBotAPI, start_bot, stop_bot
 
 # Residents think between steps for a random time around this (a fixed think time lines their
 # steps up: every resident due at the same moments, bursts instead of a steady rate).
@@ -110,8 +111,7 @@ class InboxResident(ChatUser):
 
 
 class QueuedResident(ChatUser):
-    """A resident whose updates wait their turn in one queue, as in PTB's Application, which
-    handles one update at a time (no concurrent updates)."""
+    """A resident whose updates reach the bot through one queue, as the webhook's do."""
 
     def __init__(self, queue: asyncio.Queue[Any], *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -125,18 +125,38 @@ class QueuedResident(ChatUser):
         return []
 
 
-async def _handle_in_turn(app: Any, queue: asyncio.Queue[Any]) -> None:
-    """The process's update loop: one update after another (in a web process, each is kept in
-    the inbox first, as the webhook does, and taken from it)."""
-    while True:
-        update, done = await queue.get()
+class SlowBotAPI(FakeBotAPI):
+    """The fake Bot API, answering each call after `latency` seconds (Telegram's round trip)."""
+
+    def __init__(self, latency: float) -> None:
+        super().__init__()
+        self.latency = latency
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        await asyncio.sleep(self.latency)
+        return await super().do_request(*args, **kwargs)
+
+
+async def _fetch_updates(app: Any, queue: asyncio.Queue[Any]) -> None:
+    """The process's update loop, as PTB's: each update is given to the application's update
+    processor in a task of its own (which handles several chats' updates at once, each chat's in
+    turn). In a web process, each is kept in the inbox first, as the webhook does."""
+    handling: set[asyncio.Task[None]] = set()
+
+    async def handle(update: object, done: asyncio.Future[None]) -> None:
         try:
             if isinstance(app.update_queue, InboxQueue):
                 await app.update_queue.put(update)
                 update = app.update_queue.get_nowait()
-            await app.process_update(update)
+            await app.update_processor.process_update(update, app.process_update(update))
         finally:
             done.set_result(None)
+
+    while True:
+        update, done = await queue.get()
+        task = asyncio.create_task(handle(update, done))
+        handling.add(task)
+        task.add_done_callback(handling.discard)
 
 
 async def run_open_loop(
@@ -148,6 +168,8 @@ async def run_open_loop(
     first_user: int = 10_000,
     start_at: float | None = None,
     latencies_to: str | None = None,
+    concurrent_updates: int | None = None,
+    api_latency: float = 0.0,
 ) -> None:
     """Updates fall due on a schedule, `rate` a second in all, whether or not the bot keeps up;
     latency counts from when each was due, so a backlog shows. Residents arrive evenly and take
@@ -155,12 +177,16 @@ async def run_open_loop(
     `start_at` (a wall-clock time) the database is used as it is and the schedule starts then,
     so that several processes start together."""
     url = database_url if start_at and database_url else await _fresh_database(database_url)
-    settings = make_settings(url, telegram={"rate_limit": False}, bot={"reports_per_hour": 1000})
-    app, api = await start_bot(settings, role=role)
+    at_once = {"concurrent_updates": concurrent_updates} if concurrent_updates else {}
+    settings = make_settings(
+        url, telegram={"rate_limit": False}, bot={"reports_per_hour": 1000, **at_once}
+    )
+    slow = SlowBotAPI(api_latency) if api_latency else None
+    app, api = await start_bot(settings, slow, role=role)
     # Telegram numbers a bot's updates once for all its processes.
     QueuedResident._update_ids = itertools.count(first_user * 1000)
     queue: asyncio.Queue[Any] = asyncio.Queue()
-    handler = asyncio.create_task(_handle_in_turn(app, queue))
+    handler = asyncio.create_task(_fetch_updates(app, queue))
     latencies: list[float] = []
     if start_at:
         await asyncio.sleep(max(start_at - time.time(), 0))
@@ -183,7 +209,7 @@ async def run_open_loop(
     await stop_bot(app)
     if latencies_to:
         await asyncio.to_thread(Path(latencies_to).write_text, json.dumps(latencies))
-    print(_open_loop_line(url, rate, users, latencies, elapsed, role))
+    print(_open_loop_line(url, rate, users, latencies, elapsed, role), _handling(app, api_latency))
 
 
 def _open_loop_line(
@@ -197,8 +223,14 @@ def _open_loop_line(
     )
 
 
+def _handling(app: Any, api_latency: float) -> str:
+    """How the updates were handled: how many at once, and the Bot API's round trip."""
+    at_once = app.update_processor.handled_at_once
+    return f"at_once={at_once} api_latency_ms={api_latency * 1000:.0f}"
+
+
 async def run_open_loop_processes(
-    users: int, rate: float, database_url: str, processes: int
+    users: int, rate: float, database_url: str, processes: int, extra: list[str]
 ) -> None:
     """The open loop shared by several web processes (separate OS processes on one database),
     each offered its share of the rate and of the residents; latencies are pooled."""
@@ -213,7 +245,7 @@ async def run_open_loop_processes(
             "--database-url": database_url, "--first-user": 10_000 + n * share,
             "--start-at": start_at, "--latencies-to": folder / f"{n}.json",
         }  # fmt: skip
-        flags = [str(part) for pair in arguments.items() for part in pair]
+        flags = [str(part) for pair in arguments.items() for part in pair] + extra
         children.append(
             await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.report_flow", *flags)
         )
@@ -221,7 +253,7 @@ async def run_open_loop_processes(
         assert await child.wait() == 0, "a web process failed"
     pooled = [x for n in range(processes) for x in json.loads((folder / f"{n}.json").read_text())]
     line = _open_loop_line(database_url, rate, share * processes, pooled, 0, "web")
-    print(f"processes={processes} {line.replace(' seconds=0.0', '')}")
+    print(f"processes={processes} {line.replace(' seconds=0.0', '')}", *extra)
 
 
 def main() -> None:
@@ -236,7 +268,18 @@ def main() -> None:
     parser.add_argument(
         "--rate",
         type=float,
-        help="open loop: updates fall due at this rate a second, handled one at a time",
+        help="open loop: updates fall due at this rate a second, whether or not the bot keeps up",
+    )
+    parser.add_argument(
+        "--concurrent-updates",
+        type=int,
+        help="open loop: updates a process handles at once (default: the config's; 1 as before)",
+    )
+    parser.add_argument(
+        "--api-latency",
+        type=float,
+        default=0.0,
+        help="open loop: milliseconds the fake Bot API takes to answer each call",
     )
     parser.add_argument(
         "--role",
@@ -258,9 +301,12 @@ def main() -> None:
     arguments = parser.parse_args()
     if arguments.rate and arguments.processes > 1:
         assert arguments.database_url, "several processes need --database-url (PostgreSQL)"
+        extra = [f"--api-latency={arguments.api_latency}"]
+        if arguments.concurrent_updates:
+            extra.append(f"--concurrent-updates={arguments.concurrent_updates}")
         asyncio.run(
             run_open_loop_processes(
-                arguments.users, arguments.rate, arguments.database_url, arguments.processes
+                arguments.users, arguments.rate, arguments.database_url, arguments.processes, extra
             )
         )
     elif arguments.rate:
@@ -273,6 +319,8 @@ def main() -> None:
                 first_user=arguments.first_user,
                 start_at=arguments.start_at,
                 latencies_to=arguments.latencies_to,
+                concurrent_updates=arguments.concurrent_updates,
+                api_latency=arguments.api_latency / 1000,
             )
         )
     else:

@@ -27,7 +27,7 @@ from bot.services.reference import sync_reference_data
 from bot.services.routing import offer_reroute
 from bot.signing import Signer
 from bot.triage.service import Triage
-from bot.turns import TurnTakingApplication
+from bot.turns import ChatOrderedProcessor, TurnTakingApplication
 from handlers import register_handlers
 from models.db import create_engine, create_session_factory
 
@@ -76,13 +76,18 @@ def build_application(
     translate = Translator.load(settings.bot.language)
     # The engine connects lazily; it exists before `initialize()` because PTB reads
     # conversation states from the persistence there, before post_init runs.
-    engine = create_engine(settings.database.url)
+    # A connection for each update handled at once (a worker handles none), and some for the
+    # outbox, the jobs, the webhook's inbox writes and the cases being placed.
+    handled = concurrent_updates(settings) if role != "worker" else 1
+    engine = create_engine(settings.database.url, connections=handled + 4)
     session_factory = create_session_factory(engine)
     triage = Triage(settings.triage.model_path)
     runtime = Runtime(
         settings, engine, session_factory, translate, triage, Leadership(engine), role
     )
-    builder = builder or default_builder(settings)
+    builder = (builder or default_builder(settings)).concurrent_updates(
+        ChatOrderedProcessor(concurrent_updates(settings))
+    )
     if role == "web":  # the inbox's statements each stand alone: no BEGIN/COMMIT round trips
         builder = builder.update_queue(InboxQueue(create_session_factory(engine, autocommit=True)))
     application = (
@@ -114,6 +119,14 @@ def build_application(
     )
     register_handlers(application, settings, translate)
     return application
+
+
+def concurrent_updates(settings: Settings) -> int:
+    """How many updates a process handles at once: SQLite takes one writer at a time, and
+    handlers' read-then-write steps rely on it, so there it is one."""
+    if settings.database.url.startswith("sqlite"):
+        return 1
+    return settings.bot.concurrent_updates
 
 
 def _unreachable_notice(runtime: Runtime, chat_id: int) -> tuple[int, str] | None:

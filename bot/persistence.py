@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Executable, bindparam, delete, select
@@ -13,7 +15,7 @@ from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
 from bot.jalali import utcnow
 from bot.services import inbox
-from bot.unit import UpdateUnit, current_unit, unit_of_this_task
+from bot.unit import UpdateUnit, unit_of_this_task
 from models.db import built_once, dialect_insert, table_of
 from models.entities import ConversationState
 
@@ -65,6 +67,23 @@ class SQLConversationPersistence(BasePersistence[dict[Any, Any], dict[Any, Any],
             update_interval=5,
         )
         self._session_factory = session_factory
+        # The units of the updates being handled, by conversation key (chat id, user id). PTB
+        # writes every changed state at once, from whichever update's task asks first; with
+        # several chats' updates handled at once, each state is held by its own update's unit.
+        self._units: dict[ConversationKey, UpdateUnit] = {}
+
+    @contextlib.contextmanager
+    def holding(self, key: ConversationKey | None, unit: UpdateUnit) -> Iterator[None]:
+        """While the unit's update is handled, its conversation's state changes are its own."""
+        if key is None:
+            yield
+            return
+        self._units[key] = unit
+        try:
+            yield
+        finally:
+            if self._units.get(key) is unit:
+                del self._units[key]
 
     async def get_conversations(self, name: str) -> ConversationDict:
         """Every stored state of the named conversation."""
@@ -86,9 +105,9 @@ class SQLConversationPersistence(BasePersistence[dict[Any, Any], dict[Any, Any],
         self, name: str, key: ConversationKey, new_state: object | None
     ) -> None:
         """Store one chat's new state, or forget it when the conversation ended. A state an
-        update changed is held, and written in the update's session: by `save_held`, or as the
-        chat's turn ends (PTB calls this in a task of its own, which must not share it)."""
-        unit = current_unit.get()
+        update changed is held, and written in that update's session: by `save_held`, or as the
+        chat's turn ends (PTB calls this from whichever update asks first, in a task of its own)."""
+        unit = self._units.get(key)
         if unit is not None and unit.is_open:
             unit.held_states[(name, key)] = new_state
             return

@@ -1,4 +1,11 @@
-"""One update of a chat at a time across web processes.
+"""One update of a chat at a time: within a process, and across web processes.
+
+Within a process, updates of different chats are handled at once and each chat's one after
+another (ChatOrderedProcessor): handled strictly one at a time, every resident would wait while
+another's reply travels to Telegram and back, a process's throughput capped by the Bot API's
+round trip rather than by its work.
+
+Across web processes:
 
 A reply reaches the resident before the conversation state is saved; someone who answers at once
 may have their next update land on another web process, which would read the old state. Each
@@ -17,15 +24,17 @@ released; a dead process's lock goes with its connection.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
 from telegram import Update
 from telegram.error import TelegramError
-from telegram.ext import Application
+from telegram.ext import Application, BaseUpdateProcessor
 
 from bot.context import RUNTIME_KEY
 from bot.inbox import InboxQueue, chat_of
@@ -80,6 +89,63 @@ async def chat_turn(unit: UpdateUnit, chat_id: int) -> AsyncIterator[bool]:
         await unit.release_session_lock(_RELEASE, key)
 
 
+def conversation_of(update: object) -> tuple[int, int] | None:
+    """The update's conversation key (chat id, user id), as ConversationHandler's."""
+    if not isinstance(update, Update) or update.effective_chat is None:
+        return None
+    if update.effective_user is None:
+        return None
+    return update.effective_chat.id, update.effective_user.id
+
+
+@dataclass
+class _ChatLine:
+    """A chat's updates in this process: the one being handled holds the lock, the rest wait
+    on it in the order they came (asyncio's lock wakes its waiters first come, first served)."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    updates: int = 0
+
+
+class ChatOrderedProcessor(BaseUpdateProcessor):
+    """Handles updates of different chats at once, up to `handled_at_once`, and each chat's
+    updates one at a time in the order they came."""
+
+    # PTB's own bound counts the updates in hand, those waiting for their chat's earlier ones
+    # too; it is set high so that a chat flooding the bot holds up no other (they wait in line
+    # for their own chat without taking one of the handling places).
+    IN_HAND = 1000
+
+    def __init__(self, handled_at_once: int) -> None:
+        super().__init__(max_concurrent_updates=self.IN_HAND)
+        self.handled_at_once = handled_at_once
+        self._places = asyncio.Semaphore(handled_at_once)
+        self._lines: dict[int, _ChatLine] = {}
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Wait for the chat's earlier updates, then for a free place, then handle it."""
+        chat_id = chat_of(update)
+        if chat_id is None:
+            async with self._places:
+                await coroutine
+            return
+        line = self._lines.setdefault(chat_id, _ChatLine())
+        line.updates += 1
+        try:
+            async with line.lock, self._places:
+                await coroutine
+        finally:
+            line.updates -= 1
+            if not line.updates:
+                del self._lines[chat_id]
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to release."""
+
+
 class TurnTakingApplication(Application[Any, Any, Any, Any, Any, Any]):
     """PTB's Application that handles each update with one database session and, in a web
     process, in its chat's turn."""
@@ -91,7 +157,16 @@ class TurnTakingApplication(Application[Any, Any, Any, Any, Any, Any]):
             await super().process_update(update)
             return
         async with update_unit(runtime.engine, runtime.session_factory) as unit:
-            await self._process_in_turn(update, runtime, unit)
+            with self._holding_states(update, unit):
+                await self._process_in_turn(update, runtime, unit)
+
+    def _holding_states(
+        self, update: object, unit: UpdateUnit
+    ) -> contextlib.AbstractContextManager[None]:
+        """The update's conversation state changes are written in its unit."""
+        if not isinstance(self.persistence, SQLConversationPersistence):
+            return contextlib.nullcontext()
+        return self.persistence.holding(conversation_of(update), unit)
 
     async def _process_in_turn(self, update: object, runtime: Any, unit: UpdateUnit) -> None:
         """In a web process, hold the chat's turn while its update is handled."""

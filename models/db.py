@@ -24,8 +24,9 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 UNREACHABLE = (DBAPIError, OSError)
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, foreign keys and a busy timeout so writers queue."""
+def create_engine(url: str, *, connections: int = 5) -> AsyncEngine:
+    """An async engine; SQLite gets WAL, foreign keys and a busy timeout so writers queue.
+    `connections`: how many a PostgreSQL pool keeps open (ten more are opened at a peak)."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
@@ -38,7 +39,7 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    engine = create_async_engine(url)
+    engine = create_async_engine(url, pool_size=connections, max_overflow=10)
     event.listen(engine.sync_engine, "checkout", _ping_on_checkout)
     return engine
 

@@ -63,7 +63,10 @@ def _asked_for_neighbourhood(person: ChatUser) -> int:
 
 async def test_quick_messages_keep_their_order_across_web_processes(database_url: str) -> None:
     _postgresql_only(database_url)
-    settings = make_settings(database_url, telegram={"rate_limit": False})
+    # Each process handles one update at a time: a chat's update can wait behind another's.
+    settings = make_settings(
+        database_url, telegram={"rate_limit": False}, bot={"concurrent_updates": 1}
+    )
     (app_a, api_a, queue_a), (app_b, api_b, queue_b) = [
         await _web_process(settings) for _ in range(2)
     ]
