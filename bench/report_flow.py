@@ -273,7 +273,7 @@ def main() -> None:
     parser.add_argument(
         "--concurrent-updates",
         type=int,
-        help="open loop: updates a process handles at once (default: the config's; 1 as before)",
+        help="open loop: updates a process handles at once (default: the config's; 1: serially)",
     )
     parser.add_argument(
         "--api-latency",
