@@ -138,7 +138,7 @@ async def _upgrade(settings: Settings) -> None:
 def _run(settings: Settings, role: str, port: int | None = None) -> None:
     from telegram.error import InvalidToken, NetworkError
 
-    from bot.app import build_application
+    from bot.app import build_application, concurrent_updates
 
     settings.require_token()
     if role != "all" and not settings.database.url.startswith("postgresql"):
@@ -149,6 +149,8 @@ def _run(settings: Settings, role: str, port: int | None = None) -> None:
     application = build_application(settings, role=role)
     telegram = settings.telegram
     log.info("starting (%s, %s) on %s", role, telegram.mode, telegram.base_url)
+    if role != "worker":  # what an operator tuning [bot] concurrent_updates looks for
+        log.info("updates of different chats handled at once: %d", concurrent_updates(settings))
     try:
         if role == "worker":
             asyncio.run(_serve_worker(application))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import subprocess
 import sys
@@ -162,24 +163,35 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path, monkeypatch: pytest.Monke
     } <= tables
 
 
-def test_webhook_mode_passes_the_secret_to_the_server(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str
+def test_webhook_mode_takes_the_secret_and_the_chats_at_once_from_the_config(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     config = tmp_path / "config.toml"
     config.write_text(
         EXAMPLE_CONFIG.read_text(encoding="utf-8")
         .replace('mode = "polling"', 'mode = "webhook"')
-        .replace('webhook_url = ""', 'webhook_url = "https://bot.example.ir/telegram"'),
+        .replace('webhook_url = ""', 'webhook_url = "https://bot.example.ir/telegram"')
+        .replace("concurrent_updates = 16", "concurrent_updates = 24"),
         encoding="utf-8",
     )
     monkeypatch.setenv("MAHALLE_BOT_TOKEN", "7012345678:AAHk9dQ2rXv_4mZpLw8sT3uYbN1cE6fG0jI")
     monkeypatch.setenv("MAHALLE_WEBHOOK_SECRET", "a-long-random-secret")
     monkeypatch.setenv("MAHALLE_DATABASE_URL", database_url)
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(Application, "run_webhook", lambda self, **kwargs: seen.update(kwargs))
+    monkeypatch.setattr(
+        Application, "run_webhook", lambda self, **kwargs: seen.update(kwargs, app=self)
+    )
+    caplog.set_level(logging.INFO)
     assert cli.main(["run", "--config", str(config)]) == 0
     assert seen["secret_token"] == "a-long-random-secret"
     assert seen["webhook_url"] == "https://bot.example.ir/telegram"
+    # The configured number of chats at once on PostgreSQL; SQLite takes one writer at a time.
+    at_once = 24 if database_url.startswith("postgresql") else 1
+    assert seen["app"].update_processor.handled_at_once == at_once
+    assert f"updates of different chats handled at once: {at_once}" in caplog.text
 
 
 def test_an_unreachable_bot_api_is_one_clear_line(
