@@ -3,6 +3,7 @@ Telegram's limits, and the database still consistent afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import Awaitable, Callable
@@ -147,7 +148,8 @@ def updates(draw: st.DrawFn) -> dict[str, Any]:
     return update
 
 
-async def test_hostile_updates_break_nothing(database_url: str) -> None:
+@pytest.mark.parametrize("together", [False, True], ids=["one-by-one", "together"])
+async def test_hostile_updates_break_nothing(database_url: str, together: bool) -> None:
     settings_ = make_settings(database_url, telegram={"rate_limit": False})
     app, api = await start_bot(settings_)
     errors: list[BaseException] = []
@@ -157,7 +159,10 @@ async def test_hostile_updates_break_nothing(database_url: str) -> None:
             errors.append(context.error)
 
     app.add_error_handler(record)
-    await _run_examples(app, api)
+    if together:  # each example's updates arrive at once, as the fetcher hands them over
+        await _run_examples(app, api, handle=_through_the_processor(app), together=True)
+    else:
+        await _run_examples(app, api)
     await stop_bot(app)
     assert errors == []
     for call in api.calls:
@@ -208,12 +213,23 @@ async def test_hostile_updates_pass_through_a_web_processs_inbox(database_url: s
     assert left == 0, "and left the inbox"
 
 
+def _through_the_processor(app: Any) -> Callable[[Update], Awaitable[None]]:
+    """Hand an update to the application's update processor, as PTB's fetcher does: on
+    PostgreSQL several chats' updates are handled at once, each chat's in turn."""
+
+    async def handle(update: Update) -> None:
+        await app.update_processor.process_update(update, app.process_update(update))
+
+    return handle
+
+
 async def _run_examples(
     app: Any,
     api: FakeBotAPI,
     *,
     handle: Callable[[Update], Awaitable[None]] | None = None,
     examples: int = 150,
+    together: bool = False,
 ) -> None:
     @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.lists(updates(), min_size=1, max_size=6))
@@ -222,6 +238,11 @@ async def _run_examples(
 
     pending: list[list[dict[str, Any]]] = []
     scenario()
+    handle = handle or app.process_update
     for batch in pending:
-        for payload in batch:
-            await (handle or app.process_update)(Update.de_json(payload, app.bot))
+        updates_ = [Update.de_json(payload, app.bot) for payload in batch]
+        if together:
+            await asyncio.gather(*(handle(update) for update in updates_))
+            continue
+        for update in updates_:
+            await handle(update)
