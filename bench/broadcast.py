@@ -2,10 +2,13 @@
 
     .venv/bin/python -m bench.broadcast --recipients 100000            # rate limit lifted
     .venv/bin/python -m bench.broadcast --recipients 3000 --limited    # configured rate, one minute
+    .venv/bin/python -m bench.broadcast --recipients 3000 --limited --api-latency 100 # 100 ms away
     (add --database-url postgresql+asyncpg://… for PostgreSQL)
 
 Lifted: messages a second through the whole sender (claim, send, record, one transaction each)
 and the process's peak memory. Limited: the rate achieved over a minute against the configured one.
+--api-latency: the fake Bot API answers each call after that many milliseconds, as Telegram a
+network away does.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from bench.report_flow import _fresh_database
+from bench.report_flow import SlowBotAPI, _fresh_database
+from bot.app import broadcast_sends_at_once
 from bot.broadcasting import CampaignSender
 from bot.jalali import utcnow
 from bot.services import broadcasts
@@ -28,10 +32,18 @@ from tests.conftest import COORDINATOR, make_settings
 from tests.fakebot import start_bot, stop_bot
 
 
-async def run(recipients: int, limited: bool, seconds: float, database_url: str | None) -> None:
+async def run(
+    recipients: int,
+    limited: bool,
+    seconds: float,
+    database_url: str | None,
+    api_latency: float,
+    sends_at_once: int | None,
+) -> None:
     url = await _fresh_database(database_url)
-    settings = make_settings(url, telegram={"rate_limit": False})
-    app, api = await start_bot(settings)
+    at_once = {"sends_at_once": sends_at_once} if sends_at_once else {}
+    settings = make_settings(url, telegram={"rate_limit": False}, broadcast=at_once)
+    app, api = await start_bot(settings, SlowBotAPI(api_latency) if api_latency else None)
     engine = create_engine(url)
     factory = create_session_factory(engine)
     async with factory() as session:
@@ -51,8 +63,9 @@ async def run(recipients: int, limited: bool, seconds: float, database_url: str 
         await session.commit()
         campaign_id = campaign.id
     sender = CampaignSender(
-        app.bot, factory, settings.broadcast, intro="", rate_per_second=None if limited else 1e9
-    )
+        app.bot, factory, settings.broadcast, intro="", rate_per_second=None if limited else 1e9,
+        sends_at_once=broadcast_sends_at_once(settings),
+    )  # fmt: skip
     api.record, api.counts = False, {}
     started = time.perf_counter()
     task = asyncio.create_task(sender.run(campaign_id))
@@ -70,7 +83,8 @@ async def run(recipients: int, limited: bool, seconds: float, database_url: str 
     mode = f"limited configured={settings.broadcast.rate_per_second:g}/s" if limited else "lifted"
     print(
         f"backend={url.split(':', 1)[0]} mode={mode} recipients={recipients} sent={sent} "
-        f"seconds={elapsed:.1f} per_second={sent / elapsed:.1f} peak_rss_mb={peak_mb:.0f}"
+        f"seconds={elapsed:.1f} per_second={sent / elapsed:.1f} peak_rss_mb={peak_mb:.0f} "
+        f"api_latency_ms={api_latency * 1000:.0f} at_once={sender.sends_at_once}"
     )
 
 
@@ -85,9 +99,22 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--api-latency", type=float, default=0.0, help="milliseconds each Bot API call takes"
+    )
+    parser.add_argument(
+        "--sends-at-once", type=int, help="recipients sent to at once (default: the config's)"
+    )
     arguments = parser.parse_args()
     asyncio.run(
-        run(arguments.recipients, arguments.limited, arguments.seconds, arguments.database_url)
+        run(
+            arguments.recipients,
+            arguments.limited,
+            arguments.seconds,
+            arguments.database_url,
+            arguments.api_latency / 1000,
+            arguments.sends_at_once,
+        )
     )
 
 

@@ -76,10 +76,7 @@ def build_application(
     translate = Translator.load(settings.bot.language)
     # The engine connects lazily; it exists before `initialize()` because PTB reads
     # conversation states from the persistence there, before post_init runs.
-    # A connection for each update handled at once (a worker handles none), and some for the
-    # outbox, the jobs, the webhook's inbox writes and the cases being placed.
-    handled = concurrent_updates(settings) if role != "worker" else 1
-    engine = create_engine(settings.database.url, connections=handled + 4)
+    engine = create_engine(settings.database.url, connections=pooled_connections(settings, role))
     session_factory = create_session_factory(engine)
     triage = Triage(settings.triage.model_path)
     runtime = Runtime(
@@ -110,13 +107,16 @@ def build_application(
         ),
         group_per_minute=GROUP_PER_MINUTE if settings.telegram.rate_limit else None,
     )
-    runtime.campaigns = CampaignSender(
-        application.bot,
-        session_factory,
-        settings.broadcast,
-        intro=translate("broadcast-intro", settings.bot.language),
-        on_progress=progress_reporter(application.bot, runtime),
-    )
+    if role != "web":  # a web process only receives: a campaign launched there is due at once,
+        # and the leading worker's job (every 20 s) starts it; two runners would double the rate
+        runtime.campaigns = CampaignSender(
+            application.bot,
+            session_factory,
+            settings.broadcast,
+            intro=translate("broadcast-intro", settings.bot.language),
+            on_progress=progress_reporter(application.bot, runtime),
+            sends_at_once=broadcast_sends_at_once(settings),
+        )
     register_handlers(application, settings, translate)
     return application
 
@@ -127,6 +127,23 @@ def concurrent_updates(settings: Settings) -> int:
     if settings.database.url.startswith("sqlite"):
         return 1
     return settings.bot.concurrent_updates
+
+
+def broadcast_sends_at_once(settings: Settings) -> int:
+    """How many broadcast recipients are sent to at once: on SQLite, with no row locks to keep
+    two sends off one recipient, one."""
+    if settings.database.url.startswith("sqlite"):
+        return 1
+    return settings.broadcast.sends_at_once
+
+
+def pooled_connections(settings: Settings, role: str) -> int:
+    """Connections a process keeps open: one for each update handled at once (web) and each
+    broadcast send in flight (worker), and four for the outbox, the jobs, the webhook's inbox
+    writes and the cases being placed."""
+    updates = concurrent_updates(settings) if role != "worker" else 0
+    sends = broadcast_sends_at_once(settings) if role != "web" else 0
+    return updates + sends + 4
 
 
 def _unreachable_notice(runtime: Runtime, chat_id: int) -> tuple[int, str] | None:

@@ -1,19 +1,25 @@
 """The broadcast sender: walks a campaign's recipients at a steady rate, resumably.
 
 Each recipient is one transaction: claim, send, record. Nothing in it waits longer than one
-Bot API call (bot/flood.py): the pace is kept before it begins, and a 429 is recorded and the
-sender paused after it ends. The send and its record are shielded
+Bot API call (bot/flood.py): the pace is kept before it begins, and after a 429 the transaction
+ends before every send of the sender is held back. The send and its record are shielded
 from task cancellation, so stopping the sender never leaves a delivered message unrecorded;
-only a hard kill between the API's answer and the commit can (then that one person may get it
+only a hard kill between the API's answer and the commit can (then that person may get it
 twice on restart — preferred to losing it).
+
+Several recipients are sent to at once (`sends_at_once`, on PostgreSQL, whose SKIP LOCKED keeps
+them apart): one at a time, each send waits out Telegram's round trip, and with Telegram 100 ms
+away the sender managed 9 a second of the configured 25.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -32,6 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CANCEL_CHECK_SECONDS = 1.0
+# A slot this close is taken at once: waking a sleeper costs more than it keeps to the rate.
+_NOT_WORTH_A_SLEEP = 0.001
 
 ProgressCallback = Callable[[Campaign, broadcasts.Progress, bool], Awaitable[None]]
 
@@ -72,8 +80,19 @@ def _entities(raw: list[dict[str, Any]] | None) -> list[MessageEntity] | None:
     return [MessageEntity.de_json(entity, None) for entity in raw] if raw else None
 
 
+@dataclass
+class _Walk:
+    """One campaign's delivery in this process, shared by the lanes that send it."""
+
+    campaign: Campaign
+    last_report: float
+    next_cancel_check: float = 0.0
+    cancelled: bool = False
+
+
 class CampaignSender:
-    """Sends one campaign at a time per call to `run`; several campaigns may run side by side."""
+    """Sends one campaign at a time per call to `run`; several campaigns may run side by side,
+    and within one `sends_at_once` recipients at once (1 on SQLite)."""
 
     def __init__(
         self,
@@ -86,6 +105,7 @@ class CampaignSender:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         rate_per_second: float | None = None,
+        sends_at_once: int = 1,
     ) -> None:
         self.bot = bot
         self.session_factory = session_factory
@@ -96,11 +116,10 @@ class CampaignSender:
         self.on_progress = on_progress
         self.sleep = sleep
         self.clock = clock
+        self.sends_at_once = sends_at_once
+        # The rate and the sends in flight are the bot's, shared by every campaign running.
         self._next_send = 0.0
-        self._next_cancel_check = 0.0
-        # Seconds Telegram asked the bot to wait (a 429), paused once the recipient's
-        # transaction has ended.
-        self._flood_wait = 0.0
+        self._sending = asyncio.Semaphore(sends_at_once)
 
     async def run(self, campaign_id: int) -> None:
         """Deliver to every pending recipient, then report; returns early when cancelled."""
@@ -113,46 +132,77 @@ class CampaignSender:
             campaign = await session.get(Campaign, campaign_id)
         if not started or campaign is None:
             return
-        last_report = self.clock()
-        while True:
-            outcome = await self._deliver_uninterrupted(campaign)
-            if outcome == "cancelled":
+        walk = _Walk(campaign, last_report=self.clock())
+        while not walk.cancelled:
+            await self._send_in_lanes(walk)
+            if walk.cancelled or not await self._wait_for_retries(campaign_id):
                 break
-            if outcome == "paused":  # the recipient stays pending and is tried again
-                log.warning("flood limit during a broadcast; pausing %.0f s", self._flood_wait)
-                await self.sleep(self._flood_wait)
-            if outcome == "idle" and not await self._wait_for_retries(campaign_id):
-                break
-            if self.clock() - last_report >= self.settings.progress_every_seconds:
-                await self._report(campaign_id, final=False)
-                last_report = self.clock()
         await self._finish(campaign_id)
 
-    async def _deliver_uninterrupted(self, campaign: Campaign) -> str:
+    async def _send_in_lanes(self, walk: _Walk) -> None:
+        """Run the lanes until each finds nothing due; if one fails or the sender is stopped,
+        the others stop too, each after its send in flight is recorded. (Not gather: stopped,
+        it returns at the first lane's end, while the others still finish their sends.)"""
+        lanes = [asyncio.ensure_future(self._lane(walk)) for _ in range(self.sends_at_once)]
+        try:
+            await asyncio.wait(lanes, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            for lane in lanes:
+                lane.cancel()
+            await asyncio.wait(lanes)
+        for lane in lanes:
+            if not lane.cancelled() and (error := lane.exception()) is not None:
+                raise error
+
+    async def _lane(self, walk: _Walk) -> None:
+        """Deliver to one recipient after another until none is due now or it is cancelled."""
+        while not walk.cancelled:
+            try:
+                outcome = await self._deliver_uninterrupted(walk)
+            except RetryAfter:  # held back (_attempt); the recipient stays pending
+                continue
+            if outcome == "cancelled":
+                walk.cancelled = True
+            if outcome in ("cancelled", "idle"):
+                return
+            if self.clock() - walk.last_report >= self.settings.progress_every_seconds:
+                walk.last_report = self.clock()
+                await self._report(walk.campaign.id, final=False)
+
+    async def _deliver_uninterrupted(self, walk: _Walk) -> str:
         """One recipient; if the sender is stopped meanwhile, the send and its record finish
         first, so no delivered message goes unrecorded and no claim is left half-done."""
-        step = asyncio.ensure_future(self._deliver_next(campaign))
+        step = asyncio.ensure_future(self._deliver_next(walk))
         try:
             return await asyncio.shield(step)
         except asyncio.CancelledError:
-            await step
+            while not step.done():  # stopped again meanwhile: still let it finish
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(step)
+            with contextlib.suppress(RetryAfter):  # that recipient stays pending
+                step.result()
             raise
 
-    async def _deliver_next(self, campaign: Campaign) -> str:
+    async def _deliver_next(self, walk: _Walk) -> str:
         """'sent' (or another outcome) for one recipient, 'idle' when none is due, 'cancelled'."""
-        await self._throttle()
-        async with self.session_factory() as session, session.begin():
-            if self.clock() >= self._next_cancel_check:
-                # A stop pressed in another process shows within a second.
-                self._next_cancel_check = self.clock() + CANCEL_CHECK_SECONDS
-                current = await session.get(Campaign, campaign.id, populate_existing=True)
-                if current is None or current.status == CampaignStatus.CANCELLED:
-                    return "cancelled"
-            claimed = await broadcasts.claim_next(session, campaign_id=campaign.id, now=utcnow())
-            if claimed is None:
-                return "idle"
-            recipient, needs_intro = claimed
-            return await self._attempt(session, recipient, campaign.content, needs_intro)
+        async with self._sending:
+            await self._throttle()
+            if walk.cancelled:  # seen by another lane meanwhile
+                return "cancelled"
+            async with self.session_factory() as session, session.begin():
+                if self.clock() >= walk.next_cancel_check:
+                    # A stop pressed in another process shows within a second.
+                    walk.next_cancel_check = self.clock() + CANCEL_CHECK_SECONDS
+                    current = await session.get(Campaign, walk.campaign.id, populate_existing=True)
+                    if current is None or current.status == CampaignStatus.CANCELLED:
+                        return "cancelled"
+                claimed = await broadcasts.claim_next(
+                    session, campaign_id=walk.campaign.id, now=utcnow()
+                )
+                if claimed is None:
+                    return "idle"
+                recipient, needs_intro = claimed
+                return await self._attempt(session, recipient, walk.campaign.content, needs_intro)
 
     async def _attempt(
         self,
@@ -161,14 +211,17 @@ class CampaignSender:
         content: dict[str, Any],
         needs_intro: bool,
     ) -> str:
+        """Send to the claimed recipient and record how it went. After a 429 every send is held
+        back at once, and the 429 raised, so that the transaction ends (nothing recorded, the
+        recipient pending) before anyone waits."""
         try:
             await send_content(
                 self.bot, recipient.user_id, content,
                 footer=self.intro if needs_intro else None, retry_floods=False,
             )  # fmt: skip
         except RetryAfter as error:
-            self._flood_wait = seconds_to_wait(error)
-            return "paused"
+            self._hold_back(seconds_to_wait(error))
+            raise
         except Forbidden as error:
             await broadcasts.mark(session, recipient, RecipientStatus.BLOCKED, error=str(error))
             return "blocked"
@@ -185,11 +238,18 @@ class CampaignSender:
         return "sent"
 
     async def _throttle(self) -> None:
-        """Keep to the configured rate."""
+        """Keep to the configured rate: each send takes the next free slot, then waits for it."""
         now = self.clock()
-        if now < self._next_send:
-            await self.sleep(self._next_send - now)
-        self._next_send = max(now, self._next_send) + 1 / self.rate_per_second
+        slot = max(now, self._next_send)
+        self._next_send = slot + 1 / self.rate_per_second
+        if slot - now > _NOT_WORTH_A_SLEEP:
+            await self.sleep(slot - now)
+
+    def _hold_back(self, seconds: float) -> None:
+        """After a 429, no send of this sender goes before `seconds` have passed: Telegram's
+        limit is the bot's, not one recipient's."""
+        log.warning("flood limit during a broadcast; pausing %.0f s", seconds)
+        self._next_send = max(self._next_send, self.clock() + seconds)
 
     async def _wait_for_retries(self, campaign_id: int) -> bool:
         """Sleep until the earliest recipient waiting out a back-off is due; False when none."""
