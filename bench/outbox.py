@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.outbox --messages 20000                 # flood limiter off
     .venv/bin/python -m bench.outbox --messages 600 --limited         # Telegram's flood limits on
+    .venv/bin/python -m bench.outbox --messages 600 --api-latency 100  # the Bot API 100 ms away
     (add --database-url postgresql+asyncpg://… for PostgreSQL)
 
 Queues messages to many private chats (and, with --groups, to a few group chats), then lets the
@@ -23,7 +24,7 @@ from typing import Any
 from sqlalchemy import func, select
 from telegram.ext import ApplicationBuilder
 
-from bench.report_flow import _fresh_database
+from bench.report_flow import SlowBotAPI, _fresh_database
 from bot.app import build_application, flood_limiter
 from bot.jalali import utcnow
 from bot.services import outbox
@@ -33,10 +34,12 @@ from tests.conftest import make_settings
 from tests.fakebot import FAKE_TOKEN, FakeBotAPI, stop_bot
 
 
-async def run(messages: int, groups: int, limited: bool, database_url: str | None) -> None:
+async def run(
+    messages: int, groups: int, limited: bool, database_url: str | None, api_latency: float
+) -> None:
     url = await _fresh_database(database_url)
     settings = make_settings(url, telegram={"rate_limit": limited})
-    api = FakeBotAPI()
+    api = SlowBotAPI(api_latency) if api_latency else FakeBotAPI()
     builder: Any = ApplicationBuilder().token(FAKE_TOKEN).request(api).get_updates_request(api)
     if limited:
         builder = builder.rate_limiter(flood_limiter())
@@ -66,7 +69,7 @@ async def run(messages: int, groups: int, limited: bool, database_url: str | Non
         f"backend={url.split(':', 1)[0]} limiter={'on' if limited else 'off'} messages={sent} "
         f"delivered={api.counts.get('sendMessage', 0)} seconds={elapsed:.1f} "
         f"per_second={sent / elapsed:.1f} private_chats_done_seconds="
-        f"{private_done.total_seconds():.1f}"
+        f"{private_done.total_seconds():.1f} api_latency_ms={api_latency * 1000:.0f}"
     )
 
 
@@ -91,9 +94,15 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=0, help="send every tenth to N groups")
     parser.add_argument("--limited", action="store_true", help="Telegram's flood limits on")
     parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--api-latency", type=float, default=0.0, help="milliseconds each Bot API call takes"
+    )
     arguments = parser.parse_args()
+    latency = arguments.api_latency / 1000
     asyncio.run(
-        run(arguments.messages, arguments.groups, arguments.limited, arguments.database_url)
+        run(
+            arguments.messages, arguments.groups, arguments.limited, arguments.database_url, latency
+        )
     )
 
 
