@@ -1,8 +1,8 @@
 """The broadcast sender: walks a campaign's recipients at a steady rate, resumably.
 
 Each recipient is one transaction: claim, send, record. Nothing in it waits longer than one
-Bot API call (bot/flood.py): the pace is kept before it begins, and after a 429 the transaction
-ends before every send of the sender is held back. The send and its record are shielded
+Bot API call (bot/flood.py): the pace is kept before it begins, and a 429 holds back every send
+of the sender, each waiting before its transaction. The send and its record are shielded
 from task cancellation, so stopping the sender never leaves a delivered message unrecorded;
 only a hard kill between the API's answer and the commit can (then that person may get it
 twice on restart — preferred to losing it).
@@ -170,39 +170,40 @@ class CampaignSender:
                 await self._report(walk.campaign.id, final=False)
 
     async def _deliver_uninterrupted(self, walk: _Walk) -> str:
-        """One recipient; if the sender is stopped meanwhile, the send and its record finish
-        first, so no delivered message goes unrecorded and no claim is left half-done."""
-        step = asyncio.ensure_future(self._deliver_next(walk))
-        try:
-            return await asyncio.shield(step)
-        except asyncio.CancelledError:
-            while not step.done():  # stopped again meanwhile: still let it finish
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.shield(step)
-            with contextlib.suppress(RetryAfter):  # that recipient stays pending
-                step.result()
-            raise
-
-    async def _deliver_next(self, walk: _Walk) -> str:
-        """'sent' (or another outcome) for one recipient, 'idle' when none is due, 'cancelled'."""
+        """One recipient, in its slot; if the sender is stopped while it waits for the slot,
+        nothing is sent, and once it is being sent, the send and its record finish first, so
+        no delivered message goes unrecorded and no claim is left half-done."""
         async with self._sending:
             await self._throttle()
             if walk.cancelled:  # seen by another lane meanwhile
                 return "cancelled"
-            async with self.session_factory() as session, session.begin():
-                if self.clock() >= walk.next_cancel_check:
-                    # A stop pressed in another process shows within a second.
-                    walk.next_cancel_check = self.clock() + CANCEL_CHECK_SECONDS
-                    current = await session.get(Campaign, walk.campaign.id, populate_existing=True)
-                    if current is None or current.status == CampaignStatus.CANCELLED:
-                        return "cancelled"
-                claimed = await broadcasts.claim_next(
-                    session, campaign_id=walk.campaign.id, now=utcnow()
-                )
-                if claimed is None:
-                    return "idle"
-                recipient, needs_intro = claimed
-                return await self._attempt(session, recipient, walk.campaign.content, needs_intro)
+            step = asyncio.ensure_future(self._deliver_next(walk))
+            try:
+                return await asyncio.shield(step)
+            except asyncio.CancelledError:
+                while not step.done():  # stopped again meanwhile: still let it finish
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.shield(step)
+                with contextlib.suppress(RetryAfter):  # that recipient stays pending
+                    step.result()
+                raise
+
+    async def _deliver_next(self, walk: _Walk) -> str:
+        """'sent' (or another outcome) for one recipient, 'idle' when none is due, 'cancelled'."""
+        async with self.session_factory() as session, session.begin():
+            if self.clock() >= walk.next_cancel_check:
+                # A stop pressed in another process shows within a second.
+                walk.next_cancel_check = self.clock() + CANCEL_CHECK_SECONDS
+                current = await session.get(Campaign, walk.campaign.id, populate_existing=True)
+                if current is None or current.status == CampaignStatus.CANCELLED:
+                    return "cancelled"
+            claimed = await broadcasts.claim_next(
+                session, campaign_id=walk.campaign.id, now=utcnow()
+            )
+            if claimed is None:
+                return "idle"
+            recipient, needs_intro = claimed
+            return await self._attempt(session, recipient, walk.campaign.content, needs_intro)
 
     async def _attempt(
         self,

@@ -24,7 +24,7 @@ from bot.services import broadcasts
 from models.db import create_engine, create_session_factory
 from models.entities import Campaign, CampaignRecipient, Neighbourhood, RecipientStatus, User
 from tests.conftest import COORDINATOR, Bot
-from tests.fakebot import ApiCall, ChatUser, FakeBotAPI, start_bot, stop_bot, texts
+from tests.fakebot import ApiCall, ChatUser, FakeBotAPI, start_bot, stop_bot, texts, wait_for
 from tests.test_agency import report
 
 BOLD = [{"type": "bold", "offset": 0, "length": 5}]
@@ -402,3 +402,26 @@ async def test_a_broadcast_launched_in_a_web_process_is_sent_by_the_worker(
     await stop_bot(web)
     assert [len(api.delivered(100_000 + n)) for n in range(5)] == [1] * 5
     assert "تمام شد" in api.delivered(COORDINATOR)[-1].text, "the coordinator hears it is done"
+
+
+async def test_a_sender_stopped_while_it_waits_for_its_slot_sends_nothing_more(
+    bot: Bot, settings: Settings
+) -> None:
+    """A worker's restart (or a 429's long hold-back) must not wait out the slot and then send:
+    only a send already under way is finished before the sender stops."""
+    await add_residents(settings, 3)
+    factory = bot.app.bot_data["runtime"].session_factory
+    campaign_id = await launch_to_everyone(factory, expected=3)
+    sender = CampaignSender(
+        bot.app.bot, factory, settings.broadcast, intro="", rate_per_second=0.2,
+        sends_at_once=sends_at_once(settings),
+    )  # fmt: skip
+    running = asyncio.create_task(sender.run(campaign_id))
+    residents = [100_000 + n for n in range(3)]
+    await wait_for(lambda: any(bot.api.delivered(r) for r in residents), what="the first send")
+    running.cancel()
+    await asyncio.wait_for(asyncio.gather(running, return_exceptions=True), timeout=2)
+    assert sum(len(bot.api.delivered(r)) for r in residents) == 1, "the next slot was 5 s away"
+    async with factory() as session:
+        counts = await broadcasts.progress(session, campaign_id)
+    assert (counts.sent, counts.pending) == (1, 2), "the one sent is on record, the rest wait"
