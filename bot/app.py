@@ -121,20 +121,20 @@ def build_application(
     return application
 
 
+def _one_on_sqlite(settings: Settings, configured: int) -> int:
+    """SQLite takes one writer at a time and has no row locks: handlers' read-then-write steps
+    rely on the one, and only row locks keep two broadcast sends off one recipient."""
+    return 1 if settings.database.url.startswith("sqlite") else configured
+
+
 def concurrent_updates(settings: Settings) -> int:
-    """How many updates a process handles at once: SQLite takes one writer at a time, and
-    handlers' read-then-write steps rely on it, so there it is one."""
-    if settings.database.url.startswith("sqlite"):
-        return 1
-    return settings.bot.concurrent_updates
+    """How many updates of different chats a process handles at once."""
+    return _one_on_sqlite(settings, settings.bot.concurrent_updates)
 
 
 def broadcast_sends_at_once(settings: Settings) -> int:
-    """How many broadcast recipients are sent to at once: on SQLite, with no row locks to keep
-    two sends off one recipient, one."""
-    if settings.database.url.startswith("sqlite"):
-        return 1
-    return settings.broadcast.sends_at_once
+    """How many broadcast recipients are sent to at once."""
+    return _one_on_sqlite(settings, settings.broadcast.sends_at_once)
 
 
 def pooled_connections(settings: Settings, role: str) -> int:
