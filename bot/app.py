@@ -108,7 +108,7 @@ def build_application(
         group_per_minute=GROUP_PER_MINUTE if settings.telegram.rate_limit else None,
     )
     if role != "web":  # a web process only receives: a campaign launched there is due at once,
-        # and the leading worker's job (every 20 s) starts it; two runners would double the rate
+        # and the leading worker's job (every 5 s) starts it; two runners would double the rate
         runtime.campaigns = CampaignSender(
             application.bot,
             session_factory,

@@ -105,7 +105,8 @@ def schedule_jobs(application: AnyApplication) -> None:
     )
     jobs.run_repeating(_reload_model, interval=60, first=60, name="triage-reload")
     jobs.run_repeating(_leader_only(_route_stranded), interval=60, first=5, name="route-stranded")
-    jobs.run_repeating(_leader_only(_start_campaigns), interval=20, first=1, name="campaigns")
+    # Often: a broadcast a coordinator launches through a web process starts from here.
+    jobs.run_repeating(_leader_only(_start_campaigns), interval=5, first=1, name="campaigns")
     reports = runtime_of(application).settings.reports
     jobs.run_repeating(_leader_only(_deadlines), interval=600, first=30, name="deadlines")
     jobs.run_daily(_leader_only(_digest), time=_at(reports.digest_time), name="digest")
