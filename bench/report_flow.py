@@ -188,6 +188,7 @@ async def run_open_loop(
     queue: asyncio.Queue[Any] = asyncio.Queue()
     handler = asyncio.create_task(_fetch_updates(app, queue))
     latencies: list[float] = []
+    presses: list[float] = []  # of those, the button presses'
     if start_at:
         await asyncio.sleep(max(start_at - time.time(), 0))
     started = time.perf_counter()
@@ -201,6 +202,8 @@ async def run_open_loop(
             await asyncio.sleep(max(due - time.perf_counter(), 0))
             await (person.send(value) if kind == "send" else person.press(value))
             latencies.append(time.perf_counter() - due)
+            if kind == "press":
+                presses.append(latencies[-1])
             due += THINK_SECONDS * thinking.uniform(0.5, 1.5)
 
     await asyncio.gather(*(resident(n) for n in range(users)))
@@ -209,7 +212,11 @@ async def run_open_loop(
     await stop_bot(app)
     if latencies_to:
         await asyncio.to_thread(Path(latencies_to).write_text, json.dumps(latencies))
-    print(_open_loop_line(url, rate, users, latencies, elapsed, role), _handling(app, api_latency))
+    print(
+        _open_loop_line(url, rate, users, latencies, elapsed, role),
+        f"presses_p50_ms={statistics.median(presses) * 1000:.1f}",
+        _handling(app, api_latency),
+    )
 
 
 def _open_loop_line(

@@ -14,6 +14,7 @@ from bot.pipeline import start_campaign
 from bot.services import broadcasts, places
 from bot.services.reference import list_agencies
 from handlers import keyboards
+from handlers.buttons import acknowledge
 from handlers.common import message_of, user_id_of
 from handlers.coordinator import coordinator_button, county_scope
 from handlers.report import END
@@ -103,7 +104,7 @@ async def choose_audience(update: Update, context: MahalleContext) -> object:
     campaign = await _draft(update, context)
     if campaign is None or kind not in AUDIENCE_KEYS:
         return await _lost(update, context)
-    await query.answer()
+    await acknowledge(query)
     audience: dict[str, Any] = {
         "kind": kind, "ids": [], "agencies": [], "county": county_scope(update, context),
     }  # fmt: skip
@@ -153,8 +154,7 @@ async def toggle(update: Update, context: MahalleContext) -> object:
         if not (audience.get("ids") or audience.get("agencies")):
             await query.answer(context.t("broadcast-pick-one"), show_alert=True)
             return AUDIENCE
-        await query.answer()
-        await query.edit_message_reply_markup(reply_markup=None)
+        await acknowledge(query, query.edit_message_reply_markup(reply_markup=None))
         return await _ask_schedule(update, context)
     kind, _, value = choice.partition(":")
     field, item = ("ids", int(value)) if kind == "d" else ("agencies", value)
@@ -162,8 +162,9 @@ async def toggle(update: Update, context: MahalleContext) -> object:
     chosen.remove(item) if item in chosen else chosen.append(item)
     audience[field] = chosen
     await _save(campaign, context, audience=audience)
-    await query.answer()
-    await query.edit_message_reply_markup(reply_markup=await _toggles(context, campaign))
+    await acknowledge(
+        query, query.edit_message_reply_markup(reply_markup=await _toggles(context, campaign))
+    )
     return AUDIENCE
 
 
@@ -211,8 +212,9 @@ async def _ask_schedule(update: Update, context: MahalleContext) -> object:
 async def send_now(update: Update, context: MahalleContext) -> object:
     """No schedule: preview and send right after confirming."""
     assert update.callback_query is not None
-    await update.callback_query.answer()
-    await update.callback_query.edit_message_reply_markup(reply_markup=None)
+    await acknowledge(
+        update.callback_query, update.callback_query.edit_message_reply_markup(reply_markup=None)
+    )
     return await _preview(update, context, scheduled=None)
 
 
@@ -264,8 +266,7 @@ async def confirm(update: Update, context: MahalleContext) -> object:
     campaign = await _draft(update, context)
     if campaign is None:
         return await _lost(update, context)
-    await query.answer()
-    await query.edit_message_reply_markup(reply_markup=None)
+    await acknowledge(query, query.edit_message_reply_markup(reply_markup=None))
     progress = await message_of(update).reply_text(
         context.t("broadcast-queued"), reply_markup=keyboards.main_menu(context.t)
     )
@@ -296,8 +297,10 @@ def cancel_button(context: MahalleContext, campaign_id: int) -> InlineKeyboardMa
 async def abandon(update: Update, context: MahalleContext) -> object:
     """Drop the draft."""
     if update.callback_query:
-        await update.callback_query.answer()
-        await update.callback_query.edit_message_reply_markup(reply_markup=None)
+        await acknowledge(
+            update.callback_query,
+            update.callback_query.edit_message_reply_markup(reply_markup=None),
+        )
     async with context.session() as session:
         await broadcasts.discard_draft(session, created_by=user_id_of(update))
         await session.commit()

@@ -16,6 +16,7 @@ from bot.jalali import format_date, parse_jalali_date, utcnow
 from bot.reports import EXPORT_COLUMN_KEYS, export_rows, stats_text, write_export
 from bot.services import casework, stats, users
 from bot.services.reference import list_agencies
+from handlers.buttons import acknowledge
 from handlers.coordinator import (
     coordinator_button,
     coordinators_only,
@@ -67,7 +68,7 @@ async def stats_period(update: Update, context: MahalleContext) -> None:
         return
     span = period([query.data.removeprefix("sp:")], default="week", now=utcnow())
     assert span is not None
-    await query.answer()
+    await acknowledge(query)  # first: the figures may take a moment
     await query.edit_message_text(
         await _stats_text(context, *span, county_scope(update, context)),
         reply_markup=_period_buttons(context),

@@ -11,7 +11,7 @@ from bot.normalize import clean_text
 from bot.services import casework
 from bot.services.transitions import TransitionRefusedError
 from handlers import keyboards
-from handlers.buttons import signed_case
+from handlers.buttons import acknowledge, signed_case
 from handlers.report import END
 from models.entities import Case, CaseStatus
 
@@ -50,13 +50,12 @@ async def start_answer(update: Update, context: MahalleContext) -> object:
             case=case,
         )
         await session.commit()
-    await query.answer()
-    assert query.message is not None
-    await context.bot.send_message(
+    ask = context.bot.send_message(
         query.from_user.id,
         context.t("ask-answer", code=code_for_display(case.code, context.language)),
         reply_markup=keyboards.cancel_only(context.t),
     )
+    await acknowledge(query, ask)
     return ANSWERING
 
 
@@ -146,8 +145,7 @@ async def fixed_or_not(update: Update, context: MahalleContext) -> None:
             return
         await session.commit()
     context.runtime.wake_outbox()
-    await query.answer()
-    await query.edit_message_reply_markup(reply_markup=None)
+    await acknowledge(query, query.edit_message_reply_markup(reply_markup=None))
 
 
 async def rate(update: Update, context: MahalleContext) -> None:

@@ -12,6 +12,7 @@ from bot.jalali import utcnow
 from bot.normalize import clean_text
 from bot.services import groups, outbox, reference
 from handlers import keyboards, picker
+from handlers.buttons import acknowledge
 from handlers.common import message_of, user_id_of
 from handlers.coordinator import coordinator_button
 from handlers.staff import display_name
@@ -171,12 +172,12 @@ async def decide(update: Update, context: MahalleContext) -> None:
             )
         await session.commit()
     context.runtime.wake_outbox()
-    await query.answer()
     verdict = context.t(
         "group-decided-approved" if approve else "group-decided-refused",
         name=isolate(display_name(query.from_user)),
     )
-    await query.edit_message_text(f"{getattr(query.message, 'text', '') or ''}\n\n{verdict}")
+    old_text = getattr(query.message, "text", None) or ""
+    await acknowledge(query, query.edit_message_text(f"{old_text}\n\n{verdict}"))
 
 
 async def join(update: Update, context: MahalleContext, token: str) -> None:

@@ -8,8 +8,10 @@ from typing import Any
 from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 
 from bot.context import MahalleContext
+from bot.digits import isolate
 from bot.services import places
 from handlers import keyboards
+from handlers.buttons import acknowledge
 from models.entities import Neighbourhood
 
 
@@ -60,12 +62,13 @@ async def browse(query: CallbackQuery, context: MahalleContext, prefix: str) -> 
         text, markup = await _page_menu(context, prefix, int(parts[2]), int(parts[3]))
     else:
         text, markup = await _district_menu(context, prefix)
-    await query.answer()
-    await query.edit_message_text(text, reply_markup=markup)
+    await acknowledge(query, query.edit_message_text(text, reply_markup=markup))
 
 
 async def picked(query: CallbackQuery, context: MahalleContext) -> Neighbourhood | None:
-    """The neighbourhood a `<prefix>:n:<id>` press names, or None after telling the user why."""
+    """The neighbourhood a `<prefix>:n:<id>` press names, or None after telling the user why.
+
+    The picker's message becomes the choice ("neighbourhood: …"), its buttons gone."""
     raw_id = (query.data or "").rsplit(":", 1)[-1]
     place = None
     if raw_id.isdigit():
@@ -74,8 +77,8 @@ async def picked(query: CallbackQuery, context: MahalleContext) -> Neighbourhood
     if place is None:
         await query.answer(context.t("neighbourhood-gone"), show_alert=True)
         return None
-    await query.answer()
-    await query.edit_message_reply_markup(reply_markup=None)
+    chosen = context.t("neighbourhood-chosen", name=isolate(place.name))
+    await acknowledge(query, query.edit_message_text(chosen))
     return place
 
 

@@ -18,6 +18,7 @@ from bot.services import cases, drafts, places, users
 from bot.services.drafts import MAX_PHOTOS, ReportDraft
 from bot.triage.rules import is_urgent
 from handlers import keyboards, picker
+from handlers.buttons import acknowledge
 from handlers.common import message_of, unexpected_kind, user_id_of
 from handlers.groups import on_behalf_buttons, reporter_groups
 from models.entities import Neighbourhood
@@ -51,7 +52,7 @@ async def _save(update: Update, context: MahalleContext, draft: ReportDraft) -> 
 async def _draft_lost(update: Update, context: MahalleContext) -> object:
     """The conversation outlived its draft (already submitted, or cancelled): start over."""
     if update.callback_query:
-        await update.callback_query.answer()
+        await acknowledge(update.callback_query)
     await message_of(update).reply_text(
         context.t("draft-missing"), reply_markup=keyboards.main_menu(context.t)
     )
@@ -192,7 +193,6 @@ async def pick_neighbourhood(update: Update, context: MahalleContext) -> object:
     if place is None:
         return Step.NEIGHBOURHOOD
     draft.neighbourhood_id = place.id
-    await message_of(update).reply_text(context.t("neighbourhood-chosen", name=isolate(place.name)))
     return await _after(update, context, draft, Step.NEIGHBOURHOOD)
 
 
@@ -310,8 +310,7 @@ async def choose_group(update: Update, context: MahalleContext) -> object:
     if wanted and wanted not in member_of:
         await query.answer(context.t("button-stale"), show_alert=True)
         return Step.GROUP
-    await query.answer()
-    await query.edit_message_reply_markup(reply_markup=None)
+    await acknowledge(query, query.edit_message_reply_markup(reply_markup=None))
     draft.group_id = wanted or None
     return await _after(update, context, draft, Step.GROUP)
 
@@ -348,8 +347,7 @@ async def confirm(update: Update, context: MahalleContext) -> object:
     # transaction of its own; the reporter hears where it went from the outbox.
     if submission.created:
         place_in_background(context.runtime, submission.case.id)
-    await query.answer()
-    await query.edit_message_reply_markup(reply_markup=None)
+    await acknowledge(query, query.edit_message_reply_markup(reply_markup=None))
     code = TrackingCode.from_canonical(submission.case.code).display(context.language)
     await message_of(update).reply_text(
         context.t("report-submitted", code=code), reply_markup=keyboards.main_menu(context.t)
@@ -380,8 +378,9 @@ async def choose_edit(update: Update, context: MahalleContext) -> Step:
     """Offer the parts of the report that can be changed."""
     query = update.callback_query
     assert query is not None
-    await query.answer()
-    await query.edit_message_reply_markup(reply_markup=keyboards.edit_choices(context.t))
+    await acknowledge(
+        query, query.edit_message_reply_markup(reply_markup=keyboards.edit_choices(context.t))
+    )
     return Step.CONFIRM
 
 
@@ -392,8 +391,7 @@ async def edit_part(update: Update, context: MahalleContext) -> object:
     draft = await _load(update, context)
     if draft is None:
         return await _draft_lost(update, context)
-    await query.answer()
-    await query.edit_message_reply_markup(reply_markup=None)
+    await acknowledge(query, query.edit_message_reply_markup(reply_markup=None))
     part = query.data.removeprefix("re:")
     if part == "summary":
         return await _show_summary(update, context, draft)
@@ -413,8 +411,10 @@ async def edit_part(update: Update, context: MahalleContext) -> object:
 async def cancel(update: Update, context: MahalleContext) -> object:
     """Drop the draft and return to the main menu."""
     if update.callback_query:
-        await update.callback_query.answer()
-        await update.callback_query.edit_message_reply_markup(reply_markup=None)
+        await acknowledge(
+            update.callback_query,
+            update.callback_query.edit_message_reply_markup(reply_markup=None),
+        )
     async with context.session() as session:
         await drafts.discard_draft(session=session, user_id=user_id_of(update))
     await message_of(update).reply_text(

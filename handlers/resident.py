@@ -10,6 +10,7 @@ from bot.digits import isolate
 from bot.jalali import TrackingCode, format_date, format_datetime
 from bot.services import cases, users
 from handlers import keyboards, picker
+from handlers.buttons import acknowledge
 from handlers.common import remember_user
 from handlers.report import END
 from models.entities import Case, CaseStatus
@@ -75,8 +76,7 @@ async def my_reports_page(update: Update, context: MahalleContext) -> None:
     assert query is not None and query.data is not None and update.effective_user is not None
     page = int(query.data.rsplit(":", 1)[-1])
     text, markup = await _render_list(context, update.effective_user.id, max(page, 0))
-    await query.answer()
-    await query.edit_message_text(text, reply_markup=markup)
+    await acknowledge(query, query.edit_message_text(text, reply_markup=markup))
 
 
 def _render_case(context: MahalleContext, case: Case) -> str:
@@ -115,9 +115,11 @@ async def open_case(update: Update, context: MahalleContext) -> None:
     if case is None:
         await query.answer(context.t("case-not-found"), show_alert=True)
         return
-    await query.answer()
-    await query.edit_message_text(
-        _render_case(context, case), reply_markup=keyboards.back_to_cases(context.t)
+    await acknowledge(
+        query,
+        query.edit_message_text(
+            _render_case(context, case), reply_markup=keyboards.back_to_cases(context.t)
+        ),
     )
 
 
@@ -220,8 +222,7 @@ async def toggle_broadcasts(update: Update, context: MahalleContext) -> None:
     async with context.session() as session:
         opted_in = await users.toggle_broadcasts(session=session, user_id=query.from_user.id)
     text, markup = _settings_view(context, opted_in)
-    await query.answer()
-    await query.edit_message_text(text, reply_markup=markup)
+    await acknowledge(query, query.edit_message_text(text, reply_markup=markup))
 
 
 # --- forgetting a resident ------------------------------------------------------------------
@@ -243,8 +244,7 @@ async def forget_confirmed(update: Update, context: MahalleContext) -> None:
     """Remove the presser's identity and contact; their cases stay, anonymised."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    await query.answer()
-    await query.edit_message_reply_markup(reply_markup=None)
+    await acknowledge(query, query.edit_message_reply_markup(reply_markup=None))
     if query.data != "fm:yes":
         await context.bot.send_message(query.from_user.id, context.t("forget-kept"))
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from telegram import CallbackQuery, ForceReply, InlineKeyboardMarkup, Update, User
@@ -12,7 +13,7 @@ from bot.digits import isolate
 from bot.jalali import utcnow
 from bot.services import casework, routing
 from bot.services.transitions import TransitionRefusedError
-from handlers.buttons import already_done, refused, signed_case
+from handlers.buttons import acknowledge, already_done, refused, signed_case
 from models.entities import Case
 
 INPUT_KINDS = {"aq": "question", "rs": "resolve", "rj": "reject"}
@@ -89,15 +90,16 @@ async def case_button(update: Update, context: MahalleContext) -> None:
         else:  # "bk": back from the reroute picker
             card = cards.agency(await routing.case_view(session, case.id))
     context.runtime.wake_outbox()
-    await query.answer()
+    change: Awaitable[object]
     if action in INPUT_KINDS:
-        await _prompt(query, context, INPUT_KINDS[action], case)
+        change = _prompt(query, context, INPUT_KINDS[action], case)
     elif action == "ro":
-        await query.edit_message_reply_markup(
+        change = query.edit_message_reply_markup(
             reply_markup=_domain_picker(context, case.id, choices)
         )
     else:
-        await query.edit_message_text(card["text"], reply_markup=_markup(card))
+        change = query.edit_message_text(card["text"], reply_markup=_markup(card))
+    await acknowledge(query, change)
 
 
 def _domain_picker(
@@ -151,10 +153,9 @@ async def reroute_to(update: Update, context: MahalleContext) -> None:
         await session.commit()
         view = await routing.case_view(session, case.id)
     context.runtime.wake_outbox()
-    await query.answer()
     old_text = getattr(query.message, "text", None) or ""
     away = context.t("card-rerouted-away", agency=view.agency_name, name=isolate(name))
-    await query.edit_message_text(f"{old_text}\n\n{away}")
+    await acknowledge(query, query.edit_message_text(f"{old_text}\n\n{away}"))
 
 
 async def staff_input(update: Update, context: MahalleContext) -> None:

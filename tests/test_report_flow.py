@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from sqlalchemy import select
 
 from bot.config import Settings
@@ -9,7 +12,7 @@ from bot.digits import persian_digits
 from models.db import create_engine, create_session_factory
 from models.entities import Case
 from tests.conftest import Bot, agency_chat
-from tests.fakebot import ChatUser, alerts, texts
+from tests.fakebot import ApiCall, ChatUser, FakeBotAPI, alerts, start_bot, stop_bot, texts
 
 DESCRIPTION = "سطل زباله سر کوچه سه روز است خالی نشده و بوی بدی می‌دهد"
 
@@ -85,7 +88,9 @@ async def test_browsing_districts_and_pages(resident: ChatUser) -> None:
     await resident.press("بعدی ←")
     await resident.press("بعدی ←")
     await resident.press("دانشگاه تهران")
-    assert "دانشگاه تهران" in texts(resident.api.calls)[-2]
+    picker = [c for c in resident.api.calls if c.method == "editMessageText"][-1]
+    assert picker.text.startswith("محله:") and "دانشگاه تهران" in picker.text, "shows the choice"
+    assert "reply_markup" not in picker.params, "and its buttons are gone"
 
 
 async def test_photo_with_caption_counts_as_description_and_first_photo(
@@ -237,3 +242,64 @@ async def test_a_flood_from_everyone_waits_a_minute_and_loses_nothing(
     runtime.settings = settings  # a minute later, as far as the limit is concerned
     replies = texts(await third.press("ثبت گزارش"))
     assert any("۱۴۰۵-۰۰۰۰۳" in reply for reply in replies), "the kept draft goes through"
+
+
+def _too_old(call: ApiCall) -> tuple[int, dict[str, object]] | None:
+    """Telegram's answer to a button answered after it stopped waiting (a backlog, a restart)."""
+    if call.method != "answerCallbackQuery":
+        return None
+    description = (
+        "Bad Request: query is too old and response timeout expired or query id is invalid"
+    )
+    return 400, {"ok": False, "error_code": 400, "description": description}
+
+
+async def test_a_confirm_handled_late_still_tells_the_code_and_brings_the_menu_back(
+    resident: ChatUser, settings: Settings
+) -> None:
+    await walk_to_summary(resident)
+    resident.api.fail = _too_old
+    replies = texts(await resident.press("ثبت گزارش"))
+    [case] = await cases_in(settings)
+    assert persian_digits(case.code) in replies[0] and "ثبت شد" in replies[0]
+    assert resident.reply_keyboard()[0] == "📝 گزارش جدید", "the main menu comes back"
+    again = texts(await resident.send("📝 گزارش جدید"))
+    assert "محله" in again[-1], "a new report starts afresh, not stuck at the old confirm"
+
+
+class PressWatchingAPI(FakeBotAPI):
+    """Holds each button's answer up to a second and records whether the change to the pressed
+    message was asked for meanwhile (True) or only after the answer came back (False)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.together: list[bool] = []
+        self._edit_asked = asyncio.Event()
+
+    async def do_request(
+        self, url: str, method: str, *args: Any, **kwargs: Any
+    ) -> tuple[int, bytes]:
+        name = url.rsplit("/", 1)[-1]
+        if name.startswith("edit"):
+            self._edit_asked.set()
+        if name == "answerCallbackQuery":
+            self._edit_asked.clear()
+            try:
+                await asyncio.wait_for(self._edit_asked.wait(), 1.0)
+                self.together.append(True)
+            except TimeoutError:
+                self.together.append(False)
+        return await super().do_request(url, method, *args, **kwargs)
+
+
+async def test_a_press_is_answered_and_its_message_changed_in_one_round_trip(
+    settings: Settings,
+) -> None:
+    """With Telegram a round trip away, the spinner stops and the keyboard goes at once."""
+    api = PressWatchingAPI()
+    app, _ = await start_bot(settings, api)
+    resident = ChatUser(app, api, 1001)
+    await walk_to_summary(resident)  # picking the neighbourhood is a press
+    await resident.press("ثبت گزارش")
+    await stop_bot(app)
+    assert api.together == [True, True], "each answer waited on nothing, nothing waited on it"
