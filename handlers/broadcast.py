@@ -14,7 +14,7 @@ from bot.pipeline import start_campaign
 from bot.services import broadcasts, places
 from bot.services.reference import list_agencies
 from handlers import keyboards
-from handlers.buttons import acknowledge
+from handlers.buttons import acknowledge, alert
 from handlers.common import message_of, user_id_of
 from handlers.coordinator import coordinator_button, county_scope
 from handlers.report import END
@@ -152,7 +152,7 @@ async def toggle(update: Update, context: MahalleContext) -> object:
     audience = dict(campaign.audience)
     if choice == "done":
         if not (audience.get("ids") or audience.get("agencies")):
-            await query.answer(context.t("broadcast-pick-one"), show_alert=True)
+            await alert(query, context.t("broadcast-pick-one"))
             return AUDIENCE
         await acknowledge(query, query.edit_message_reply_markup(reply_markup=None))
         return await _ask_schedule(update, context)
@@ -322,9 +322,7 @@ async def stop(update: Update, context: MahalleContext) -> None:
             session, int(parts[1]), to="cancelled", allowed_from={"scheduled", "running"}
         )
         await session.commit()
-    await query.answer(
-        context.t("broadcast-stopped" if stopped else "already-done"), show_alert=True
-    )
+    await alert(query, context.t("broadcast-stopped" if stopped else "already-done"))
     if stopped:
         await query.edit_message_reply_markup(reply_markup=None)
 

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable
 
 from telegram import CallbackQuery
+from telegram.constants import ChatType
 from telegram.error import BadRequest
 
 from bot.context import MahalleContext
@@ -25,19 +26,38 @@ async def acknowledge(query: CallbackQuery, change: Awaitable[object] | None = N
     await asyncio.gather(_stop_spinner(query), *([change] if change is not None else []))
 
 
+async def alert(query: CallbackQuery, text: str) -> None:
+    """Tell the presser `text` in a box over the chat. Handled late, that box can no longer be
+    shown; in a private chat the text comes as a message instead (in a group only the presser
+    was meant to see it, so there it is left unsaid)."""
+    try:
+        await query.answer(text, show_alert=True)
+    except BadRequest as error:
+        if not _too_old(error):
+            raise
+        message = query.message
+        if message is not None and message.chat.type == ChatType.PRIVATE:
+            await query.get_bot().send_message(message.chat.id, text)
+
+
 async def _stop_spinner(query: CallbackQuery) -> None:
     try:
         await query.answer()
     except BadRequest as error:
-        if "query is too old" not in str(error).lower():
+        if not _too_old(error):
             raise
+
+
+def _too_old(error: BadRequest) -> bool:
+    """Telegram stopped waiting for the button's answer (about 15 seconds after the press)."""
+    return "query is too old" in str(error).lower()
 
 
 async def signed(query: CallbackQuery, context: MahalleContext, action: str) -> list[str] | None:
     """The parts of a genuine `action` button, or None after telling the presser it is stale."""
     parts = context.runtime.card_renderer.signer.verify(query.data)
     if parts is None or parts[0] != action:
-        await query.answer(context.t("button-stale"), show_alert=True)
+        await alert(query, context.t("button-stale"))
         return None
     return parts
 
@@ -53,7 +73,7 @@ async def signed_case(
     async with context.session() as session:
         case = await casework.get_case(session, int(parts[case_at]))
     if case is None:
-        await query.answer(context.t("button-stale"), show_alert=True)
+        await alert(query, context.t("button-stale"))
         return None
     return parts, case
 
@@ -68,4 +88,4 @@ async def refused(
     query: CallbackQuery, context: MahalleContext, error: TransitionRefusedError
 ) -> None:
     """Tell the second presser that someone else already did it."""
-    await query.answer(already_done(context, error), show_alert=True)
+    await alert(query, already_done(context, error))

@@ -16,6 +16,7 @@ from bot.jalali import utcnow
 from bot.persistence import SQLConversationPersistence
 from bot.services import users
 from handlers import keyboards, staff
+from handlers.buttons import alert
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ async def edited_message(update: Update, context: MahalleContext) -> None:
 async def stale_button(update: Update, context: MahalleContext) -> None:
     """A button from an old message, another flow, or forged data: nothing changes."""
     assert update.callback_query is not None
-    await update.callback_query.answer(context.t("button-stale"), show_alert=True)
+    await alert(update.callback_query, context.t("button-stale"))
 
 
 PRESS_WINDOW, PRESSES_PER_WINDOW = timedelta(seconds=10), 20
@@ -134,7 +135,7 @@ async def guard(update: Update, context: MahalleContext) -> None:
                 session=session, user_id=user.id, now=utcnow(), window=PRESS_WINDOW
             )
         if presses > PRESSES_PER_WINDOW:
-            await update.callback_query.answer(context.t("slow-down"), show_alert=True)
+            await alert(update.callback_query, context.t("slow-down"))
             raise ApplicationHandlerStop
 
 

@@ -14,7 +14,7 @@ from bot.jalali import utcnow
 from bot.services import casework, routing
 from bot.services.reference import list_agencies
 from bot.services.transitions import TransitionRefusedError
-from handlers.buttons import acknowledge, refused, signed
+from handlers.buttons import acknowledge, alert, refused, signed
 from handlers.common import unexpected_outside_flow
 from handlers.staff import display_name
 from models.entities import Agency
@@ -43,7 +43,7 @@ async def coordinator_button(
     assert query is not None
     parts = await signed(query, context, action)
     if parts is not None and not is_coordinator(update, context):
-        await query.answer(context.t("coordinators-only"), show_alert=True)
+        await alert(query, context.t("coordinators-only"))
         return None
     return parts
 
@@ -76,12 +76,12 @@ async def triage_pick(update: Update, context: MahalleContext) -> None:
     async with context.session() as session:
         case = await casework.get_case(session, int(case_id))
         if case is None:
-            await query.answer(context.t("button-stale"), show_alert=True)
+            await alert(query, context.t("button-stale"))
             return
         if not await casework.coordinates(
             session, user_id=query.from_user.id, case=case, settings=context.runtime.settings
         ):
-            await query.answer(context.t("coordinators-only"), show_alert=True)
+            await alert(query, context.t("coordinators-only"))
             return
         try:
             await routing.assign_from_triage(

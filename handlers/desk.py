@@ -16,7 +16,7 @@ from bot.jalali import format_date, parse_jalali_date, utcnow
 from bot.reports import EXPORT_COLUMN_KEYS, export_rows, stats_text, write_export
 from bot.services import casework, stats, users
 from bot.services.reference import list_agencies
-from handlers.buttons import acknowledge
+from handlers.buttons import acknowledge, alert
 from handlers.coordinator import (
     coordinator_button,
     coordinators_only,
@@ -64,7 +64,7 @@ async def stats_period(update: Update, context: MahalleContext) -> None:
     query = update.callback_query
     assert query is not None and query.data is not None
     if not is_coordinator(update, context):
-        await query.answer(context.t("coordinators-only"), show_alert=True)
+        await alert(query, context.t("coordinators-only"))
         return
     span = period([query.data.removeprefix("sp:")], default="week", now=utcnow())
     assert span is not None
@@ -162,12 +162,12 @@ async def remove_staff(update: Update, context: MahalleContext) -> None:
     if parts is None:
         return
     if not _in_scope(update, context, agency_key=parts[2]):
-        await query.answer(context.t("coordinators-only"), show_alert=True)
+        await alert(query, context.t("coordinators-only"))
         return
     async with context.session() as session:
         removed = await casework.remove_staff(session, user_id=int(parts[1]), agency_key=parts[2])
         await session.commit()
-    await query.answer(context.t("staff-removed" if removed else "already-done"), show_alert=True)
+    await alert(query, context.t("staff-removed" if removed else "already-done"))
 
 
 def _in_scope(update: Update, context: MahalleContext, *, agency_key: str) -> bool:

@@ -11,7 +11,7 @@ from bot.normalize import clean_text
 from bot.services import casework
 from bot.services.transitions import TransitionRefusedError
 from handlers import keyboards
-from handlers.buttons import acknowledge, signed_case
+from handlers.buttons import acknowledge, alert, signed_case
 from handlers.report import END
 from models.entities import Case, CaseStatus
 
@@ -25,7 +25,7 @@ async def _own_case(
     """The signed parts and the case, if the data is genuine and the case is the presser's."""
     checked = await signed_case(query, context, action, case_at=case_at)
     if checked is not None and checked[1].reporter_id != query.from_user.id:
-        await query.answer(context.t("button-stale"), show_alert=True)
+        await alert(query, context.t("button-stale"))
         return None
     return checked
 
@@ -39,7 +39,7 @@ async def start_answer(update: Update, context: MahalleContext) -> object:
         return END
     _, case = checked
     if case.status != CaseStatus.NEEDS_INFO:
-        await query.answer(context.t("answer-not-needed"), show_alert=True)
+        await alert(query, context.t("answer-not-needed"))
         return END
     async with context.session() as session:
         await casework.wait_for_input(
@@ -62,7 +62,7 @@ async def start_answer(update: Update, context: MahalleContext) -> object:
 async def finish_current_first(update: Update, context: MahalleContext) -> None:
     """ "Answer" pressed in the middle of another flow: that flow comes first."""
     assert update.callback_query is not None
-    await update.callback_query.answer(context.t("finish-current-first"), show_alert=True)
+    await alert(update.callback_query, context.t("finish-current-first"))
 
 
 async def take_answer(update: Update, context: MahalleContext) -> object:
@@ -141,7 +141,7 @@ async def fixed_or_not(update: Update, context: MahalleContext) -> None:
                 now=utcnow(),
             )
         except TransitionRefusedError:
-            await query.answer(context.t("already-answered"), show_alert=True)
+            await alert(query, context.t("already-answered"))
             return
         await session.commit()
     context.runtime.wake_outbox()

@@ -12,7 +12,7 @@ from bot.jalali import utcnow
 from bot.normalize import clean_text
 from bot.services import groups, outbox, reference
 from handlers import keyboards, picker
-from handlers.buttons import acknowledge
+from handlers.buttons import acknowledge, alert
 from handlers.common import message_of, user_id_of
 from handlers.coordinator import coordinator_button
 from handlers.staff import display_name
@@ -143,7 +143,7 @@ async def decide(update: Update, context: MahalleContext) -> None:
     approve = parts[1] == "a"
     async with context.session() as session:
         if not await _coordinates_group(session, context, int(parts[2]), query.from_user.id):
-            await query.answer(context.t("coordinators-only"), show_alert=True)
+            await alert(query, context.t("coordinators-only"))
             return
         group = await groups.decide(
             session,
@@ -153,7 +153,7 @@ async def decide(update: Update, context: MahalleContext) -> None:
             now=utcnow(),
         )
         if group is None:
-            await query.answer(context.t("already-done"), show_alert=True)
+            await alert(query, context.t("already-done"))
             return
         settings = context.runtime.settings
         bot_link = f"{settings.telegram.deep_link_base}{context.bot.username}"

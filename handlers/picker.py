@@ -11,7 +11,7 @@ from bot.context import MahalleContext
 from bot.digits import isolate
 from bot.services import places
 from handlers import keyboards
-from handlers.buttons import acknowledge
+from handlers.buttons import acknowledge, alert
 from models.entities import Neighbourhood
 
 
@@ -75,7 +75,7 @@ async def picked(query: CallbackQuery, context: MahalleContext) -> Neighbourhood
         async with context.autocommit() as session:
             place = await places.get_neighbourhood(session=session, neighbourhood_id=int(raw_id))
     if place is None:
-        await query.answer(context.t("neighbourhood-gone"), show_alert=True)
+        await alert(query, context.t("neighbourhood-gone"))
         return None
     chosen = context.t("neighbourhood-chosen", name=isolate(place.name))
     await acknowledge(query, query.edit_message_text(chosen))

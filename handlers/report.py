@@ -18,7 +18,7 @@ from bot.services import cases, drafts, places, users
 from bot.services.drafts import MAX_PHOTOS, ReportDraft
 from bot.triage.rules import is_urgent
 from handlers import keyboards, picker
-from handlers.buttons import acknowledge
+from handlers.buttons import acknowledge, alert
 from handlers.common import message_of, unexpected_kind, user_id_of
 from handlers.groups import on_behalf_buttons, reporter_groups
 from models.entities import Neighbourhood
@@ -308,7 +308,7 @@ async def choose_group(update: Update, context: MahalleContext) -> object:
     wanted = int(query.data.removeprefix("rg:"))
     member_of = {g.id for g in await reporter_groups(context, user_id_of(update))}
     if wanted and wanted not in member_of:
-        await query.answer(context.t("button-stale"), show_alert=True)
+        await alert(query, context.t("button-stale"))
         return Step.GROUP
     await acknowledge(query, query.edit_message_reply_markup(reply_markup=None))
     draft.group_id = wanted or None
@@ -331,14 +331,12 @@ async def confirm(update: Update, context: MahalleContext) -> object:
             session=session, reporter_id=user_id_of(update), limit=limit
         )
         if wait:
-            await query.answer(
-                context.t("rate-limited", limit=limit, minutes=wait), show_alert=True
-            )
+            await alert(query, context.t("rate-limited", limit=limit, minutes=wait))
             return Step.CONFIRM
         if await cases.everyone_busy(
             session=session, limit=context.runtime.settings.bot.reports_per_minute_all
         ):
-            await query.answer(context.t("busy-everyone"), show_alert=True)
+            await alert(query, context.t("busy-everyone"))
             return Step.CONFIRM
         submission = await cases.submit_report(
             session=session, reporter_id=user_id_of(update), draft=draft
@@ -367,10 +365,10 @@ async def already_confirmed(update: Update, context: MahalleContext) -> object:
             session=session, reporter_id=user_id_of(update), token=token
         )
     if case is None:
-        await query.answer(context.t("button-stale"), show_alert=True)
+        await alert(query, context.t("button-stale"))
         return None
     code = TrackingCode.from_canonical(case.code).display(context.language)
-    await query.answer(context.t("already-submitted", code=code), show_alert=True)
+    await alert(query, context.t("already-submitted", code=code))
     return None
 
 

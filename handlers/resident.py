@@ -10,7 +10,7 @@ from bot.digits import isolate
 from bot.jalali import TrackingCode, format_date, format_datetime
 from bot.services import cases, users
 from handlers import keyboards, picker
-from handlers.buttons import acknowledge
+from handlers.buttons import acknowledge, alert
 from handlers.common import remember_user
 from handlers.report import END
 from models.entities import Case, CaseStatus
@@ -113,7 +113,7 @@ async def open_case(update: Update, context: MahalleContext) -> None:
             case_id=int(query.data.rsplit(":", 1)[-1]),
         )
     if case is None:
-        await query.answer(context.t("case-not-found"), show_alert=True)
+        await alert(query, context.t("case-not-found"))
         return
     await acknowledge(
         query,

@@ -13,7 +13,7 @@ from bot.digits import isolate
 from bot.jalali import utcnow
 from bot.services import casework, routing
 from bot.services.transitions import TransitionRefusedError
-from handlers.buttons import acknowledge, already_done, refused, signed_case
+from handlers.buttons import acknowledge, alert, already_done, refused, signed_case
 from models.entities import Case
 
 INPUT_KINDS = {"aq": "question", "rs": "resolve", "rj": "reject"}
@@ -46,7 +46,7 @@ async def _verified_case(
             session, user_id=query.from_user.id, case=checked[1], settings=context.runtime.settings
         )
     if not allowed:
-        await query.answer(context.t("not-your-agency"), show_alert=True)
+        await alert(query, context.t("not-your-agency"))
         return None
     return checked
 

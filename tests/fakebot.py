@@ -349,6 +349,16 @@ class ChatUser:
         return []
 
 
+def query_too_old(call: ApiCall) -> tuple[int, dict[str, object]] | None:
+    """Telegram's answer to a button answered after it stopped waiting (a backlog, a restart)."""
+    if call.method != "answerCallbackQuery":
+        return None
+    description = (
+        "Bad Request: query is too old and response timeout expired or query id is invalid"
+    )
+    return 400, {"ok": False, "error_code": 400, "description": description}
+
+
 def alerts(calls: list[ApiCall]) -> list[str]:
     """Texts of callback-query answers among `calls`."""
     return [c.text for c in calls if c.method == "answerCallbackQuery" and c.text]

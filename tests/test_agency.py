@@ -11,7 +11,7 @@ from bot.digits import persian_digits
 from models.db import create_engine, create_session_factory
 from models.entities import Case, CaseEvent, Staff, TriageCorrection
 from tests.conftest import COORDINATOR, COORDINATOR_CHAT, Bot, agency_chat
-from tests.fakebot import ApiCall, ChatUser, alerts, texts
+from tests.fakebot import ApiCall, ChatUser, alerts, query_too_old, texts
 from tests.test_report_flow import DESCRIPTION, cases_in, walk_to_summary
 
 MUNICIPALITY = agency_chat(0)
@@ -130,6 +130,25 @@ async def test_only_that_agencys_staff_or_coordinators_may_act(
     coordinator = bot.in_group(COORDINATOR, MUNICIPALITY, "دبیرخانه")
     await coordinator.press("پذیرش")
     assert (await one_case(settings)).status == "accepted"
+
+
+async def test_presses_handled_late_in_a_group_still_act_and_say_nothing_aloud(
+    bot: Bot, settings: Settings
+) -> None:
+    """After a backlog Telegram no longer takes a button's answer: the accept still happens;
+    the outsider's refusal, meant for them alone, is not posted to the agency's group."""
+    await add_staff(settings, 2001, "municipality", "کارشناس رضایی")
+    await add_staff(settings, 2002, "police", "سرکار احمدی")
+    resident = bot.user()
+    await report(resident)
+    bot.api.fail = query_too_old
+    outsider = bot.in_group(2002, MUNICIPALITY, "سرکار احمدی")
+    assert texts(await outsider.press("پذیرش")) == []
+    clerk = bot.in_group(2001, MUNICIPALITY, "کارشناس رضایی")
+    [edit] = [c for c in await clerk.press("پذیرش") if c.method == "editMessageText"]
+    assert "در دست بررسی" in edit.text
+    assert (await one_case(settings)).status == "accepted"
+    assert "پذیرفت" in resident.last_text
 
 
 async def test_two_staff_pressing_accept_one_wins(bot: Bot, settings: Settings) -> None:

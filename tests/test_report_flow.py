@@ -12,7 +12,7 @@ from bot.digits import persian_digits
 from models.db import create_engine, create_session_factory
 from models.entities import Case
 from tests.conftest import Bot, agency_chat
-from tests.fakebot import ApiCall, ChatUser, FakeBotAPI, alerts, start_bot, stop_bot, texts
+from tests.fakebot import ChatUser, FakeBotAPI, alerts, query_too_old, start_bot, stop_bot, texts
 
 DESCRIPTION = "سطل زباله سر کوچه سه روز است خالی نشده و بوی بدی می‌دهد"
 
@@ -244,27 +244,31 @@ async def test_a_flood_from_everyone_waits_a_minute_and_loses_nothing(
     assert any("۱۴۰۵-۰۰۰۰۳" in reply for reply in replies), "the kept draft goes through"
 
 
-def _too_old(call: ApiCall) -> tuple[int, dict[str, object]] | None:
-    """Telegram's answer to a button answered after it stopped waiting (a backlog, a restart)."""
-    if call.method != "answerCallbackQuery":
-        return None
-    description = (
-        "Bad Request: query is too old and response timeout expired or query id is invalid"
-    )
-    return 400, {"ok": False, "error_code": 400, "description": description}
-
-
 async def test_a_confirm_handled_late_still_tells_the_code_and_brings_the_menu_back(
     resident: ChatUser, settings: Settings
 ) -> None:
     await walk_to_summary(resident)
-    resident.api.fail = _too_old
+    resident.api.fail = query_too_old
     replies = texts(await resident.press("ثبت گزارش"))
     [case] = await cases_in(settings)
     assert persian_digits(case.code) in replies[0] and "ثبت شد" in replies[0]
     assert resident.reply_keyboard()[0] == "📝 گزارش جدید", "the main menu comes back"
     again = texts(await resident.send("📝 گزارش جدید"))
     assert "محله" in again[-1], "a new report starts afresh, not stuck at the old confirm"
+
+
+async def test_a_confirm_handled_again_late_names_the_code_in_a_message(
+    resident: ChatUser, settings: Settings
+) -> None:
+    """The "already submitted" box can no longer be shown; the resident reads it in the chat."""
+    await walk_to_summary(resident)
+    confirm_data = resident.data_of("ثبت گزارش")
+    await resident.press_data(confirm_data)
+    resident.api.fail = query_too_old  # the same press again, after a restart's backlog
+    replies = texts(await resident.press_data(confirm_data))
+    [case] = await cases_in(settings)
+    assert len(replies) == 1 and "پیش‌تر با کد" in replies[0]
+    assert persian_digits(case.code) in replies[0]
 
 
 class PressWatchingAPI(FakeBotAPI):
