@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from telegram import BotCommand
+from telegram.constants import UpdateType
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 from bot.blocklist import BlockListListener, reload_blocked
@@ -36,6 +37,10 @@ log = logging.getLogger(__name__)
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 # Telegram's limit on a bot's messages into one group.
 GROUP_PER_MINUTE = 20
+# The updates the handlers act on, asked of Telegram by name: unasked, Telegram keeps whatever
+# the bot's token was last set to (another program's choice could leave the buttons dead), and
+# sends channel posts and member changes nobody reads, each through the inbox.
+ALLOWED_UPDATES = [UpdateType.MESSAGE, UpdateType.EDITED_MESSAGE, UpdateType.CALLBACK_QUERY]
 # Bot commands and the locale key of each one's description in the messenger's menu.
 COMMAND_KEYS = {
     "new": "command-new",

@@ -138,7 +138,7 @@ async def _upgrade(settings: Settings) -> None:
 def _run(settings: Settings, role: str, port: int | None = None) -> None:
     from telegram.error import InvalidToken, NetworkError
 
-    from bot.app import build_application, concurrent_updates
+    from bot.app import ALLOWED_UPDATES, build_application, concurrent_updates
 
     settings.require_token()
     if role != "all" and not settings.database.url.startswith("postgresql"):
@@ -162,9 +162,10 @@ def _run(settings: Settings, role: str, port: int | None = None) -> None:
                 url_path="telegram",
                 webhook_url=telegram.webhook_url,
                 secret_token=telegram.webhook_secret.get_secret_value(),
+                allowed_updates=ALLOWED_UPDATES,
             )
         else:
-            application.run_polling()
+            application.run_polling(allowed_updates=ALLOWED_UPDATES)
     except InvalidToken:
         raise ConfigError(
             f"the Bot API at {telegram.base_url} refused the token in MAHALLE_BOT_TOKEN; "

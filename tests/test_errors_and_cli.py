@@ -188,6 +188,9 @@ def test_webhook_mode_takes_the_secret_and_the_chats_at_once_from_the_config(
     assert cli.main(["run", "--config", str(config)]) == 0
     assert seen["secret_token"] == "a-long-random-secret"
     assert seen["webhook_url"] == "https://bot.example.ir/telegram"
+    # Asked by name: Telegram would otherwise keep what the token was last set to.
+    assert {"message", "callback_query"} <= set(seen["allowed_updates"])
+    assert "channel_post" not in seen["allowed_updates"]
     # The configured number of chats at once on PostgreSQL; SQLite takes one writer at a time.
     at_once = 24 if database_url.startswith("postgresql") else 1
     assert seen["app"].update_processor.handled_at_once == at_once
