@@ -26,17 +26,19 @@ async def acknowledge(query: CallbackQuery, change: Awaitable[object] | None = N
     await asyncio.gather(_stop_spinner(query), *([change] if change is not None else []))
 
 
-async def alert(query: CallbackQuery, text: str) -> None:
+async def alert(query: CallbackQuery, text: str, *, unsaid_when_late: bool = False) -> None:
     """Tell the presser `text` in a box over the chat. Handled late, that box can no longer be
     shown; in a private chat the text comes as a message instead (in a group only the presser
-    was meant to see it, so there it is left unsaid)."""
+    was meant to see it, so there it is left unsaid, as it is when `unsaid_when_late`)."""
     try:
         await query.answer(text, show_alert=True)
     except BadRequest as error:
         if not _too_old(error):
             raise
         message = query.message
-        if message is not None and message.chat.type == ChatType.PRIVATE:
+        if unsaid_when_late or message is None:
+            return
+        if message.chat.type == ChatType.PRIVATE:
             await query.get_bot().send_message(message.chat.id, text)
 
 

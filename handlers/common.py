@@ -135,7 +135,8 @@ async def guard(update: Update, context: MahalleContext) -> None:
                 session=session, user_id=user.id, now=utcnow(), window=PRESS_WINDOW
             )
         if presses > PRESSES_PER_WINDOW:
-            await alert(update.callback_query, context.t("slow-down"))
+            # A message per press would answer a masher's flood with one of our own.
+            await alert(update.callback_query, context.t("slow-down"), unsaid_when_late=True)
             raise ApplicationHandlerStop
 
 

@@ -11,7 +11,7 @@ from bot.pipeline import drop_old_contacts
 from models.db import create_engine, create_session_factory
 from models.entities import CaseEvent, PressWindow, User
 from tests.conftest import Bot
-from tests.fakebot import texts
+from tests.fakebot import query_too_old, texts
 from tests.test_agency import add_staff
 from tests.test_report_flow import DESCRIPTION, cases_in
 
@@ -104,3 +104,13 @@ async def test_button_mashing_is_slowed_down(bot: Bot) -> None:
         c.text for calls in answers for c in calls if c.method == "answerCallbackQuery" and c.text
     ]
     assert any("آهسته‌تر" in text for text in alerts)
+
+
+async def test_a_masher_handled_late_gets_no_message_per_press(bot: Bot) -> None:
+    """Late presses can no longer be answered with a box; a flood of them is not answered with
+    a flood of messages."""
+    resident = bot.user(1001)
+    await resident.send("📋 گزارش‌های من")
+    bot.api.fail = query_too_old
+    replies = [texts(await resident.press_data("my:p:0")) for _ in range(25)]
+    assert not any("آهسته‌تر" in text for texts_of_press in replies for text in texts_of_press)
