@@ -51,7 +51,7 @@ async def _stop_spinner(query: CallbackQuery) -> None:
 
 
 def _too_old(error: BadRequest) -> bool:
-    """Telegram stopped waiting for the button's answer (about 15 seconds after the press)."""
+    """Telegram stopped waiting for the button's answer (seconds after the press)."""
     return "query is too old" in str(error).lower()
 
 
