@@ -14,7 +14,7 @@ from bot.pipeline import start_campaign
 from bot.services import broadcasts, places
 from bot.services.reference import list_agencies
 from handlers import keyboards
-from handlers.buttons import acknowledge, alert
+from handlers.buttons import acknowledge, alert, keyboard_removed
 from handlers.common import message_of, user_id_of
 from handlers.coordinator import coordinator_button, county_scope
 from handlers.report import END
@@ -117,7 +117,7 @@ async def choose_audience(update: Update, context: MahalleContext) -> object:
             context.t("broadcast-pick"), reply_markup=await _toggles(context, campaign)
         )
         return AUDIENCE
-    await query.edit_message_reply_markup(reply_markup=None)
+    await keyboard_removed(query)
     return await _ask_schedule(update, context)
 
 
@@ -154,7 +154,7 @@ async def toggle(update: Update, context: MahalleContext) -> object:
         if not (audience.get("ids") or audience.get("agencies")):
             await alert(query, context.t("broadcast-pick-one"))
             return AUDIENCE
-        await acknowledge(query, query.edit_message_reply_markup(reply_markup=None))
+        await acknowledge(query, keyboard_removed(query))
         return await _ask_schedule(update, context)
     kind, _, value = choice.partition(":")
     field, item = ("ids", int(value)) if kind == "d" else ("agencies", value)
@@ -212,9 +212,7 @@ async def _ask_schedule(update: Update, context: MahalleContext) -> object:
 async def send_now(update: Update, context: MahalleContext) -> object:
     """No schedule: preview and send right after confirming."""
     assert update.callback_query is not None
-    await acknowledge(
-        update.callback_query, update.callback_query.edit_message_reply_markup(reply_markup=None)
-    )
+    await acknowledge(update.callback_query, keyboard_removed(update.callback_query))
     return await _preview(update, context, scheduled=None)
 
 
@@ -266,7 +264,7 @@ async def confirm(update: Update, context: MahalleContext) -> object:
     campaign = await _draft(update, context)
     if campaign is None:
         return await _lost(update, context)
-    await acknowledge(query, query.edit_message_reply_markup(reply_markup=None))
+    await acknowledge(query, keyboard_removed(query))
     progress = await message_of(update).reply_text(
         context.t("broadcast-queued"), reply_markup=keyboards.main_menu(context.t)
     )
@@ -297,10 +295,7 @@ def cancel_button(context: MahalleContext, campaign_id: int) -> InlineKeyboardMa
 async def abandon(update: Update, context: MahalleContext) -> object:
     """Drop the draft."""
     if update.callback_query:
-        await acknowledge(
-            update.callback_query,
-            update.callback_query.edit_message_reply_markup(reply_markup=None),
-        )
+        await acknowledge(update.callback_query, keyboard_removed(update.callback_query))
     async with context.session() as session:
         await broadcasts.discard_draft(session, created_by=user_id_of(update))
         await session.commit()
@@ -324,7 +319,7 @@ async def stop(update: Update, context: MahalleContext) -> None:
         await session.commit()
     await alert(query, context.t("broadcast-stopped" if stopped else "already-done"))
     if stopped:
-        await query.edit_message_reply_markup(reply_markup=None)
+        await keyboard_removed(query)
 
 
 async def _lost(update: Update, context: MahalleContext) -> object:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 
 from telegram import CallbackQuery
@@ -14,16 +15,37 @@ from bot.services import casework
 from bot.services.transitions import TransitionRefusedError
 from models.entities import Case
 
+log = logging.getLogger(__name__)
 
-async def acknowledge(query: CallbackQuery, change: Awaitable[object] | None = None) -> None:
-    """Stop the button's spinner and make the change to its message, both at once.
+
+async def acknowledge(
+    query: CallbackQuery, change: Awaitable[object] | None = None, *, toast: str | None = None
+) -> None:
+    """Stop the button's spinner (showing `toast` a moment, if given) and make the change to its
+    message, both at once.
 
     Neither shows in the chat's order of messages, so neither waits for the other: a round trip
     to Telegram less on every press. A press handled after Telegram stopped waiting for its
     answer (a backlog, a restart) has no spinner left to stop; the step goes on all the same,
     so the resident still hears what came of it.
     """
-    await asyncio.gather(_stop_spinner(query), *([change] if change is not None else []))
+    await asyncio.gather(_stop_spinner(query, toast), *([change] if change is not None else []))
+
+
+def keyboard_removed(query: CallbackQuery) -> Awaitable[None]:
+    """The pressed message's buttons removed, as tidying (see `tidying`)."""
+    return tidying(query.edit_message_reply_markup(reply_markup=None))
+
+
+async def tidying(change: Awaitable[object]) -> None:
+    """Make a change to the pressed message that only tidies it (its buttons gone, the choice
+    shown in it). Every press is checked anyway and the step's own messages follow, so a message
+    that cannot be changed (deleted meanwhile, already without buttons) stops nothing: after a
+    committed report, the tracking code is still told."""
+    try:
+        await change
+    except BadRequest as error:
+        log.debug("the pressed message stays as it was: %s", error)
 
 
 async def alert(query: CallbackQuery, text: str, *, unsaid_when_late: bool = False) -> None:
@@ -42,9 +64,9 @@ async def alert(query: CallbackQuery, text: str, *, unsaid_when_late: bool = Fal
             await query.get_bot().send_message(message.chat.id, text)
 
 
-async def _stop_spinner(query: CallbackQuery) -> None:
+async def _stop_spinner(query: CallbackQuery, toast: str | None) -> None:
     try:
-        await query.answer()
+        await query.answer(toast)
     except BadRequest as error:
         if not _too_old(error):
             raise

@@ -11,7 +11,7 @@ from bot.normalize import clean_text
 from bot.services import casework
 from bot.services.transitions import TransitionRefusedError
 from handlers import keyboards
-from handlers.buttons import acknowledge, alert, signed_case
+from handlers.buttons import acknowledge, alert, keyboard_removed, signed_case
 from handlers.report import END
 from models.entities import Case, CaseStatus
 
@@ -145,7 +145,7 @@ async def fixed_or_not(update: Update, context: MahalleContext) -> None:
             return
         await session.commit()
     context.runtime.wake_outbox()
-    await acknowledge(query, query.edit_message_reply_markup(reply_markup=None))
+    await acknowledge(query, keyboard_removed(query))
 
 
 async def rate(update: Update, context: MahalleContext) -> None:
@@ -159,10 +159,9 @@ async def rate(update: Update, context: MahalleContext) -> None:
     async with context.session() as session:
         stored = await casework.rate(session, case=case, stars=int(stars))
         await session.commit()
-    await query.answer(
-        context.t("rating-thanks" if stored else "already-answered"), show_alert=not stored
-    )
-    if stored:
-        await query.edit_message_reply_markup(reply_markup=None)
-        assert query.message is not None
-        await context.bot.send_message(query.from_user.id, context.t("rating-thanks"))
+    if not stored:
+        await alert(query, context.t("already-answered"))
+        return
+    thanks = context.t("rating-thanks")
+    await acknowledge(query, keyboard_removed(query), toast=thanks)
+    await context.bot.send_message(query.from_user.id, thanks)

@@ -11,7 +11,7 @@ from bot.context import MahalleContext
 from bot.digits import isolate
 from bot.services import places
 from handlers import keyboards
-from handlers.buttons import acknowledge, alert
+from handlers.buttons import acknowledge, alert, tidying
 from models.entities import Neighbourhood
 
 
@@ -78,7 +78,7 @@ async def picked(query: CallbackQuery, context: MahalleContext) -> Neighbourhood
         await alert(query, context.t("neighbourhood-gone"))
         return None
     chosen = context.t("neighbourhood-chosen", name=isolate(place.name))
-    await acknowledge(query, query.edit_message_text(chosen))
+    await acknowledge(query, tidying(query.edit_message_text(chosen)))
     return place
 
 

@@ -18,7 +18,7 @@ from bot.services import cases, drafts, places, users
 from bot.services.drafts import MAX_PHOTOS, ReportDraft
 from bot.triage.rules import is_urgent
 from handlers import keyboards, picker
-from handlers.buttons import acknowledge, alert
+from handlers.buttons import acknowledge, alert, keyboard_removed
 from handlers.common import message_of, unexpected_kind, user_id_of
 from handlers.groups import on_behalf_buttons, reporter_groups
 from models.entities import Neighbourhood
@@ -310,7 +310,7 @@ async def choose_group(update: Update, context: MahalleContext) -> object:
     if wanted and wanted not in member_of:
         await alert(query, context.t("button-stale"))
         return Step.GROUP
-    await acknowledge(query, query.edit_message_reply_markup(reply_markup=None))
+    await acknowledge(query, keyboard_removed(query))
     draft.group_id = wanted or None
     return await _after(update, context, draft, Step.GROUP)
 
@@ -345,7 +345,7 @@ async def confirm(update: Update, context: MahalleContext) -> object:
     # transaction of its own; the reporter hears where it went from the outbox.
     if submission.created:
         place_in_background(context.runtime, submission.case.id)
-    await acknowledge(query, query.edit_message_reply_markup(reply_markup=None))
+    await acknowledge(query, keyboard_removed(query))
     code = TrackingCode.from_canonical(submission.case.code).display(context.language)
     await message_of(update).reply_text(
         context.t("report-submitted", code=code), reply_markup=keyboards.main_menu(context.t)
@@ -389,7 +389,7 @@ async def edit_part(update: Update, context: MahalleContext) -> object:
     draft = await _load(update, context)
     if draft is None:
         return await _draft_lost(update, context)
-    await acknowledge(query, query.edit_message_reply_markup(reply_markup=None))
+    await acknowledge(query, keyboard_removed(query))
     part = query.data.removeprefix("re:")
     if part == "summary":
         return await _show_summary(update, context, draft)
@@ -409,10 +409,7 @@ async def edit_part(update: Update, context: MahalleContext) -> object:
 async def cancel(update: Update, context: MahalleContext) -> object:
     """Drop the draft and return to the main menu."""
     if update.callback_query:
-        await acknowledge(
-            update.callback_query,
-            update.callback_query.edit_message_reply_markup(reply_markup=None),
-        )
+        await acknowledge(update.callback_query, keyboard_removed(update.callback_query))
     async with context.session() as session:
         await drafts.discard_draft(session=session, user_id=user_id_of(update))
     await message_of(update).reply_text(

@@ -10,7 +10,7 @@ from bot.digits import isolate
 from bot.jalali import TrackingCode, format_date, format_datetime
 from bot.services import cases, users
 from handlers import keyboards, picker
-from handlers.buttons import acknowledge, alert
+from handlers.buttons import acknowledge, alert, keyboard_removed
 from handlers.common import remember_user
 from handlers.report import END
 from models.entities import Case, CaseStatus
@@ -244,7 +244,7 @@ async def forget_confirmed(update: Update, context: MahalleContext) -> None:
     """Remove the presser's identity and contact; their cases stay, anonymised."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    await acknowledge(query, query.edit_message_reply_markup(reply_markup=None))
+    await acknowledge(query, keyboard_removed(query))
     if query.data != "fm:yes":
         await context.bot.send_message(query.from_user.id, context.t("forget-kept"))
         return

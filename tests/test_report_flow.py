@@ -12,7 +12,16 @@ from bot.digits import persian_digits
 from models.db import create_engine, create_session_factory
 from models.entities import Case
 from tests.conftest import Bot, agency_chat
-from tests.fakebot import ChatUser, FakeBotAPI, alerts, query_too_old, start_bot, stop_bot, texts
+from tests.fakebot import (
+    ApiCall,
+    ChatUser,
+    FakeBotAPI,
+    alerts,
+    query_too_old,
+    start_bot,
+    stop_bot,
+    texts,
+)
 
 DESCRIPTION = "سطل زباله سر کوچه سه روز است خالی نشده و بوی بدی می‌دهد"
 
@@ -255,6 +264,26 @@ async def test_a_confirm_handled_late_still_tells_the_code_and_brings_the_menu_b
     assert resident.reply_keyboard()[0] == "📝 گزارش جدید", "the main menu comes back"
     again = texts(await resident.send("📝 گزارش جدید"))
     assert "محله" in again[-1], "a new report starts afresh, not stuck at the old confirm"
+
+
+async def test_a_summary_that_cannot_be_changed_still_gets_the_code(
+    resident: ChatUser, settings: Settings
+) -> None:
+    """Removing the pressed summary's buttons is tidying: when Telegram refuses it (the message
+    deleted meanwhile, or no longer editable), the committed report still names its code."""
+    await walk_to_summary(resident)
+
+    def uneditable(call: ApiCall) -> tuple[int, dict[str, Any]] | None:
+        if not call.method.startswith("edit"):
+            return None
+        description = "Bad Request: message can't be edited"
+        return 400, {"ok": False, "error_code": 400, "description": description}
+
+    resident.api.fail = uneditable
+    replies = texts(await resident.press("ثبت گزارش"))
+    [case] = await cases_in(settings)
+    assert persian_digits(case.code) in replies[0] and "ثبت شد" in replies[0]
+    assert resident.reply_keyboard()[0] == "📝 گزارش جدید"
 
 
 async def test_a_confirm_handled_again_late_names_the_code_in_a_message(
