@@ -118,6 +118,15 @@ def _parser() -> argparse.ArgumentParser:
     exporter.add_argument(
         "--output", type=Path, default=None, help="file to write (default: mahalle-FROM-TO.EXT)"
     )
+    with_config(
+        commands.add_parser(
+            "status",
+            help="what waits, and whether anything is stuck (exit 1 if so)",
+            description="Print what waits (updates in the inbox, messages due, cases to place, "
+            "broadcasts) and whether a worker runs the scheduled jobs. Exits 1 when something "
+            "has waited far longer than a running deployment lets it, for a monitoring check.",
+        )
+    )
     return parser
 
 
@@ -258,6 +267,31 @@ async def _export(arguments: argparse.Namespace, settings: Settings) -> None:
     print(f"{count} cases written to {output}")
 
 
+async def _status(settings: Settings) -> int:
+    from sqlalchemy.exc import DBAPIError
+
+    from bot.jalali import utcnow
+    from bot.services.health import read_health
+    from models.db import create_engine, create_session_factory
+
+    engine = create_engine(settings.database.url)
+    try:
+        async with create_session_factory(engine)() as session:
+            now = utcnow()
+            health = await read_health(session=session, now=now)
+    except (DBAPIError, OSError) as error:
+        raise ConfigError(
+            f"cannot read the database ({type(error).__name__}): is it running, and upgraded "
+            "(mahalle db upgrade)?"
+        ) from None
+    finally:
+        await engine.dispose()
+    problems = health.problems(now)
+    print("\n".join(health.lines(now)))
+    print("\n".join(f"needs a look: {problem}" for problem in problems) or "all well")
+    return 1 if problems else 0
+
+
 async def _serve_worker(application: Any) -> None:
     """A worker receives no updates: it starts, sends and runs jobs until told to stop."""
     stop = asyncio.Event()
@@ -293,6 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _triage(arguments, settings)
         elif arguments.command == "export":
             asyncio.run(_export(arguments, settings))
+        elif arguments.command == "status":
+            return asyncio.run(_status(settings))
         else:
             asyncio.run(_upgrade(settings))
             print(f"database is up to date: {settings.database.url.split('@')[-1]}")

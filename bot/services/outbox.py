@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import ColumnElement, and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -54,25 +54,31 @@ async def already_enqueued(session: AsyncSession, dedupe_key: str) -> bool:
     return found is not None
 
 
+def sendable(now: datetime) -> list[ColumnElement[bool]]:
+    """A row that may go now: due, and its chat has no older row still pending (messages keep
+    their order)."""
+    older = aliased(OutboxMessage)
+    return [
+        OutboxMessage.status == OutboxStatus.PENDING,
+        OutboxMessage.next_attempt_at <= now,
+        ~exists().where(
+            and_(
+                older.chat_id == OutboxMessage.chat_id,
+                older.status == OutboxStatus.PENDING,
+                older.id < OutboxMessage.id,
+            )
+        ),
+    ]
+
+
 async def claim_next(session: AsyncSession, *, now: datetime) -> OutboxMessage | None:
-    """The oldest due row whose chat has no older row still pending (messages keep their order).
+    """The oldest row that may go now (`sendable`).
 
     On PostgreSQL the row is locked with SKIP LOCKED, so two workers never take the same one.
     """
-    older = aliased(OutboxMessage)
     query = (
         select(OutboxMessage)
-        .where(
-            OutboxMessage.status == OutboxStatus.PENDING,
-            OutboxMessage.next_attempt_at <= now,
-            ~exists().where(
-                and_(
-                    older.chat_id == OutboxMessage.chat_id,
-                    older.status == OutboxStatus.PENDING,
-                    older.id < OutboxMessage.id,
-                )
-            ),
-        )
+        .where(*sendable(now))
         .order_by(OutboxMessage.id)
         .limit(1)
         .with_for_update(skip_locked=True)

@@ -1,0 +1,159 @@
+"""What an operator checks first: is anything waiting that should have moved on?
+
+Read by `mahalle status`. Each backlog is a count and the age of its oldest item; the limits
+below are far beyond what a running deployment shows, so crossing one means a process is
+missing or stuck, not that it is busy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from bot.leader import LOCK_KEY
+from bot.services.outbox import sendable
+from models.db import dialect_of, table_of
+from models.entities import (
+    Campaign,
+    CampaignStatus,
+    Case,
+    CaseStatus,
+    InboxUpdate,
+    OutboxMessage,
+    OutboxStatus,
+)
+
+# Web processes sweep the inbox every 5 s for updates older than 10 s.
+INBOX_STUCK = timedelta(seconds=60)
+# A message that may go (due, the first of its chat's) waits for nothing but a worker; a busy
+# group's next card is put off to its turn, and is not counted until then.
+OUTBOX_STUCK = timedelta(minutes=5)
+# The leading worker places stranded cases every minute.
+UNPLACED_STUCK = timedelta(minutes=10)
+DEAD_WINDOW = timedelta(days=1)
+
+# Who holds the jobs' advisory lock (one bigint key: its high and low halves, objsubid 1).
+_JOBS_HELD = text(
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+    " AND classid::bigint = :high AND objid::bigint = :low"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Items waiting, and since when the oldest has waited."""
+
+    count: int
+    oldest: datetime | None
+
+    def waited(self, now: datetime) -> timedelta:
+        """How long the oldest item has waited (nothing: no time)."""
+        return now - self.oldest if self.oldest is not None else timedelta(0)
+
+
+@dataclass(frozen=True)
+class Health:
+    """The deployment's backlogs and who runs the scheduled jobs."""
+
+    inbox: Backlog
+    outbox: Backlog  # every message still to send, since it was queued
+    outbox_sendable: Backlog  # those that may go now, since they fell due
+    outbox_dead: int
+    unplaced: Backlog
+    broadcasts_running: int
+    broadcasts_scheduled: int
+    # None on SQLite, where the one process runs them.
+    jobs_held: bool | None
+
+    def lines(self, now: datetime) -> list[str]:
+        """The state, a line a part."""
+        jobs = {True: "a worker", False: "no process", None: "the one process (SQLite)"}
+        return [
+            f"updates waiting in the inbox: {_count(self.inbox, now)}",
+            f"messages waiting in the outbox: {_count(self.outbox, now)}",
+            f"messages undeliverable in the last day: {self.outbox_dead}",
+            f"cases waiting to be placed: {_count(self.unplaced, now)}",
+            f"broadcasts running: {self.broadcasts_running}, "
+            f"scheduled: {self.broadcasts_scheduled}",
+            f"scheduled jobs run by: {jobs[self.jobs_held]}",
+        ]
+
+    def problems(self, now: datetime) -> list[str]:
+        """What needs a look, in the operator's words; empty when all is well."""
+        found = []
+        if self.jobs_held is False:
+            found.append("no process runs the scheduled jobs: is a worker running?")
+        if self.inbox.waited(now) > INBOX_STUCK:
+            found.append("updates wait in the inbox: are the web processes running?")
+        if self.outbox_sendable.waited(now) > OUTBOX_STUCK:
+            found.append("messages that may go are not being sent: is a worker running?")
+        if self.unplaced.waited(now) > UNPLACED_STUCK:
+            found.append("cases wait to be placed: see the worker's log")
+        return found
+
+
+def _count(backlog: Backlog, now: datetime) -> str:
+    """ "3 (the oldest for 2 min)", or "0"."""
+    if not backlog.count:
+        return "0"
+    return f"{backlog.count} (the oldest for {_span(backlog.waited(now))})"
+
+
+def _span(length: timedelta) -> str:
+    seconds = int(length.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 2 * 3600:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h"
+
+
+async def _backlog(
+    session: AsyncSession, stamp: ColumnElement[datetime], *where: ColumnElement[bool]
+) -> Backlog:
+    count, oldest = (
+        await session.execute(select(func.count(), func.min(stamp)).where(*where))
+    ).one()
+    if oldest is not None and oldest.tzinfo is None:  # SQLite keeps no time zone; it is UTC
+        oldest = oldest.replace(tzinfo=UTC)
+    return Backlog(count=count, oldest=oldest)
+
+
+async def _jobs_held(session: AsyncSession) -> bool | None:
+    if dialect_of(session) != "postgresql":
+        return None
+    held = await session.scalar(_JOBS_HELD, {"high": LOCK_KEY >> 32, "low": LOCK_KEY & 0xFFFFFFFF})
+    return bool(held)
+
+
+async def read_health(*, session: AsyncSession, now: datetime) -> Health:
+    """The deployment's state as of `now`."""
+    outbox = table_of(OutboxMessage).c
+    campaigns = await session.execute(
+        select(Campaign.status, func.count())
+        .where(Campaign.status.in_((CampaignStatus.RUNNING, CampaignStatus.SCHEDULED)))
+        .group_by(Campaign.status)
+    )
+    by_status: dict[str, int] = {status: count for status, count in campaigns}
+    return Health(
+        inbox=await _backlog(session, table_of(InboxUpdate).c.received_at),
+        outbox=await _backlog(session, outbox.created_at, outbox.status == OutboxStatus.PENDING),
+        outbox_sendable=await _backlog(session, outbox.next_attempt_at, *sendable(now)),
+        outbox_dead=await session.scalar(
+            select(func.count()).where(
+                outbox.status == OutboxStatus.DEAD, outbox.created_at >= now - DEAD_WINDOW
+            )
+        )
+        or 0,
+        unplaced=await _backlog(
+            session, table_of(Case).c.created_at, Case.status == CaseStatus.SUBMITTED
+        ),
+        broadcasts_running=by_status.get(CampaignStatus.RUNNING, 0),
+        broadcasts_scheduled=by_status.get(CampaignStatus.SCHEDULED, 0),
+        jobs_held=await _jobs_held(session),
+    )
