@@ -122,9 +122,10 @@ def _parser() -> argparse.ArgumentParser:
         commands.add_parser(
             "status",
             help="what waits, and whether anything is stuck (exit 1 if so)",
-            description="Print what waits (updates in the inbox, messages due, cases to place, "
-            "broadcasts) and whether a worker runs the scheduled jobs. Exits 1 when something "
-            "has waited far longer than a running deployment lets it, for a monitoring check.",
+            description="Print what waits (updates in the inbox, messages in the outbox, cases "
+            "to place, broadcasts) and whether a worker runs the scheduled jobs. Exits 1 when "
+            "something has waited far longer than a running deployment lets it, for a monitoring "
+            "check.",
         )
     )
     return parser

@@ -76,7 +76,7 @@ class Health:
         return [
             f"updates waiting in the inbox: {_count(self.inbox, now)}",
             f"messages waiting in the outbox: {_count(self.outbox, now)}",
-            f"messages undeliverable in the last day: {self.outbox_dead}",
+            f"messages of the last day that could not be delivered: {self.outbox_dead}",
             f"cases waiting to be placed: {_count(self.unplaced, now)}",
             f"broadcasts running: {self.broadcasts_running}, "
             f"scheduled: {self.broadcasts_scheduled}",
