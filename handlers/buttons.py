@@ -48,6 +48,13 @@ async def tidying(change: Awaitable[object]) -> None:
         log.debug("the pressed message stays as it was: %s", error)
 
 
+async def close_with(query: CallbackQuery, line: str) -> None:
+    """Stop the spinner and end the pressed message with `line` (who did what), its buttons
+    gone: the message stays as the record of the decision."""
+    old_text = getattr(query.message, "text", None) or ""
+    await acknowledge(query, query.edit_message_text(f"{old_text}\n\n{line}"))
+
+
 async def alert(query: CallbackQuery, text: str, *, unsaid_when_late: bool = False) -> None:
     """Tell the presser `text` in a box over the chat. Handled late, that box can no longer be
     shown; in a private chat the text comes as a message instead (in a group only the presser

@@ -14,7 +14,7 @@ from bot.jalali import utcnow
 from bot.services import casework, routing
 from bot.services.reference import list_agencies
 from bot.services.transitions import TransitionRefusedError
-from handlers.buttons import acknowledge, alert, refused, signed
+from handlers.buttons import alert, close_with, refused, signed
 from handlers.common import unexpected_outside_flow
 from handlers.staff import display_name
 from models.entities import Agency
@@ -94,11 +94,10 @@ async def triage_pick(update: Update, context: MahalleContext) -> None:
         await session.commit()
         view = await routing.case_view(session, case.id)
     context.runtime.wake_outbox()
-    old_text = getattr(query.message, "text", None) or ""
     placed = context.t(
         "triage-placed", domain=view.domain_title, agency=view.agency_name, name=isolate(name)
     )
-    await acknowledge(query, query.edit_message_text(f"{old_text}\n\n{placed}"))
+    await close_with(query, placed)
 
 
 @coordinators_only

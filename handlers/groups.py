@@ -12,7 +12,7 @@ from bot.jalali import utcnow
 from bot.normalize import clean_text
 from bot.services import groups, outbox, reference
 from handlers import keyboards, picker
-from handlers.buttons import acknowledge, alert
+from handlers.buttons import alert, close_with
 from handlers.common import message_of, user_id_of
 from handlers.coordinator import coordinator_button
 from handlers.staff import display_name
@@ -176,8 +176,7 @@ async def decide(update: Update, context: MahalleContext) -> None:
         "group-decided-approved" if approve else "group-decided-refused",
         name=isolate(display_name(query.from_user)),
     )
-    old_text = getattr(query.message, "text", None) or ""
-    await acknowledge(query, query.edit_message_text(f"{old_text}\n\n{verdict}"))
+    await close_with(query, verdict)
 
 
 async def join(update: Update, context: MahalleContext, token: str) -> None:

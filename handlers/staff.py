@@ -13,7 +13,7 @@ from bot.digits import isolate
 from bot.jalali import utcnow
 from bot.services import casework, routing
 from bot.services.transitions import TransitionRefusedError
-from handlers.buttons import acknowledge, alert, already_done, refused, signed_case
+from handlers.buttons import acknowledge, alert, already_done, close_with, refused, signed_case
 from models.entities import Case
 
 INPUT_KINDS = {"aq": "question", "rs": "resolve", "rj": "reject"}
@@ -153,9 +153,8 @@ async def reroute_to(update: Update, context: MahalleContext) -> None:
         await session.commit()
         view = await routing.case_view(session, case.id)
     context.runtime.wake_outbox()
-    old_text = getattr(query.message, "text", None) or ""
     away = context.t("card-rerouted-away", agency=view.agency_name, name=isolate(name))
-    await acknowledge(query, query.edit_message_text(f"{old_text}\n\n{away}"))
+    await close_with(query, away)
 
 
 async def staff_input(update: Update, context: MahalleContext) -> None:

@@ -30,13 +30,15 @@ async def health_of(settings: Settings, now: datetime | None = None) -> Health:
 
 
 async def status_command(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> tuple[int, str]:
-    """What `mahalle status` prints and its exit code (run in a thread: it runs its own loop)."""
-    monkeypatch.setenv("MAHALLE_DATABASE_URL", settings.database.url)
+    url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str, str]:
+    """`mahalle status` on the database at `url`: its exit code, what it printed and its errors
+    (run in a thread: it runs its own event loop)."""
+    monkeypatch.setenv("MAHALLE_DATABASE_URL", url)
     capsys.readouterr()
     code = await asyncio.to_thread(cli.main, ["status", "--config", str(EXAMPLE_CONFIG)])
-    return code, capsys.readouterr().out
+    printed = capsys.readouterr()
+    return code, printed.out, printed.err
 
 
 async def test_a_running_deployment_is_all_well(
@@ -44,7 +46,7 @@ async def test_a_running_deployment_is_all_well(
 ) -> None:
     app, api = await start_bot(settings)
     await report(ChatUser(app, api, 1001))  # placed, its messages delivered
-    code, printed = await status_command(settings, monkeypatch, capsys)
+    code, printed, _ = await status_command(settings.database.url, monkeypatch, capsys)
     await stop_bot(app)
     assert code == 0 and printed.splitlines()[-1] == "all well", printed
     assert "cases waiting to be placed: 0" in printed
@@ -79,7 +81,7 @@ async def test_what_waits_too_long_is_named_and_the_exit_code_says_so(
     assert health.inbox.count == 1 and health.unplaced.count == 1
     assert len(health.problems(later)) == 3 + (health.jobs_held is False)
 
-    code, printed = await status_command(settings, monkeypatch, capsys)
+    code, printed, _ = await status_command(settings.database.url, monkeypatch, capsys)
     assert code == 1, printed
     assert "updates waiting in the inbox: 1 (the oldest for 3 min)" in printed
     assert "cases waiting to be placed: 1 (the oldest for 60 min)" in printed
@@ -91,10 +93,10 @@ async def test_what_waits_too_long_is_named_and_the_exit_code_says_so(
 async def test_an_unreadable_database_is_one_clear_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("MAHALLE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/empty.db")
-    code = await asyncio.to_thread(cli.main, ["status", "--config", str(EXAMPLE_CONFIG)])
+    url = f"sqlite+aiosqlite:///{tmp_path}/empty.db"
+    code, _, errors = await status_command(url, monkeypatch, capsys)
     assert code == 2
-    assert "mahalle db upgrade" in capsys.readouterr().err
+    assert "mahalle db upgrade" in errors
 
 
 async def test_a_busy_agency_group_waiting_its_turn_is_not_stuck(settings: Settings) -> None:
