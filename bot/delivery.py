@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +37,12 @@ _UNREACHABLE = (
 )
 # An edit that changes nothing, or of a message that is gone, has nothing left to do.
 _EDIT_DONE = ("message is not modified", "message to edit not found")
+# A claim this slow was planned on stale statistics: PostgreSQL still believed the outbox held
+# next to nothing to send (a burst after a quiet spell, before autovacuum looked again, or with
+# autovacuum off) and read every waiting row once for each waiting row, seconds a claim with
+# thousands waiting. The sender then has the statistics re-read, at most once a minute.
+SLOW_CLAIM_SECONDS = 0.25
+REANALYZE_EVERY_SECONDS = 60.0
 
 
 class OutboxSender:
@@ -63,6 +70,7 @@ class OutboxSender:
         self._wake = asyncio.Event()
         # Seconds Telegram asked the bot to wait (a 429) in the last deliver_due; 0 when it did not.
         self._flood_wait = 0.0
+        self._next_analyze = 0.0  # time.monotonic() before which the statistics are left be
 
     def wake(self) -> None:
         """Something was enqueued: look now instead of at the next poll."""
@@ -97,19 +105,38 @@ class OutboxSender:
     async def _deliver_one(self, now: datetime) -> int | None:
         """Take the next due row: 1 when it was attempted, 0 when its group has no room yet,
         None when nothing is due."""
+        outcome, claim_seconds = await self._claim_and_attempt(now)
+        if claim_seconds > SLOW_CLAIM_SECONDS:
+            await self._refresh_statistics(claim_seconds)
+        return outcome
+
+    async def _claim_and_attempt(self, now: datetime) -> tuple[int | None, float]:
+        """`_deliver_one`'s outcome, in the row's transaction, and how long the claim took."""
         async with self.session_factory() as session, session.begin():
+            started = time.monotonic()
             row = await outbox.claim_next(session, now=now)
+            claim_seconds = time.monotonic() - started
             if row is None:
-                return None
+                return None, claim_seconds
             if self.group_per_minute:
                 wait = await pacing.take_room(
                     session, chat_id=row.chat_id, now=now, per_minute=self.group_per_minute
                 )
                 if wait > 0:  # the group's later rows keep their order behind this one
                     outbox.put_off(row, until=now + timedelta(seconds=wait))
-                    return 0
+                    return 0, claim_seconds
             await self._attempt(session, row, now)
-            return 1
+            return 1, claim_seconds
+
+    async def _refresh_statistics(self, claim_seconds: float) -> None:
+        """Re-read the outbox's statistics after a slow claim, at most once a minute."""
+        if time.monotonic() < self._next_analyze:
+            return
+        self._next_analyze = time.monotonic() + REANALYZE_EVERY_SECONDS
+        log.info("an outbox claim took %.1f s; re-reading the outbox's statistics", claim_seconds)
+        async with self.session_factory() as session:
+            await outbox.refresh_statistics(session)
+            await session.commit()
 
     async def _attempt(self, session: AsyncSession, row: OutboxMessage, now: datetime) -> None:
         try:

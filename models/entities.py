@@ -19,8 +19,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    literal_column,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 
 from bot.jalali import utcnow
 
@@ -273,14 +276,34 @@ class OutboxStatus(enum.StrEnum):
     DEAD = "dead"  # the chat can never be reached
 
 
+def outbox_status(status: OutboxStatus) -> ColumnElement[str]:
+    """An outbox status written into the SQL rather than bound (see OutboxMessage's indexes)."""
+    return literal_column(f"'{status}'")
+
+
+def _only(status: OutboxStatus) -> dict[str, Any]:
+    """A partial index's condition: rows with this status only."""
+    condition = text(f"status = '{status}'")
+    return {"postgresql_where": condition, "sqlite_where": condition}
+
+
 class OutboxMessage(Base):
     """One Bot API call to another chat, committed before it is attempted."""
 
     __tablename__ = "outbox"
+    # Partial indexes: the rows still to send are a handful among every message ever sent.
+    # With indexes over all rows, a burst after a quiet spell (the table's statistics still
+    # saying "nothing pending") led PostgreSQL to plans that read every pending row once for
+    # each pending row: 2.5 s a claim with 3,000 waiting. Queries write the status into the SQL
+    # (`outbox_status`): a partial index cannot serve a bound parameter, unknown to PostgreSQL's
+    # generic plans and to SQLite's planner.
     __table_args__ = (
-        Index("ix_outbox_status_next_attempt", "status", "next_attempt_at"),
+        # The waiting rows in order.
+        Index("ix_outbox_pending", "id", **_only(OutboxStatus.PENDING)),
         # Rows go out in order per chat: "is an older row of this chat still pending?"
-        Index("ix_outbox_chat_status_id", "chat_id", "status", "id"),
+        Index("ix_outbox_pending_chat", "chat_id", "id", **_only(OutboxStatus.PENDING)),
+        # `mahalle status`: what could not be delivered lately.
+        Index("ix_outbox_dead", "created_at", **_only(OutboxStatus.DEAD)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

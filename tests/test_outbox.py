@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -361,3 +362,22 @@ async def test_a_429_is_on_record_at_once_and_the_worker_pauses_after(database_u
     )
     assert notice_during_pause == [], "nothing sent while Telegram asked the bot to wait"
     assert len(card_calls) == 2 and card_calls[1] - card_calls[0] >= 1.9, "once, after the wait"
+
+
+async def test_a_burst_on_a_fresh_outbox_goes_out_in_seconds(database_url: str) -> None:
+    """A storm right after a deployment (or after a quiet spell) used to find PostgreSQL's
+    statistics saying the outbox held nothing to send: each claim then read every waiting row
+    once for each waiting row, and 1,200 messages took minutes instead of seconds."""
+    settings = make_settings(database_url)
+    app, api = await start_bot(settings)
+    residents = range(700_000, 701_200)
+    async with app.bot_data["runtime"].session_factory() as session:
+        for chat_id in residents:
+            outbox.enqueue(session, chat_id=chat_id, purpose="test", payload={"text": "خبر"})
+        await session.commit()
+    sender = app.bot_data["runtime"].sender
+    attempted = await asyncio.wait_for(sender.deliver_due(now=Clock(), limit=2000), 60)
+    assert attempted == len(residents)
+    arrived = Counter(chat for chat, _ in api.messages)
+    assert all(arrived[chat_id] == 1 for chat_id in residents), "each once"
+    await stop_bot(app)

@@ -25,6 +25,7 @@ from models.entities import (
     InboxUpdate,
     OutboxMessage,
     OutboxStatus,
+    outbox_status,
 )
 
 # Web processes sweep the inbox every 5 s for updates older than 10 s.
@@ -142,11 +143,14 @@ async def read_health(*, session: AsyncSession, now: datetime) -> Health:
     by_status: dict[str, int] = {status: count for status, count in campaigns}
     return Health(
         inbox=await _backlog(session, table_of(InboxUpdate).c.received_at),
-        outbox=await _backlog(session, outbox.created_at, outbox.status == OutboxStatus.PENDING),
+        outbox=await _backlog(
+            session, outbox.created_at, outbox.status == outbox_status(OutboxStatus.PENDING)
+        ),
         outbox_sendable=await _backlog(session, outbox.next_attempt_at, *sendable(now)),
         outbox_dead=await session.scalar(
             select(func.count()).where(
-                outbox.status == OutboxStatus.DEAD, outbox.created_at >= now - DEAD_WINDOW
+                outbox.status == outbox_status(OutboxStatus.DEAD),
+                outbox.created_at >= now - DEAD_WINDOW,
             )
         )
         or 0,

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, select, update
+from sqlalchemy import ColumnElement, and_, exists, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.jalali import utcnow
-from models.entities import Case, OutboxMessage, OutboxStatus
+from models.db import dialect_of
+from models.entities import Case, OutboxMessage, OutboxStatus, outbox_status
 
 AGENCY_CARD = "agency-card"
 AGENCY_ATTACHMENT = "agency-attachment"
@@ -18,6 +19,9 @@ TRIAGE_CARD = "triage-card"
 REPORTER_NOTICE = "reporter-notice"
 AGENCY_RELAY = "agency-relay"
 COORDINATOR_NOTICE = "coordinator-notice"
+
+# Written into the SQL, so that the partial indexes on waiting rows serve the queries.
+_PENDING = outbox_status(OutboxStatus.PENDING)
 
 
 def enqueue(
@@ -59,12 +63,12 @@ def sendable(now: datetime) -> list[ColumnElement[bool]]:
     their order)."""
     older = aliased(OutboxMessage)
     return [
-        OutboxMessage.status == OutboxStatus.PENDING,
+        OutboxMessage.status == _PENDING,
         OutboxMessage.next_attempt_at <= now,
         ~exists().where(
             and_(
                 older.chat_id == OutboxMessage.chat_id,
-                older.status == OutboxStatus.PENDING,
+                older.status == _PENDING,
                 older.id < OutboxMessage.id,
             )
         ),
@@ -84,6 +88,12 @@ async def claim_next(session: AsyncSession, *, now: datetime) -> OutboxMessage |
         .with_for_update(skip_locked=True)
     )
     return await session.scalar(query)
+
+
+async def refresh_statistics(session: AsyncSession) -> None:
+    """Have PostgreSQL re-read the outbox's statistics, on which it plans `claim_next`."""
+    if dialect_of(session) == "postgresql":
+        await session.execute(text("ANALYZE outbox"))
 
 
 async def mark_sent(
@@ -128,7 +138,7 @@ async def move_chat(session: AsyncSession, *, old_chat_id: int, new_chat_id: int
     """A group became a supergroup: its pending rows follow it."""
     await session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.chat_id == old_chat_id, OutboxMessage.status == OutboxStatus.PENDING)
+        .where(OutboxMessage.chat_id == old_chat_id, OutboxMessage.status == _PENDING)
         .values(chat_id=new_chat_id)
     )
 
