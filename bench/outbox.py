@@ -3,14 +3,16 @@
     .venv/bin/python -m bench.outbox --messages 20000                 # flood limiter off
     .venv/bin/python -m bench.outbox --messages 600 --limited         # Telegram's flood limits on
     .venv/bin/python -m bench.outbox --messages 600 --api-latency 100  # the Bot API 100 ms away
+    .venv/bin/python -m bench.outbox --messages 600 --api-latency 100 --sends-at-once 1 …  # compare
     (add --database-url postgresql+asyncpg://… for PostgreSQL)
 
 Queues messages to many private chats (and, with --groups, to a few group chats), then lets the
 real sender deliver them: claim the oldest due row (FIFO per chat), send, record, one transaction
-each. Lifted: messages a second. Limited: PTB's flood limiter as `mahalle run` configures it
-(30 a second in all, 20 a minute per group), measured against those limits; a group's messages
-beyond its 20 a minute wait their turn while private chats' go, and the run lasts until the last
-is sent (`private_chats_done_seconds` says when the private chats had all theirs).
+each, `[outbox] sends_at_once` rows at a time (PostgreSQL; SQLite: one). Lifted: messages a
+second. Limited: PTB's flood limiter as `mahalle run` configures it (30 a second in all, 20 a
+minute per group), measured against those limits; a group's messages beyond its 20 a minute
+wait their turn while private chats' go, and the run lasts until the last is sent
+(`private_chats_done_seconds` says when the private chats had all theirs).
 """
 
 from __future__ import annotations
@@ -35,10 +37,16 @@ from tests.fakebot import FAKE_TOKEN, FakeBotAPI, stop_bot
 
 
 async def run(
-    messages: int, groups: int, limited: bool, database_url: str | None, api_latency: float
+    messages: int,
+    groups: int,
+    limited: bool,
+    database_url: str | None,
+    api_latency: float,
+    sends_at_once: int | None,
 ) -> None:
     url = await _fresh_database(database_url)
-    settings = make_settings(url, telegram={"rate_limit": limited})
+    at_once = {"outbox": {"sends_at_once": sends_at_once}} if sends_at_once else {}
+    settings = make_settings(url, telegram={"rate_limit": limited}, **at_once)
     api = SlowBotAPI(api_latency) if api_latency else FakeBotAPI()
     builder: Any = ApplicationBuilder().token(FAKE_TOKEN).request(api).get_updates_request(api)
     if limited:
@@ -69,7 +77,8 @@ async def run(
         f"backend={url.split(':', 1)[0]} limiter={'on' if limited else 'off'} messages={sent} "
         f"delivered={api.counts.get('sendMessage', 0)} seconds={elapsed:.1f} "
         f"per_second={sent / elapsed:.1f} private_chats_done_seconds="
-        f"{private_done.total_seconds():.1f} api_latency_ms={api_latency * 1000:.0f}"
+        f"{private_done.total_seconds():.1f} api_latency_ms={api_latency * 1000:.0f} "
+        f"sends_at_once={sender.sends_at_once}"
     )
 
 
@@ -97,11 +106,19 @@ def main() -> None:
     parser.add_argument(
         "--api-latency", type=float, default=0.0, help="milliseconds each Bot API call takes"
     )
+    parser.add_argument(
+        "--sends-at-once", type=int, default=None, help="default: as configured (SQLite: one)"
+    )
     arguments = parser.parse_args()
     latency = arguments.api_latency / 1000
     asyncio.run(
         run(
-            arguments.messages, arguments.groups, arguments.limited, arguments.database_url, latency
+            arguments.messages,
+            arguments.groups,
+            arguments.limited,
+            arguments.database_url,
+            latency,
+            arguments.sends_at_once,
         )
     )
 

@@ -111,6 +111,7 @@ def build_application(
             session, case_id=case_id, settings=settings, cards=runtime.card_renderer
         ),
         group_per_minute=GROUP_PER_MINUTE if settings.telegram.rate_limit else None,
+        sends_at_once=outbox_sends_at_once(settings),
     )
     if role != "web":  # a web process only receives: a campaign launched there is due at once,
         # and the leading worker's job (every 5 s) starts it; two runners would double the rate
@@ -128,7 +129,8 @@ def build_application(
 
 def _one_on_sqlite(settings: Settings, configured: int) -> int:
     """SQLite takes one writer at a time and has no row locks: handlers' read-then-write steps
-    rely on the one, and only row locks keep two broadcast sends off one recipient."""
+    rely on the one, and only row locks keep two sends off one broadcast recipient or outbox
+    row."""
     return 1 if settings.database.url.startswith("sqlite") else configured
 
 
@@ -142,13 +144,18 @@ def broadcast_sends_at_once(settings: Settings) -> int:
     return _one_on_sqlite(settings, settings.broadcast.sends_at_once)
 
 
+def outbox_sends_at_once(settings: Settings) -> int:
+    """How many outbox messages are sent at once."""
+    return _one_on_sqlite(settings, settings.outbox.sends_at_once)
+
+
 def pooled_connections(settings: Settings, role: str) -> int:
     """Connections a process keeps open: one for each update handled at once (web) and each
-    broadcast send in flight (worker), and four for the outbox, the jobs, the webhook's inbox
-    writes and the cases being placed."""
+    broadcast and outbox send in flight (worker), and four for the outbox's statistics, the
+    jobs, the webhook's inbox writes and the cases being placed."""
     updates = concurrent_updates(settings) if role != "worker" else 0
-    sends = broadcast_sends_at_once(settings) if role != "web" else 0
-    return updates + sends + 4
+    sends = broadcast_sends_at_once(settings) + outbox_sends_at_once(settings)
+    return updates + (sends if role != "web" else 0) + 4
 
 
 def _unreachable_notice(runtime: Runtime, chat_id: int) -> tuple[int, str] | None:

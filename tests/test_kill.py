@@ -1,7 +1,7 @@
 """A worker process killed with SIGKILL mid-outbox and mid-broadcast, another started: nothing
 is lost, and nothing is sent twice except, at most, the messages in flight at the kill (the Bot
 API has no idempotency key, so a send it answered but we never recorded is repeated rather than
-dropped): the outbox's one, and the broadcast's `[broadcast] sends_at_once` at most."""
+dropped): `[outbox] sends_at_once` and `[broadcast] sends_at_once` at most."""
 
 from __future__ import annotations
 
@@ -182,10 +182,10 @@ async def test_sigkilled_worker_loses_nothing_and_repeats_at_most_the_messages_i
     finally:
         server.shutdown()
 
-    in_flight = make_settings(database_url).broadcast.sends_at_once
+    settings = make_settings(database_url)
     for counts, first, total, at_most in (
-        (outbox_sends(), OUTBOX_FIRST_CHAT, OUTBOX_ROWS, 1),
-        (broadcast_sends(), RESIDENT_FIRST_ID, RESIDENTS, in_flight),
+        (outbox_sends(), OUTBOX_FIRST_CHAT, OUTBOX_ROWS, settings.outbox.sends_at_once),
+        (broadcast_sends(), RESIDENT_FIRST_ID, RESIDENTS, settings.broadcast.sends_at_once),
     ):
         assert set(counts) == set(range(first, first + total)), "every message arrived"
         repeated = [chat for chat, times in counts.items() if times > 1]
