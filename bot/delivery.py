@@ -153,6 +153,10 @@ class OutboxSender:
             while not step.done():  # stopped again meanwhile: still let it finish
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.shield(step)
+            if not step.cancelled() and (error := step.exception()) is not None:
+                log.warning(
+                    "an outbox send failed as the sender stopped (%s)", type(error).__name__
+                )
             raise
 
     async def run_forever(self, poll_seconds: float) -> None:
@@ -203,10 +207,11 @@ class OutboxSender:
         if time.monotonic() < self._next_analyze:
             return
         self._next_analyze = time.monotonic() + REANALYZE_EVERY_SECONDS
-        log.info("an outbox claim took %.1f s; re-reading the outbox's statistics", claim_seconds)
         async with self.session_factory() as session:
-            await outbox.refresh_statistics(session)
+            refreshed = await outbox.refresh_statistics(session)
             await session.commit()
+        if refreshed:
+            log.info("an outbox claim took %.1f s; its statistics were re-read", claim_seconds)
 
     async def _attempt(self, session: AsyncSession, row: OutboxMessage, now: datetime) -> None:
         try:

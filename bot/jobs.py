@@ -15,6 +15,7 @@ from bot.jalali import TEHRAN, utcnow
 from bot.pipeline import (
     check_deadlines,
     drop_old_contacts,
+    drop_sent_texts,
     route_stranded,
     send_daily_digest,
     send_weekly_report,
@@ -64,8 +65,11 @@ async def _weekly(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def _retention(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Nightly: drop reporters' phone numbers from long-closed cases."""
-    await drop_old_contacts(runtime_of(context.application), now=utcnow())
+    """Nightly: drop reporters' phone numbers from long-closed cases, and the outbox's copies
+    of messages sent a week ago."""
+    runtime = runtime_of(context.application)
+    await drop_old_contacts(runtime, now=utcnow())
+    await drop_sent_texts(runtime, now=utcnow())
 
 
 def _at(hhmm: str) -> time:

@@ -13,7 +13,7 @@ from telegram import Bot
 from bot.jalali import utcnow
 from bot.reports import stats_text, weekly_chart
 from bot.runtime import Runtime
-from bot.services import broadcasts, deadlines, stats, users
+from bot.services import broadcasts, deadlines, outbox, stats, users
 from bot.services.routing import route_new_case
 from bot.triage import TriageResult
 from models.entities import Case, CaseStatus
@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 # A case still "submitted" this long after creation was left behind by a crash mid-confirm.
 STRANDED_AFTER = timedelta(minutes=1)
+# The outbox keeps a sent message's text this long, to look into a delivery gone wrong; then it
+# goes (an agency's card carries the reporter's words and perhaps their phone number).
+SENT_TEXTS_KEPT = timedelta(days=7)
 
 
 async def route_submitted(
@@ -169,5 +172,13 @@ async def drop_old_contacts(runtime: Runtime, *, now: datetime) -> int:
         dropped = await users.drop_old_contacts(
             session=session, older_than=now - timedelta(days=days)
         )
+        await session.commit()
+    return dropped
+
+
+async def drop_sent_texts(runtime: Runtime, *, now: datetime) -> int:
+    """Empty the outbox's copies of messages sent more than SENT_TEXTS_KEPT ago; how many."""
+    async with runtime.session_factory() as session:
+        dropped = await outbox.drop_sent_texts(session, queued_before=now - SENT_TEXTS_KEPT)
         await session.commit()
     return dropped

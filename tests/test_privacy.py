@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from bot.config import Settings
-from bot.pipeline import drop_old_contacts
+from bot.pipeline import drop_old_contacts, drop_sent_texts
+from bot.services import outbox
 from models.db import create_engine, create_session_factory
-from models.entities import CaseEvent, PressWindow, User
+from models.entities import CaseEvent, OutboxMessage, PressWindow, User
 from tests.conftest import Bot
 from tests.fakebot import query_too_old, texts
 from tests.test_agency import add_staff
@@ -47,6 +48,56 @@ async def test_forget_me_removes_identity_and_keeps_anonymous_cases(
     await engine.dispose()
     assert mentions == 0
     assert "پیدا نشد" in texts(await resident.send("1405-1"))[0], "the case is no longer theirs"
+
+
+async def outbox_rows(settings: Settings) -> list[OutboxMessage]:
+    engine = create_engine(settings.database.url)
+    async with create_session_factory(engine)() as session:
+        rows = list((await session.scalars(select(OutboxMessage))).all())
+    await engine.dispose()
+    return rows
+
+
+def mentioning(rows: list[OutboxMessage], *words: str) -> list[OutboxMessage]:
+    """The rows whose payload carries any of `words`."""
+    return [row for row in rows if any(word in str(row.payload) for word in words)]
+
+
+async def test_forget_me_leaves_no_message_to_them_nor_their_words_in_the_outbox(
+    bot: Bot, settings: Settings
+) -> None:
+    """The outbox kept a copy of every message: the agency's card with the reporter's words and
+    phone number, and the notices to their chat, long after /forget_me."""
+    await report_with_phone(bot, 1001)
+    before = await outbox_rows(settings)
+    assert mentioning(before, "+989121234567") and mentioning(before, DESCRIPTION[:20])
+    resident = bot.user(1001)
+    await resident.send("/forget_me")
+    await resident.press("بله، پاک شود")
+    rows = await outbox_rows(settings)
+    assert [row for row in rows if row.chat_id == 1001] == [], "nothing to or from their chat"
+    assert mentioning(rows, "+989121234567", DESCRIPTION[:20]) == []
+    assert len(rows) == len([row for row in before if row.chat_id != 1001]), "the rest stay"
+
+
+async def test_texts_of_sent_messages_are_dropped_after_a_week(
+    bot: Bot, settings: Settings
+) -> None:
+    """An agency's card carries the reporter's words and phone number; the case gives up the
+    number after the retention period, the outbox kept its copy for ever."""
+    await report_with_phone(bot, 1001)
+    async with bot.app.bot_data["runtime"].session_factory() as session:
+        outbox.enqueue(session, chat_id=1002, purpose="test", payload={"text": "هنوز نرفته"})
+        await session.commit()  # the worker is off in tests: this one stays waiting
+    runtime = bot.app.bot_data["runtime"]
+    now = datetime.now(UTC)
+    assert await drop_sent_texts(runtime, now=now + timedelta(days=6)) == 0
+    sent = len([row for row in await outbox_rows(settings) if row.status == "sent"])
+    assert await drop_sent_texts(runtime, now=now + timedelta(days=8)) == sent > 0
+    rows = await outbox_rows(settings)
+    assert mentioning(rows, "+989121234567", DESCRIPTION[:20]) == []
+    assert mentioning(rows, "هنوز نرفته"), "a message still to send keeps its text"
+    assert await drop_sent_texts(runtime, now=now + timedelta(days=9)) == 0, "once"
 
 
 async def test_saying_no_keeps_everything(bot: Bot, settings: Settings) -> None:

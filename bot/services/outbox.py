@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, select, text, update
+from sqlalchemy import ColumnElement, Text, and_, cast, delete, exists, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -90,10 +90,13 @@ async def claim_next(session: AsyncSession, *, now: datetime) -> OutboxMessage |
     return await session.scalar(query)
 
 
-async def refresh_statistics(session: AsyncSession) -> None:
-    """Have PostgreSQL re-read the outbox's statistics, on which it plans `claim_next`."""
-    if dialect_of(session) == "postgresql":
-        await session.execute(text("ANALYZE outbox"))
+async def refresh_statistics(session: AsyncSession) -> bool:
+    """Have PostgreSQL re-read the outbox's statistics, on which it plans `claim_next`; False
+    on SQLite, whose plans for it do not go wrong that way."""
+    if dialect_of(session) != "postgresql":
+        return False
+    await session.execute(text("ANALYZE outbox"))
+    return True
 
 
 async def mark_sent(
@@ -141,6 +144,37 @@ async def move_chat(session: AsyncSession, *, old_chat_id: int, new_chat_id: int
         .where(OutboxMessage.chat_id == old_chat_id, OutboxMessage.status == _PENDING)
         .values(chat_id=new_chat_id)
     )
+
+
+async def forget_person(session: AsyncSession, *, chat_id: int, case_ids: list[int]) -> None:
+    """Someone asked to be forgotten: every message to their chat goes (those waiting too: the
+    bot stops writing to them), and the texts of those sent about their cases are emptied."""
+    await session.execute(delete(OutboxMessage).where(OutboxMessage.chat_id == chat_id))
+    if case_ids:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.case_id.in_(case_ids), OutboxMessage.status != _PENDING)
+            .values(payload={})
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def drop_sent_texts(session: AsyncSession, *, queued_before: datetime) -> int:
+    """Empty the texts of messages sent (or given up) that were queued before `queued_before`;
+    how many. An agency's card carries the reporter's words and, if they shared it, their phone
+    number, which the case itself gives up after the retention period; nothing reads a text
+    once it is sent. The rows stay: their dedupe keys keep a reminder from going twice."""
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.status != _PENDING,
+            OutboxMessage.created_at < queued_before,
+            cast(OutboxMessage.payload, Text) != "{}",
+        )
+        .values(payload={})
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def backoff(attempts: int, *, ceiling: int) -> timedelta:

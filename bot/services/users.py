@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Executable, bindparam, case, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.services import outbox
 from models.db import built_once, dialect_insert, table_of
 from models.entities import (
     CampaignRecipient,
@@ -72,6 +73,8 @@ async def toggle_broadcasts(*, session: AsyncSession, user_id: int) -> bool:
 async def forget(*, session: AsyncSession, user_id: int) -> int:
     """Remove a person: identity and contact go, their cases stay anonymised for the statistics.
     Returns how many cases were anonymised."""
+    case_ids = list(await session.scalars(select(Case.id).where(Case.reporter_id == user_id)))
+    await outbox.forget_person(session, chat_id=user_id, case_ids=case_ids)
     cases = await session.execute(
         update(Case)
         .where(Case.reporter_id == user_id)
