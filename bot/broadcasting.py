@@ -15,7 +15,6 @@ away the sender managed 9 a second of the configured 25.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -29,6 +28,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from bot.config import BroadcastSettings
 from bot.flood import no_retries, seconds_to_wait
 from bot.jalali import utcnow
+from bot.lanes import run_lanes, to_the_end
 from bot.services import broadcasts
 from models.entities import Campaign, CampaignRecipient, CampaignStatus, RecipientStatus
 
@@ -141,18 +141,8 @@ class CampaignSender:
 
     async def _send_in_lanes(self, walk: _Walk) -> None:
         """Run the lanes until each finds nothing due; if one fails or the sender is stopped,
-        the others stop too, each after its send in flight is recorded. (Not gather: stopped,
-        it returns at the first lane's end, while the others still finish their sends.)"""
-        lanes = [asyncio.ensure_future(self._lane(walk)) for _ in range(self.sends_at_once)]
-        try:
-            await asyncio.wait(lanes, return_when=asyncio.FIRST_EXCEPTION)
-        finally:
-            for lane in lanes:
-                lane.cancel()
-            await asyncio.wait(lanes)
-        for lane in lanes:
-            if not lane.cancelled() and (error := lane.exception()) is not None:
-                raise error
+        the others stop too, each after its send in flight is recorded."""
+        await run_lanes([self._lane(walk) for _ in range(self.sends_at_once)])
 
     async def _lane(self, walk: _Walk) -> None:
         """Deliver to one recipient after another until none is due now or it is cancelled."""
@@ -177,16 +167,7 @@ class CampaignSender:
             await self._throttle()
             if walk.cancelled:  # seen by another lane meanwhile
                 return "cancelled"
-            step = asyncio.ensure_future(self._deliver_next(walk))
-            try:
-                return await asyncio.shield(step)
-            except asyncio.CancelledError:
-                while not step.done():  # stopped again meanwhile: still let it finish
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await asyncio.shield(step)
-                with contextlib.suppress(RetryAfter):  # that recipient stays pending
-                    step.result()
-                raise
+            return await to_the_end(self._deliver_next(walk))
 
     async def _deliver_next(self, walk: _Walk) -> str:
         """'sent' (or another outcome) for one recipient, 'idle' when none is due, 'cancelled'."""

@@ -23,6 +23,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, Tele
 
 from bot.flood import no_retries, seconds_to_wait
 from bot.jalali import utcnow
+from bot.lanes import run_lanes, to_the_end
 from bot.services import outbox, pacing
 from models.entities import Agency, OutboxMessage
 
@@ -112,19 +113,10 @@ class OutboxSender:
     async def deliver_due(self, *, now: Callable[[], datetime] = utcnow, limit: int = 1000) -> int:
         """Send every due row (up to `limit`), stopping at a 429; how many were attempted.
         If a lane fails or the sender is stopped, the others stop too, each after its send in
-        flight is recorded (not gather: stopped, it returns at the first lane's end)."""
+        flight is recorded."""
         self._flood_wait = 0.0
         batch = _Batch(limit)
-        lanes = [asyncio.ensure_future(self._lane(batch, now)) for _ in range(self.sends_at_once)]
-        try:
-            await asyncio.wait(lanes, return_when=asyncio.FIRST_EXCEPTION)
-        finally:
-            for lane in lanes:
-                lane.cancel()
-            await asyncio.wait(lanes)
-        for lane in lanes:
-            if not lane.cancelled() and (error := lane.exception()) is not None:
-                raise error
+        await run_lanes([self._lane(batch, now) for _ in range(self.sends_at_once)])
         return batch.attempted
 
     async def _lane(self, batch: _Batch, now: Callable[[], datetime]) -> None:
@@ -136,28 +128,12 @@ class OutboxSender:
             batch.taken += 1
             batch.claiming += 1
             try:
-                outcome = await self._deliver_uninterrupted(now())
+                outcome = await to_the_end(self._deliver_one(now()))
             finally:
                 batch.claiming -= 1
             await batch.record(outcome)
             if outcome is None and not await batch.more_may_come(done_before):
                 return
-
-    async def _deliver_uninterrupted(self, now: datetime) -> int | None:
-        """`_deliver_one`, which a stopped sender lets finish: a message sent is recorded as
-        sent, not sent again at the next start."""
-        step = asyncio.ensure_future(self._deliver_one(now))
-        try:
-            return await asyncio.shield(step)
-        except asyncio.CancelledError:
-            while not step.done():  # stopped again meanwhile: still let it finish
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.shield(step)
-            if not step.cancelled() and (error := step.exception()) is not None:
-                log.warning(
-                    "an outbox send failed as the sender stopped (%s)", type(error).__name__
-                )
-            raise
 
     async def run_forever(self, poll_seconds: float) -> None:
         """The worker loop started by `mahalle run`."""
