@@ -52,7 +52,6 @@ class _Batch:
     """One `deliver_due`'s progress, shared by its lanes."""
 
     limit: int
-    taken: int = 0  # rows being attempted or attempted: the lanes stop at the limit
     attempted: int = 0
     claiming: int = 0  # lanes between a claim and its commit
     done_rows: int = 0  # rows sent, retried, put off or dropped so far
@@ -60,7 +59,6 @@ class _Batch:
 
     async def record(self, outcome: int | None) -> None:
         """Count a lane's step (`OutboxSender._deliver_one`'s outcome), and tell the others."""
-        self.taken -= outcome != 1
         self.attempted += outcome == 1
         self.done_rows += outcome is not None
         async with self.changed:
@@ -123,9 +121,9 @@ class OutboxSender:
         """Deliver due rows one after another until none is left, the limit is reached or a
         429 came. Finding none while another lane sends, look again once a row is done: the
         row sent may have held back its chat's next one (a chat's rows go in order)."""
-        while batch.taken < batch.limit and not self._flood_wait:
+        # A row being claimed may be attempted: counted against the limit already.
+        while batch.attempted + batch.claiming < batch.limit and not self._flood_wait:
             done_before = batch.done_rows
-            batch.taken += 1
             batch.claiming += 1
             try:
                 outcome = await to_the_end(self._deliver_one(now()))

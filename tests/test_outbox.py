@@ -374,10 +374,7 @@ async def test_a_burst_on_a_fresh_outbox_goes_out_in_seconds(database_url: str) 
     settings = make_settings(database_url)
     app, api = await start_bot(settings)
     residents = range(700_000, 701_200)
-    async with app.bot_data["runtime"].session_factory() as session:
-        for chat_id in residents:
-            outbox.enqueue(session, chat_id=chat_id, purpose="test", payload={"text": "خبر"})
-        await session.commit()
+    await enqueue_texts(settings, [(chat_id, "خبر") for chat_id in residents])
     sender = app.bot_data["runtime"].sender
     attempted = await asyncio.wait_for(sender.deliver_due(now=Clock(), limit=2000), 60)
     assert attempted == len(residents)

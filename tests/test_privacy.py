@@ -14,6 +14,7 @@ from models.entities import CaseEvent, OutboxMessage, PressWindow, User
 from tests.conftest import Bot
 from tests.fakebot import query_too_old, texts
 from tests.test_agency import add_staff
+from tests.test_outbox import outbox_rows
 from tests.test_report_flow import DESCRIPTION, cases_in
 
 
@@ -48,14 +49,6 @@ async def test_forget_me_removes_identity_and_keeps_anonymous_cases(
     await engine.dispose()
     assert mentions == 0
     assert "پیدا نشد" in texts(await resident.send("1405-1"))[0], "the case is no longer theirs"
-
-
-async def outbox_rows(settings: Settings) -> list[OutboxMessage]:
-    engine = create_engine(settings.database.url)
-    async with create_session_factory(engine)() as session:
-        rows = list((await session.scalars(select(OutboxMessage))).all())
-    await engine.dispose()
-    return rows
 
 
 def mentioning(rows: list[OutboxMessage], *words: str) -> list[OutboxMessage]:
