@@ -10,6 +10,9 @@ runs on the offline fake Bot API, so the figure is the bot's own cost (PTB, hand
     .venv/bin/python -m bench.report_flow --users 500 --rate 200 --processes 2 --database-url …
     .venv/bin/python -m bench.report_flow --users 250 --rate 100 --api-latency 100 --database-url …
     .venv/bin/python -m bench.report_flow --users 200 --role web --database-url postgresql+…
+
+The closed loop also prints the whole machine's CPU an update (Linux): this process's and the
+database server's, with whatever else runs meanwhile, so run it on an idle machine.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import random
 import statistics
 import sys
@@ -59,12 +63,23 @@ async def _fresh_database(url: str | None) -> str:
     )
 
 
+def machine_busy_seconds() -> float | None:
+    """CPU seconds all cores have spent busy since boot (Linux's /proc/stat), or None."""
+    stat = Path("/proc/stat")
+    if not stat.exists():
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = stat.read_text().split()[1:8]
+    ticks = sum(int(part) for part in (user, nice, system, irq, softirq))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 async def run(users: int, database_url: str | None, role: str = "all") -> None:
     url = await _fresh_database(database_url)
     settings = make_settings(url, telegram={"rate_limit": False}, bot={"reports_per_hour": 1000})
     app, api = await start_bot(settings, role=role)
     latencies: list[float] = []
     started, cpu_started = time.perf_counter(), time.process_time()
+    machine_started = machine_busy_seconds()
     for user_id in range(10_000, 10_000 + users):
         # The outbox worker runs beside the bot in production; this measures the handling alone.
         # The confirm answers before its case is placed; placing runs beside the next updates,
@@ -78,6 +93,7 @@ async def run(users: int, database_url: str | None, role: str = "all") -> None:
             latencies.append(time.perf_counter() - before)
     await settle(app.bot_data["runtime"])
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    machine_ended = machine_busy_seconds()
     engine = create_engine(url)
     async with create_session_factory(engine)() as session:
         cases = await session.scalar(select(func.count()).select_from(Case))
@@ -93,8 +109,15 @@ async def run(users: int, database_url: str | None, role: str = "all") -> None:
         f"backend={backend} role={role} users={users} updates={len(latencies)} cases={cases} "
         f"seconds={elapsed:.2f} updates_per_second={len(latencies) / elapsed:.0f} "
         f"p50_ms={statistics.median(ms):.2f} p99_ms={ms[int(len(ms) * 0.99) - 1]:.2f} "
-        f"cpu_ms_per_update={cpu * 1000 / len(latencies):.2f}"
+        f"cpu_ms_per_update={cpu * 1000 / len(latencies):.2f}",
+        _machine_cpu(machine_started, machine_ended, len(latencies)),
     )
+
+
+def _machine_cpu(started: float | None, ended: float | None, updates: int) -> str:
+    if started is None or ended is None:
+        return ""
+    return f"machine_cpu_ms_per_update={(ended - started) * 1000 / updates:.2f}"
 
 
 class InboxResident(ChatUser):

@@ -249,7 +249,9 @@ async def forget_confirmed(update: Update, context: MahalleContext) -> None:
         await context.bot.send_message(query.from_user.id, context.t("forget-kept"))
         return
     async with context.session() as session:
-        cases_kept = await users.forget(session=session, user_id=query.from_user.id)
+        cases_kept = await users.forget(
+            session=session, user_id=query.from_user.id, cards=context.runtime.card_renderer
+        )
         await session.commit()
     if context.user_data is not None:
         context.user_data.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
@@ -80,6 +81,19 @@ async def refresh_card(session: AsyncSession, case: Case, cards: Cards) -> None:
         session, chat_id=case.card_chat_id, purpose=outbox.AGENCY_CARD, method="editMessageText",
         payload={"message_id": case.card_message_id, **card}, case_id=case.id,
     )  # fmt: skip
+
+
+async def hide_contact(session: AsyncSession, *, case_ids: Sequence[int], cards: Cards) -> None:
+    """The agency cards of these cases, whose reporter has just been forgotten, stop showing
+    their phone number: a card still to go is rendered anew, one already sent is edited."""
+    for case_id in case_ids:
+        card = cards.agency(await case_view(session, case_id))
+        if not await outbox.rewrite_waiting(
+            session, case_id=case_id, purpose=outbox.AGENCY_CARD, payload=card
+        ):
+            case = await session.get(Case, case_id, populate_existing=True)
+            assert case is not None
+            await refresh_card(session, case, cards)
 
 
 async def accept(

@@ -159,6 +159,32 @@ async def forget_person(session: AsyncSession, *, chat_id: int, case_ids: list[i
         )
 
 
+async def rewrite_waiting(
+    session: AsyncSession, *, case_id: int, purpose: str, payload: dict[str, Any]
+) -> bool:
+    """The case's messages of `purpose` still waiting to go take `payload`, each keeping the
+    message it edits; whether any was still waiting. One the sender takes meanwhile keeps its
+    old text (the status is checked again as it is rewritten)."""
+    waiting = await session.execute(
+        select(OutboxMessage.id, OutboxMessage.payload).where(
+            OutboxMessage.case_id == case_id,
+            OutboxMessage.purpose == purpose,
+            OutboxMessage.status == _PENDING,
+        )
+    )
+    rewritten = False
+    for row_id, old in waiting.all():
+        edits = {"message_id": old["message_id"]} if "message_id" in old else {}
+        result = await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id, OutboxMessage.status == _PENDING)
+            .values(payload={**edits, **payload})
+            .execution_options(synchronize_session=False)
+        )
+        rewritten = rewritten or bool(result.rowcount)  # type: ignore[attr-defined]
+    return rewritten
+
+
 async def drop_sent_texts(session: AsyncSession, *, queued_before: datetime) -> int:
     """Empty the texts of messages sent (or given up) that were queued before `queued_before`;
     how many. An agency's card carries the reporter's words and, if they shared it, their phone

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Executable, bindparam, case, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.services import outbox
+from bot.cards import Cards
+from bot.services import casework, outbox
 from models.db import built_once, dialect_insert, table_of
 from models.entities import (
     CampaignRecipient,
@@ -70,10 +71,17 @@ async def toggle_broadcasts(*, session: AsyncSession, user_id: int) -> bool:
     return user.broadcasts_opt_in
 
 
-async def forget(*, session: AsyncSession, user_id: int) -> int:
-    """Remove a person: identity and contact go, their cases stay anonymised for the statistics.
-    Returns how many cases were anonymised."""
+async def forget(*, session: AsyncSession, user_id: int, cards: Cards) -> int:
+    """Remove a person: identity and contact go, their cases stay anonymised for the statistics
+    (their agency cards no longer show the phone number). Returns how many were anonymised."""
     case_ids = list(await session.scalars(select(Case.id).where(Case.reporter_id == user_id)))
+    phone_shown = list(
+        await session.scalars(
+            select(Case.id).where(
+                Case.reporter_id == user_id, Case.share_phone, Case.reporter_phone.is_not(None)
+            )
+        )
+    )
     await outbox.forget_person(session, chat_id=user_id, case_ids=case_ids)
     cases = await session.execute(
         update(Case)
@@ -103,6 +111,7 @@ async def forget(*, session: AsyncSession, user_id: int) -> int:
         update(LocalGroup).where(LocalGroup.created_by == user_id).values(created_by=0)
     )
     await session.execute(delete(User).where(User.id == user_id))
+    await casework.hide_contact(session, case_ids=phone_shown, cards=cards)
     return int(cases.rowcount or 0)  # type: ignore[attr-defined]
 
 
