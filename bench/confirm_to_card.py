@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.report_flow import NO_REPORT_LIMITS
 from tests.conftest import agency_chat, fresh_database, make_settings
 from tests.fakebot import ChatUser, start_bot, stop_bot
 
@@ -25,7 +26,7 @@ async def run(reports: int) -> None:
     settings = make_settings(
         url,
         telegram={"rate_limit": False},
-        bot={"reports_per_hour": 1000},
+        bot=NO_REPORT_LIMITS,
         outbox={"worker": True, "poll_seconds": 1.0},
     )
     app, api = await start_bot(settings)  # post_init starts the worker loop

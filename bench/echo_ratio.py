@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Update
 from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
 
-from bench.report_flow import STEPS, _fresh_database
+from bench.report_flow import NO_REPORT_LIMITS, STEPS, _fresh_database
 from bot.pipeline import settle
 from models.db import create_engine
 from tests.conftest import make_settings
@@ -160,7 +160,7 @@ async def run(users: int, database_url: str | None) -> None:
     await engine.dispose()
 
     app, api = await start_bot(
-        make_settings(url, telegram={"rate_limit": False}, bot={"reports_per_hour": 1000})
+        make_settings(url, telegram={"rate_limit": False}, bot=NO_REPORT_LIMITS)
     )
     ours_timing = await timed(app, api, users, STEPS)
     await stop_bot(app)

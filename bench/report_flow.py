@@ -44,6 +44,9 @@ from tests.fakebot import ApiCall, ChatUser, FakeBotAPI, start_bot, stop_bot
 # steps up: every resident due at the same moments, bursts instead of a steady rate).
 THINK_SECONDS = 2.0
 
+# Every simulated resident's report is taken: no limit of a resident's nor of all residents'.
+NO_REPORT_LIMITS = {"reports_per_hour": 1000, "reports_per_minute_all": 1_000_000}
+
 STEPS = [
     ("send", "/start"),
     ("send", "📝 گزارش جدید"),
@@ -75,7 +78,7 @@ def machine_busy_seconds() -> float | None:
 
 async def run(users: int, database_url: str | None, role: str = "all") -> None:
     url = await _fresh_database(database_url)
-    settings = make_settings(url, telegram={"rate_limit": False}, bot={"reports_per_hour": 1000})
+    settings = make_settings(url, telegram={"rate_limit": False}, bot=NO_REPORT_LIMITS)
     app, api = await start_bot(settings, role=role)
     latencies: list[float] = []
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -202,7 +205,7 @@ async def run_open_loop(
     url = database_url if start_at and database_url else await _fresh_database(database_url)
     at_once = {"concurrent_updates": concurrent_updates} if concurrent_updates else {}
     settings = make_settings(
-        url, telegram={"rate_limit": False}, bot={"reports_per_hour": 1000, **at_once}
+        url, telegram={"rate_limit": False}, bot={**NO_REPORT_LIMITS, **at_once}
     )
     slow = SlowBotAPI(api_latency) if api_latency else None
     app, api = await start_bot(settings, slow, role=role)

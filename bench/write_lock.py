@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from bench.report_flow import STEPS, _fresh_database
+from bench.report_flow import NO_REPORT_LIMITS, STEPS, _fresh_database
 from bot import pipeline
 from tests.conftest import make_settings
 from tests.fakebot import ChatUser, start_bot, stop_bot
@@ -54,7 +54,7 @@ def time_placings(engine: Any) -> list[float]:
 
 async def run(users: int) -> None:
     url = await _fresh_database(None)
-    settings = make_settings(url, telegram={"rate_limit": False}, bot={"reports_per_hour": 1000})
+    settings = make_settings(url, telegram={"rate_limit": False}, bot=NO_REPORT_LIMITS)
     app, api = await start_bot(settings)
     runtime = app.bot_data["runtime"]
     holds = time_placings(runtime.engine)
