@@ -76,6 +76,20 @@ def machine_busy_seconds() -> float | None:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+async def cases_made(url: str, users: int) -> int:
+    """How many cases the run made, checked to be one a resident, each placed: a resident
+    refused (a limit) or a case left unplaced would make the figures those of a cheaper run."""
+    engine = create_engine(url)
+    async with create_session_factory(engine)() as session:
+        cases = await session.scalar(select(func.count()).select_from(Case))
+        unplaced = await session.scalar(
+            select(func.count()).select_from(Case).where(Case.status == CaseStatus.SUBMITTED)
+        )
+    await engine.dispose()
+    assert cases == users and not unplaced, f"{cases} cases for {users}, {unplaced} not placed"
+    return cases
+
+
 async def run(users: int, database_url: str | None, role: str = "all") -> None:
     url = await _fresh_database(database_url)
     settings = make_settings(url, telegram={"rate_limit": False}, bot=NO_REPORT_LIMITS)
@@ -97,15 +111,8 @@ async def run(users: int, database_url: str | None, role: str = "all") -> None:
     await settle(app.bot_data["runtime"])
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     machine_ended = machine_busy_seconds()
-    engine = create_engine(url)
-    async with create_session_factory(engine)() as session:
-        cases = await session.scalar(select(func.count()).select_from(Case))
-        unplaced = await session.scalar(
-            select(func.count()).select_from(Case).where(Case.status == CaseStatus.SUBMITTED)
-        )
-    await engine.dispose()
+    cases = await cases_made(url, users)
     await stop_bot(app)
-    assert cases == users and not unplaced, f"{cases} cases for {users}, {unplaced} not placed"
     ms = sorted(x * 1000 for x in latencies)
     backend = url.split(":", 1)[0]
     print(
@@ -235,6 +242,9 @@ async def run_open_loop(
     await asyncio.gather(*(resident(n) for n in range(users)))
     elapsed = time.perf_counter() - started
     handler.cancel()
+    await settle(app.bot_data["runtime"])
+    if not start_at:  # one of several processes: the parent counts them all
+        await cases_made(url, users)
     await stop_bot(app)
     if latencies_to:
         await asyncio.to_thread(Path(latencies_to).write_text, json.dumps(latencies))
@@ -284,6 +294,7 @@ async def run_open_loop_processes(
         )
     for child in children:
         assert await child.wait() == 0, "a web process failed"
+    await cases_made(database_url, share * processes)
     pooled = [x for n in range(processes) for x in json.loads((folder / f"{n}.json").read_text())]
     line = _open_loop_line(database_url, rate, share * processes, pooled, 0, "web")
     print(f"processes={processes} {line.replace(' seconds=0.0', '')}", *extra)
