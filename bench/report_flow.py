@@ -93,7 +93,7 @@ async def cases_made(url: str, users: int) -> int:
 async def run(users: int, database_url: str | None, role: str = "all") -> None:
     url = await _fresh_database(database_url)
     settings = make_settings(url, telegram={"rate_limit": False}, bot=NO_REPORT_LIMITS)
-    app, api = await start_bot(settings, role=role)
+    app, api = await start_bot(settings, role=role, freeze_startup=True)
     latencies: list[float] = []
     started, cpu_started = time.perf_counter(), time.process_time()
     machine_started = machine_busy_seconds()
@@ -215,7 +215,7 @@ async def run_open_loop(
         url, telegram={"rate_limit": False}, bot={**NO_REPORT_LIMITS, **at_once}
     )
     slow = SlowBotAPI(api_latency) if api_latency else None
-    app, api = await start_bot(settings, slow, role=role)
+    app, api = await start_bot(settings, slow, role=role, freeze_startup=True)
     # Telegram numbers a bot's updates once for all its processes.
     QueuedResident._update_ids = itertools.count(first_user * 1000)
     queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -224,7 +224,7 @@ async def run_open_loop(
     presses: list[float] = []  # of those, the button presses'
     if start_at:
         await asyncio.sleep(max(start_at - time.time(), 0))
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
 
     thinking = random.Random(first_user)  # the same schedule in every run
 
@@ -240,9 +240,9 @@ async def run_open_loop(
             due += THINK_SECONDS * thinking.uniform(0.5, 1.5)
 
     await asyncio.gather(*(resident(n) for n in range(users)))
-    elapsed = time.perf_counter() - started
     handler.cancel()
     await settle(app.bot_data["runtime"])
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     if not start_at:  # one of several processes: the parent counts them all
         await cases_made(url, users)
     await stop_bot(app)
@@ -251,6 +251,7 @@ async def run_open_loop(
     print(
         _open_loop_line(url, rate, users, latencies, elapsed, role),
         f"presses_p50_ms={statistics.median(presses) * 1000:.1f}",
+        f"cpu_ms_per_update={cpu * 1000 / len(latencies):.2f}",
         _handling(app, api_latency),
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from typing import Any
 
@@ -76,8 +77,10 @@ def build_application(
     builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] | None = None,
     *,
     role: str = "all",
+    freeze_startup: bool = False,
 ) -> AnyApplication:
-    """The fully wired bot. A given builder keeps its own token and request objects."""
+    """The fully wired bot. A given builder keeps its own token and request objects.
+    `freeze_startup`: for a long-running process, see `_freeze_what_was_loaded`."""
     translate = Translator.load(settings.bot.language)
     # The engine connects lazily; it exists before `initialize()` because PTB reads
     # conversation states from the persistence there, before post_init runs.
@@ -96,7 +99,7 @@ def build_application(
         builder.application_class(TurnTakingApplication)
         .context_types(ContextTypes(context=MahalleContext))
         .persistence(SQLConversationPersistence(session_factory))
-        .post_init(_post_init)
+        .post_init(_post_init_then_freeze if freeze_startup else _post_init)
         .post_shutdown(_post_shutdown)
         .build()
     )
@@ -169,6 +172,22 @@ def _unreachable_notice(runtime: Runtime, chat_id: int) -> tuple[int, str] | Non
     return chats[0], runtime.translate(
         "coordinator-unreachable", runtime.settings.bot.language, chat=str(chat_id)
     )
+
+
+async def _post_init_then_freeze(application: AnyApplication) -> None:
+    """Start as `_post_init` does, then freeze what that loaded."""
+    await _post_init(application)
+    _freeze_what_was_loaded()
+
+
+def _freeze_what_was_loaded() -> None:
+    """Keep what start-up loaded (modules, the triage model, reference data) out of the garbage
+    collector's full passes: each walked all of it, 130–160 ms in which every update in flight
+    waited; with it frozen a pass takes 15–25 ms. Frozen objects are still freed when nothing
+    refers to them; only a cycle among them, once unused, stays (the start-up triage model's,
+    say, after a retrained one replaces it: once a retraining)."""
+    gc.collect()
+    gc.freeze()
 
 
 async def _post_init(application: AnyApplication) -> None:

@@ -156,7 +156,7 @@ def _run(settings: Settings, role: str, port: int | None = None) -> None:
             f"--role {role} needs PostgreSQL: on SQLite one process does everything (--role all)"
         )
     asyncio.run(_upgrade(settings))
-    application = build_application(settings, role=role)
+    application = build_application(settings, role=role, freeze_startup=True)
     telegram = settings.telegram
     log.info("starting (%s, %s) on %s", role, telegram.mode, telegram.base_url)
     if role != "worker":  # what an operator tuning [bot] concurrent_updates looks for

@@ -385,10 +385,17 @@ async def deliver_outbox(app: AnyApplication) -> int:
 
 
 async def start_bot(
-    settings: Any, api: FakeBotAPI | None = None, *, role: str = "all", limited: bool = False
+    settings: Any,
+    api: FakeBotAPI | None = None,
+    *,
+    role: str = "all",
+    limited: bool = False,
+    freeze_startup: bool = False,
 ) -> tuple[AnyApplication, FakeBotAPI]:
     """Build the real application on the fake transport and start it as `mahalle run` would
-    (without polling): initialize, then post_init. `limited`: with Telegram's flood limiter."""
+    (without polling): initialize, then post_init. `limited`: with Telegram's flood limiter.
+    `freeze_startup`: as `mahalle run` (tests leave it off: a test process starts hundreds of
+    bots, and frozen cycles of the ones stopped would stay for the whole run)."""
     from telegram.ext import ApplicationBuilder
 
     from bot.app import build_application, flood_limiter
@@ -397,7 +404,7 @@ async def start_bot(
     builder: Any = ApplicationBuilder().token(FAKE_TOKEN).request(api).get_updates_request(api)
     if limited:
         builder = builder.rate_limiter(flood_limiter())
-    app = build_application(settings, builder, role=role)
+    app = build_application(settings, builder, role=role, freeze_startup=freeze_startup)
     await app.initialize()
     if app.post_init is not None:
         await app.post_init(app)
