@@ -7,8 +7,9 @@ report flow, in one run.
 The second bot is the floor of a bot whose conversation lives in the database, as issue 5
 asks of ours, on our stack: it reads its chat's row and writes it back, in one transaction a
 message, on the same engine and pool settings as ours. On PostgreSQL a third bot shows the least
-any bot can do that keeps each message before it answers: one statement, committed, on the bare
-driver (asyncpg), no SQLAlchemy.
+any bot can do whose conversation lives in the database: on the bare driver (asyncpg), no
+SQLAlchemy, it reads its chat's row and writes it back, each one statement, no transaction
+around them (two round trips and one commit a message).
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ WRITE_CHAT = text(
     "INSERT INTO echo_chat (chat_id, last_text) VALUES (:chat_id, :last_text) "
     "ON CONFLICT (chat_id) DO UPDATE SET last_text = excluded.last_text"
 )
+# asyncpg's own placeholders
+RAW_READ_CHAT = READ_CHAT.text.replace(":chat_id", "$1")
+RAW_WRITE_CHAT = WRITE_CHAT.text.replace(":chat_id", "$1").replace(":last_text", "$2")
 
 
 def durable_echo(engine: AsyncEngine) -> Any:
@@ -63,20 +67,19 @@ def durable_echo(engine: AsyncEngine) -> Any:
     return echo_kept
 
 
-def committed_echo(pool: asyncpg.Pool) -> Any:
-    """An echo handler that writes its chat's row in one committed statement, then answers."""
+def bare_driver_echo(pool: asyncpg.Pool) -> Any:
+    """An echo handler that reads and writes its chat's row on the bare driver, then answers."""
 
-    async def echo_committed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Keep the text in one statement on the bare driver, then say it back."""
+    async def echo_bare(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Read the chat's row, keep the text, each in one statement; then say it back."""
         message = update.effective_message
         assert message is not None and message.text is not None
-        await pool.execute(RAW_WRITE_CHAT, message.chat_id, message.text)
+        async with pool.acquire() as connection:
+            await connection.fetchval(RAW_READ_CHAT, message.chat_id)
+            await connection.execute(RAW_WRITE_CHAT, message.chat_id, message.text)
         await message.reply_text(message.text)
 
-    return echo_committed
-
-
-RAW_WRITE_CHAT = WRITE_CHAT.text.replace(":chat_id", "$1").replace(":last_text", "$2")
+    return echo_bare
 
 
 async def echo_app(api: FakeBotAPI, handler: Any) -> Any:
@@ -151,9 +154,9 @@ async def run(users: int, database_url: str | None) -> None:
     floors = [("echo", echo_timing), ("echo_kept", kept_timing)]
     if url.startswith("postgresql"):
         pool = await asyncpg.create_pool(url.replace("+asyncpg", ""), min_size=5)
-        committed = await echo_app(api, committed_echo(pool))
-        floors.append(("echo_committed", await timed(committed, api, users, texts)))
-        await committed.shutdown()
+        bare_driver = await echo_app(api, bare_driver_echo(pool))
+        floors.append(("echo_bare_driver", await timed(bare_driver, api, users, texts)))
+        await bare_driver.shutdown()
         await pool.close()
     async with engine.begin() as connection:
         await connection.execute(text("DROP TABLE echo_chat"))
