@@ -91,6 +91,7 @@ async def hide_contact(session: AsyncSession, *, case_ids: Sequence[int], cards:
         if not await outbox.rewrite_waiting(
             session, case_id=case_id, purpose=outbox.AGENCY_CARD, payload=card
         ):
+            # Read again: a card the sender held while this waited has its message id now.
             case = await session.get(Case, case_id, populate_existing=True)
             assert case is not None
             await refresh_card(session, case, cards)

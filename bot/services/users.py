@@ -74,14 +74,15 @@ async def toggle_broadcasts(*, session: AsyncSession, user_id: int) -> bool:
 async def forget(*, session: AsyncSession, user_id: int, cards: Cards) -> int:
     """Remove a person: identity and contact go, their cases stay anonymised for the statistics
     (their agency cards no longer show the phone number). Returns how many were anonymised."""
-    case_ids = list(await session.scalars(select(Case.id).where(Case.reporter_id == user_id)))
-    phone_shown = list(
-        await session.scalars(
-            select(Case.id).where(
-                Case.reporter_id == user_id, Case.share_phone, Case.reporter_phone.is_not(None)
+    theirs = (
+        await session.execute(
+            select(Case.id, Case.share_phone & Case.reporter_phone.is_not(None)).where(
+                Case.reporter_id == user_id
             )
         )
-    )
+    ).all()
+    case_ids = [case_id for case_id, _ in theirs]
+    phone_shown = [case_id for case_id, shown in theirs if shown]
     await outbox.forget_person(session, chat_id=user_id, case_ids=case_ids)
     cases = await session.execute(
         update(Case)
