@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.digits import isolate
 from bot.jalali import TrackingCode, format_datetime
+from bot.rules import card_buttons
 from bot.signing import Signer
 from models.entities import CaseStatus
 
@@ -32,20 +33,10 @@ STATUS_KEYS = {
     CaseStatus.REOPENED: "status-reopened",
 }
 
-# Agency card buttons per status: (action, locale key). Actions: ac accept, aq ask, rs resolve,
-# rj reject, ro reroute.
-_ACCEPT, _ASK = ("ac", "button-accept"), ("aq", "button-ask")
-_RESOLVE, _REJECT, _REROUTE = (
-    ("rs", "button-resolve"),
-    ("rj", "button-reject"),
-    ("ro", "button-reroute"),
-)
-_ACTIONS_BY_STATUS: dict[str, list[list[tuple[str, str]]]] = {
-    CaseStatus.FORWARDED: [[_ACCEPT, _ASK], [_REJECT, _REROUTE]],
-    CaseStatus.REOPENED: [[_ACCEPT, _ASK], [_REJECT, _REROUTE]],
-    CaseStatus.ACCEPTED: [[_ASK, _RESOLVE], [_REJECT, _REROUTE]],
-    CaseStatus.NEEDS_INFO: [[_RESOLVE], [_REJECT, _REROUTE]],
-}
+# Callback data prefixes of the case buttons: the agency card's acts (`case:<act>:<id>`), a
+# domain picked to reroute to, and a domain a coordinator picks for a case triage could not place.
+CASE_PREFIX, REROUTE_PREFIX, PLACE_PREFIX = "case", "case-to", "place"
+BACK = "back"  # from the reroute picker back to the card's buttons
 
 
 @dataclass(frozen=True)
@@ -104,8 +95,8 @@ def agency_card(view: CaseView, t: Translate, signer: Signer, language: str) -> 
             )
         )
     rows = [
-        [_button(t(key), signer.sign("cs", action, view.case_id)) for action, key in row]
-        for row in _ACTIONS_BY_STATUS.get(view.status, [])
+        [_button(t(key), signer.sign(CASE_PREFIX, act, view.case_id)) for act, key in row]
+        for row in card_buttons(view.status)
     ]
     return {"text": "\n".join(lines), "reply_markup": {"inline_keyboard": rows}}
 
@@ -123,7 +114,7 @@ def domain_picker(
     buttons = [_button(title, signer.sign(action, case_id, key)) for key, title in domains]
     rows: Buttons = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
     if back:
-        rows.append([_button(t("button-back"), signer.sign("cs", back, case_id))])
+        rows.append([_button(t("button-back"), signer.sign(CASE_PREFIX, back, case_id))])
     return {"inline_keyboard": rows}
 
 
@@ -145,7 +136,7 @@ def triage_card(
         "",
         isolate(view.text),
     ]
-    markup = domain_picker(view.case_id, domains, signer, action="tq", back=None, t=t)
+    markup = domain_picker(view.case_id, domains, signer, action=PLACE_PREFIX, back=None, t=t)
     return {"text": "\n".join(lines), "reply_markup": markup}
 
 

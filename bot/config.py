@@ -107,6 +107,9 @@ class OutboxSettings(_Section):
 class StaffSettings(_Section):
     # Days an agency invite link stays valid.
     invite_days: int = Field(default=7, ge=1, le=90)
+    # Minutes a pressed ask / resolve / reject waits for its typed question, note or reason;
+    # later, the button must be pressed again.
+    input_minutes: int = Field(default=15, ge=1, le=1440)
 
 
 class BroadcastSettings(_Section):

@@ -25,6 +25,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A stored time as an aware UTC time (SQLite gives stored times back without a zone)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _as_tehran(moment: datetime, language: str = "fa") -> jdatetime.datetime:
     # SQLite hands back naive datetimes; everything stored is UTC.
     aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -84,10 +84,13 @@ def _too_old(error: BadRequest) -> bool:
     return "query is too old" in str(error).lower()
 
 
-async def signed(query: CallbackQuery, context: MahalleContext, action: str) -> list[str] | None:
-    """The parts of a genuine `action` button, or None after telling the presser it is stale."""
+async def signed(
+    query: CallbackQuery, context: MahalleContext, action: str, *, legacy: str | None = None
+) -> list[str] | None:
+    """The parts of a genuine `action` button (or one with its old name `legacy`), or None
+    after telling the presser it is stale."""
     parts = context.runtime.card_renderer.signer.verify(query.data)
-    if parts is None or parts[0] != action:
+    if parts is None or parts[0] not in (action, legacy):
         await alert(query, context.t("button-stale"))
         return None
     return parts

@@ -8,9 +8,11 @@ from typing import Any
 
 from telegram import Update
 
+from bot.cards import PLACE_PREFIX
 from bot.context import MahalleContext
 from bot.digits import isolate
 from bot.jalali import utcnow
+from bot.rules import Act, Verdict
 from bot.services import casework, routing
 from bot.services.reference import list_agencies
 from bot.services.transitions import TransitionRefusedError
@@ -36,12 +38,13 @@ def county_scope(update: Update, context: MahalleContext) -> str | None:
 
 
 async def coordinator_button(
-    update: Update, context: MahalleContext, action: str
+    update: Update, context: MahalleContext, action: str, *, legacy: str | None = None
 ) -> list[str] | None:
-    """A genuine `action` button's parts if a coordinator pressed it; else None, saying why."""
+    """A genuine `action` button's parts if a coordinator pressed it; else None, saying why.
+    `legacy` is the action's old name, still on buttons sent before it was renamed."""
     query = update.callback_query
     assert query is not None
-    parts = await signed(query, context, action)
+    parts = await signed(query, context, action, legacy=legacy)
     if parts is not None and not is_coordinator(update, context):
         await alert(query, context.t("coordinators-only"))
         return None
@@ -68,7 +71,7 @@ async def triage_pick(update: Update, context: MahalleContext) -> None:
     """A domain pressed on a triage card: the case goes to that domain's agency."""
     query = update.callback_query
     assert query is not None
-    parts = await coordinator_button(update, context, "tq")
+    parts = await coordinator_button(update, context, PLACE_PREFIX, legacy="tq")
     if parts is None:
         return
     _, case_id, domain_key = parts
@@ -78,9 +81,12 @@ async def triage_pick(update: Update, context: MahalleContext) -> None:
         if case is None:
             await alert(query, context.t("button-stale"))
             return
-        if not await casework.coordinates(
-            session, user_id=query.from_user.id, case=case, settings=context.runtime.settings
-        ):
+        # The status is left to the transition: an undeliverable forwarded case is placed too.
+        found = await casework.verdict(
+            session, user_id=query.from_user.id, act=Act.PLACE, case=case,
+            settings=context.runtime.settings,
+        )  # fmt: skip
+        if found is Verdict.NOT_YOURS:
             await alert(query, context.t("coordinators-only"))
             return
         try:

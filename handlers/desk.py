@@ -11,7 +11,7 @@ from telegram.constants import ChatMemberStatus
 from telegram.error import TelegramError
 
 from bot.context import MahalleContext
-from bot.digits import ascii_digits
+from bot.digits import ascii_digits, ltr
 from bot.jalali import format_date, parse_jalali_date, utcnow
 from bot.reports import EXPORT_COLUMN_KEYS, export_rows, stats_text, write_export
 from bot.services import casework, stats, users
@@ -229,10 +229,20 @@ async def _set_banned(update: Update, context: MahalleContext, *, banned: bool) 
         await message.reply_text(context.t("block-usage"))
         return
     user_id = int(raw)
+    assert update.effective_user is not None
+    actor_id = update.effective_user.id
     async with context.session() as session:
-        await users.set_banned(session=session, user_id=user_id, banned=banned)
+        refusal = await users.block_refusal(
+            session=session, actor_id=actor_id, user_id=user_id, settings=context.runtime.settings
+        )
+        if refusal is not None:
+            await message.reply_text(context.t(refusal, user=ltr(str(user_id))))
+            return
+        await users.set_banned(session=session, user_id=user_id, banned=banned, actor_id=actor_id)
     if banned:
         context.runtime.banned.add(user_id)
     else:
         context.runtime.banned.discard(user_id)
-    await message.reply_text(context.t("blocked" if banned else "unblocked", user=str(user_id)))
+    await message.reply_text(
+        context.t("blocked" if banned else "unblocked", user=ltr(str(user_id)))
+    )

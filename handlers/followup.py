@@ -8,23 +8,32 @@ from bot.cards import code_for_display
 from bot.context import MahalleContext
 from bot.jalali import utcnow
 from bot.normalize import clean_text
+from bot.rules import Act, Verdict, allowed_from
 from bot.services import casework
 from bot.services.transitions import TransitionRefusedError
 from handlers import keyboards
 from handlers.buttons import acknowledge, alert, keyboard_removed, signed_case
 from handlers.report import END
-from models.entities import Case, CaseStatus
+from models.entities import Case
 
 ANSWERING = "answering"
 MAX_ANSWER = 2000
 
 
 async def _own_case(
-    query: CallbackQuery, context: MahalleContext, action: str, *, case_at: int = 1
+    query: CallbackQuery, context: MahalleContext, action: str, act: Act, *, case_at: int = 1
 ) -> tuple[list[str], Case] | None:
-    """The signed parts and the case, if the data is genuine and the case is the presser's."""
+    """The signed parts and the case, if the data is genuine and the rules table lets the
+    presser do `act` to it (it is theirs); the status is left to the step itself."""
     checked = await signed_case(query, context, action, case_at=case_at)
-    if checked is not None and checked[1].reporter_id != query.from_user.id:
+    if checked is None:
+        return None
+    async with context.session() as session:
+        found = await casework.verdict(
+            session, user_id=query.from_user.id, act=act, case=checked[1],
+            settings=context.runtime.settings,
+        )  # fmt: skip
+    if found is Verdict.NOT_YOURS:
         await alert(query, context.t("button-stale"))
         return None
     return checked
@@ -34,11 +43,11 @@ async def start_answer(update: Update, context: MahalleContext) -> object:
     """The reporter pressed "answer": their next message goes to the agency."""
     query = update.callback_query
     assert query is not None
-    checked = await _own_case(query, context, "an")
+    checked = await _own_case(query, context, "an", Act.ANSWER)
     if checked is None:
         return END
     _, case = checked
-    if case.status != CaseStatus.NEEDS_INFO:
+    if case.status not in allowed_from(Act.ANSWER):
         await alert(query, context.t("answer-not-needed"))
         return END
     async with context.session() as session:
@@ -46,8 +55,9 @@ async def start_answer(update: Update, context: MahalleContext) -> object:
             session,
             user_id=query.from_user.id,
             chat_id=query.from_user.id,
-            kind="answer",
+            act=Act.ANSWER,
             case=case,
+            now=utcnow(),
         )
         await session.commit()
     ask = context.bot.send_message(
@@ -77,14 +87,13 @@ async def take_answer(update: Update, context: MahalleContext) -> object:
         return ANSWERING
     async with context.session() as session:
         pending = await casework.pending_input(session, user_id=user_id, chat_id=user_id)
-        case = await casework.get_case(session, pending.case_id) if pending else None
-        if pending is None or case is None:
-            await message.reply_text(
-                context.t("answer-not-needed"), reply_markup=keyboards.main_menu(context.t)
-            )
-            return END
-        await session.delete(pending)
         try:
+            if pending is None:
+                raise casework.StepRefusedError("answer-not-needed")
+            case = await casework.check_step(
+                session, pending=pending, settings=context.runtime.settings, now=utcnow()
+            )
+            await session.delete(pending)
             await casework.relay_answer(
                 session,
                 case=case,
@@ -94,7 +103,7 @@ async def take_answer(update: Update, context: MahalleContext) -> object:
                 cards=context.runtime.card_renderer,
                 now=utcnow(),
             )
-        except TransitionRefusedError:
+        except (TransitionRefusedError, casework.StepRefusedError):
             await session.rollback()
             await casework.drop_input(session, user_id=user_id, chat_id=user_id)
             await session.commit()
@@ -126,17 +135,19 @@ async def fixed_or_not(update: Update, context: MahalleContext) -> None:
     """ "Was it fixed?" answered: closed (then a rating), or reopened at the same agency."""
     query = update.callback_query
     assert query is not None
-    checked = await _own_case(query, context, "fx", case_at=2)
+    fixed = (query.data or "").startswith("fx:y:")
+    act = Act.CONFIRM_FIXED if fixed else Act.REPORT_UNFIXED
+    checked = await _own_case(query, context, "fx", act, case_at=2)
     if checked is None:
         return
-    (_, verdict, _), case = checked
+    _, case = checked
     async with context.session() as session:
         try:
             await casework.confirm_outcome(
                 session,
                 case=case,
                 reporter_id=query.from_user.id,
-                fixed=verdict == "y",
+                fixed=fixed,
                 cards=context.runtime.card_renderer,
                 now=utcnow(),
             )
@@ -152,7 +163,7 @@ async def rate(update: Update, context: MahalleContext) -> None:
     """A 1–5 rating for a closed case, kept once."""
     query = update.callback_query
     assert query is not None
-    checked = await _own_case(query, context, "rt")
+    checked = await _own_case(query, context, "rt", Act.RATE)
     if checked is None:
         return
     (_, _, stars), case = checked

@@ -7,20 +7,23 @@ from typing import Any
 
 from telegram import CallbackQuery, ForceReply, InlineKeyboardMarkup, Update, User
 
-from bot.cards import code_for_display, domain_picker
+from bot.cards import BACK, CASE_PREFIX, REROUTE_PREFIX, code_for_display, domain_picker
 from bot.context import MahalleContext
 from bot.digits import isolate
 from bot.jalali import utcnow
+from bot.rules import CARD_ORDER, Act, Verdict
 from bot.services import casework, routing
-from bot.services.transitions import TransitionRefusedError
-from handlers.buttons import acknowledge, alert, already_done, close_with, refused, signed_case
+from bot.services.transitions import TransitionRefusedError, last_event
+from handlers.buttons import acknowledge, alert, already_done, close_with, refused
 from models.entities import Case
 
-INPUT_KINDS = {"aq": "question", "rs": "resolve", "rj": "reject"}
+# Old two-letter callback words, still on cards sent before the acts were named.
+LEGACY_ACTS = {"ac": "accept", "aq": "ask", "rs": "resolve", "rj": "reject", "ro": "reroute"}
+LEGACY_PREFIXES = {"cs": CASE_PREFIX, "cd": REROUTE_PREFIX}
 PROMPT_KEYS = {
-    "question": "prompt-question",
-    "resolve": "prompt-resolve",
-    "reject": "prompt-reject",
+    Act.ASK: "prompt-question",
+    Act.RESOLVE: "prompt-resolve",
+    Act.REJECT: "prompt-reject",
 }
 MAX_NOTE = 1000
 
@@ -34,34 +37,52 @@ def _markup(payload: dict[str, Any]) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup.de_json(payload["reply_markup"], None)
 
 
-async def _verified_case(
-    query: CallbackQuery, context: MahalleContext, action: str, *, case_at: int
-) -> tuple[list[str], Case] | None:
-    """The signed parts and the case, once the signature and the presser's rights check out."""
-    checked = await signed_case(query, context, action, case_at=case_at)
-    if checked is None:
+async def _case_press(
+    query: CallbackQuery, context: MahalleContext, prefix: str
+) -> tuple[str, Case, list[str]] | None:
+    """The pressed word (an act, or `back`), the case and the signed parts, once the signature
+    checks out and the rules table lets this person do it to the case as it is now; else None,
+    after saying why. Data: `case:<act>:<case id>` or `case-to:<case id>:<domain>`."""
+    parts = context.runtime.card_renderer.signer.verify(query.data)
+    if parts is None or len(parts) != 3 or LEGACY_PREFIXES.get(parts[0], parts[0]) != prefix:
+        await alert(query, context.t("button-stale"))
         return None
+    if prefix == CASE_PREFIX:
+        word, case_id = LEGACY_ACTS.get(parts[1], parts[1]), parts[2]
+    else:
+        word, case_id = Act.REROUTE.value, parts[1]
+    act = Act.REROUTE if word == BACK else next((a for a in CARD_ORDER if a == word), None)
     async with context.session() as session:
-        allowed = await casework.may_act(
-            session, user_id=query.from_user.id, case=checked[1], settings=context.runtime.settings
-        )
-    if not allowed:
-        await alert(query, context.t("not-your-agency"))
-        return None
-    return checked
+        case = await casework.get_case(session, int(case_id)) if case_id.isdigit() else None
+        if act is None or case is None:
+            await alert(query, context.t("button-stale"))
+            return None
+        found = await casework.verdict(
+            session, user_id=query.from_user.id, act=act, case=case,
+            settings=context.runtime.settings,
+        )  # fmt: skip
+        if found is Verdict.NOT_YOURS:
+            await alert(query, context.t("not-your-agency"))
+            return None
+        if found is Verdict.NOT_NOW and word != BACK:
+            latest = await last_event(session, case.id)
+            who = latest.actor_name if latest else None
+            await refused(query, context, TransitionRefusedError(case.status, who))
+            return None
+    return word, case, parts
 
 
 async def case_button(update: Update, context: MahalleContext) -> None:
     """Accept, ask, resolve, reject or reroute, pressed on an agency card."""
     query = update.callback_query
     assert query is not None
-    checked = await _verified_case(query, context, "cs", case_at=2)
-    if checked is None:
+    pressed = await _case_press(query, context, CASE_PREFIX)
+    if pressed is None:
         return
-    (_, action, _), case = checked
+    word, case, _ = pressed
     cards = context.runtime.card_renderer
     async with context.session() as session:
-        if action == "ac":
+        if word == Act.ACCEPT:
             try:
                 await casework.accept(
                     session,
@@ -76,24 +97,25 @@ async def case_button(update: Update, context: MahalleContext) -> None:
                 return
             await session.commit()
             card = cards.agency(await routing.case_view(session, case.id))
-        elif action in INPUT_KINDS:
+        elif word in PROMPT_KEYS:
             await casework.wait_for_input(
                 session,
                 user_id=query.from_user.id,
                 chat_id=query.message.chat.id if query.message else 0,
-                kind=INPUT_KINDS[action],
+                act=Act(word),
                 case=case,
+                now=utcnow(),
             )
             await session.commit()
-        elif action == "ro":
+        elif word == Act.REROUTE:
             choices = await routing.domain_choices(session, leave_out=case.domain_key)
-        else:  # "bk": back from the reroute picker
+        else:  # back from the reroute picker
             card = cards.agency(await routing.case_view(session, case.id))
     context.runtime.wake_outbox()
     change: Awaitable[object]
-    if action in INPUT_KINDS:
-        change = _prompt(query, context, INPUT_KINDS[action], case)
-    elif action == "ro":
+    if word in PROMPT_KEYS:
+        change = _prompt(query, context, Act(word), case)
+    elif word == Act.REROUTE:
         change = query.edit_message_reply_markup(
             reply_markup=_domain_picker(context, case.id, choices)
         )
@@ -107,34 +129,43 @@ def _domain_picker(
 ) -> InlineKeyboardMarkup:
     cards = context.runtime.card_renderer
     return InlineKeyboardMarkup.de_json(
-        domain_picker(case_id, choices, cards.signer, action="cd", back="bk", t=cards.t), None
+        domain_picker(case_id, choices, cards.signer, action=REROUTE_PREFIX, back=BACK, t=cards.t),
+        None,
     )
 
 
-async def _prompt(query: CallbackQuery, context: MahalleContext, kind: str, case: Case) -> None:
-    """Ask the staff member to type the question, note or reason as a reply."""
+async def _prompt(query: CallbackQuery, context: MahalleContext, act: Act, case: Case) -> None:
+    """Ask the staff member to type the question, note or reason as a reply to this prompt."""
     assert query.message is not None
     text = context.t(
-        PROMPT_KEYS[kind],
+        PROMPT_KEYS[act],
         name=isolate(display_name(query.from_user)),
         code=code_for_display(case.code, context.language),
+        minutes=context.runtime.settings.staff.input_minutes,
     )
-    await context.bot.send_message(
+    prompt = await context.bot.send_message(
         query.message.chat.id,
         text,
         reply_markup=ForceReply(selective=True),
         reply_to_message_id=query.message.message_id,
     )
+    async with context.session() as session:
+        await casework.set_prompt(
+            session, user_id=query.from_user.id, chat_id=query.message.chat.id,
+            message_id=prompt.message_id,
+        )  # fmt: skip
+        await session.commit()
 
 
 async def reroute_to(update: Update, context: MahalleContext) -> None:
     """A domain picked from the reroute picker: the case goes to that domain's agency."""
     query = update.callback_query
     assert query is not None
-    checked = await _verified_case(query, context, "cd", case_at=1)
-    if checked is None:
+    pressed = await _case_press(query, context, REROUTE_PREFIX)
+    if pressed is None:
         return
-    (_, _, domain_key), case = checked
+    _, case, parts = pressed
+    domain_key = parts[2]
     name = display_name(query.from_user)
     async with context.session() as session:
         try:
@@ -158,15 +189,22 @@ async def reroute_to(update: Update, context: MahalleContext) -> None:
 
 
 async def staff_input(update: Update, context: MahalleContext) -> None:
-    """A message in an agency chat: if its author owes a question, note or reason, apply it."""
+    """A reply to the bot's prompt in an agency chat: the question, note or reason its author
+    owes, applied if it still may be (see `casework.check_step`)."""
     message = update.effective_message
     user = update.effective_user
     if message is None or user is None or not message.text:
         return
     async with context.session() as session:
         pending = await casework.pending_input(session, user_id=user.id, chat_id=message.chat.id)
-        if pending is None:
-            return  # ordinary group chatter
+        replied = message.reply_to_message
+        if (
+            pending is None
+            or replied is None
+            or pending.prompt_message_id is None
+            or replied.message_id != pending.prompt_message_id
+        ):
+            return  # ordinary group chatter, or a reply to something else
         text = message.text.strip()
         if not 2 <= len(text) <= MAX_NOTE:
             await message.reply_text(context.t("note-length", high=MAX_NOTE))
@@ -178,13 +216,17 @@ async def staff_input(update: Update, context: MahalleContext) -> None:
                 text=text,
                 actor_name=display_name(user),
                 cards=context.runtime.card_renderer,
+                settings=context.runtime.settings,
                 now=utcnow(),
             )
-        except TransitionRefusedError as error:
+        except (TransitionRefusedError, casework.StepRefusedError) as error:
             await session.rollback()
             await casework.drop_input(session, user_id=user.id, chat_id=message.chat.id)
             await session.commit()
-            await message.reply_text(already_done(context, error))
+            if isinstance(error, TransitionRefusedError):
+                await message.reply_text(already_done(context, error))
+            else:
+                await message.reply_text(context.t(error.reason))
             return
         await session.commit()
     context.runtime.wake_outbox()

@@ -355,8 +355,24 @@ class PendingInput(Base):
 
     user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))  # a typed act of bot/rules.py
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The agency holding the case when the button was pressed: the step lapses if it moves.
+    agency_key: Mapped[str | None] = mapped_column(String(64))
+    # The bot's message that asked for the text: in a group only a reply to it is the step.
+    prompt_message_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class BanEvent(Base):
+    """Who blocked or unblocked whom, and when: the audit of /block and /unblock."""
+
+    __tablename__ = "ban_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    banned: Mapped[bool] = mapped_column(Boolean)
+    actor_id: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -251,6 +251,25 @@ class ChatUser:
         """Type and send text (a leading /word is a command)."""
         return await self._process(self._text(text))
 
+    async def reply(self, text: str) -> list[ApiCall]:
+        """Type `text` in answer to the bot's newest message here that asks for a reply
+        (ForceReply): a client sends it as a reply to that message, as this does."""
+        for message in reversed(self._messages()):
+            if (message.reply_markup or {}).get("force_reply"):
+                return await self.reply_to(message.message_id, text)
+        raise AssertionError(f"no message asks for a reply in chat {self.chat_id}")
+
+    async def reply_to(self, message_id: int, text: str) -> list[ApiCall]:
+        """Send `text` as a reply to the message `message_id` of this chat."""
+        update = self._text(text)
+        replied = self.api.messages.get((self.chat_id, message_id))
+        update["message"]["reply_to_message"] = (
+            replied.as_update_part()
+            if replied
+            else {"message_id": message_id, "date": int(time.time()), "chat": _chat(self.chat_id)}
+        )
+        return await self._process(update)
+
     def text_update(self, text: str) -> Update:
         """The update `send(text)` would make, for a test that queues it as the webhook does."""
         return Update.de_json(

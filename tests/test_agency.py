@@ -175,7 +175,7 @@ async def test_forged_or_altered_card_buttons_are_refused(bot: Bot, settings: Se
     body, _, signature = genuine.rpartition(":")
     for forged in (
         f"{body}:{'A' * len(signature)}",
-        genuine.replace(":ac:", ":rs:"),
+        genuine.replace(":accept:", ":resolve:"),
         "cs:ac:1",
         "cs:ac:1:x:y",
     ):
@@ -191,7 +191,7 @@ async def test_question_relay_both_ways_without_identities(bot: Bot, settings: S
     await clerk.press("پذیرش")
     prompt = texts(await clerk.press("پرسش از گزارش‌دهنده"))
     assert "در پاسخ به همین پیام" in prompt[0]
-    await clerk.send("دقیقاً جلوی کدام پلاک است؟")
+    await clerk.reply("دقیقاً جلوی کدام پلاک است؟")
     assert "ثبت شد" in clerk.last_text
 
     question = resident.last_text
@@ -215,7 +215,7 @@ async def test_reporter_can_answer_with_a_photo(bot: Bot, settings: Settings) ->
     await report(resident)
     clerk = bot.in_group(2001, MUNICIPALITY, "رضایی")
     await clerk.press("پرسش از گزارش‌دهنده")
-    await clerk.send("عکس از نزدیک بفرستید")
+    await clerk.reply("عکس از نزدیک بفرستید")
     await resident.press("پاسخ می‌دهم")
     await resident.send_photo("ANSWER-PHOTO", caption="این هم عکس")
     [photo] = sent_to(bot, MUNICIPALITY, "sendPhoto")
@@ -229,7 +229,7 @@ async def test_resolve_then_fixed_closes_and_takes_one_rating(bot: Bot, settings
     clerk = bot.in_group(2001, MUNICIPALITY, "رضایی")
     await clerk.press("پذیرش")
     await clerk.press("رسیدگی شد")
-    await clerk.send("سطل تخلیه و محل شست‌وشو شد")
+    await clerk.reply("سطل تخلیه و محل شست‌وشو شد")
     assert "سطل تخلیه و محل شست‌وشو شد" in resident.last_text
     await resident.press("بله، برطرف شد")
     assert "از ۱ تا ۵" in resident.last_text
@@ -251,7 +251,7 @@ async def test_not_fixed_reopens_at_the_same_agency_and_counts(
     clerk = bot.in_group(2001, MUNICIPALITY, "رضایی")
     await clerk.press("پذیرش")
     await clerk.press("رسیدگی شد")
-    await clerk.send("انجام شد")
+    await clerk.reply("انجام شد")
     await resident.press("نه، برطرف نشده")
     case = await one_case(settings)
     assert (case.status, case.reopen_count, case.agency_key) == ("reopened", 1, "municipality")
@@ -267,7 +267,7 @@ async def test_reject_with_a_reason_tells_the_reporter(bot: Bot, settings: Setti
     await report(resident)
     clerk = bot.in_group(2001, MUNICIPALITY, "رضایی")
     await clerk.press("رد")
-    await clerk.send("این کوچه در حریم بزرگراه و خارج از محدوده ماست")
+    await clerk.reply("این کوچه در حریم بزرگراه و خارج از محدوده ماست")
     assert "خارج از محدوده ماست" in resident.last_text and "نتوانست" in resident.last_text
     assert (await one_case(settings)).status == "rejected"
 

@@ -146,7 +146,7 @@ async def test_phone_numbers_of_long_closed_cases_are_dropped(bot: Bot, settings
     await report_with_phone(bot, 1001)
     clerk = bot.in_group(2001, -100100, "رضایی")
     await clerk.press("رد")
-    await clerk.send("خارج از محدوده")
+    await clerk.reply("خارج از محدوده")
     runtime = bot.app.bot_data["runtime"]
     now = datetime.now(UTC)
     assert await drop_old_contacts(runtime, now=now + timedelta(days=30)) == 0

@@ -11,28 +11,51 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cards import Cards, answer_button, code_for_display, rating_buttons, yes_no_fixed
 from bot.config import Settings
+from bot.jalali import as_utc
+from bot.rules import RULES, Act, Role, Verdict, allowed_from, judge
 from bot.services import outbox
 from bot.services.reference import county_of_neighbourhood
 from bot.services.routing import case_view, notify_reporter, reporter_of
 from bot.services.transitions import transition
 from models.entities import Agency, Case, CaseStatus, Invite, PendingInput, Staff
 
-ACCEPTABLE = {CaseStatus.FORWARDED, CaseStatus.REOPENED}
-ASKABLE = {CaseStatus.FORWARDED, CaseStatus.ACCEPTED, CaseStatus.REOPENED}
-RESOLVABLE = {CaseStatus.ACCEPTED, CaseStatus.NEEDS_INFO, CaseStatus.REOPENED}
-REJECTABLE = {CaseStatus.FORWARDED, CaseStatus.ACCEPTED, CaseStatus.NEEDS_INFO, CaseStatus.REOPENED}
+# What a typed step does to its case and what the reporter is told.
+_TYPED_NOTICES = {
+    Act.ASK: "notice-question",
+    Act.RESOLVE: "notice-resolved",
+    Act.REJECT: "notice-rejected",
+}
 
-# Which pending input finishes which step, and the status that step needs.
-INPUT_KINDS = {"question": ASKABLE, "resolve": RESOLVABLE, "reject": REJECTABLE}
+
+class StepRefusedError(Exception):
+    """A typed step may no longer be applied; `reason` names a locale key that says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
-async def may_act(session: AsyncSession, *, user_id: int, case: Case, settings: Settings) -> bool:
-    """The case's county's coordinators may act on it; staff only on their agency's."""
+async def roles_of(
+    session: AsyncSession, *, user_id: int, case: Case, settings: Settings
+) -> frozenset[Role]:
+    """This person's roles on the case as it is now (its current agency and county)."""
+    roles: set[Role] = set()
+    if case.reporter_id is not None and case.reporter_id == user_id:
+        roles.add(Role.REPORTER)
     if await coordinates(session, user_id=user_id, case=case, settings=settings):
-        return True
-    if case.agency_key is None:
-        return False
-    return await session.get(Staff, (user_id, case.agency_key)) is not None
+        roles.add(Role.COORDINATOR)
+    staff = await session.get(Staff, (user_id, case.agency_key)) if case.agency_key else None
+    if staff is not None:
+        roles.add(Role.STAFF)
+    return frozenset(roles)
+
+
+async def verdict(
+    session: AsyncSession, *, user_id: int, act: Act, case: Case, settings: Settings
+) -> Verdict:
+    """Whether this person may do `act` to the case now, by the rules table."""
+    roles = await roles_of(session, user_id=user_id, case=case, settings=settings)
+    return judge(act, roles, case.status)
 
 
 async def coordinates(
@@ -110,7 +133,7 @@ async def accept(
     await transition(
         session,
         case_id=case.id,
-        allowed_from=ACCEPTABLE,
+        allowed_from=allowed_from(Act.ACCEPT),
         to=CaseStatus.ACCEPTED,
         actor_id=actor_id,
         actor_name=actor_name,
@@ -120,13 +143,26 @@ async def accept(
 
 
 async def wait_for_input(
-    session: AsyncSession, *, user_id: int, chat_id: int, kind: str, case: Case
+    session: AsyncSession, *, user_id: int, chat_id: int, act: Act, case: Case, now: datetime
 ) -> None:
-    """Remember that this person's next message in this chat is a question, note or reason."""
+    """Remember that this person owes a question, note, reason or answer on the case, typed in
+    this chat; the step is tied to the agency holding the case now."""
+    await drop_input(session, user_id=user_id, chat_id=chat_id)
+    session.add(
+        PendingInput(
+            user_id=user_id, chat_id=chat_id, kind=act.value, case_id=case.id,
+            agency_key=case.agency_key, created_at=now,
+        )
+    )  # fmt: skip
+
+
+async def set_prompt(session: AsyncSession, *, user_id: int, chat_id: int, message_id: int) -> None:
+    """The message that asked for the typed step: only a reply to it completes the step."""
     await session.execute(
-        delete(PendingInput).where(PendingInput.user_id == user_id, PendingInput.chat_id == chat_id)
+        update(PendingInput)
+        .where(PendingInput.user_id == user_id, PendingInput.chat_id == chat_id)
+        .values(prompt_message_id=message_id)
     )
-    session.add(PendingInput(user_id=user_id, chat_id=chat_id, kind=kind, case_id=case.id))
 
 
 async def drop_input(session: AsyncSession, *, user_id: int, chat_id: int) -> None:
@@ -143,6 +179,29 @@ async def pending_input(
     return await session.get(PendingInput, (user_id, chat_id))
 
 
+async def check_step(
+    session: AsyncSession, *, pending: PendingInput, settings: Settings, now: datetime
+) -> Case:
+    """The case a typed step applies to, once it is certain the step may still be applied:
+    not expired, the case still at the agency it was at when the button was pressed, and this
+    person still allowed to do it there. Raises StepRefusedError naming why not; a step whose
+    status has moved on is left to the transition, which names who moved it."""
+    case = await session.get(Case, pending.case_id, populate_existing=True)
+    act = Act(pending.kind)
+    if case is None:
+        raise StepRefusedError("step-case-gone")
+    if act is not Act.ANSWER:  # the reporter answers in their own time
+        waited = now - as_utc(pending.created_at)
+        if waited > timedelta(minutes=settings.staff.input_minutes):
+            raise StepRefusedError("step-expired")
+        if case.agency_key != pending.agency_key:
+            raise StepRefusedError("step-case-moved")
+    found = await verdict(session, user_id=pending.user_id, act=act, case=case, settings=settings)
+    if found is Verdict.NOT_YOURS:
+        raise StepRefusedError("step-not-yours")
+    return case
+
+
 async def finish_input(
     session: AsyncSession,
     *,
@@ -150,27 +209,21 @@ async def finish_input(
     text: str,
     actor_name: str,
     cards: Cards,
+    settings: Settings,
     now: datetime,
 ) -> Case:
-    """Apply a typed question, resolution note or rejection reason to its case."""
-    case = await session.get(Case, pending.case_id)
-    assert case is not None
+    """Apply a typed question, resolution note or rejection reason to its case, re-checking
+    that it may still be applied (`check_step`)."""
+    case = await check_step(session, pending=pending, settings=settings, now=now)
+    act = Act(pending.kind)
     await session.delete(pending)
-    target = {
-        "question": CaseStatus.NEEDS_INFO,
-        "resolve": CaseStatus.RESOLVED,
-        "reject": CaseStatus.REJECTED,
-    }[pending.kind]
+    rule = RULES[act]
+    assert rule.to is not None
     await transition(
-        session, case_id=case.id, allowed_from=INPUT_KINDS[pending.kind], to=target,
+        session, case_id=case.id, allowed_from=rule.from_statuses, to=rule.to,
         actor_id=pending.user_id, actor_name=actor_name, note=text, now=now,
     )  # fmt: skip
-    key = {
-        "question": "notice-question",
-        "resolve": "notice-resolved",
-        "reject": "notice-rejected",
-    }[pending.kind]
-    await _notice(session, case, cards, key, note=text)
+    await _notice(session, case, cards, _TYPED_NOTICES[act], note=text)
     return case
 
 
@@ -186,7 +239,7 @@ async def relay_answer(
 ) -> None:
     """The reporter answered the agency's question: relay it under the card, back to accepted."""
     await transition(
-        session, case_id=case.id, allowed_from={CaseStatus.NEEDS_INFO}, to=CaseStatus.ACCEPTED,
+        session, case_id=case.id, allowed_from=allowed_from(Act.ANSWER), to=CaseStatus.ACCEPTED,
         actor_id=reporter_id, actor_name=None, note=text, now=now,
     )  # fmt: skip
     if case.card_chat_id is not None:
@@ -211,7 +264,7 @@ async def confirm_outcome(
         await transition(
             session,
             case_id=case.id,
-            allowed_from={CaseStatus.RESOLVED},
+            allowed_from=allowed_from(Act.CONFIRM_FIXED),
             to=CaseStatus.CLOSED,
             actor_id=reporter_id,
             actor_name=None,
@@ -220,7 +273,8 @@ async def confirm_outcome(
         await _notice(session, case, cards, "notice-closed")
     else:
         await transition(
-            session, case_id=case.id, allowed_from={CaseStatus.RESOLVED}, to=CaseStatus.REOPENED,
+            session, case_id=case.id, allowed_from=allowed_from(Act.REPORT_UNFIXED),
+            to=CaseStatus.REOPENED,
             actor_id=reporter_id, actor_name=None, now=now, reopen_count=Case.reopen_count + 1,
         )  # fmt: skip
         await _notice(session, case, cards, "notice-reopened")
@@ -237,7 +291,7 @@ async def rate(session: AsyncSession, *, case: Case, stars: int) -> bool:
     """Store the reporter's 1–5 rating once; False if the case was already rated or not closed."""
     result = await session.execute(
         update(Case)
-        .where(Case.id == case.id, Case.status == CaseStatus.CLOSED, Case.rating.is_(None))
+        .where(Case.id == case.id, Case.status.in_(allowed_from(Act.RATE)), Case.rating.is_(None))
         .values(rating=stars)
         .execution_options(synchronize_session=False)
     )

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cards import Cards, CaseView, code_for_display
 from bot.config import Settings
+from bot.rules import Act, allowed_from
 from bot.services import outbox
 from bot.services.duplicates import find_duplicate
 from bot.services.reference import agency_for, county_of_neighbourhood
@@ -19,8 +20,6 @@ from bot.triage import OTHER, TriageResult
 from models.entities import Agency, Case, CaseStatus, Domain, LocalGroup, TriageCorrection, User
 
 log = logging.getLogger(__name__)
-
-REROUTABLE = (CaseStatus.FORWARDED, CaseStatus.ACCEPTED, CaseStatus.NEEDS_INFO, CaseStatus.REOPENED)
 
 
 async def case_view(
@@ -264,7 +263,7 @@ async def reroute(
 ) -> None:
     """Staff send a case to another domain's agency; the choice is kept as a labelled example."""
     await transition(
-        session, case_id=case.id, allowed_from=REROUTABLE, to=CaseStatus.REROUTED,
+        session, case_id=case.id, allowed_from=allowed_from(Act.REROUTE), to=CaseStatus.REROUTED,
         actor_id=actor_id, actor_name=actor_name, now=now, note=domain_key,
     )  # fmt: skip
     _keep_correction(session, case, domain_key, actor_id, "reroute")
@@ -302,9 +301,9 @@ async def assign_from_triage(
     """A coordinator picks the domain of a queued case; the choice is kept as a labelled example."""
     _keep_correction(session, case, domain_key, actor_id, "coordinator")
     # A forwarded case whose agency chat is unreachable may be placed again too.
-    allowed = (
-        {CaseStatus.TRIAGE, CaseStatus.FORWARDED} if case.undeliverable else {CaseStatus.TRIAGE}
-    )
+    allowed = allowed_from(Act.PLACE)
+    if case.undeliverable:
+        allowed |= {CaseStatus.FORWARDED}
     await forward(
         session, case=case, domain_key=domain_key, allowed_from=allowed,
         actor_id=actor_id, actor_name=actor_name, cards=cards, now=now,

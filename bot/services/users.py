@@ -8,14 +8,19 @@ from sqlalchemy import Executable, bindparam, case, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cards import Cards
+from bot.config import Settings
+from bot.jalali import utcnow
+from bot.rules import BlockRefusal, judge_block
 from bot.services import casework, outbox
 from models.db import built_once, dialect_insert, table_of
 from models.entities import (
+    BanEvent,
     CampaignRecipient,
     Case,
     CaseEvent,
     CaseStatus,
     ConversationState,
+    District,
     Draft,
     GroupMember,
     LocalGroup,
@@ -131,14 +136,47 @@ async def drop_old_contacts(*, session: AsyncSession, older_than: datetime) -> i
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def set_banned(*, session: AsyncSession, user_id: int, banned: bool) -> None:
-    """Block or unblock a user (coordinators, against abuse) and commit; on PostgreSQL, every
-    process listening hears of it at the commit."""
+async def block_refusal(
+    *, session: AsyncSession, actor_id: int, user_id: int, settings: Settings
+) -> BlockRefusal | None:
+    """Why this coordinator may not block or unblock this person, or None (bot/rules.py).
+    In a deployment of several counties the person must live in, or have reported in, the
+    coordinator's county."""
+    county = settings.county_of_coordinator(actor_id)
+    scope = settings.case_filter_county(county.key if county else None)
+    in_county = scope is None or scope in await counties_of_person(session, user_id=user_id)
+    is_staff = await session.scalar(select(Staff.user_id).where(Staff.user_id == user_id).limit(1))
+    return judge_block(
+        is_self=actor_id == user_id, is_coordinator=user_id in settings.coordinators,
+        is_staff=is_staff is not None, in_county=in_county,
+    )  # fmt: skip
+
+
+async def counties_of_person(session: AsyncSession, *, user_id: int) -> set[str]:
+    """The counties a person has a saved neighbourhood or a case in."""
+    places = (
+        select(User.neighbourhood_id)
+        .where(User.id == user_id)
+        .union(select(Case.neighbourhood_id).where(Case.reporter_id == user_id))
+    )
+    keys = await session.scalars(
+        select(District.county_key)
+        .join(Neighbourhood, Neighbourhood.district_id == District.id)
+        .where(Neighbourhood.id.in_(places.scalar_subquery()))
+        .distinct()
+    )
+    return set(keys)
+
+
+async def set_banned(*, session: AsyncSession, user_id: int, banned: bool, actor_id: int) -> None:
+    """Block or unblock a user (coordinators, against abuse), with an audit row, and commit; on
+    PostgreSQL, every process listening hears of it at the commit."""
     user = await session.get(User, user_id)
     if user is None:
         user = User(id=user_id)
         session.add(user)
     user.banned = banned
+    session.add(BanEvent(user_id=user_id, banned=banned, actor_id=actor_id, created_at=utcnow()))
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(
             text("SELECT pg_notify(:channel, '')"), {"channel": BLOCKLIST_CHANNEL}

@@ -1,0 +1,139 @@
+"""Who may do what to a case, and from which status: the one table the lifecycle is read from.
+
+The agency card's buttons, every press and every typed step that completes a press (a question,
+a resolution note, a rejection reason) ask this table, so what a card offers and what is allowed
+cannot drift apart. A person's role is always worked out against the case as it is now: staff of
+the agency that holds it now, a coordinator of the county it was filed in, or its reporter.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from models.entities import CaseStatus
+
+
+class Role(enum.StrEnum):
+    """A person's relation to one case."""
+
+    STAFF = "staff"  # staff of the agency that holds the case now
+    COORDINATOR = "coordinator"  # a coordinator of the county the case was filed in
+    REPORTER = "reporter"  # the person who filed it
+
+
+class Act(enum.StrEnum):
+    """What can be done to a case. The values are the words in the case card's callback data."""
+
+    ACCEPT = "accept"
+    ASK = "ask"
+    RESOLVE = "resolve"
+    REJECT = "reject"
+    REROUTE = "reroute"
+    PLACE = "place"  # a coordinator picks the domain of a case triage could not place
+    ANSWER = "answer"  # the reporter answers the agency's question
+    CONFIRM_FIXED = "fixed"  # "was it fixed?" — yes
+    REPORT_UNFIXED = "unfixed"  # "was it fixed?" — no: reopened
+    RATE = "rate"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Who may do an act, from which statuses, to which status, and how it shows on a card."""
+
+    roles: frozenset[Role]
+    from_statuses: frozenset[CaseStatus]
+    to: CaseStatus | None
+    typed: bool = False  # completed by a typed question, note or reason
+    button: str | None = None  # locale key of the agency card's button
+
+
+S = CaseStatus
+_AGENCY = frozenset({Role.STAFF, Role.COORDINATOR})
+_REPORTER = frozenset({Role.REPORTER})
+# A reopened case is back at its agency waiting to be taken on again, as a forwarded one is.
+_WAITING = frozenset({S.FORWARDED, S.REOPENED})
+_OPEN_AT_AGENCY = frozenset({S.FORWARDED, S.ACCEPTED, S.NEEDS_INFO, S.REOPENED})
+
+RULES: dict[Act, Rule] = {
+    Act.ACCEPT: Rule(_AGENCY, _WAITING, S.ACCEPTED, button="button-accept"),
+    Act.ASK: Rule(_AGENCY, _WAITING | {S.ACCEPTED}, S.NEEDS_INFO, typed=True, button="button-ask"),
+    Act.RESOLVE: Rule(
+        _AGENCY,
+        frozenset({S.ACCEPTED, S.NEEDS_INFO}),
+        S.RESOLVED,
+        typed=True,
+        button="button-resolve",
+    ),
+    Act.REJECT: Rule(_AGENCY, _OPEN_AT_AGENCY, S.REJECTED, typed=True, button="button-reject"),
+    Act.REROUTE: Rule(_AGENCY, _OPEN_AT_AGENCY, S.REROUTED, button="button-reroute"),
+    Act.PLACE: Rule(frozenset({Role.COORDINATOR}), frozenset({S.TRIAGE}), S.FORWARDED),
+    Act.ANSWER: Rule(_REPORTER, frozenset({S.NEEDS_INFO}), S.ACCEPTED),
+    Act.CONFIRM_FIXED: Rule(_REPORTER, frozenset({S.RESOLVED}), S.CLOSED),
+    Act.REPORT_UNFIXED: Rule(_REPORTER, frozenset({S.RESOLVED}), S.REOPENED),
+    Act.RATE: Rule(_REPORTER, frozenset({S.CLOSED}), None),
+}
+
+# The order of the agency card's buttons, two to a row.
+CARD_ORDER = (Act.ACCEPT, Act.ASK, Act.RESOLVE, Act.REJECT, Act.REROUTE)
+# Typed steps by the name kept with a pending input.
+TYPED_ACTS = {act for act, rule in RULES.items() if rule.typed}
+
+
+class Verdict(enum.Enum):
+    """The answer to "may this person do this now?"."""
+
+    ALLOWED = "allowed"
+    NOT_YOURS = "not-yours"  # no role on this case that may do it
+    NOT_NOW = "not-now"  # the case's status no longer allows it
+
+
+def judge(act: Act, roles: frozenset[Role] | set[Role], status: str | None) -> Verdict:
+    """Whether someone with these roles on a case in this status may do `act`."""
+    rule = RULES[act]
+    if not rule.roles & set(roles):
+        return Verdict.NOT_YOURS
+    if status not in rule.from_statuses:
+        return Verdict.NOT_NOW
+    return Verdict.ALLOWED
+
+
+def allowed_from(act: Act) -> frozenset[CaseStatus]:
+    """The statuses `act` may start from: the compare-and-set's condition."""
+    return RULES[act].from_statuses
+
+
+def card_buttons(status: str) -> list[list[tuple[Act, str]]]:
+    """The acts an agency card offers in this status with their labels' keys, two to a row."""
+    acts = [
+        (act, rule.button)
+        for act in CARD_ORDER
+        if (rule := RULES[act]).button is not None and status in rule.from_statuses
+    ]
+    return [acts[i : i + 2] for i in range(0, len(acts), 2)]
+
+
+class BlockRefusal(enum.StrEnum):
+    """Why a coordinator may not block someone; the values are locale keys."""
+
+    SELF = "block-refused-self"
+    COORDINATOR = "block-refused-coordinator"
+    STAFF = "block-refused-staff"
+    OTHER_COUNTY = "block-refused-county"
+
+
+def judge_block(
+    *, is_self: bool, is_coordinator: bool, is_staff: bool, in_county: bool
+) -> BlockRefusal | None:
+    """Whether a coordinator may block (or unblock) someone: a resident of their own county,
+    never themself, another coordinator or agency staff (those are removed from the config or
+    from /staff instead). None when allowed."""
+    if is_self:
+        return BlockRefusal.SELF
+    if is_coordinator:
+        return BlockRefusal.COORDINATOR
+    if is_staff:
+        return BlockRefusal.STAFF
+    if not in_county:
+        return BlockRefusal.OTHER_COUNTY
+    return None
