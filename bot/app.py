@@ -183,7 +183,7 @@ async def _post_init_then_freeze(application: AnyApplication) -> None:
 def _freeze_what_was_loaded() -> None:
     """Keep what start-up loaded (modules, the triage model, reference data) out of the garbage
     collector's full passes: each walked all of it, 150–180 ms in which every update in flight
-    waited; with it frozen a pass takes 10–30 ms (bench/RESULTS.md, session 14). Frozen objects
+    waited; with it frozen a pass takes 10–30 ms (bench/RESULTS.md, round 14). Frozen objects
     are still freed when nothing refers to them; only a cycle among them, once unused, stays
     (the start-up triage model's, say, after a retrained one replaces it: once a retraining)."""
     gc.collect()
