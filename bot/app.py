@@ -17,6 +17,7 @@ from bot.cards import Cards
 from bot.config import Settings
 from bot.context import RUNTIME_KEY, MahalleContext, runtime_of
 from bot.delivery import OutboxSender
+from bot.digits import ltr
 from bot.flood import FloodLimiter
 from bot.i18n import Translator
 from bot.inbox import InboxQueue
@@ -170,7 +171,7 @@ def _unreachable_notice(runtime: Runtime, chat_id: int) -> tuple[int, str] | Non
     if not chats:
         return None
     return chats[0], runtime.translate(
-        "coordinator-unreachable", runtime.settings.bot.language, chat=str(chat_id)
+        "coordinator-unreachable", runtime.settings.bot.language, chat=ltr(str(chat_id))
     )
 
 

@@ -33,6 +33,15 @@ STATUS_KEYS = {
     CaseStatus.REOPENED: "status-reopened",
 }
 
+
+def status_key(status: str, *, undeliverable: bool = False) -> str:
+    """The locale key of a status as a resident reads it: a case handed to an agency the bot
+    cannot reach (no chat configured, or removed from it) is waiting, not sent."""
+    if undeliverable and status == CaseStatus.FORWARDED:
+        return "status-waiting-for-agency"
+    return STATUS_KEYS[CaseStatus(status)]
+
+
 # Callback data prefixes of the case buttons: the agency card's acts (`case:<act>:<id>`), a
 # domain picked to reroute to, and a domain a coordinator picks for a case triage could not place.
 CASE_PREFIX, REROUTE_PREFIX, PLACE_PREFIX = "case", "case-to", "place"

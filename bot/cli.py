@@ -155,6 +155,8 @@ def _run(settings: Settings, role: str, port: int | None = None) -> None:
         raise ConfigError(
             f"--role {role} needs PostgreSQL: on SQLite one process does everything (--role all)"
         )
+    for gap in settings.setup_gaps():
+        log.warning("not configured: %s", gap)
     asyncio.run(_upgrade(settings))
     application = build_application(settings, role=role, freeze_startup=True)
     telegram = settings.telegram
@@ -309,6 +311,15 @@ async def _serve_worker(application: Any) -> None:
     await application.post_shutdown(application)
 
 
+class _AbortedRetryLoops(logging.Filter):
+    """PTB logs the traceback of a network retry loop that gives up; the exception then reaches
+    `_run`, which says in one line what is wrong. The traceback shows only at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        aborted = str(record.msg).endswith(("Aborting.", "Aborting retry loop."))
+        return not aborted or logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     arguments = _parser().parse_args(argv)
@@ -320,6 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # APScheduler logs every run of every job at INFO: noise that hides what matters.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("telegram.ext").addFilter(_AbortedRetryLoops())
     try:
         settings = _settings(arguments.config)
         if arguments.command == "run":

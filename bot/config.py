@@ -228,6 +228,25 @@ class CountySettings(_Section):
         """The coordinators' group, or each coordinator's private chat when there is none."""
         return [self.coordinator_chat_id] if self.coordinator_chat_id else list(self.coordinators)
 
+    def setup_gaps(self) -> list[str]:
+        """What is not configured yet and what happens to reports meanwhile, one line each, for
+        the operator at start-up."""
+        gaps = []
+        silent = [a.key for a in self.agencies if a.chat_id is None]
+        if silent:
+            gaps.append(
+                f"county {self.key}: no chat_id for {len(silent)} of {len(self.agencies)} "
+                f"agencies ({', '.join(silent)}); their reports go to the coordinators' triage "
+                "queue instead (send /chatid in each agency's group to get its id)"
+            )
+        if not self.coordinator_chats():
+            gaps.append(
+                f"county {self.key}: no coordinators and no coordinator_chat_id; reports in the "
+                "triage queue wait in the database unseen (their residents see them as waiting "
+                "for an agency) until [county] coordinators is set"
+            )
+        return gaps
+
     def agency_for(self, role: str) -> AgencySettings | None:
         """This county's agency standing for a [[domains]] agency."""
         return next((agency for agency in self.agencies if agency.role == role), None)
@@ -324,6 +343,10 @@ class Settings(_Section):
         """Everyone who coordinates some county."""
         return {user for county in self.counties for user in county.coordinators}
 
+    def setup_gaps(self) -> list[str]:
+        """What is not configured yet in any county (see CountySettings.setup_gaps)."""
+        return [gap for county in self.counties for gap in county.setup_gaps()]
+
     def county_named(self, key: str | None) -> CountySettings:
         """The county with this key (the first when the key is unknown or None)."""
         return next((county for county in self.counties if county.key == key), self.counties[0])
@@ -352,9 +375,14 @@ class Settings(_Section):
 def check_token(token: str) -> str:
     """Refuse placeholder and malformed tokens before they reach the network."""
     lowered = token.lower()
-    if any(hint in lowered for hint in _PLACEHOLDER_HINTS) or not _TOKEN_SHAPE.match(token):
+    if any(hint in lowered for hint in _PLACEHOLDER_HINTS):
         raise ConfigError(
-            f"{TOKEN_ENV}: this does not look like a real bot token "
+            f"{TOKEN_ENV}: this is a placeholder from an example, not a bot token; "
+            "put the token @BotFather gave you in it"
+        )
+    if not _TOKEN_SHAPE.match(token):
+        raise ConfigError(
+            f"{TOKEN_ENV}: this does not look like a bot token "
             "(expected '<digits>:<at least 20 letters, digits, _ or ->' from @BotFather)"
         )
     return token

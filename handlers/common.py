@@ -12,6 +12,7 @@ from telegram.ext import ApplicationHandlerStop
 
 from bot.context import MahalleContext
 from bot.deeplink import parse_start_payload
+from bot.digits import ltr
 from bot.jalali import utcnow
 from bot.persistence import SQLConversationPersistence
 from bot.services import users
@@ -66,7 +67,7 @@ async def chat_id(update: Update, context: MahalleContext) -> None:
     """`/chatid` in a group: the number to put in the config as an agency's chat_id."""
     assert update.effective_message is not None and update.effective_chat is not None
     await update.effective_message.reply_text(
-        context.t("chat-id", chat=str(update.effective_chat.id))
+        context.t("chat-id", chat=ltr(str(update.effective_chat.id)))
     )
 
 

@@ -11,7 +11,7 @@ from telegram.constants import ChatMemberStatus
 from telegram.error import TelegramError
 
 from bot.context import MahalleContext
-from bot.digits import ascii_digits, ltr
+from bot.digits import ascii_digits, isolate, ltr
 from bot.jalali import format_date, parse_jalali_date, utcnow
 from bot.reports import EXPORT_COLUMN_KEYS, export_rows, stats_text, write_export
 from bot.services import casework, stats, users
@@ -143,7 +143,7 @@ async def staff_list(update: Update, context: MahalleContext) -> None:
 
     def remove_button(member: Staff) -> InlineKeyboardButton:
         agency = names.get(member.agency_key, member.agency_key)
-        label = context.t("button-remove-staff", name=member.name, agency=agency)
+        label = context.t("button-remove-staff", name=isolate(member.name), agency=agency)
         return InlineKeyboardButton(
             label, callback_data=signer.sign("sr", member.user_id, member.agency_key)
         )
@@ -190,7 +190,7 @@ async def agencies(update: Update, context: MahalleContext) -> None:
             context.t(
                 await _chat_state(context, agency.chat_id),
                 name=agency.name,
-                chat=str(agency.chat_id or ""),
+                chat=ltr(str(agency.chat_id or "")),
             )
         )
     await message.reply_text("\n".join(lines))

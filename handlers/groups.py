@@ -214,7 +214,7 @@ def on_behalf_buttons(context: MahalleContext, member_of: list[LocalGroup]) -> I
     rows += [
         [
             InlineKeyboardButton(
-                context.t("button-as-group", name=g.name), callback_data=f"rg:{g.id}"
+                context.t("button-as-group", name=isolate(g.name)), callback_data=f"rg:{g.id}"
             )
         ]
         for g in member_of

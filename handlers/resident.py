@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardRemove, Update
 
-from bot.cards import STATUS_KEYS
+from bot.cards import status_key
 from bot.context import MahalleContext
 from bot.digits import isolate
 from bot.jalali import TrackingCode, format_date, format_datetime
@@ -13,7 +13,7 @@ from handlers import keyboards, picker
 from handlers.buttons import acknowledge, alert, keyboard_removed
 from handlers.common import remember_user
 from handlers.report import END
-from models.entities import Case, CaseStatus
+from models.entities import Case
 
 NEIGHBOURHOOD_PREFIX = "mn"
 PICKING = "picking"
@@ -48,7 +48,7 @@ async def _render_list(
         context.t(
             "my-reports-line",
             code=_code(case, context.language),
-            status=context.t(STATUS_KEYS[CaseStatus(case.status)]),
+            status=context.t(status_key(case.status, undeliverable=case.undeliverable)),
             date=format_date(case.created_at, context.language),
             text=isolate(_snippet(case.text_original)),
         )
@@ -80,19 +80,22 @@ async def my_reports_page(update: Update, context: MahalleContext) -> None:
 
 
 def _render_case(context: MahalleContext, case: Case) -> str:
+    latest = len(case.events) - 1
     history = "\n".join(
         context.t(
             "case-history-line",
             date=format_datetime(event.created_at, context.language),
-            status=context.t(STATUS_KEYS[CaseStatus(event.to_status)]),
+            status=context.t(
+                status_key(event.to_status, undeliverable=case.undeliverable and i == latest)
+            ),
             note=isolate(event.note) if event.note else "",
         ).rstrip(" :")
-        for event in case.events
+        for i, event in enumerate(case.events)
     )
     return context.t(
         "case-detail",
         code=_code(case, context.language),
-        status=context.t(STATUS_KEYS[CaseStatus(case.status)]),
+        status=context.t(status_key(case.status, undeliverable=case.undeliverable)),
         neighbourhood=isolate(case.neighbourhood.name),
         date=format_datetime(case.created_at, context.language),
         text=isolate(case.text_original),

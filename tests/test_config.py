@@ -37,10 +37,21 @@ def test_missing_token_explains_how_to_get_one() -> None:
 
 
 @pytest.mark.parametrize(
-    "token", ["YOUR_TOKEN_HERE", "123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11", "12345"]
+    "token",
+    [
+        "YOUR_TOKEN_HERE",
+        "123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11",
+        "123456:ABCdefGhIJKlmNoPQRsTUVwxyZ",  # the shape of a token, from an example
+    ],
 )
-def test_placeholder_or_malformed_token_is_refused(token: str) -> None:
-    with pytest.raises(ConfigError, match="does not look like a real bot token"):
+def test_a_placeholder_token_is_called_a_placeholder(token: str) -> None:
+    with pytest.raises(ConfigError, match="is a placeholder from an example"):
+        load_settings(EXAMPLE_CONFIG, environ={"MAHALLE_BOT_TOKEN": token})
+
+
+@pytest.mark.parametrize("token", ["12345", "7012345678:short", "hello world"])
+def test_a_malformed_token_is_refused_with_the_expected_shape(token: str) -> None:
+    with pytest.raises(ConfigError, match="does not look like a bot token"):
         load_settings(EXAMPLE_CONFIG, environ={"MAHALLE_BOT_TOKEN": token})
 
 

@@ -235,3 +235,51 @@ def test_an_unreachable_bot_api_is_one_clear_line(
         monkeypatch.setattr(Application, "run_polling", fail)
         assert cli.main(["run", "--config", str(EXAMPLE_CONFIG)]) == 2
         assert expected in capsys.readouterr().err
+
+
+def test_without_network_the_first_run_says_one_line_and_no_traceback(tmp_path: Path) -> None:
+    """A Bot API nobody answers at (here a closed local port): the clear line alone."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "config.toml"
+    config.write_text(
+        EXAMPLE_CONFIG.read_text(encoding="utf-8").replace(
+            'base_url = "https://api.telegram.org/bot"', 'base_url = "http://127.0.0.1:9/bot"', 1
+        ),
+        encoding="utf-8",
+    )
+    assert "127.0.0.1:9" in config.read_text(encoding="utf-8")
+    environment = {
+        "PATH": "/usr/bin:/bin",
+        "MAHALLE_BOT_TOKEN": "7012345678:AAHk9dQ2rXv_4mZpLw8sT3uYbN1cE6fG0jI",
+        "MAHALLE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "run", "--config", str(config)],
+        env=environment, cwd=EXAMPLE_CONFIG.parent, capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
+    problems = [
+        line
+        for line in done.stderr.splitlines()
+        if " INFO " not in line and "not configured" not in line
+    ]
+    assert problems == [problems[0]] and problems[0].startswith("mahalle: cannot reach")
+
+
+def test_start_up_says_what_is_not_configured_and_where_reports_go(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """The shipped example has no coordinators and no agency chats: start-up says so plainly."""
+    monkeypatch.setenv("MAHALLE_BOT_TOKEN", "7012345678:AAHk9dQ2rXv_4mZpLw8sT3uYbN1cE6fG0jI")
+    monkeypatch.setenv("MAHALLE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    monkeypatch.setattr(Application, "run_polling", lambda *_, **__: None)
+    with caplog.at_level(logging.WARNING):
+        assert cli.main(["run", "--config", str(EXAMPLE_CONFIG)]) == 0
+    gaps = [r.getMessage() for r in caplog.records if r.getMessage().startswith("not configured")]
+    assert len(gaps) == 2
+    assert "no chat_id for 11 of 11 agencies" in gaps[0] and "triage queue" in gaps[0]
+    assert "no coordinators" in gaps[1] and "unseen" in gaps[1]

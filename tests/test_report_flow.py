@@ -141,7 +141,7 @@ async def test_description_length_is_checked_and_the_step_repeats(resident: Chat
     await resident.send("📝 گزارش جدید")
     await resident.send("جهاد")
     await resident.press("جهاد")
-    assert "کوتاه است (۸ نویسه)" in texts(await resident.send("خراب است"))[-1]
+    assert "کوتاه است (۸ حرف)" in texts(await resident.send("خراب است"))[-1]
     too_long = "چاله " * 500
     assert "حداکثر ۲۰۰۰" in texts(await resident.send(too_long))[-1]
     await resident.send(DESCRIPTION)

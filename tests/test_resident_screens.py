@@ -30,7 +30,7 @@ async def test_my_reports_pages_newest_first_and_opens_history(database_url: str
     assert "۷ گزارش، صفحهٔ ۱ از ۲" in first_page
     assert first_page.index("۱۴۰۵-۰۰۰۰۷") < first_page.index("۱۴۰۵-۰۰۰۰۳")
     assert "۱۴۰۵-۰۰۰۰۲" not in first_page
-    assert "ارسال به دستگاه" in first_page and format_date(utcnow()) in first_page
+    assert "فرستاده‌شده به دستگاه مسئول" in first_page and format_date(utcnow()) in first_page
 
     await resident.press("قدیمی‌تر")
     edited = [c for c in api.calls if c.method == "editMessageText"][-1].text
@@ -40,7 +40,8 @@ async def test_my_reports_pages_newest_first_and_opens_history(database_url: str
     detail = [c for c in api.calls if c.method == "editMessageText"][-1].text
     assert "شماره 1" in detail and "سابقه" in detail
     history = detail.split("سابقه")[1]
-    assert history.index("ثبت شده") < history.index("ارسال به دستگاه"), "history oldest first"
+    oldest_first = history.index("ثبت‌شده") < history.index("فرستاده‌شده به دستگاه مسئول")
+    assert oldest_first, "history oldest first"
     await stop_bot(app)
 
 
