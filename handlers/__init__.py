@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any
 
-from telegram import Update
+from telegram import Message, Update
 from telegram.ext import (
     Application,
     BaseHandler,
@@ -21,6 +22,7 @@ from telegram.warnings import PTBUserWarning
 from bot.config import Settings
 from bot.i18n import Translator
 from bot.jalali import CODE_RE
+from bot.normalize import squash
 from handlers import (
     broadcast,
     common,
@@ -43,9 +45,26 @@ warnings.filterwarnings("ignore", message=".*per_message=False", category=PTBUse
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 
 
+@functools.lru_cache(maxsize=1024)
+def _label_key(text: str) -> str:
+    """A label as people may type it: emoji, spacing, ZWNJ and punctuation aside."""
+    return squash(text)
+
+
+class _Labels(filters.MessageFilter):
+    """A reply-keyboard label, tapped or typed (with or without its emoji), in any language."""
+
+    def __init__(self, labels: list[str]) -> None:
+        super().__init__(name=f"labels{labels}")
+        self._keys = {key for key in map(_label_key, labels) if key}
+
+    def filter(self, message: Message) -> bool:
+        return bool(message.text) and _label_key(message.text) in self._keys
+
+
 def _labels(translate: Translator, *keys: str) -> filters.BaseFilter:
-    """Matches a reply-keyboard label in any language."""
-    return filters.Text([label for key in keys for label in translate.every_language(key)])
+    """Matches a reply-keyboard label in any language, typed or tapped."""
+    return _Labels([label for key in keys for label in translate.every_language(key)])
 
 
 def _resident_conversation(settings: Settings, translate: Translator) -> ConversationHandler[Any]:
@@ -56,7 +75,11 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
     )  # fmt: skip
     typed = filters.TEXT & ~filters.COMMAND & ~filters.FORWARDED & ~controls
     # Available at every step: leave, or read the help (emergency numbers) without losing the step.
+    deep_link = CommandHandler(
+        "start", common.deep_link_mid_flow, filters=PRIVATE & filters.Regex(r"^/start (join|grp)_")
+    )
     anytime: list[BaseHandler[Update, Any, Any]] = [
+        deep_link,
         CommandHandler("help", common.show_help),
         CommandHandler("cancel", report.cancel),
         MessageHandler(_labels(translate, "button-cancel"), report.cancel),
@@ -69,6 +92,7 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
         return [*anytime, *handlers, MessageHandler(filters.ALL, catch_all)]
 
     picking_saved: list[BaseHandler[Update, Any, Any]] = [
+        deep_link,
         CommandHandler("help", common.show_help),
         CommandHandler("cancel", resident.keep_neighbourhood),
         MessageHandler(_labels(translate, "button-cancel"), resident.keep_neighbourhood),
@@ -83,6 +107,7 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
         MessageHandler(filters.ALL, report.unexpected(resident.PICKING, "expect-neighbourhood")),
     ]
     answering: list[BaseHandler[Update, Any, Any]] = [
+        deep_link,
         CommandHandler("help", common.show_help),
         CommandHandler("cancel", followup.cancel_answer),
         MessageHandler(_labels(translate, "button-cancel"), followup.cancel_answer),
@@ -90,6 +115,7 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
         MessageHandler(filters.ALL, report.unexpected(followup.ANSWERING, "expect-answer")),
     ]
     leave_broadcast: list[BaseHandler[Update, Any, Any]] = [
+        deep_link,
         CommandHandler("cancel", broadcast.abandon),
         MessageHandler(_labels(translate, "button-cancel"), broadcast.abandon),
     ]
@@ -108,7 +134,8 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
     def registering(
         state: str, expect: str, *handlers: BaseHandler[Update, Any, Any]
     ) -> list[BaseHandler[Update, Any, Any]]:
-        leave = [
+        leave: list[BaseHandler[Update, Any, Any]] = [
+            deep_link,
             CommandHandler("cancel", groups.cancel),
             MessageHandler(_labels(translate, "button-cancel"), groups.cancel),
         ]

@@ -51,6 +51,21 @@ async def start(update: Update, context: MahalleContext) -> None:
     """Welcome the user and show the main menu; read a deep-link payload if there is one."""
     assert update.effective_message is not None
     await remember_user(update, context)
+    await _follow_deep_link(update, context)
+    await update.effective_message.reply_text(
+        context.t("welcome"), reply_markup=keyboards.main_menu(context.t)
+    )
+
+
+async def deep_link_mid_flow(update: Update, context: MahalleContext) -> None:
+    """A staff invite or a group link opened in the middle of a report (or any other step): it
+    is followed at once, and the step waits where it was."""
+    assert update.effective_message is not None
+    await _follow_deep_link(update, context)
+    await update.effective_message.reply_text(context.t("flow-kept"))
+
+
+async def _follow_deep_link(update: Update, context: MahalleContext) -> None:
     payload = parse_start_payload(context.args)
     if payload.kind == "join":
         await staff.join(update, context, payload.value)
@@ -58,9 +73,6 @@ async def start(update: Update, context: MahalleContext) -> None:
         from handlers.groups import join as join_group  # groups builds on this module
 
         await join_group(update, context, payload.value)
-    await update.effective_message.reply_text(
-        context.t("welcome"), reply_markup=keyboards.main_menu(context.t)
-    )
 
 
 async def chat_id(update: Update, context: MahalleContext) -> None:

@@ -43,6 +43,8 @@ async def _render_list(
     if total == 0:
         return context.t("my-reports-empty"), None
     pages = -(-total // keyboards.CASES_PAGE_SIZE)
+    if page >= pages:  # a page that is no more (cases forgotten) or a forged one: the last
+        return await _render_list(context, user_id, pages - 1)
     lines = [context.t("my-reports-title", total=total, page=page + 1, pages=pages)]
     lines += [
         context.t(

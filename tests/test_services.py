@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +19,7 @@ from bot.services import cases, places, users
 from bot.services.drafts import ReportDraft, load_draft, save_draft
 from bot.services.reference import sync_reference_data
 from bot.services.users import get_or_create_user
-from models.entities import CaseEvent, Neighbourhood
+from models.entities import Case, CaseEvent, Neighbourhood
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -230,3 +231,23 @@ async def test_presses_are_counted_per_user_and_window(session_factory: Sessions
             session=session, user_id=7, now=start + timedelta(seconds=10), window=window
         )
     assert (counts, other, inside, after) == ([1, 2, 3], 1, 4, 1)
+
+
+async def test_confirm_pressed_twice_at_once_makes_one_case_and_no_error(
+    session_factory: Sessions, database_url: str
+) -> None:
+    """Two processes take the same draft's confirm at the same moment: both get the one case."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("two transactions at once need PostgreSQL (SQLite takes one writer)")
+    async with session_factory() as session:
+        draft = await _draft_for(session, 7)
+
+    async def confirm_in_own_session() -> cases.Submission:
+        async with session_factory() as session:
+            return await cases.submit_report(session=session, reporter_id=7, draft=draft)
+
+    first, second = await asyncio.gather(confirm_in_own_session(), confirm_in_own_session())
+    assert sorted([first.created, second.created]) == [False, True]
+    assert first.case.code == second.case.code
+    async with session_factory() as session:
+        assert await session.scalar(select(func.count()).select_from(Case)) == 1

@@ -126,13 +126,13 @@ async def submit_report(
     session.add(
         CaseEvent(case=case, to_status=CaseStatus.SUBMITTED, actor_id=reporter_id, created_at=now)
     )
-    await session.execute(delete(Draft).where(Draft.user_id == reporter_id))
-    await session.execute(  # opted in to broadcasts by default after the first report
-        update(User)
-        .where(User.id == reporter_id, User.broadcasts_chosen.is_(False))
-        .values(broadcasts_opt_in=True)
-    )
-    try:
+    try:  # the statements below flush the case first: a duplicate shows at either
+        await session.execute(delete(Draft).where(Draft.user_id == reporter_id))
+        await session.execute(  # opted in to broadcasts by default after the first report
+            update(User)
+            .where(User.id == reporter_id, User.broadcasts_chosen.is_(False))
+            .values(broadcasts_opt_in=True)
+        )
         await session.commit()
     except IntegrityError:
         # Another process submitted the same draft a moment ago.

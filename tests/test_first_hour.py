@@ -1,0 +1,65 @@
+"""What a new resident or clerk meets first: menu words typed by hand, an invite opened in the
+middle of a report, a page that is no more."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot.config import Settings
+from models.db import create_engine, create_session_factory
+from models.entities import Staff
+from tests.conftest import COORDINATOR, Bot
+from tests.fakebot import texts
+from tests.test_report_flow import DESCRIPTION, cases_in, walk_to_summary
+
+
+async def test_menu_words_typed_without_their_emoji_work(bot: Bot, settings: Settings) -> None:
+    resident = bot.user()
+    assert "محله را" in texts(await resident.send("گزارش جدید"))[-1]
+    replies = texts(await resident.send("انصراف"))
+    assert any("لغو" in r or "منصرف" in r or "ثبت نشد" in r for r in replies), replies
+    assert "۱۱۰" in texts(await resident.send("راهنما"))[-1]
+    await resident.send("گزارش   جدید")  # spaced oddly, still the menu word
+    await resident.send("یوسف آباد")
+    await resident.press("یوسف‌آباد")
+    await resident.send(DESCRIPTION)
+    assert "ادامه" in " ".join(resident.reply_keyboard())
+    await resident.send("ادامه")
+    await resident.send("ناشناس بمانم")
+    await resident.press("ثبت گزارش")
+    assert len(await cases_in(settings)) == 1
+
+
+async def test_an_invite_opened_in_the_middle_of_a_report_works_and_keeps_the_report(
+    bot: Bot, settings: Settings
+) -> None:
+    coordinator = bot.user(COORDINATOR)
+    link = texts(await coordinator.send("/invite municipality"))[0]
+    token = link.split("start=")[1].split()[0]
+    clerk = bot.user(2001)
+    await clerk.send("📝 گزارش جدید")
+    await clerk.send("یوسف آباد")
+    await clerk.press("یوسف‌آباد")
+    replies = texts(await clerk.send(f"/start {token}"))
+    assert any("به کارشناسان" in r or "خوش آمدید" in r or "عضو" in r for r in replies), replies
+    assert "سر جایش" in replies[-1]
+    engine = create_engine(settings.database.url)
+    async with create_session_factory(engine)() as session:
+        staff = (await session.scalars(select(Staff))).all()
+    await engine.dispose()
+    assert [(s.user_id, s.agency_key) for s in staff] == [(2001, "municipality")]
+    await clerk.send(DESCRIPTION)  # the report goes on at the description step
+    await clerk.send("ادامه ⬅️")
+    await clerk.send("🙈 ناشناس بمانم")
+    await clerk.press("ثبت گزارش")
+    assert [c.text_original for c in await cases_in(settings)] == [DESCRIPTION]
+
+
+async def test_a_forged_or_vanished_page_of_my_reports_shows_the_last_page(bot: Bot) -> None:
+    resident = bot.user()
+    await walk_to_summary(resident)
+    await resident.press("ثبت گزارش")
+    await resident.send("📋 گزارش‌های من")
+    calls = await resident.press_data("my:p:999999")
+    [edit] = [c for c in calls if c.method == "editMessageText"]
+    assert "صفحهٔ ۱ از ۱" in edit.text and "۱۰۰۰۰۰۰" not in edit.text
