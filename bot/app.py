@@ -9,6 +9,7 @@ from typing import Any
 
 from telegram import BotCommand
 from telegram.constants import UpdateType
+from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 from bot.blocklist import BlockListListener, reload_blocked
@@ -198,9 +199,7 @@ async def _post_init(application: AnyApplication) -> None:
         await sync_reference_data(session=session, settings=runtime.settings)
     if not await runtime.triage.reload_if_changed():
         await asyncio.to_thread(lambda: runtime.triage.model)  # train the shipped model off-loop
-    await application.bot.set_my_commands(
-        [BotCommand(name, runtime.translate(key)) for name, key in COMMAND_KEYS.items()]
-    )
+    await _publish_commands(application)
     if runtime.role != "worker":  # a worker handles no updates
         runtime.blocklist = BlockListListener(runtime)
         await runtime.blocklist.listen()
@@ -219,6 +218,19 @@ async def _post_init(application: AnyApplication) -> None:
     if runtime.settings.outbox.worker and runtime.sender is not None:
         worker = runtime.sender.run_forever(runtime.settings.outbox.poll_seconds)
         runtime.tasks.append(asyncio.create_task(worker, name="outbox"))
+
+
+async def _publish_commands(application: AnyApplication) -> None:
+    """Show the command menu in clients. Optional: a server without setMyCommands (Bale's, for
+    one) or a passing failure leaves the menu as it was and the bot starts all the same; only
+    getMe, at initialisation, decides whether the token works."""
+    runtime = runtime_of(application)
+    try:
+        await application.bot.set_my_commands(
+            [BotCommand(name, runtime.translate(key)) for name, key in COMMAND_KEYS.items()]
+        )
+    except TelegramError as error:
+        log.warning("the command menu was not published (setMyCommands: %s); going on", error)
 
 
 async def _refresh_banned(context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -283,3 +283,23 @@ def test_start_up_says_what_is_not_configured_and_where_reports_go(
     assert len(gaps) == 2
     assert "no chat_id for 11 of 11 agencies" in gaps[0] and "triage queue" in gaps[0]
     assert "no coordinators" in gaps[1] and "unseen" in gaps[1]
+
+
+async def test_a_server_without_set_my_commands_still_starts_and_answers(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bale, for one, may answer 404 to setMyCommands: the bot starts and answers anyway."""
+    from tests.conftest import make_settings
+    from tests.fakebot import ApiCall, ChatUser, FakeBotAPI, start_bot, stop_bot, texts
+
+    def no_commands(call: ApiCall) -> tuple[int, dict[str, object]] | None:
+        if call.method == "setMyCommands":
+            return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
+        return None
+
+    api = FakeBotAPI(fail=no_commands)
+    with caplog.at_level(logging.WARNING):
+        app, _ = await start_bot(make_settings(database_url, telegram={"rate_limit": False}), api)
+    assert any("setMyCommands" in r.getMessage() for r in caplog.records)
+    assert "محله" in texts(await ChatUser(app, api, 1001).send("/start"))[-1]
+    await stop_bot(app)
