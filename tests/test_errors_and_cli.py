@@ -290,7 +290,7 @@ async def test_a_server_without_set_my_commands_still_starts_and_answers(
 ) -> None:
     """Bale, for one, may answer 404 to setMyCommands: the bot starts and answers anyway."""
     from tests.conftest import make_settings
-    from tests.fakebot import ApiCall, ChatUser, FakeBotAPI, start_bot, stop_bot, texts
+    from tests.fakebot import ChatUser, FakeBotAPI, start_bot, stop_bot, texts
 
     def no_commands(call: ApiCall) -> tuple[int, dict[str, object]] | None:
         if call.method == "setMyCommands":
