@@ -95,7 +95,9 @@ def unexpected_kind(message: Message) -> str:
     """The locale key that names what the user sent instead of what was asked for."""
     if message.forward_origin is not None:
         return "unexpected-forwarded"
-    if message.voice or message.audio or message.video_note:
+    if message.video_note:
+        return "unexpected-video-note"
+    if message.voice or message.audio:
         return "unexpected-voice"
     if message.sticker or message.animation or message.dice:
         return "unexpected-sticker"

@@ -63,3 +63,10 @@ async def test_a_forged_or_vanished_page_of_my_reports_shows_the_last_page(bot: 
     calls = await resident.press_data("my:p:999999")
     [edit] = [c for c in calls if c.method == "editMessageText"]
     assert "صفحهٔ ۱ از ۱" in edit.text and "۱۰۰۰۰۰۰" not in edit.text
+
+
+async def test_a_round_video_message_is_not_called_a_voice_message(bot: Bot) -> None:
+    resident = bot.user()
+    note = {"file_id": "VN1", "file_unique_id": "vn1", "length": 240, "duration": 5}
+    [reply] = texts(await resident.send_content(video_note=note))
+    assert "ویدیویی" in reply and "صوتی" not in reply
