@@ -67,8 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     with_config(
         db_commands.add_parser(
             "upgrade",
-            help="apply pending migrations",
-            description="Apply every pending Alembic migration to the configured database.",
+            help="apply pending migrations; write the triage model file if missing",
+            description="Apply every pending Alembic migration to the configured database, then "
+            "train and write the triage model file ([triage] model_path) if there is none, so "
+            "that starting never trains before answering.",
         )
     )
     triage = commands.add_parser(

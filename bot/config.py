@@ -91,7 +91,8 @@ class TriageSettings(_Section):
     threshold: float = Field(default=0.75, ge=0, le=1)
     # Tehran hour at which the model is retrained from shipped data plus corrections.
     retrain_hour: int = Field(default=3, ge=0, le=23)
-    # Where the trained model is kept; `mahalle triage retrain` writes it, running bots reload it.
+    # Where the trained model is kept: `mahalle db upgrade` writes it when missing, `mahalle triage
+    # retrain` and the nightly job rewrite it, running bots reload it.
     model_path: Path = Path("triage-model.npz")
 
 
