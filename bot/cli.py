@@ -1,10 +1,15 @@
-"""The `mahalle` command."""
+"""The `mahalle` command.
+
+Everything it writes (the SQLite database, exports, the triage model) holds residents' words or
+numbers, so the process makes its files readable by its own user alone (umask 077), and each of
+those files is also created 0600 where it is written."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -62,8 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     with_config(
         db_commands.add_parser(
             "upgrade",
-            help="apply pending migrations",
-            description="Apply every pending Alembic migration to the configured database.",
+            help="apply pending migrations; write the triage model file if missing",
+            description="Apply every pending Alembic migration to the configured database, then "
+            "train and write the triage model file ([triage] model_path) if there is none, so "
+            "that starting never trains before answering.",
         )
     )
     triage = commands.add_parser(
@@ -136,11 +143,23 @@ def _settings(path: Path | None) -> Settings:
 
 
 async def _upgrade(settings: Settings) -> None:
-    from models.db import create_engine, upgrade_database
+    """Apply pending migrations, then write the triage model file if there is none: the model
+    depends on the shipped examples and the corrections in this database, and every deployment
+    runs this step before starting, so no start has to train before answering."""
+    from bot.triage.service import Triage
+    from models.db import create_engine, create_session_factory, upgrade_database
 
     engine = create_engine(settings.database.url)
     try:
         await upgrade_database(engine)
+        triage = Triage(settings.triage.model_path)
+        try:
+            await triage.build_file_if_unusable(create_session_factory(engine))
+        except OSError as error:
+            raise ConfigError(
+                f"triage.model_path: cannot write {settings.triage.model_path} "
+                f"({error.strerror or error}); run as the user the bot runs as"
+            ) from None
     finally:
         await engine.dispose()
 
@@ -255,6 +274,7 @@ async def _export(arguments: argparse.Namespace, settings: Settings) -> None:
 
     span = f"{arguments.start}-{arguments.end}".replace("/", "")
     output = arguments.output or Path(f"mahalle-{span}.{arguments.format}")
+    _create_private(output)
     engine = create_engine(settings.database.url)
     try:
         async with create_session_factory(engine)() as session:
@@ -267,7 +287,21 @@ async def _export(arguments: argparse.Namespace, settings: Settings) -> None:
             )
     finally:
         await engine.dispose()
+    output.chmod(0o600)  # in case the writer replaced the file rather than filling it
     print(f"{count} cases written to {output}")
+
+
+def _create_private(path: Path) -> None:
+    """Create the file readable and writable by this user alone (0600), before any data goes
+    in; an existing file loses group and others' access too."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    except OSError as error:
+        raise ConfigError(f"cannot write {path}: {error.strerror or error}") from None
+    try:
+        os.fchmod(descriptor, 0o600)
+    finally:
+        os.close(descriptor)
 
 
 async def _status(settings: Settings) -> int:
@@ -321,8 +355,17 @@ class _AbortedRetryLoops(logging.Filter):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script."""
+    """Entry point of the console script; files it creates are its user's alone (umask 077)."""
     arguments = _parser().parse_args(argv)
+    previous_umask = os.umask(0o077)
+    try:
+        return _main(arguments)
+    finally:
+        os.umask(previous_umask)  # for callers in the same process (tests)
+
+
+def _main(arguments: argparse.Namespace) -> int:
+    """Run the parsed command; 2 with one line on stderr for a configuration error."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -16,6 +16,10 @@ WEBHOOK_SECRET_ENV = "MAHALLE_WEBHOOK_SECRET"
 DATABASE_URL_ENV = "MAHALLE_DATABASE_URL"
 CONFIG_PATH_ENV = "MAHALLE_CONFIG"
 
+# The webhook secret is all that tells Telegram's calls from anyone else's: long enough not to
+# be guessed (openssl rand -hex 32 gives 64 characters).
+WEBHOOK_SECRET_MIN_LENGTH = 32
+
 # Telegram and Bale tokens are "<bot id>:<secret>"; anything else is a typo or a placeholder.
 _TOKEN_SHAPE = re.compile(r"^\d{5,}:[A-Za-z0-9_-]{20,}$")
 _PLACEHOLDER_HINTS = ("your", "token", "changeme", "example", "xxxx", "123456:abc")
@@ -87,8 +91,9 @@ class TriageSettings(_Section):
     threshold: float = Field(default=0.75, ge=0, le=1)
     # Tehran hour at which the model is retrained from shipped data plus corrections.
     retrain_hour: int = Field(default=3, ge=0, le=23)
-    # Where the trained model is kept; `mahalle triage retrain` writes it, running bots reload it.
-    model_path: Path = Path("triage-model.pkl")
+    # Where the trained model is kept: `mahalle db upgrade` writes it when missing, `mahalle triage
+    # retrain` and the nightly job rewrite it, running bots reload it.
+    model_path: Path = Path("triage-model.npz")
 
 
 class OutboxSettings(_Section):
@@ -388,6 +393,16 @@ def check_token(token: str) -> str:
     return token
 
 
+def check_webhook_secret(secret: str) -> str:
+    """Refuse a webhook secret short enough to guess."""
+    if len(secret) < WEBHOOK_SECRET_MIN_LENGTH:
+        raise ConfigError(
+            f"{WEBHOOK_SECRET_ENV}: {len(secret)} characters is too short to keep others' calls "
+            f"out; use at least {WEBHOOK_SECRET_MIN_LENGTH} (openssl rand -hex 32)"
+        )
+    return secret
+
+
 def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
     """Secrets only ever come from the environment; the database URL may too."""
     telegram = raw.setdefault("telegram", {})
@@ -400,7 +415,7 @@ def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
     if token := environ.get(TOKEN_ENV, "").strip():
         telegram["token"] = check_token(token)
     if secret := environ.get(WEBHOOK_SECRET_ENV, "").strip():
-        telegram["webhook_secret"] = secret
+        telegram["webhook_secret"] = check_webhook_secret(secret)
     if url := environ.get(DATABASE_URL_ENV, "").strip():
         raw.setdefault("database", {})["url"] = url
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Table, event, text
+from sqlalchemy import Connection, Table, event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -28,6 +29,7 @@ def create_engine(url: str, *, connections: int = 5) -> AsyncEngine:
     """An async engine; SQLite gets WAL, foreign keys and a busy timeout so writers queue.
     `connections`: how many a PostgreSQL pool keeps open (ten more are opened at a peak)."""
     if url.startswith("sqlite"):
+        keep_sqlite_files_private(url)
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -42,6 +44,31 @@ def create_engine(url: str, *, connections: int = 5) -> AsyncEngine:
     engine = create_async_engine(url, pool_size=connections, max_overflow=10)
     event.listen(engine.sync_engine, "checkout", _ping_on_checkout)
     return engine
+
+
+def keep_sqlite_files_private(url: str) -> None:
+    """Create the SQLite database file 0600 before SQLite does (its -wal, -shm and -journal
+    files take the database file's mode), and take group and others' access off files made
+    before: they hold residents' reports and phone numbers. A path SQLite itself cannot open
+    is left for it to report."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        descriptor = os.open(database, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return
+    try:
+        if os.fstat(descriptor).st_mode & 0o077:
+            os.fchmod(descriptor, 0o600)
+        for suffix in ("-wal", "-shm", "-journal"):
+            companion = Path(database + suffix)
+            if companion.exists() and companion.stat().st_mode & 0o077:
+                companion.chmod(0o600)
+    except OSError:
+        pass  # another user's file: SQLite reports what it cannot do
+    finally:
+        os.close(descriptor)
 
 
 def _ping_on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:

@@ -13,5 +13,18 @@ Get a token: open Telegram, talk to @BotFather, send /newbot and follow the ques
 MSG
     exit 2
 fi
-bash scripts/setup.sh
+# The shape bot/config.py requires, checked before installing anything: a pasted placeholder
+# is told at once, not after the first install.
+token=$(printf '%s' "$MAHALLE_BOT_TOKEN" | tr -d '[:space:]')
+if ! [[ "$token" =~ ^[0-9]{5,}:[A-Za-z0-9_-]{20,}$ ]]; then
+    cat >&2 <<'MSG'
+MAHALLE_BOT_TOKEN does not look like a real bot token: expected '<digits>:<at least 20 letters,
+digits, _ or ->', as @BotFather (or Bale's @botfather) gives it. Copy it again and run:
+    export MAHALLE_BOT_TOKEN='<the token it gave you>'
+    bash scripts/run.sh
+MSG
+    exit 2
+fi
+# The bot alone: the test tools come with scripts/test.sh.
+bash scripts/setup.sh runtime
 exec .venv/bin/mahalle run "$@"

@@ -87,8 +87,10 @@ def test_webhook_mode_needs_a_secret(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="MAHALLE_WEBHOOK_SECRET"):
         load_settings(path, environ={})
-    settings = load_settings(path, environ={"MAHALLE_WEBHOOK_SECRET": "s3cret-value"})
+    secret = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"  # 32 characters, the least taken
+    settings = load_settings(path, environ={"MAHALLE_WEBHOOK_SECRET": secret})
     assert settings.telegram.webhook_secret is not None
+    assert settings.telegram.webhook_secret.get_secret_value() == secret
 
 
 def test_database_url_from_environment_wins() -> None:

@@ -150,7 +150,7 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("MAHALLE_DATABASE_URL", f"sqlite+aiosqlite:///{path}")
     done = subprocess.run(
         [sys.executable, "-m", "bot", "db", "upgrade", "--config", str(EXAMPLE_CONFIG)],
-        capture_output=True, text=True, check=False,
+        capture_output=True, text=True, check=False, cwd=tmp_path,  # where the model file goes
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     with sqlite3.connect(path) as connection:
@@ -176,11 +176,12 @@ def test_webhook_mode_takes_the_secret_and_the_chats_at_once_from_the_config(
         EXAMPLE_CONFIG.read_text(encoding="utf-8")
         .replace('mode = "polling"', 'mode = "webhook"')
         .replace('webhook_url = ""', 'webhook_url = "https://bot.example.ir/telegram"')
-        .replace("concurrent_updates = 16", "concurrent_updates = 24"),
+        .replace("concurrent_updates = 16", "concurrent_updates = 24")
+        .replace('model_path = "triage-model.npz"', f'model_path = "{tmp_path / "model.npz"}"'),
         encoding="utf-8",
     )
     monkeypatch.setenv("MAHALLE_BOT_TOKEN", "7012345678:AAHk9dQ2rXv_4mZpLw8sT3uYbN1cE6fG0jI")
-    monkeypatch.setenv("MAHALLE_WEBHOOK_SECRET", "a-long-random-secret")
+    monkeypatch.setenv("MAHALLE_WEBHOOK_SECRET", "a-long-random-secret-of-forty-characters")
     monkeypatch.setenv("MAHALLE_DATABASE_URL", database_url)
     seen: dict[str, Any] = {}
     monkeypatch.setattr(
@@ -188,7 +189,7 @@ def test_webhook_mode_takes_the_secret_and_the_chats_at_once_from_the_config(
     )
     caplog.set_level(logging.INFO)
     assert cli.main(["run", "--config", str(config)]) == 0
-    assert seen["secret_token"] == "a-long-random-secret"
+    assert seen["secret_token"] == "a-long-random-secret-of-forty-characters"
     assert seen["webhook_url"] == "https://bot.example.ir/telegram"
     # Asked by name: Telegram would otherwise keep what the token was last set to.
     assert {"message", "callback_query"} <= set(seen["allowed_updates"])
@@ -222,6 +223,7 @@ def test_an_unreachable_bot_api_is_one_clear_line(
 
     monkeypatch.setenv("MAHALLE_BOT_TOKEN", "7012345678:AAHk9dQ2rXv_4mZpLw8sT3uYbN1cE6fG0jI")
     monkeypatch.setenv("MAHALLE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    monkeypatch.chdir(tmp_path)  # the triage model file is written here
     for failure, expected in (
         (NetworkError("connect failed"), "cannot reach the Bot API"),
         (InvalidToken("Unauthorized"), "refused the token"),

@@ -1,20 +1,35 @@
 """The triage model the running bot uses, its retraining from human corrections, and the file
-that lets `mahalle triage retrain` hand a new model to running processes."""
+that lets `mahalle triage retrain` hand a new model to running processes.
+
+The file holds plain arrays and JSON (`numpy.savez`, read back with `allow_pickle=False`), never
+a pickle: whoever can write it can at worst make triage guess badly, never run code. It is
+written 0600, like every file with what residents wrote in it."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
-import pickle
+import tempfile
+import zipfile
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+from numpy.lib.npyio import NpzFile
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.triage import TriageResult
-from bot.triage.model import DEFAULT_EXAMPLES, Example, TriageModel, read_examples
+from bot.triage.model import (
+    DEFAULT_EXAMPLES,
+    Example,
+    ModelFileError,
+    TriageModel,
+    read_examples,
+)
 from models.entities import TriageCorrection
 
 log = logging.getLogger(__name__)
@@ -33,18 +48,34 @@ async def corrections(session: AsyncSession) -> list[Example]:
 
 
 def save_model(model: TriageModel, path: Path) -> None:
-    """Write atomically, so a reader never sees half a file."""
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_bytes(pickle.dumps(model))
-    os.replace(temporary, path)
+    """Write atomically (a reader never sees half a file), readable by this user alone; a
+    missing folder is made, 0700."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    arrays: dict[str, Any] = model.to_arrays()  # (typed so none is taken for a flag)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "wb") as file:  # mkstemp makes it 0600
+            np.savez(file, allow_pickle=False, **arrays)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def load_model(path: Path) -> TriageModel:
-    """A model written by `save_model` (a file this project wrote itself, never a download)."""
-    model = pickle.loads(path.read_bytes())  # only ever a file save_model wrote
-    if not isinstance(model, TriageModel):
-        raise TypeError(f"{path} does not hold a triage model")
-    return model
+    """A model `save_model` wrote; ModelFileError for anything else, without running any of it
+    (plain arrays only: numpy refuses pickled objects)."""
+    data = path.read_bytes()
+    try:
+        arrays = np.load(io.BytesIO(data), allow_pickle=False)
+        if not isinstance(arrays, NpzFile):
+            raise ModelFileError("not a saved model (one array, not a set of them)")
+        with arrays:
+            return TriageModel.from_arrays(arrays)
+    except ModelFileError:
+        raise
+    except (ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise ModelFileError(f"not a saved model ({type(error).__name__}: {error})") from None
 
 
 async def train_with_corrections(
@@ -88,6 +119,21 @@ class Triage:
         log.info("triage model retrained on %d examples (%d corrections)", count, learned)
         return count
 
+    async def build_file_if_unusable(
+        self, session_factory: async_sessionmaker[AsyncSession]
+    ) -> bool:
+        """Train and write the model file when there is none (or it cannot be read), so that no
+        start trains before answering; whether it trained. Run with the schema's upgrade."""
+        try:
+            await asyncio.to_thread(load_model, self.model_path)
+            return False
+        except FileNotFoundError:
+            log.info("no triage model file at %s: training one (seconds, once)", self.model_path)
+        except (OSError, ModelFileError) as error:
+            log.warning("replacing the triage model file %s (%s)", self.model_path, error)
+        await self.retrain(session_factory)
+        return True
+
     async def reload_if_changed(self) -> bool:
         """Pick up a model another process (`mahalle triage retrain`) wrote."""
         mtime = self._mtime()
@@ -95,9 +141,12 @@ class Triage:
             return False
         try:
             self._model = await asyncio.to_thread(load_model, self.model_path)
-        except (OSError, pickle.UnpicklingError, TypeError, EOFError):
-            log.exception(
-                "could not load the triage model from %s; keeping the current one", self.model_path
+        except (OSError, ModelFileError) as error:
+            self._loaded_mtime = mtime  # said once; a new file is looked at again
+            log.warning(
+                "refused the triage model file %s (%s); keeping the model in use",
+                self.model_path,
+                error,
             )
             return False
         self._loaded_mtime = mtime
