@@ -305,3 +305,24 @@ async def test_a_server_without_set_my_commands_still_starts_and_answers(
     assert any("setMyCommands" in r.getMessage() for r in caplog.records)
     assert "محله" in texts(await ChatUser(app, api, 1001).send("/start"))[-1]
     await stop_bot(app)
+
+
+@pytest.mark.parametrize(
+    ("token", "says"),
+    [
+        ("", "is not set"),
+        ("YOUR_TOKEN_HERE", "placeholder"),
+        ("123456:ABCdefGhIJKlmNoPQRsTUVwxyZ", "placeholder"),
+        ("12345", "does not look like"),
+    ],
+)
+def test_run_sh_refuses_a_missing_or_placeholder_token_before_installing(
+    token: str, says: str, tmp_path: Path
+) -> None:
+    """The first of the two commands answers at once, before any install."""
+    done = subprocess.run(
+        ["bash", str(EXAMPLE_CONFIG.parent / "scripts" / "run.sh")],
+        env={"PATH": "/usr/bin:/bin", "MAHALLE_BOT_TOKEN": token, "HOME": str(tmp_path)},
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2 and says in done.stderr.splitlines()[0]
