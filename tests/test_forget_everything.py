@@ -20,7 +20,6 @@ from bot.services import stats
 from models.db import create_engine, create_session_factory
 from models.entities import (
     Base,
-    Case,
     CaseEvent,
     ConversationState,
     Draft,
@@ -28,7 +27,7 @@ from models.entities import (
     LocalGroup,
 )
 from tests.conftest import COORDINATOR, COORDINATOR_CHAT, Bot, agency_chat
-from tests.fakebot import ChatUser, alerts, texts
+from tests.fakebot import ApiCall, ChatUser, alerts, texts
 from tests.test_agency import add_staff, one_case, report
 from tests.test_broadcast import compose, wait_for_campaigns
 from tests.test_desk import apply_for_group, register_group
@@ -173,6 +172,11 @@ async def figures(settings: Settings, now: datetime) -> stats.Stats:
     return found
 
 
+def card_edits(bot: Bot) -> list[ApiCall]:
+    """The edits of messages in the municipality's group, oldest first."""
+    return [c for c in bot.api.to_chat(MUNICIPALITY) if c.method.startswith("edit")]
+
+
 async def test_forget_me_leaves_nothing_that_names_or_points_at_them(
     bot: Bot, settings: Settings
 ) -> None:
@@ -180,9 +184,7 @@ async def test_forget_me_leaves_nothing_that_names_or_points_at_them(
     now = datetime.now(UTC)
     before = await figures(settings, now)
     assert before.total == 2 and before.ratings == 1
-    card_edits_before = len(
-        [c for c in bot.api.to_chat(MUNICIPALITY) if c.method.startswith("edit")]
-    )
+    edits_before = len(card_edits(bot))
 
     assert "۲ گزارش" in texts(await resident.press("بله، پاک شود"))[-1]
 
@@ -203,13 +205,16 @@ async def test_forget_me_leaves_nothing_that_names_or_points_at_them(
     assert dict(after.by_domain) == {"خدمات شهری": 1, "انتظامی و امنیت": 1}
     assert dict(after.by_neighbourhood) == {"جهاد": 1, "یوسف‌آباد": 1}
     assert after.agencies[0].reopen_rate == 1.0 and after.rating == 4.0
-    card = (await cases_in(settings))[0]
+    card, on_behalf = await cases_in(settings)
+    assert on_behalf.group_id is not None, "the group they reported for keeps its case"
     assert (card.reopen_count, card.rating, card.status) == (1, 4, "closed")
+    assert (card.latitude, card.longitude, card.photo_file_ids) == (None, None, [])
+    assert card.text_original == REDACTED and card.group_id is None
 
-    edits = [c for c in bot.api.to_chat(MUNICIPALITY) if c.method.startswith("edit")]
-    [edit] = edits[card_edits_before:]
+    [edit] = card_edits(bot)[edits_before:]
     assert edit.params["message_id"] == card.card_message_id
     assert REDACTED in edit.text and PHONE not in edit.text and HOME not in edit.text
+    assert card.card_message_id is not None
     shown_now = bot.api.messages[(MUNICIPALITY, card.card_message_id)].text
     assert REDACTED in shown_now and PHONE not in shown_now
 
@@ -284,6 +289,7 @@ async def test_a_resolved_case_nobody_answers_closes_itself(bot: Bot, settings: 
     await resident.send("/start")  # delivers the outbox
     told = [m.text for m in bot.api.delivered(1001) if "در ۷ روز" in m.text]
     assert len(told) == 1 and "بسته شد" in told[0]
+    assert case.card_message_id is not None
     card = bot.api.messages[(MUNICIPALITY, case.card_message_id)].text
     assert "بسته" in card and "سامانه" in card
     assert alerts(await resident.press("بله، برطرف شد")), "a late answer changes nothing"
