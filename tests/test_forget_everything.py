@@ -325,6 +325,8 @@ async def test_an_abandoned_draft_expires_with_its_conversation(
     await resident.send("جهاد")
     await resident.press("جهاد")
     await resident.send(DRAFT_TEXT)
+    await bot.user(1003).send("/group")
+    await bot.user(1003).send("گروهی که ثبتش نیمه‌کاره ماند")
     writer = bot.user(1002)
     await writer.send("📝 گزارش جدید")  # someone still writing is left alone
     now = datetime.now(UTC)
@@ -335,8 +337,10 @@ async def test_an_abandoned_draft_expires_with_its_conversation(
     async with create_session_factory(engine)() as session:
         drafts = (await session.scalars(select(Draft.user_id))).all()
         states = (await session.scalars(select(ConversationState.key))).all()
+        registrations = (await session.scalars(select(LocalGroup))).all()
     await engine.dispose()
     assert list(drafts) == [1002] and list(states) == ["[1002, 1002]"]
+    assert registrations == [], "nor a group registration left half-way"
     [reply] = texts(await resident.send_photo("LATE-PHOTO"))
     assert "دریافت شد" not in reply and "پیش‌نویس" not in reply, "the old report is not taken up"
     assert "منو" in reply, "the menu instead"

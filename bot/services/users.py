@@ -18,7 +18,6 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cards import Cards
-from bot.jalali import utcnow
 from bot.normalize import normalize
 from bot.services import casework, outbox
 from models.db import built_once, dialect_insert, table_of
@@ -129,7 +128,9 @@ async def forget(*, session: AsyncSession, user_id: int, cards: Cards) -> int:
         .values(used_by=0)  # still used, by no one anyone can name
     )
     await _drop_owned_rows(session, user_id=user_id)
-    await _forget_user_row(session, user_id=user_id, language=cards.language)
+    # The row goes whole: language and neighbourhood would point at them too. (A blocked
+    # person's updates never reach the bot, so forgetting is no way around a block.)
+    await session.execute(delete(User).where(User.id == user_id))
     await casework.redact_cards(session, case_ids=case_ids, cards=cards)
     await outbox.forget_person(
         session, chat_id=user_id, case_ids=case_ids, words=words, marker=marker
@@ -205,21 +206,6 @@ async def _drop_owned_rows(session: AsyncSession, *, user_id: int) -> None:
             | ConversationState.key.like(f"%, {user_id}]")
         )
     )
-
-
-async def _forget_user_row(session: AsyncSession, *, user_id: int, language: str) -> None:
-    """Delete their row; someone the coordinators blocked keeps a bare one (the id and the
-    block, nothing else), so that forgetting is no way around a block."""
-    user = await session.get(User, user_id)
-    if user is None:
-        return
-    if not user.banned:
-        await session.delete(user)
-        await session.flush()
-        return
-    user.language, user.neighbourhood_id, user.neighbourhood = language, None, None
-    user.broadcasts_opt_in = user.broadcasts_chosen = user.broadcast_intro_sent = False
-    user.blocked_bot, user.created_at = False, utcnow()
 
 
 async def drop_old_contacts(*, session: AsyncSession, older_than: datetime) -> int:
