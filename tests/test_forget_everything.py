@@ -27,7 +27,7 @@ from models.entities import (
     LocalGroup,
 )
 from tests.conftest import COORDINATOR, COORDINATOR_CHAT, Bot, agency_chat
-from tests.fakebot import ApiCall, ChatUser, alerts, texts
+from tests.fakebot import ApiCall, ChatUser, alerts, deliver_outbox, texts
 from tests.test_agency import add_staff, one_case, report
 from tests.test_broadcast import compose, wait_for_campaigns
 from tests.test_desk import apply_for_group, register_group
@@ -361,3 +361,28 @@ async def bump_draft_and_state(settings: Settings, user_id: int, when: datetime)
         )
         await session.commit()
     await engine.dispose()
+
+
+async def test_photos_and_place_still_waiting_in_the_outbox_never_go(
+    bot: Bot, settings: Settings
+) -> None:
+    """The agency's group was held back (Telegram's limit, a worker down) when the reporter
+    asked to be forgotten: the card goes, redacted; their photo and location do not."""
+    resident = ChatUser(bot.app, bot.api, RESIDENT, deliver=False)
+    await resident.send("📝 گزارش جدید")
+    await resident.send("جهاد")
+    await resident.press("جهاد")
+    await resident.send(DESCRIPTION)
+    await resident.send_photo(PHOTO)
+    await resident.send_location(LATITUDE, LONGITUDE)
+    await resident.send("ادامه ⬅️")
+    await resident.send_contact(PHONE)
+    await resident.press("ثبت گزارش")
+    await resident.send("/forget_me")
+    await resident.press("بله، پاک شود")
+    assert bot.api.to_chat(MUNICIPALITY) == [], "nothing went to the agency yet"
+    await deliver_outbox(bot.app)
+    sent = bot.api.to_chat(MUNICIPALITY)
+    assert [call.method for call in sent] == ["sendMessage"], "the card alone"
+    assert REDACTED in sent[0].text and PHONE not in sent[0].text
+    assert await hits(settings, [PHOTO, PHONE, str(LATITUDE)], [LATITUDE, RESIDENT]) == []
