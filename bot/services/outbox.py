@@ -155,6 +155,7 @@ async def forget_person(
     case_ids: Collection[int],
     words: Collection[str],
     marker: str,
+    groups: Collection[str] = (),
 ) -> None:
     """Someone asked to be forgotten: the outbox keeps nothing of what they told us.
 
@@ -162,14 +163,15 @@ async def forget_person(
     message about their cases still waiting shows `marker` where it quoted `words` (their
     descriptions and answers: a relay, a reminder, a triage card), or goes if it carries their
     photos or place; their agency cards are the caller's (`casework.redact_cards`). The copies
-    of messages sent about their cases are emptied, and so is any other message quoting
-    `words` (the request to register a group they founded), or dropped if still waiting.
-    The sent copies are emptied last: one the sender takes meanwhile is sent by then."""
+    of messages sent about their cases are emptied; so is a coordinators' message quoting
+    `groups` (the names and fields of groups they founded that lose them: the request to
+    register one), or dropped if still waiting. The sent copies are emptied last: one the
+    sender takes meanwhile is sent by then."""
     await session.execute(delete(OutboxMessage).where(OutboxMessage.chat_id == chat_id))
     if case_ids:
         await _scrub_waiting(session, case_ids=case_ids, words=words, marker=marker)
-    if words:
-        await _drop_quoting(session, words=words)
+    if groups:
+        await _drop_quoting(session, words=groups)
     if case_ids:
         await session.execute(
             update(OutboxMessage)
@@ -223,8 +225,8 @@ async def _scrub_waiting(
 
 async def _drop_quoting(session: AsyncSession, *, words: Collection[str]) -> None:
     """Coordinators' messages about no case that quote one of `words`: dropped if waiting,
-    emptied if sent. Read and matched here: such notices are kept a week (`drop_sent_texts`),
-    and JSON's escaping of Persian text differs between the databases."""
+    emptied if sent. Matched here rather than in SQL, where the stored JSON has Persian letters
+    escaped; there are few such messages (their texts go after a week, `drop_sent_texts`)."""
     notices = await session.execute(
         select(OutboxMessage.id, OutboxMessage.payload).where(
             OutboxMessage.case_id.is_(None),

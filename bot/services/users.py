@@ -92,7 +92,7 @@ async def forget(*, session: AsyncSession, user_id: int, cards: Cards) -> int:
     theirs = select(Case.id).where(Case.reporter_id == user_id).scalar_subquery()
     case_ids = list(await session.scalars(select(Case.id).where(Case.reporter_id == user_id)))
     words = await _their_words(session, user_id=user_id, theirs=theirs)
-    words += await _forget_founder(session, user_id=user_id, marker=cards.t("redacted-group"))
+    groups = await _forget_founder(session, user_id=user_id, marker=cards.t("redacted-group"))
     marker = cards.t("redacted-report")
     # Their answers to the agencies' questions (the events' times and statuses stay).
     await session.execute(
@@ -133,7 +133,7 @@ async def forget(*, session: AsyncSession, user_id: int, cards: Cards) -> int:
     await session.execute(delete(User).where(User.id == user_id))
     await casework.redact_cards(session, case_ids=case_ids, cards=cards)
     await outbox.forget_person(
-        session, chat_id=user_id, case_ids=case_ids, words=words, marker=marker
+        session, chat_id=user_id, case_ids=case_ids, words=words, marker=marker, groups=groups
     )
     return int(cases.rowcount or 0)  # type: ignore[attr-defined]
 
