@@ -174,8 +174,12 @@ class ReportSettings(_Section):
 
 
 class PrivacySettings(_Section):
-    # Days after a case is closed or rejected that the reporter's phone number is kept.
+    # Days after a case's last activity (any status) that the reporter's phone number is kept.
     contact_retention_days: int = Field(default=90, ge=1)
+    # Days a resolved case waits for its reporter's "was it fixed?" before it closes itself.
+    close_resolved_after_days: int = Field(default=7, ge=1)
+    # Days an untouched half-written report (and the conversation it belongs to) is kept.
+    draft_expiry_days: int = Field(default=7, ge=1)
 
 
 class BoundingBox(_Section):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Coroutine
-from datetime import time
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from telegram.ext import Application, ContextTypes
 
 from bot.context import runtime_of
 from bot.jalali import TEHRAN, utcnow
+from bot.persistence import drop_states
 from bot.pipeline import (
     check_deadlines,
     drop_old_contacts,
@@ -21,6 +22,8 @@ from bot.pipeline import (
     send_weekly_report,
     start_due_campaigns,
 )
+from bot.runtime import Runtime
+from bot.services import deadlines, drafts
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +68,44 @@ async def _weekly(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def _retention(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Nightly: drop reporters' phone numbers from long-closed cases, and the outbox's copies
-    of messages sent a week ago."""
+    """Nightly: drop reporters' phone numbers from cases idle for the retention period, the
+    outbox's copies of messages sent a week ago, and abandoned drafts."""
     runtime = runtime_of(context.application)
     await drop_old_contacts(runtime, now=utcnow())
     await drop_sent_texts(runtime, now=utcnow())
+    await expire_drafts(context.application, now=utcnow())
+
+
+async def _close_resolved(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Close resolved cases whose reporter never said whether they were fixed."""
+    if count := await close_unanswered(runtime_of(context.application), now=utcnow()):
+        log.info("closed %d resolved case(s) their reporters left unanswered", count)
+
+
+async def close_unanswered(runtime: Runtime, *, now: datetime) -> int:
+    """Close the cases resolved `[privacy] close_resolved_after_days` before `now` and not
+    answered since; how many."""
+    days = runtime.settings.privacy.close_resolved_after_days
+    async with runtime.session_factory() as session:
+        closed = await deadlines.close_unanswered(
+            session, cards=runtime.card_renderer, days=days, now=now
+        )
+        await session.commit()
+    runtime.wake_outbox()
+    return closed
+
+
+async def expire_drafts(application: AnyApplication, *, now: datetime) -> int:
+    """Delete drafts untouched for `[privacy] draft_expiry_days` before `now`, with their
+    conversations' states, in the database and in this process's memory; how many drafts."""
+    runtime = runtime_of(application)
+    days = runtime.settings.privacy.draft_expiry_days
+    async with runtime.session_factory() as session:
+        expired = await drafts.expire(session=session, older_than=now - timedelta(days=days))
+        await session.commit()
+    gone = set(expired.states)
+    drop_states(application, lambda name, key: (name, key) in gone)
+    return expired.drafts
 
 
 def _at(hhmm: str) -> time:
@@ -116,6 +152,9 @@ def schedule_jobs(application: AnyApplication) -> None:
     jobs.run_daily(_leader_only(_digest), time=_at(reports.digest_time), name="digest")
     jobs.run_daily(
         _leader_only(_retention), time=time(hour=4, tzinfo=TEHRAN), name="contact-retention"
+    )
+    jobs.run_repeating(
+        _leader_only(_close_resolved), interval=3600, first=120, name="close-resolved"
     )
     jobs.run_daily(
         _leader_only(_weekly), time=_at(reports.weekly_time), days=(6,), name="weekly-report"

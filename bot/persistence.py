@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import Executable, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from telegram.ext import BasePersistence, PersistenceInput
+from telegram.ext import Application, BasePersistence, ConversationHandler, PersistenceInput
 from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
 from bot.jalali import utcnow
@@ -199,3 +199,25 @@ async def _store(
         return
     upsert = _state_upsert(session) if finishing is None else _state_upsert_finishing(session)
     await session.execute(upsert, {**row, "state": str(state), "updated_at": utcnow()})
+
+
+def drop_states(
+    application: Application[Any, Any, Any, Any, Any, Any],
+    belongs: Callable[[str, ConversationKey], bool],
+) -> int:
+    """Drop from this process's memory the conversation states (by conversation name and key)
+    whose rows were just deleted (a person forgotten, a draft expired); how many. PTB keeps
+    every chat's state in memory, and a process that does not read the state from the database
+    on each update (the one process on SQLite) would otherwise take up the old step. PTB's next
+    write of the states deletes the rows again, which changes nothing."""
+    dropped = 0
+    for handlers in application.handlers.values():
+        for handler in handlers:
+            if not isinstance(handler, ConversationHandler) or not handler.persistent:
+                continue
+            name = handler.name or ""
+            states = handler._conversations  # no public way to drop one key
+            for key in [key for key in states if belongs(name, key)]:
+                states.pop(key, None)
+                dropped += 1
+    return dropped

@@ -163,7 +163,7 @@ async def decide(update: Update, context: MahalleContext) -> None:
             if approve
             else context.t("group-refused", name=isolate(group.name))
         )
-        if group.created_by:  # 0: the founder asked to be forgotten
+        if group.created_by:  # None: the founder asked to be forgotten
             outbox.enqueue(
                 session,
                 chat_id=group.created_by,

@@ -8,6 +8,7 @@ from bot.cards import status_key
 from bot.context import MahalleContext
 from bot.digits import isolate
 from bot.jalali import TrackingCode, format_date, format_datetime
+from bot.persistence import drop_states
 from bot.services import cases, users
 from handlers import keyboards, picker
 from handlers.buttons import acknowledge, alert, keyboard_removed
@@ -258,6 +259,8 @@ async def forget_confirmed(update: Update, context: MahalleContext) -> None:
             session=session, user_id=query.from_user.id, cards=context.runtime.card_renderer
         )
         await session.commit()
+    user_id = query.from_user.id
+    drop_states(context.application, lambda _, key: user_id in key)
     if context.user_data is not None:
         context.user_data.clear()
     await context.bot.send_message(

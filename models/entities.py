@@ -409,7 +409,8 @@ class LocalGroup(Base):
     field: Mapped[str] = mapped_column(String(200), default="")
     neighbourhood_id: Mapped[int | None] = mapped_column(ForeignKey("neighbourhoods.id"))
     status: Mapped[str] = mapped_column(String(16), default=GroupStatus.DRAFT)
-    created_by: Mapped[int] = mapped_column(BigInteger)
+    # The founder; NULL once they asked to be forgotten (the group and its members stay).
+    created_by: Mapped[int | None] = mapped_column(BigInteger)
     # Members join with /start grp_<token>.
     invite_token: Mapped[str] = mapped_column(String(64), unique=True)
     decided_by: Mapped[int | None] = mapped_column(BigInteger)

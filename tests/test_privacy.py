@@ -18,6 +18,7 @@ from tests.test_outbox import outbox_rows
 from tests.test_report_flow import DESCRIPTION, cases_in
 
 PHONE = "+989121234567"
+REDACTED = "[حذف‌شده به درخواست گزارش‌دهنده]"
 
 
 async def report_with_phone(bot: Bot, user_id: int, resident: ChatUser | None = None) -> None:
@@ -49,7 +50,7 @@ async def test_forget_me_removes_identity_and_keeps_anonymous_cases(
     assert "۱ گزارش" in texts(await resident.press("بله، پاک شود"))[-1]
     [case] = await cases_in(settings)
     assert (case.reporter_id, case.reporter_phone, case.share_phone) == (None, None, False)
-    assert case.text_original == DESCRIPTION, "the case stays for the statistics"
+    assert case.text_original == REDACTED, "the case stays for the statistics, without words"
     engine = create_engine(settings.database.url)
     async with create_session_factory(engine)() as session:
         assert await session.get(User, 1001) is None
@@ -86,30 +87,32 @@ async def test_forget_me_leaves_no_message_to_them_nor_their_number_in_the_outbo
 
 
 async def test_forget_me_takes_the_number_off_the_agencys_card(bot: Bot) -> None:
-    """The agency's chat showed the number on the card; the card is edited without it, and
-    the agency keeps the case."""
+    """The agency's chat showed the number on the card; the card is edited without it and
+    without the reporter's words, and the agency keeps the case."""
     await report_with_phone(bot, 1001)
     assert shown_in_groups(bot, PHONE)
     resident = bot.user(1001)
     await resident.send("/forget_me")
     await resident.press("بله، پاک شود")
     assert shown_in_groups(bot, PHONE) == []
-    assert shown_in_groups(bot, DESCRIPTION[:20]), "the agency still has the case"
+    assert shown_in_groups(bot, DESCRIPTION[:20]) == []
+    assert shown_in_groups(bot, REDACTED), "the agency still has the case"
 
 
 async def test_a_card_still_waiting_when_its_reporter_is_forgotten_goes_without_the_number(
     bot: Bot,
 ) -> None:
     """The card rendered with the number, still in the outbox when the reporter asks to be
-    forgotten (a group held back by Telegram's limit, a worker down), goes without it."""
+    forgotten (a group held back by Telegram's limit, a worker down), goes without it (and
+    without their words)."""
     resident = ChatUser(bot.app, bot.api, 1001, deliver=False)
     await report_with_phone(bot, 1001, resident)
     await resident.send("/forget_me")
     await resident.press("بله، پاک شود")
     assert shown_in_groups(bot, DESCRIPTION[:20]) == [], "not sent yet"
     await deliver_outbox(bot.app)
-    assert shown_in_groups(bot, DESCRIPTION[:20]), "the agency gets the case"
-    assert shown_in_groups(bot, PHONE) == []
+    assert shown_in_groups(bot, REDACTED), "the agency gets the case"
+    assert shown_in_groups(bot, PHONE) == shown_in_groups(bot, DESCRIPTION[:20]) == []
 
 
 async def test_texts_of_sent_messages_are_dropped_after_a_week(

@@ -107,8 +107,9 @@ async def refresh_card(session: AsyncSession, case: Case, cards: Cards) -> None:
 
 
 async def hide_contact(session: AsyncSession, *, case_ids: Sequence[int], cards: Cards) -> None:
-    """The agency cards of these cases, whose reporter has just been forgotten, stop showing
-    their phone number: a card still to go is rendered anew, one already sent is edited."""
+    """The agency cards of these cases, whose reporter has just been forgotten, show the case
+    as it is now, their phone number and words gone (the description is the redaction marker
+    by then): a card still to go is rendered anew, one already sent is edited."""
     for case_id in case_ids:
         card = cards.agency(await case_view(session, case_id))
         if not await outbox.rewrite_waiting(
@@ -350,3 +351,17 @@ async def remove_staff(session: AsyncSession, *, user_id: int, agency_key: str) 
         delete(Staff).where(Staff.user_id == user_id, Staff.agency_key == agency_key)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def redact_cards(session: AsyncSession, *, case_ids: Sequence[int], cards: Cards) -> None:
+    """`hide_contact` for those of these cases (their reporter forgotten, their words already
+    replaced by the marker) that have an agency card, sent or still to go."""
+    if not case_ids:
+        return
+    shown = set(
+        await session.scalars(
+            select(Case.id).where(Case.id.in_(case_ids), Case.card_message_id.is_not(None))
+        )
+    )
+    shown |= await outbox.cards_waiting(session, case_ids=case_ids)
+    await hide_contact(session, case_ids=sorted(shown), cards=cards)

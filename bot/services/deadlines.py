@@ -1,4 +1,5 @@
-"""Deadlines: reminders to agencies, escalations to coordinators, and the daily digest."""
+"""Deadlines: reminders to agencies, escalations to coordinators, the daily digest, and resolved
+cases whose reporter never says whether they were fixed, which close themselves."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from bot.cards import Cards, code_for_display
 from bot.config import DeadlineSettings, Settings
 from bot.digits import isolate
 from bot.jalali import format_date, format_datetime
-from bot.services import outbox
+from bot.services import casework, outbox
 from bot.services.reference import county_of_neighbourhood, neighbourhoods_of_county
+from bot.services.routing import notify_reporter, reporter_of
+from bot.services.transitions import TransitionRefusedError, transition
 from bot.services.worktime import WorkCalendar, holiday_dates
 from models.entities import Agency, Case, CaseEvent, CaseStatus
 
@@ -267,3 +270,44 @@ async def send_digest(
         )
         queued = True
     return queued
+
+
+async def close_unanswered(session: AsyncSession, *, cards: Cards, days: int, now: datetime) -> int:
+    """Close the resolved cases whose reporter has not said in `days` days whether the problem
+    was fixed (else they stay resolved for ever): the audit row names the system, the reporter
+    is told, the agency's card shows it. How many closed."""
+    waiting = await session.scalars(
+        select(Case.id)
+        .where(Case.status == CaseStatus.RESOLVED, Case.updated_at < now - timedelta(days=days))
+        .order_by(Case.id)
+    )
+    closed = 0
+    for case_id in list(waiting):
+        try:
+            await transition(
+                session, case_id=case_id, allowed_from={CaseStatus.RESOLVED},
+                to=CaseStatus.CLOSED, actor_id=None, actor_name=cards.t("actor-system"), now=now,
+            )  # fmt: skip
+        except TransitionRefusedError:
+            continue  # the reporter answered meanwhile
+        case = await session.get(Case, case_id, populate_existing=True)
+        assert case is not None
+        await _tell_closed(session, case, cards, days)
+        await casework.refresh_card(session, case, cards)
+        closed += 1
+    return closed
+
+
+async def _tell_closed(session: AsyncSession, case: Case, cards: Cards, days: int) -> None:
+    """The reporter hears that their resolved case closed without their answer."""
+    reporter = await reporter_of(session, case)
+    language = reporter.language if reporter else cards.language
+    agency = await session.get(Agency, case.agency_key) if case.agency_key else None
+    text = cards.translate(
+        "notice-auto-closed",
+        language,
+        code=code_for_display(case.code, language),
+        agency=agency.name if agency else "",
+        days=days,
+    )
+    notify_reporter(session, case, reporter, text, key=f"auto-closed:{case.id}")

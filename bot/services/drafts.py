@@ -1,17 +1,20 @@
-"""Reports being written. A draft is saved after every step, so nothing typed is lost."""
+"""Reports being written. A draft is saved after every step, so nothing typed is lost; one left
+untouched for `[privacy] draft_expiry_days` is deleted with the conversation it belonged to."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Executable, bindparam, select
+from sqlalchemy import Executable, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.jalali import utcnow
 from models.db import built_once, dialect_insert, table_of
-from models.entities import Draft
+from models.entities import ConversationState, Draft, GroupStatus, LocalGroup
 
 MAX_PHOTOS = 5
 
@@ -87,3 +90,40 @@ async def discard_draft(*, session: AsyncSession, user_id: int) -> None:
     if row is not None:
         await session.delete(row)
         await session.commit()
+
+
+@dataclass(frozen=True)
+class Expired:
+    """What `expire` deleted: how many drafts, and which conversations' states (name, key)."""
+
+    drafts: int
+    states: list[tuple[str, tuple[int, ...]]]
+
+
+async def expire(*, session: AsyncSession, older_than: datetime) -> Expired:
+    """Delete what people began and left before `older_than`: report drafts, local group
+    registrations never sent, and conversation states, those of the expired drafts' chats
+    whatever their age (the bot must not take up a report weeks later)."""
+    gone = await session.execute(
+        delete(Draft)
+        .where(Draft.updated_at < older_than)
+        .returning(Draft.user_id)
+        .execution_options(synchronize_session=False)
+    )
+    users = list(gone.scalars())
+    await session.execute(
+        delete(LocalGroup).where(
+            LocalGroup.status == GroupStatus.DRAFT, LocalGroup.created_at < older_than
+        )
+    )
+    their_chats = [json.dumps([user_id, user_id]) for user_id in users]
+    states = await session.execute(
+        delete(ConversationState)
+        .where((ConversationState.updated_at < older_than) | ConversationState.key.in_(their_chats))
+        .returning(ConversationState.name, ConversationState.key)
+        .execution_options(synchronize_session=False)
+    )
+    return Expired(
+        drafts=len(users),
+        states=[(name, tuple(json.loads(key))) for name, key in states.all()],
+    )

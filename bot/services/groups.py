@@ -54,7 +54,7 @@ async def decide(
         return None
     group = await session.get(LocalGroup, group_id, populate_existing=True)
     assert group is not None
-    if approve:
+    if approve and group.created_by is not None:  # None: the founder was forgotten meanwhile
         await join(session, token=group.invite_token, user_id=group.created_by, now=now)
     return group
 

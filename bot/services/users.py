@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Executable, bindparam, case, delete, select, text, update
+from sqlalchemy import (
+    Executable,
+    ScalarSelect,
+    bindparam,
+    case,
+    delete,
+    exists,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cards import Cards
 from bot.config import Settings
 from bot.jalali import utcnow
+from bot.normalize import normalize
 from bot.rules import BlockRefusal, judge_block
 from bot.services import casework, outbox
 from models.db import built_once, dialect_insert, table_of
@@ -18,16 +29,18 @@ from models.entities import (
     CampaignRecipient,
     Case,
     CaseEvent,
-    CaseStatus,
     ConversationState,
     District,
     Draft,
     GroupMember,
+    GroupStatus,
+    Invite,
     LocalGroup,
     Neighbourhood,
     PendingInput,
     PressWindow,
     Staff,
+    TriageCorrection,
     User,
 )
 
@@ -77,30 +90,113 @@ async def toggle_broadcasts(*, session: AsyncSession, user_id: int) -> bool:
 
 
 async def forget(*, session: AsyncSession, user_id: int, cards: Cards) -> int:
-    """Remove a person: identity and contact go, their cases stay anonymised for the statistics
-    (their agency cards no longer show the phone number). Returns how many were anonymised."""
-    theirs = (
-        await session.execute(
-            select(Case.id, Case.share_phone & Case.reporter_phone.is_not(None)).where(
-                Case.reporter_id == user_id
-            )
+    """Remove a person and everything that could identify them (see the README's privacy
+    paragraph): their cases stay, for the statistics, as counts with no words, photos, place
+    or contact; the agencies' cards show the redaction; the outbox's copies go at once.
+    Returns how many of their cases stay."""
+    theirs = select(Case.id).where(Case.reporter_id == user_id).scalar_subquery()
+    case_ids = list(await session.scalars(select(Case.id).where(Case.reporter_id == user_id)))
+    words = await _their_words(session, user_id=user_id, theirs=theirs)
+    groups = await _forget_founder(session, user_id=user_id, marker=cards.t("redacted-group"))
+    marker = cards.t("redacted-report")
+    # Their answers to the agencies' questions (the events' times and statuses stay).
+    await session.execute(
+        update(CaseEvent)
+        .where(
+            CaseEvent.case_id.in_(theirs),
+            CaseEvent.actor_id == user_id,
+            CaseEvent.note.is_not(None),
         )
-    ).all()
-    case_ids = [case_id for case_id, _ in theirs]
-    phone_shown = [case_id for case_id, shown in theirs if shown]
-    await outbox.forget_person(session, chat_id=user_id, case_ids=case_ids)
+        .values(note=marker)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(delete(TriageCorrection).where(TriageCorrection.case_id.in_(theirs)))
     cases = await session.execute(
         update(Case)
         .where(Case.reporter_id == user_id)
-        .values(reporter_id=None, reporter_phone=None, share_phone=False)
+        .values(
+            reporter_id=None, reporter_phone=None, share_phone=False,
+            text_original=marker, text_normalized=normalize(marker),
+            latitude=None, longitude=None, photo_file_ids=[],
+            updated_at=Case.updated_at,  # forgetting is not activity on the case
+        )
         .execution_options(synchronize_session=False)
-    )
+    )  # fmt: skip
     await session.execute(
         update(CaseEvent)
         .where(CaseEvent.actor_id == user_id)
         .values(actor_id=None, actor_name=None)
     )
+    await session.execute(
+        update(Invite)
+        .where(Invite.used_by == user_id)
+        .values(used_by=0)  # still used, by no one anyone can name
+    )
+    await _drop_owned_rows(session, user_id=user_id)
+    # The row goes whole: language and neighbourhood would point at them too. (A blocked
+    # person's updates never reach the bot, so forgetting is no way around a block.)
+    await session.execute(delete(User).where(User.id == user_id))
+    await casework.redact_cards(session, case_ids=case_ids, cards=cards)
+    await outbox.forget_person(
+        session, chat_id=user_id, case_ids=case_ids, words=words, marker=marker, groups=groups
+    )
+    return int(cases.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def _their_words(
+    session: AsyncSession, *, user_id: int, theirs: ScalarSelect[int]
+) -> list[str]:
+    """What they wrote that the outbox may still carry: their descriptions (and the first 300
+    characters that reminders quote) and their answers to the agencies."""
+    descriptions = list(
+        await session.scalars(select(Case.text_original).where(Case.id.in_(theirs)))
+    )
+    answers = await session.scalars(
+        select(CaseEvent.note).where(
+            CaseEvent.case_id.in_(theirs),
+            CaseEvent.actor_id == user_id,
+            CaseEvent.note.is_not(None),
+        )
+    )
+    found = [*descriptions, *(text[:300] for text in descriptions), *answers]
+    return [text for text in found if text]
+
+
+async def _forget_founder(session: AsyncSession, *, user_id: int, marker: str) -> list[str]:
+    """The local groups they founded lose their founder. A registration not yet decided goes;
+    a group that no one else belongs to loses its name and what it does too (`marker`), while
+    one with other members keeps them, as its members' group. Returns the names and fields
+    taken away, for the outbox to drop its copies."""
+    founded = LocalGroup.created_by == user_id
+    undecided = LocalGroup.status.in_((GroupStatus.DRAFT, GroupStatus.PENDING))
+    others = exists().where(GroupMember.group_id == LocalGroup.id, GroupMember.user_id != user_id)
+    lonely = (founded, ~undecided, ~others)
+    rows = await session.execute(
+        select(LocalGroup.name, LocalGroup.field).where(founded, undecided | ~others)
+    )
+    words = [text for row in rows for text in row if text]
+    await session.execute(delete(LocalGroup).where(founded, undecided))
+    await session.execute(
+        update(LocalGroup)
+        .where(*lonely)
+        .values(name=marker, field=marker)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(LocalGroup)
+        .where(founded)
+        .values(created_by=None)
+        .execution_options(synchronize_session=False)
+    )
+    return words
+
+
+async def _drop_owned_rows(session: AsyncSession, *, user_id: int) -> None:
+    """Delete the rows that are theirs alone: draft, conversations, waiting inputs,
+    memberships, staff places, broadcast deliveries, button presses, the record of their being
+    blocked and unblocked."""
     owned_rows = (
+        (BanEvent, BanEvent.user_id),
         (Draft, Draft.user_id),
         (PendingInput, PendingInput.user_id),
         (GroupMember, GroupMember.user_id),
@@ -110,27 +206,22 @@ async def forget(*, session: AsyncSession, user_id: int, cards: Cards) -> int:
     )
     for table, column in owned_rows:
         await session.execute(delete(table).where(column == user_id))
+    # Conversation keys are "[chat id, user id]": their private chat, and them in any chat.
     await session.execute(
-        delete(ConversationState).where(ConversationState.key.like(f"[{user_id}, %"))
+        delete(ConversationState).where(
+            ConversationState.key.like(f"[{user_id}, %")
+            | ConversationState.key.like(f"%, {user_id}]")
+        )
     )
-    await session.execute(
-        update(LocalGroup).where(LocalGroup.created_by == user_id).values(created_by=0)
-    )
-    await session.execute(delete(User).where(User.id == user_id))
-    await casework.hide_contact(session, case_ids=phone_shown, cards=cards)
-    return int(cases.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def drop_old_contacts(*, session: AsyncSession, older_than: datetime) -> int:
-    """Remove reporters' phone numbers from cases closed or rejected before `older_than`."""
+    """Remove reporters' phone numbers from cases with no activity since `older_than`, whatever
+    their status: a case no one handled keeps the number no longer than a closed one."""
     result = await session.execute(
         update(Case)
-        .where(
-            Case.status.in_((CaseStatus.CLOSED, CaseStatus.REJECTED)),
-            Case.updated_at < older_than,
-            Case.reporter_phone.is_not(None),
-        )
-        .values(reporter_phone=None)
+        .where(Case.updated_at < older_than, Case.reporter_phone.is_not(None))
+        .values(reporter_phone=None, updated_at=Case.updated_at)
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
