@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import jdatetime
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 TOKEN_ENV = "MAHALLE_BOT_TOKEN"
@@ -129,6 +130,20 @@ class BroadcastSettings(_Section):
     sends_at_once: int = Field(default=8, ge=1, le=30)
 
 
+# A Tehran time of day, "HH:MM" (00:00 to 23:59).
+_CLOCK = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+def _is_jalali_date(day: str) -> bool:
+    """Whether '1405/12/30' names a day that exists."""
+    year, month, number = (int(part) for part in day.split("/"))
+    try:
+        jdatetime.date(year, month, number)
+    except ValueError:
+        return False
+    return True
+
+
 class DeadlineRule(_Section):
     # Hours a forwarded case may wait for "accept" before the agency is reminded.
     accept_hours: float | None = Field(default=None, gt=0)
@@ -139,21 +154,46 @@ class DeadlineRule(_Section):
 
 
 class DeadlineSettings(_Section):
+    # Hours and days below are working hours and working days when `working_days` is on.
     accept_hours: float = Field(default=24, gt=0)
     escalate_hours: float = Field(default=48, gt=0)
     resolve_days: float = Field(default=7, gt=0)
-    # Count only working time: Saturday to Wednesday, Thursday until noon, no holidays.
+    # Count only working time: office hours of Saturday to Wednesday and Thursday morning,
+    # without national holidays and the local ones below. Reminders then wait for office hours.
     working_days: bool = False
-    # Jalali dates (YYYY/MM/DD) that are public holidays.
+    # Office hours, Tehran time "HH:MM"; a Thursday ending no later than work starts is a day off.
+    work_starts: str = Field(default="07:30", pattern=_CLOCK)
+    work_ends: str = Field(default="14:30", pattern=_CLOCK)
+    thursday_ends: str = Field(default="12:00", pattern=_CLOCK)
+    # Iran's public holidays (solar and lunar) from the `holidays` package; off: only the local.
+    national_holidays: bool = True
+    # Extra local days off, Jalali dates (YYYY/MM/DD), on top of the national holidays.
     holidays: list[str] = Field(default_factory=list)
+    # Domains whose escalations reach the coordinators at any hour, not only in office hours.
+    urgent_domains: list[str] = Field(default_factory=lambda: ["security", "family"])
     # Per-domain overrides, e.g. [deadlines.domains.security] accept_hours = 2
     domains: dict[str, DeadlineRule] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _holidays_are_jalali_dates(self) -> DeadlineSettings:
         for day in self.holidays:
-            if not re.fullmatch(r"\d{4}/\d{1,2}/\d{1,2}", day):
+            if not re.fullmatch(r"\d{4}/\d{1,2}/\d{1,2}", day) or not _is_jalali_date(day):
                 raise ValueError(f"holiday {day!r} is not a Jalali date like 1405/01/01")
+        return self
+
+    @model_validator(mode="after")
+    def _office_hours_in_order(self) -> DeadlineSettings:
+        if self.work_ends <= self.work_starts:
+            raise ValueError(f"work_ends {self.work_ends} must be later than work_starts")
+        if self.thursday_ends > self.work_ends:
+            raise ValueError(f"thursday_ends {self.thursday_ends} must not be after work_ends")
+        return self
+
+    @model_validator(mode="after")
+    def _urgent_domains_exist(self) -> DeadlineSettings:
+        unknown = [key for key in self.urgent_domains if key not in DOMAIN_KEYS]
+        if unknown:
+            raise ValueError(f"urgent_domains: unknown domain {', '.join(unknown)}")
         return self
 
     def rule_for(self, domain: str | None) -> tuple[float, float, float]:

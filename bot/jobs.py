@@ -24,6 +24,7 @@ from bot.pipeline import (
 )
 from bot.runtime import Runtime
 from bot.services import deadlines, drafts
+from bot.services.worktime import warn_if_holidays_run_out
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,7 @@ def _leader_only(job: Job) -> Job:
 
 def schedule_jobs(application: AnyApplication) -> None:
     """Register the jobs; the schedule lives in code and config, so a restart rebuilds it."""
+    warn_if_holidays_run_out(runtime_of(application).settings.deadlines, now=utcnow())
     jobs = application.job_queue
     if jobs is None:  # PTB installed without the job-queue extra
         log.warning("no JobQueue: nightly retraining and recovery sweeps are off")

@@ -132,22 +132,23 @@ def test_working_time_skips_fridays_thursday_afternoons_and_holidays() -> None:
     working = WorkCalendar(working_days=True, holidays=holidays)
     wednesday_noon = tehran(2026, 11, 25, 12)
     saturday_noon = tehran(2026, 11, 28, 12)
-    # Wed 12:00→24:00 (12 h) + Thursday morning (12 h) + Saturday 00:00→12:00 (12 h); Friday none.
-    assert working.elapsed(wednesday_noon, saturday_noon) == timedelta(hours=36)
+    # Office hours 07:30–14:30, Thursday until 12:00: Wed 12:00→14:30 (2.5 h) + Thursday
+    # 07:30→12:00 (4.5 h) + Saturday 07:30→12:00 (4.5 h); Friday none.
+    assert working.elapsed(wednesday_noon, saturday_noon) == timedelta(hours=11.5)
     calendar = WorkCalendar(working_days=False, holidays=holidays)
     assert calendar.elapsed(wednesday_noon, saturday_noon) == timedelta(days=3)
     sunday, tuesday = tehran(2026, 11, 23), tehran(2026, 11, 25)
-    assert working.elapsed(sunday, tuesday) == timedelta(hours=24), "the holiday is skipped"
+    assert working.elapsed(sunday, tuesday) == timedelta(hours=7), "the holiday is skipped"
 
 
 def _walk_the_days(start: datetime, end: datetime, holidays: set[date]) -> timedelta:
     """The obvious way: every day's working window, one by one (the oracle for the fast one)."""
     total, day = timedelta(0), start.astimezone(TEHRAN).date()
     while day <= end.astimezone(TEHRAN).date():
-        closes = time(12) if day.weekday() == 3 else None
+        closes = time(12) if day.weekday() == 3 else time(14, 30)
         if day.weekday() != 4 and day not in holidays:
-            opens = datetime.combine(day, time(0), TEHRAN)
-            shuts = datetime.combine(day, closes, TEHRAN) if closes else opens + timedelta(days=1)
+            opens = datetime.combine(day, time(7, 30), TEHRAN)
+            shuts = datetime.combine(day, closes, TEHRAN)
             total += max(min(shuts, end) - max(opens, start), timedelta(0))
         day += timedelta(days=1)
     return total

@@ -13,12 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.cards import Cards, code_for_display
 from bot.config import DeadlineSettings, Settings
 from bot.digits import isolate
-from bot.jalali import format_date, format_datetime
+from bot.jalali import as_utc, format_date, format_datetime
 from bot.services import casework, outbox
 from bot.services.reference import county_of_neighbourhood, neighbourhoods_of_county
 from bot.services.routing import notify_reporter, reporter_of
 from bot.services.transitions import TransitionRefusedError, transition
-from bot.services.worktime import WorkCalendar, holiday_dates
+from bot.services.worktime import WorkCalendar
 from models.entities import Agency, Case, CaseEvent, CaseStatus
 
 WAITING_FOR_ACCEPT = (CaseStatus.FORWARDED, CaseStatus.REOPENED)
@@ -43,6 +43,7 @@ class Overdue:
     kind: str  # "remind", "escalate-accept" or "escalate-resolve"
     since: datetime  # when it reached its agency
     handed_over_event: int  # a reroute starts the clock again, with a new event
+    domain_key: str | None = None
 
 
 async def _open_cases(session: AsyncSession, *where: Any) -> list[Any]:
@@ -69,9 +70,7 @@ class OverdueCheck:
 
     def __init__(self, rules: DeadlineSettings) -> None:
         self.rules = rules
-        self.calendar = WorkCalendar(
-            working_days=rules.working_days, holidays=holiday_dates(rules.holidays)
-        )
+        self.calendar = WorkCalendar.configured(rules)
         self._thresholds: dict[str | None, tuple[timedelta, timedelta, timedelta]] = {}
 
     def _limits(self, domain_key: str | None) -> tuple[timedelta, timedelta, timedelta]:
@@ -81,7 +80,7 @@ class OverdueCheck:
             self._thresholds[domain_key] = (
                 timedelta(hours=accept_hours),
                 timedelta(hours=escalate_hours),
-                timedelta(days=resolve_days),
+                self.calendar.days(resolve_days),
             )
         return self._thresholds[domain_key]
 
@@ -123,7 +122,7 @@ class OverdueCheck:
         """'remind', 'escalate-accept', 'escalate-resolve': each threshold passed."""
         if status not in OPEN_AT_AGENCY:
             return []
-        since = since if since.tzinfo else since.replace(tzinfo=now.tzinfo)
+        since = as_utc(since)  # SQLite gives stored (UTC) times back without a zone
         to_accept, to_escalate, to_resolve = self._limits(domain_key)
         waited = self.calendar.elapsed(since, now)
         kinds = []
@@ -145,17 +144,21 @@ async def overdue_cases(
     found = []
     for case_id, code, status, domain_key, event_id, since in await _open_cases(session, *where):
         kinds = check.kinds(status=status, domain_key=domain_key, since=since, now=now)
-        found += [Overdue(case_id, code, kind, since, event_id) for kind in kinds]
+        found += [Overdue(case_id, code, kind, since, event_id, domain_key) for kind in kinds]
     return found
 
 
 async def send_deadline_alerts(
     session: AsyncSession, *, settings: Settings, cards: Cards, now: datetime
 ) -> int:
-    """Queue each reminder or escalation not sent before (once per threshold and hand-over)."""
+    """Queue each reminder or escalation not sent before (once per threshold and hand-over);
+    outside office hours only urgent domains' escalations go, the rest at the next opening."""
     queued = 0
+    after_hours = not WorkCalendar.configured(settings.deadlines).is_working(now)
     for item in await overdue_cases(session, settings=settings, now=now):
         key = f"{item.kind}:{item.case_id}:{item.handed_over_event}"
+        if after_hours and not _goes_out_after_hours(item, settings.deadlines):
+            continue
         if await outbox.already_enqueued(session, key):
             continue
         case = await session.get(Case, item.case_id)
@@ -194,6 +197,12 @@ async def send_deadline_alerts(
                 )  # fmt: skip
         queued += 1
     return queued
+
+
+def _goes_out_after_hours(item: Overdue, rules: DeadlineSettings) -> bool:
+    """Whether a reminder or escalation is sent outside office hours: only an escalation to
+    the coordinators of an urgent domain; reminders to agency groups wait for the morning."""
+    return item.kind != "remind" and item.domain_key in rules.urgent_domains
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,43 @@
-"""Working time in Tehran: Saturday to Wednesday, Thursday until noon, no public holidays."""
+"""Working time in Tehran: office hours of Saturday to Wednesday and Thursday morning, without
+Iran's public holidays (solar and lunar, from the maintained `holidays` package, so next year's
+are known without anyone typing them) or the county's own extra days off. Deadlines count only
+this time, and reminders wait for it, so nobody is chased at night or over Nowruz."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+import logging
+from collections.abc import Callable, Container, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from bot.jalali import TEHRAN, parse_jalali_date
+import holidays as holiday_tables
+import jdatetime
+
+from bot.config import DeadlineSettings
+from bot.jalali import TEHRAN, jalali_year, parse_jalali_date
+
+log = logging.getLogger(__name__)
 
 SATURDAY, THURSDAY, FRIDAY = 5, 3, 4  # Python weekdays
-THURSDAY_CLOSES = time(12, 0)
 ONE_MICROSECOND = timedelta(microseconds=1)
 MAX_SEARCH = timedelta(days=3660)
+# The year whose holidays must be known at start-up: the one we are in 60 days from now.
+LOOKAHEAD = timedelta(days=60)
+
+# A Gregorian year → Iran's national holidays in it, with their (Persian) names.
+HolidaySource = Callable[[int], Mapping[date, str]]
+
+
+@functools.cache
+def iran_holidays(year: int) -> Mapping[date, str]:
+    """Iran's public holidays of one Gregorian year from the `holidays` package, Persian names."""
+    return dict(holiday_tables.country_holidays("IR", years=year, language="fa_IR"))
+
+
+def national_source() -> HolidaySource:
+    """Where national holidays come from (tests put an empty or fixed source here)."""
+    return iran_holidays
 
 
 def holiday_dates(jalali_days: Iterable[str]) -> set[date]:
@@ -23,17 +50,71 @@ def holiday_dates(jalali_days: Iterable[str]) -> set[date]:
     return found
 
 
-def _window(day: date, holidays: set[date]) -> tuple[datetime, datetime] | None:
-    """The working part of one Tehran day, or None for Fridays and holidays."""
+class Holidays:
+    """National holidays, read a Gregorian year at a time from a source, plus local days."""
+
+    def __init__(self, *, local: Iterable[date] = (), source: HolidaySource | None = None) -> None:
+        self.local = set(local)
+        self.source = source
+        self._years: dict[int, Container[date]] = {}
+
+    def __contains__(self, day: object) -> bool:
+        if not isinstance(day, date):
+            return False
+        if day in self.local:
+            return True
+        if self.source is None:
+            return False
+        if day.year not in self._years:
+            self._years[day.year] = set(self.source(day.year))
+        return day in self._years[day.year]
+
+
+@dataclass(frozen=True)
+class WorkingHours:
+    """Office hours in Tehran: `starts`–`ends` on Saturday to Wednesday, `starts`–
+    `thursday_ends` on Thursday (no earlier than `starts`: Thursday off)."""
+
+    starts: time = time(7, 30)
+    ends: time = time(14, 30)
+    thursday_ends: time = time(12, 0)
+
+    def day_length(self) -> timedelta:
+        """The working time of a full Saturday-to-Wednesday day."""
+        return _between(self.starts, self.ends)
+
+
+def _between(earlier: time, later: time) -> timedelta:
+    """How long from `earlier` to `later` on one day (nothing if `later` is not later)."""
+    day = date(2000, 1, 1)
+    return max(datetime.combine(day, later) - datetime.combine(day, earlier), timedelta(0))
+
+
+def _clock(hhmm: str) -> time:
+    """'07:30' → 07:30 (the config checked the shape)."""
+    hour, minute = (int(part) for part in hhmm.split(":"))
+    return time(hour, minute)
+
+
+def working_hours(rules: DeadlineSettings) -> WorkingHours:
+    """The office hours the config sets."""
+    return WorkingHours(
+        starts=_clock(rules.work_starts),
+        ends=_clock(rules.work_ends),
+        thursday_ends=_clock(rules.thursday_ends),
+    )
+
+
+def _window(
+    day: date, holidays: Container[date], hours: WorkingHours
+) -> tuple[datetime, datetime] | None:
+    """The working part of one Tehran day, or None for Fridays, holidays and a closed Thursday."""
     if day.weekday() == FRIDAY or day in holidays:
         return None
-    start = datetime.combine(day, time(0, 0), TEHRAN)
-    end = (
-        datetime.combine(day, THURSDAY_CLOSES, TEHRAN)
-        if day.weekday() == THURSDAY
-        else start + timedelta(days=1)
-    )
-    return start, end
+    ends = hours.thursday_ends if day.weekday() == THURSDAY else hours.ends
+    if ends <= hours.starts:
+        return None
+    return datetime.combine(day, hours.starts, TEHRAN), datetime.combine(day, ends, TEHRAN)
 
 
 class WorkCalendar:
@@ -41,12 +122,45 @@ class WorkCalendar:
     summed once into a running total, so `/stats` over a month of open cases costs a lookup per
     case instead of a walk over the days between."""
 
-    def __init__(self, *, working_days: bool, holidays: set[date]) -> None:
+    def __init__(
+        self,
+        *,
+        working_days: bool,
+        holidays: Container[date],
+        hours: WorkingHours | None = None,
+    ) -> None:
         self.working_days = working_days
         self.holidays = holidays
+        self.hours = hours or WorkingHours()
         self._first: date | None = None
         # _before[i]: working seconds from the first day up to (not including) day i.
         self._before: list[float] = [0.0]
+
+    @classmethod
+    def configured(
+        cls, rules: DeadlineSettings, *, source: HolidaySource | None = None
+    ) -> WorkCalendar:
+        """The calendar the config describes: office hours, national holidays (unless turned
+        off) and the local extra days."""
+        national = (source or national_source()) if rules.national_holidays else None
+        return cls(
+            working_days=rules.working_days,
+            holidays=Holidays(local=holiday_dates(rules.holidays), source=national),
+            hours=working_hours(rules),
+        )
+
+    def days(self, count: float) -> timedelta:
+        """`count` working days as working time (calendar days when working days are off)."""
+        if not self.working_days:
+            return timedelta(days=count)
+        return self.hours.day_length() * count
+
+    def is_working(self, moment: datetime) -> bool:
+        """Whether `moment` falls in office hours (always, when working days are off)."""
+        if not self.working_days:
+            return True
+        window = _window(moment.astimezone(TEHRAN).date(), self.holidays, self.hours)
+        return window is not None and window[0] <= moment < window[1]
 
     def elapsed(self, start: datetime, end: datetime) -> timedelta:
         """Working time from `start` to `end` (calendar time when working days are off)."""
@@ -88,7 +202,8 @@ class WorkCalendar:
         return latest - early * ONE_MICROSECOND
 
     def _overlap(self, day: date, start: datetime, end: datetime) -> float:
-        window = _window(day, self.holidays)
+        """Working seconds of one day that fall between `start` and `end`."""
+        window = _window(day, self.holidays, self.hours)
         if window is None:
             return 0.0
         return max((min(window[1], end) - max(window[0], start)).total_seconds(), 0.0)
@@ -108,7 +223,40 @@ class WorkCalendar:
             self._first, self._before = start, [0.0]
         day = self._first + timedelta(days=len(self._before) - 1)
         while day <= last:
-            window = _window(day, self.holidays)
+            window = _window(day, self.holidays, self.hours)
             whole = (window[1] - window[0]).total_seconds() if window else 0.0
             self._before.append(self._before[-1] + whole)
             day += timedelta(days=1)
+
+
+def national_holidays_in_jalali_year(year: int, source: HolidaySource) -> dict[date, str]:
+    """The national holidays the source knows in one Jalali year (which spans two Gregorian)."""
+    first = jdatetime.date(year, 1, 1).togregorian()
+    after = jdatetime.date(year + 1, 1, 1).togregorian()
+    found: dict[date, str] = {}
+    for gregorian_year in range(first.year, after.year + 1):
+        found |= {d: n for d, n in source(gregorian_year).items() if first <= d < after}
+    return found
+
+
+def missing_holidays_warning(
+    rules: DeadlineSettings, *, now: datetime, source: HolidaySource | None = None
+) -> str | None:
+    """One line for the log when working time is counted with national holidays but the source
+    knows none for the coming Jalali year (an old `holidays` package); else None."""
+    if not (rules.working_days and rules.national_holidays):
+        return None
+    year = jalali_year(now + LOOKAHEAD)
+    if national_holidays_in_jalali_year(year, source or national_source()):
+        return None
+    return (
+        f"deadlines: no national holidays known for the Jalali year {year}; every day but Friday "
+        f"counts as working time. Upgrade the 'holidays' package, or list the year's holidays "
+        f"in [deadlines] holidays"
+    )
+
+
+def warn_if_holidays_run_out(rules: DeadlineSettings, *, now: datetime) -> None:
+    """At start-up: a WARNING if the coming year's national holidays are unknown."""
+    if warning := missing_holidays_warning(rules, now=now):
+        log.warning(warning)
