@@ -46,10 +46,12 @@ def description_problem(text: str) -> tuple[str, int] | None:
     upper bound holds for the text as shown (what the person typed, in Telegram's UTF-16
     units), not only as normalised: normalising drops diacritics, tatweel and direction marks,
     which the agency's card still shows."""
-    length = len(normalize(text))
+    length, visible = len(normalize(text)), visible_count(text)
+    if visible == 0:  # nothing to see: "too short" with a count would puzzle
+        return "blank", 0
     if length < MIN_TEXT:
         return "short", length
-    if (visible := visible_count(text)) < MIN_VISIBLE:
+    if visible < MIN_VISIBLE:
         return "blank", visible
     shown = units(text.strip())
     if max(length, shown) > MAX_TEXT:
