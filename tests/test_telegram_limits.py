@@ -65,6 +65,7 @@ async def test_a_description_long_as_shown_is_refused_where_it_is_typed(
         "ــــــــــــــــ      \u200c\u200c\u3164\u3164 . ",
         "\u115f\u1160\uffa0\u200b" * 5 + "ab",
     ],
+    ids=["zero-width", "tatweel-and-spaces", "hangul-fillers"],
 )
 async def test_a_description_without_letters_to_see_is_asked_again(
     bot: Bot, settings: Settings, blank: str
