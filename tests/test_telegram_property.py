@@ -37,13 +37,28 @@ JOINERS = ["\u200c", "\u200d"]
 BIDI = ["\u200e", "\u200f", "\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2069"]
 FILLERS = ["\u200b", "\u2060", "\u3164", "\u00ad", "\u0640", "\u115f", "\u1160", "\uffa0"]
 OTHERS = [" ", "  ", "\n", "\n\n", "۱۲۳", "42", ".", "،", "؟"]
-PIECES = st.sampled_from([*PERSIAN, *EMOJI, *MARKS, *JOINERS, *BIDI, *FILLERS, *OTHERS])
+EVERYTHING = [*PERSIAN, *EMOJI, *MARKS, *JOINERS, *BIDI, *FILLERS, *OTHERS]
+# Mixes an example's text is drawn from: everything alike, or heavy in what normalising drops
+# (marks, tatweel, direction controls: long as shown, short once normalised), in emoji (two
+# units each), or in what nobody sees.
+MIXES = [
+    EVERYTHING,
+    [*PERSIAN[:8], *MARKS, *BIDI, "\u0640", "\u0640"] * 2 + EVERYTHING,
+    [*EMOJI, *EMOJI, *PERSIAN[:6], " "],
+    [*FILLERS, *JOINERS, *BIDI, " ", "\n"],
+]
 
 
 def texts_up_to(longest: int, shortest: int = 0) -> st.SearchStrategy[str]:
-    """A text of a uniformly drawn number of pieces (a piece is one to a few characters)."""
-    return st.integers(shortest, longest).flatmap(
-        lambda n: st.lists(PIECES, min_size=n, max_size=n).map("".join)
+    """A text of at most `longest` characters from one of the MIXES: as many pieces (one to a
+    few characters each) as drawn, often as many as fill it."""
+    pieces = st.integers(shortest, longest) | st.just(longest)
+    return st.tuples(st.sampled_from(MIXES), pieces).flatmap(
+        lambda mix_and_count: st.lists(
+            st.sampled_from(mix_and_count[0]),
+            min_size=mix_and_count[1],
+            max_size=mix_and_count[1],
+        ).map(lambda chosen: "".join(chosen)[:longest])
     )
 
 
