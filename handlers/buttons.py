@@ -11,7 +11,7 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest
 
 from bot.context import MahalleContext
-from bot.fit import fit
+from bot.fit import ALERT_LIMIT, fit, within
 from bot.services import casework
 from bot.services.transitions import TransitionRefusedError
 from models.entities import Case
@@ -62,7 +62,7 @@ async def alert(query: CallbackQuery, text: str, *, unsaid_when_late: bool = Fal
     shown; in a private chat the text comes as a message instead (in a group only the presser
     was meant to see it, so there it is left unsaid, as it is when `unsaid_when_late`)."""
     try:
-        await query.answer(text, show_alert=True)
+        await query.answer(within(text, ALERT_LIMIT), show_alert=True)
     except BadRequest as error:
         if not _too_old(error):
             raise
@@ -75,7 +75,7 @@ async def alert(query: CallbackQuery, text: str, *, unsaid_when_late: bool = Fal
 
 async def _stop_spinner(query: CallbackQuery, toast: str | None) -> None:
     try:
-        await query.answer(toast)
+        await query.answer(within(toast, ALERT_LIMIT) if toast else toast)
     except BadRequest as error:
         if not _too_old(error):
             raise
