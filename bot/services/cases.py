@@ -25,7 +25,7 @@ MIN_TEXT, MAX_TEXT = 10, 2000
 # filler or space characters would reach an agency as a blank card.
 MIN_VISIBLE = 10
 # Letters to Unicode that show as nothing: the Hangul fillers and the Arabic tatweel.
-_FILLERS = frozenset("\u3164\u115f\u1160\uffa0\u0640")
+_FILLERS = frozenset(map(chr, (0x3164, 0x115F, 0x1160, 0xFFA0, 0x0640)))
 
 
 class DraftIncompleteError(Exception):
