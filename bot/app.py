@@ -28,7 +28,7 @@ from bot.persistence import SQLConversationPersistence
 from bot.pipeline import settle
 from bot.runtime import Runtime
 from bot.services.reference import sync_reference_data
-from bot.services.routing import offer_reroute
+from bot.services.refusals import handle_refusal
 from bot.signing import Signer
 from bot.triage.service import Triage
 from bot.turns import ChatOrderedProcessor, TurnTakingApplication
@@ -112,8 +112,8 @@ def build_application(
         session_factory,
         max_backoff_seconds=settings.outbox.max_backoff_seconds,
         unreachable_notice=lambda chat_id: _unreachable_notice(runtime, chat_id),
-        on_dead_card=lambda session, case_id: offer_reroute(
-            session, case_id=case_id, settings=settings, cards=runtime.card_renderer
+        on_refused=lambda session, row, error: handle_refusal(
+            session, row=row, error=error, settings=settings, cards=runtime.card_renderer
         ),
         group_per_minute=GROUP_PER_MINUTE if settings.telegram.rate_limit else None,
         sends_at_once=outbox_sends_at_once(settings),

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.digits import isolate
+from bot.fit import fit_card
 from bot.jalali import TrackingCode, format_datetime
 from bot.rules import card_buttons
 from bot.signing import Signer
@@ -191,11 +192,13 @@ class Cards:
         return self.translate(key, self.language, **values)
 
     def agency(self, view: CaseView) -> dict[str, Any]:
-        """The agency card."""
-        return agency_card(view, self.t, self.signer, self.language)
+        """The agency card, within a message's length (`bot.fit`)."""
+        return fit_card(lambda v: agency_card(v, self.t, self.signer, self.language), view)
 
     def triage(
         self, view: CaseView, domains: Sequence[tuple[str, str]], reason_key: str
     ) -> dict[str, Any]:
-        """The coordinator's triage card."""
-        return triage_card(view, domains, self.t, self.signer, self.language, reason_key)
+        """The coordinator's triage card, within a message's length (`bot.fit`)."""
+        return fit_card(
+            lambda v: triage_card(v, domains, self.t, self.signer, self.language, reason_key), view
+        )

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot, InlineKeyboardMarkup, InputMediaPhoto, Message
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
+from bot.fit import CAPTION_LIMIT, TEXT_LIMIT, units, within
 from bot.flood import no_retries, seconds_to_wait
 from bot.jalali import utcnow
 from bot.lanes import run_lanes, to_the_end
@@ -85,7 +86,7 @@ class OutboxSender:
         *,
         max_backoff_seconds: int,
         unreachable_notice: Callable[[int], tuple[int, str] | None],
-        on_dead_card: Callable[[AsyncSession, int], Awaitable[None]] | None = None,
+        on_refused: Callable[[AsyncSession, OutboxMessage, str], Awaitable[None]] | None = None,
         group_per_minute: int | None = None,
         sends_at_once: int = 1,
     ) -> None:
@@ -94,8 +95,9 @@ class OutboxSender:
         self.max_backoff_seconds = max_backoff_seconds
         # Given a dead chat id: (coordinator chat, text) to tell, or None when nobody can be told.
         self.unreachable_notice = unreachable_notice
-        # Given a case whose agency card can never arrive: put it before the coordinators.
-        self.on_dead_card = on_dead_card
+        # Given a row Telegram refused for good (marked dead) and why: tell whom it concerns
+        # (bot/services/refusals.py), so no refused card goes unnoticed.
+        self.on_refused = on_refused
         # Messages a minute into one group, when the bot keeps to Telegram's flood limits.
         self.group_per_minute = group_per_minute
         self.sends_at_once = sends_at_once
@@ -217,14 +219,16 @@ class OutboxSender:
         else:
             log.error("outbox row %s refused by the Bot API: %s", row.id, error)
             await outbox.mark_dead(session, row, error=str(error))
+            if self.on_refused is not None:
+                await self.on_refused(session, row, str(error))
 
     async def _give_up(self, session: AsyncSession, row: OutboxMessage, error: str) -> None:
         log.warning(
             "chat %s cannot be reached (%s); outbox row %s dropped", row.chat_id, error, row.id
         )
         await outbox.mark_dead(session, row, error=error)
-        if row.purpose == outbox.AGENCY_CARD and row.case_id is not None and self.on_dead_card:
-            await self.on_dead_card(session, row.case_id)
+        if self.on_refused is not None:
+            await self.on_refused(session, row, error)
         notice = self.unreachable_notice(row.chat_id)
         key = f"unreachable:{row.chat_id}"
         if (
@@ -247,13 +251,16 @@ class OutboxSender:
         await outbox.move_chat(session, old_chat_id=row.chat_id, new_chat_id=new_chat_id)
 
     async def _call(self, row: OutboxMessage) -> Message | tuple[Message, ...] | bool:
-        payload: dict[str, Any] = dict(row.payload) | no_retries(self.bot)
+        payload: dict[str, Any] = _within_limits(row) | no_retries(self.bot)
         if markup := payload.pop("reply_markup", None):
             payload["reply_markup"] = InlineKeyboardMarkup.de_json(markup, self.bot)
         if row.method == "sendMessage":
             return await self.bot.send_message(row.chat_id, **payload)
         if row.method == "sendMediaGroup":
-            media = [InputMediaPhoto(file_id) for file_id in payload.pop("photos")]
+            photos = payload.pop("photos")
+            if len(photos) == 1:  # an album holds 2 to 10 items: one photo goes on its own
+                return await self.bot.send_photo(row.chat_id, photos[0], **payload)
+            media = [InputMediaPhoto(file_id) for file_id in photos]
             return await self.bot.send_media_group(row.chat_id, media=media, **payload)
         if row.method == "sendPhoto":
             return await self.bot.send_photo(row.chat_id, **payload)
@@ -262,6 +269,18 @@ class OutboxSender:
         if row.method == "editMessageText":
             return await self.bot.edit_message_text(chat_id=row.chat_id, **payload)
         raise ValueError(f"unknown outbox method {row.method!r}")
+
+
+def _within_limits(row: OutboxMessage) -> dict[str, Any]:
+    """The row's payload with its text or caption within Telegram's limits: the last guard,
+    for a text no renderer fitted (`bot.fit`); a row is never refused for its length."""
+    payload = dict(row.payload)
+    for field_name, limit in (("text", TEXT_LIMIT), ("caption", CAPTION_LIMIT)):
+        value = payload.get(field_name)
+        if isinstance(value, str) and units(value) > limit:
+            log.warning("outbox row %s: its %s was cut to Telegram's limit", row.id, field_name)
+            payload[field_name] = within(value, limit)
+    return payload
 
 
 def _first_id(sent: Message | tuple[Message, ...] | bool) -> int | None:

@@ -291,7 +291,7 @@ def register_handlers(
             CommandHandler("mine", resident.my_reports, filters=PRIVATE),
             MessageHandler(PRIVATE & _labels(translate, "menu-my-reports"), resident.my_reports),
             CallbackQueryHandler(resident.my_reports_page, pattern=r"^my:p:\d{1,6}$"),
-            CallbackQueryHandler(resident.open_case, pattern=r"^my:c:\d{1,12}$"),
+            CallbackQueryHandler(resident.open_case, pattern=r"^my:c:\d{1,12}(:\d{1,4})?$"),
             MessageHandler(PRIVATE & filters.Regex(CODE_RE), resident.typed_code),
             CallbackQueryHandler(report.already_confirmed, pattern=r"^rc:"),
             CallbackQueryHandler(staff.case_button, pattern=r"^(case|cs):"),

@@ -8,6 +8,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot.broadcasting import send_content
 from bot.context import MahalleContext
+from bot.fit import units
 from bot.jalali import format_datetime, parse_jalali_datetime, utcnow
 from bot.normalize import split_list
 from bot.pipeline import start_campaign
@@ -68,11 +69,11 @@ async def take_content(update: Update, context: MahalleContext) -> object:
             "caption": caption,
             "caption_entities": [e.to_dict() for e in message.caption_entities],
         }
-        too_long = len(caption) > broadcasts.MAX_CAPTION
+        too_long = units(caption) > broadcasts.MAX_CAPTION  # as Telegram counts
     else:
         text = message.text or ""
         content = {"text": text, "entities": [e.to_dict() for e in message.entities]}
-        too_long = len(text) > broadcasts.MAX_TEXT
+        too_long = units(text) > broadcasts.MAX_TEXT
     if too_long:
         limit = broadcasts.MAX_CAPTION if message.photo else broadcasts.MAX_TEXT
         await message.reply_text(context.t("broadcast-too-long", high=limit))

@@ -11,6 +11,7 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest
 
 from bot.context import MahalleContext
+from bot.fit import ALERT_LIMIT, fit, within
 from bot.services import casework
 from bot.services.transitions import TransitionRefusedError
 from models.entities import Case
@@ -52,7 +53,8 @@ async def close_with(query: CallbackQuery, line: str) -> None:
     """Stop the spinner and end the pressed message with `line` (who did what), its buttons
     gone: the message stays as the record of the decision."""
     old_text = getattr(query.message, "text", None) or ""
-    await acknowledge(query, query.edit_message_text(f"{old_text}\n\n{line}"))
+    closed = fit(lambda old: f"{old}\n\n{line}", old_text)  # a full card gives up its end
+    await acknowledge(query, query.edit_message_text(closed))
 
 
 async def alert(query: CallbackQuery, text: str, *, unsaid_when_late: bool = False) -> None:
@@ -60,7 +62,7 @@ async def alert(query: CallbackQuery, text: str, *, unsaid_when_late: bool = Fal
     shown; in a private chat the text comes as a message instead (in a group only the presser
     was meant to see it, so there it is left unsaid, as it is when `unsaid_when_late`)."""
     try:
-        await query.answer(text, show_alert=True)
+        await query.answer(within(text, ALERT_LIMIT), show_alert=True)
     except BadRequest as error:
         if not _too_old(error):
             raise
@@ -73,7 +75,7 @@ async def alert(query: CallbackQuery, text: str, *, unsaid_when_late: bool = Fal
 
 async def _stop_spinner(query: CallbackQuery, toast: str | None) -> None:
     try:
-        await query.answer(toast)
+        await query.answer(within(toast, ALERT_LIMIT) if toast else toast)
     except BadRequest as error:
         if not _too_old(error):
             raise

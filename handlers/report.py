@@ -11,6 +11,7 @@ from telegram.ext import ConversationHandler
 
 from bot.context import MahalleContext
 from bot.digits import isolate
+from bot.fit import fit
 from bot.jalali import TrackingCode
 from bot.normalize import clean_text
 from bot.pipeline import place_in_background
@@ -24,7 +25,11 @@ from handlers.groups import on_behalf_buttons, reporter_groups
 from models.entities import Neighbourhood
 
 PREFIX = "rn"
-DESCRIPTION_PROBLEM_KEYS = {"short": "description-too-short", "long": "description-too-long"}
+DESCRIPTION_PROBLEM_KEYS = {
+    "short": "description-too-short",
+    "blank": "description-few-letters",
+    "long": "description-too-long",
+}
 END = ConversationHandler.END
 
 
@@ -109,20 +114,26 @@ async def _show_summary(update: Update, context: MahalleContext, draft: ReportDr
         await _save(update, context, draft)
         await message_of(update).reply_text(context.t("neighbourhood-gone"))
         return await _ask_neighbourhood(update, context, None)
-    summary = context.t(
-        "report-summary",
-        neighbourhood=isolate(place.name),
-        district=isolate(place.district.name),
-        text=isolate(draft.text or ""),
-        photos=len(draft.photo_file_ids),
-        location=context.t("yes" if draft.has_location else "no"),
-        privacy=context.t("privacy-shared" if draft.share_phone else "privacy-anonymous"),
-    )
+    on_behalf, name, district = "", place.name, place.district.name
     if draft.group_id:
         names = {g.id: g.name for g in await reporter_groups(context, user_id_of(update))}
         if draft.group_id in names:
             on_behalf = context.t("summary-on-behalf", group=isolate(names[draft.group_id]))
-            summary = f"{on_behalf}\n{summary}"
+
+    def render(text: str) -> str:
+        """The summary around the description (cut, if need be, to fit a message)."""
+        summary = context.t(
+            "report-summary",
+            neighbourhood=isolate(name),
+            district=isolate(district),
+            text=isolate(text),
+            photos=len(draft.photo_file_ids),
+            location=context.t("yes" if draft.has_location else "no"),
+            privacy=context.t("privacy-shared" if draft.share_phone else "privacy-anonymous"),
+        )
+        return f"{on_behalf}\n{summary}" if on_behalf else summary
+
+    summary = fit(render, draft.text or "")
     await message_of(update).reply_text(
         context.t("summary-intro"), reply_markup=keyboards.cancel_only(context.t)
     )

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardRemove, Update
+from telegram import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.error import BadRequest
 
 from bot.cards import status_key
 from bot.context import MahalleContext
 from bot.digits import isolate
+from bot.fit import TEXT_LIMIT, cut, units, within
 from bot.jalali import TrackingCode, format_date, format_datetime
 from bot.persistence import drop_states
 from bot.services import cases, users
@@ -79,54 +88,136 @@ async def my_reports_page(update: Update, context: MahalleContext) -> None:
     assert query is not None and query.data is not None and update.effective_user is not None
     page = int(query.data.rsplit(":", 1)[-1])
     text, markup = await _render_list(context, update.effective_user.id, max(page, 0))
-    await acknowledge(query, query.edit_message_text(text, reply_markup=markup))
+    await acknowledge(query, _show(query, text, markup))
 
 
-def _render_case(context: MahalleContext, case: Case) -> str:
+# A step's note (a question, an answer, a resolution) is cut to this many units in the case
+# view, so any one step fits a page beside the case's own lines.
+HISTORY_NOTE = 1500
+# Units kept free on a history page for its page numbers.
+PAGE_NUMBERS = 16
+
+
+def _history_lines(context: MahalleContext, case: Case) -> list[str]:
+    """One line per step of the case, oldest first."""
     latest = len(case.events) - 1
-    history = "\n".join(
+    return [
         context.t(
             "case-history-line",
             date=format_datetime(event.created_at, context.language),
             status=context.t(
                 status_key(event.to_status, undeliverable=case.undeliverable and i == latest)
             ),
-            note=isolate(event.note) if event.note else "",
+            note=isolate(cut(event.note, HISTORY_NOTE)) if event.note else "",
         ).rstrip(" :")
         for i, event in enumerate(case.events)
-    )
+    ]
+
+
+def _first_page(context: MahalleContext, case: Case, history: str) -> str:
+    """The case itself (its description cut to the bound descriptions have) and `history`."""
     return context.t(
         "case-detail",
         code=_code(case, context.language),
         status=context.t(status_key(case.status, undeliverable=case.undeliverable)),
         neighbourhood=isolate(case.neighbourhood.name),
         date=format_datetime(case.created_at, context.language),
-        text=isolate(case.text_original),
+        text=isolate(cut(case.text_original, cases.MAX_TEXT)),
         photos=len(case.photo_file_ids),
         location=context.t("yes" if case.latitude is not None else "no"),
         history=history,
     )
 
 
+def _later_page(context: MahalleContext, case: Case, history: str, page: int, pages: int) -> str:
+    """A page of older steps."""
+    return context.t(
+        "case-history-page",
+        code=_code(case, context.language),
+        page=page + 1,
+        pages=pages,
+        history=history,
+    )
+
+
+def _history_pages(context: MahalleContext, case: Case) -> list[list[str]]:
+    """The steps split into pages that each fit a message, the newest steps on the first page
+    (beside the case itself), older ones on the next; oldest first within a page."""
+    rooms = [
+        TEXT_LIMIT - units(_first_page(context, case, "")),
+        TEXT_LIMIT - units(_later_page(context, case, "", 0, 1)) - PAGE_NUMBERS,
+    ]
+    pages: list[list[str]] = [[]]
+    room = rooms[0]
+    for line in reversed(_history_lines(context, case)):
+        need = units(line) + 1
+        if need > room and pages[-1]:
+            pages.append([])
+            room = rooms[1]
+        pages[-1].insert(0, line)
+        room -= need
+    return pages
+
+
+def _render_case(
+    context: MahalleContext, case: Case, page: int = 0
+) -> tuple[str, list[InlineKeyboardButton]]:
+    """One page of the case view, and its paging buttons (older, newer steps).
+
+    The view fits a message however long the history grows: each step's note is cut to
+    HISTORY_NOTE, and the steps run over pages, older ones a button away."""
+    pages = _history_pages(context, case)
+    page = min(max(page, 0), len(pages) - 1)
+    history = "\n".join(pages[page])
+    if page == 0:
+        text = _first_page(context, case, history)
+    else:
+        text = _later_page(context, case, history, page, len(pages))
+    nav = []
+    if page + 1 < len(pages):
+        older = context.t("button-history-older")
+        nav.append(InlineKeyboardButton(older, callback_data=f"my:c:{case.id}:{page + 1}"))
+    if page > 0:
+        newer = context.t("button-history-newer")
+        nav.append(InlineKeyboardButton(newer, callback_data=f"my:c:{case.id}:{page - 1}"))
+    return within(text), nav
+
+
 async def open_case(update: Update, context: MahalleContext) -> None:
-    """One of the resident's cases with its history; someone else's case is simply not found."""
+    """One of the resident's cases with its history (a page of it); someone else's case is
+    simply not found."""
     query = update.callback_query
     assert query is not None and query.data is not None and update.effective_user is not None
+    parts = query.data.split(":")
     async with context.session() as session:
         case = await cases.get_reporter_case(
-            session=session,
-            reporter_id=update.effective_user.id,
-            case_id=int(query.data.rsplit(":", 1)[-1]),
+            session=session, reporter_id=update.effective_user.id, case_id=int(parts[2])
         )
     if case is None:
         await alert(query, context.t("case-not-found"))
         return
-    await acknowledge(
-        query,
-        query.edit_message_text(
-            _render_case(context, case), reply_markup=keyboards.back_to_cases(context.t)
-        ),
-    )
+    text, nav = _render_case(context, case, int(parts[3]) if len(parts) > 3 else 0)
+    back = keyboards.back_to_cases(context.t).inline_keyboard
+    markup = InlineKeyboardMarkup([nav, *back] if nav else back)
+    await acknowledge(query, _show(query, text, markup))
+
+
+async def _show(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
+    """Show a page in the pressed message. Pressing for the page already shown changes
+    nothing, and Telegram refuses an edit that changes nothing: it is not asked, and should
+    its copy differ unseen (it trims what it keeps), its refusal is no error to the resident."""
+    shown = query.message
+    if (
+        isinstance(shown, Message)
+        and (shown.text or "").strip() == text.strip()
+        and shown.reply_markup == markup
+    ):
+        return
+    try:
+        await query.edit_message_text(text, reply_markup=markup)
+    except BadRequest as error:
+        if "message is not modified" not in str(error).lower():
+            raise
 
 
 async def typed_code(update: Update, context: MahalleContext) -> None:
@@ -145,9 +236,10 @@ async def typed_code(update: Update, context: MahalleContext) -> None:
             context.t("case-not-found"), reply_markup=keyboards.main_menu(context.t)
         )
         return
-    await message.reply_text(
-        _render_case(context, case), reply_markup=keyboards.main_menu(context.t)
-    )
+    text, nav = _render_case(context, case)
+    # Older steps a button away when there are any; else the main menu, as after any answer.
+    markup = InlineKeyboardMarkup([nav]) if nav else keyboards.main_menu(context.t)
+    await message.reply_text(text, reply_markup=markup)
 
 
 # --- my neighbourhood -----------------------------------------------------------------------

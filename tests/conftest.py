@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.config import Settings, load_settings
 from bot.services.reference import sync_reference_data
 from models.db import create_engine, create_session_factory, upgrade_database
-from tests.fakebot import AnyApplication, ChatUser, FakeBotAPI, start_bot, stop_bot
+from tests.fakebot import (
+    LIVE_APIS,
+    NOT_MODIFIED,
+    AnyApplication,
+    ChatUser,
+    FakeBotAPI,
+    start_bot,
+    stop_bot,
+)
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "config.example.toml"
 PG_ENV = "MAHALLE_TEST_DATABASE_URL"
@@ -131,3 +139,29 @@ async def bot(settings: Settings) -> AsyncIterator[Bot]:
 def resident(bot: Bot) -> ChatUser:
     """A resident talking to the bot."""
     return bot.user(1001)
+
+
+@pytest.fixture(autouse=True)
+def telegram_accepts_every_call(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every call the bot makes in a test is one Telegram accepts (tests/fakebot.py refuses
+    what Telegram refuses), unless the test is marked `telegram_refuses`. One refusal is the
+    bot's idiom, not a fault: an edit that changes nothing (a card refreshed after a step that
+    shows no different), which Telegram answers "not modified" and the bot takes as done."""
+    LIVE_APIS.clear()
+    yield
+    refused = [
+        (call.method, call.chat_id, why)
+        for api in LIVE_APIS
+        for call, why in api.refused
+        if why != NOT_MODIFIED
+    ]
+    LIVE_APIS.clear()
+    if request.node.get_closest_marker("telegram_refuses") is None:
+        assert not refused, f"Telegram would refuse: {refused}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite's own markers."""
+    config.addinivalue_line(
+        "markers", "telegram_refuses: the test means some call to be refused by Telegram"
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -75,6 +76,118 @@ def _chat(chat_id: int) -> dict[str, Any]:
     return {"id": chat_id, "type": "supergroup", "title": f"group{chat_id}"}
 
 
+# --- what Telegram refuses ------------------------------------------------------------------
+# The limits and error texts of the Bot API (core.telegram.org/bots/api, and the texts the
+# server returns). Lengths are counted as Telegram counts them: in UTF-16 code units, on the
+# text as Telegram keeps it (control characters and U+2028–U+202E dropped, space-like
+# characters made spaces, the ends trimmed). No parse_mode is used, so there are no entities.
+TEXT_LIMIT, CAPTION_LIMIT, ALERT_LIMIT, CALLBACK_DATA_BYTES = 4096, 1024, 200, 64
+ALBUM_MIN, ALBUM_MAX = 2, 10
+NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply markup are"
+    " exactly the same as a current content and reply markup of the message"
+)
+_DROPPED = re.compile("[\x00-\x08\x0b-\x1f\u2028-\u202e\u0333\u033f\u030a]")
+_SPACE_LIKE = re.compile("[\u1680\u180e\u2000-\u200a\u202f\u205f\u2800\u3000\ufffc]")
+# Characters Telegram counts as nothing when it decides whether a text is empty.
+_EMPTY = re.compile("[ \n\u200b-\u200f\u202e\ufeff\u00a0]*")
+
+
+def as_telegram_keeps(text: str) -> str:
+    """The text as Telegram stores it: dropped characters gone, space-like ones spaces, the
+    ends trimmed, and nothing at all when only blank characters are left."""
+    kept = _SPACE_LIKE.sub(" ", _DROPPED.sub("", text)).strip(" \t\r\n\0\v")
+    return "" if _EMPTY.fullmatch(kept) else kept
+
+
+def utf16_units(text: str) -> int:
+    """A text's length as Telegram counts it: UTF-16 code units (an astral emoji is two)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _bad_request(description: str) -> tuple[int, dict[str, Any]]:
+    return 400, {"ok": False, "error_code": 400, "description": f"Bad Request: {description}"}
+
+
+def _text_refusal(call: ApiCall) -> str | None:
+    """Why Telegram refuses the call's text or caption, if it does."""
+    if call.method in {"sendMessage", "editMessageText"}:
+        kept = as_telegram_keeps(str(call.params.get("text") or ""))
+        if not kept:
+            return "message text is empty"
+        if utf16_units(kept) > TEXT_LIMIT:
+            return "MESSAGE_TOO_LONG" if call.method == "editMessageText" else "message is too long"
+    captions = [call.params.get("caption")]
+    if call.method == "sendMediaGroup":
+        captions = [item.get("caption") for item in call.params.get("media") or []]
+    for caption in captions:
+        if caption and utf16_units(as_telegram_keeps(str(caption))) > CAPTION_LIMIT:
+            return "message caption is too long"
+    if call.method == "answerCallbackQuery":
+        alert = str(call.params.get("text") or "")
+        if utf16_units(alert) > ALERT_LIMIT:
+            return "MESSAGE_TOO_LONG"
+    return None
+
+
+def _markup_refusal(call: ApiCall) -> str | None:
+    """Why Telegram refuses the call's inline buttons, if it does."""
+    markup = call.params.get("reply_markup") or {}
+    for row in markup.get("inline_keyboard", []) if isinstance(markup, dict) else []:
+        for button in row:
+            data = button.get("callback_data")
+            if data is not None and not 1 <= len(str(data).encode()) <= CALLBACK_DATA_BYTES:
+                return "BUTTON_DATA_INVALID"
+            if not as_telegram_keeps(str(button.get("text") or "")):
+                return "BUTTON_TEXT_INVALID"
+    return None
+
+
+def _album_refusal(call: ApiCall) -> str | None:
+    """Why Telegram refuses an album: 2 to 10 items (the Bot API's documented bounds)."""
+    if call.method != "sendMediaGroup":
+        return None
+    count = len(call.params.get("media") or [])
+    if count == 0:
+        return "there are no messages to send"
+    if count > ALBUM_MAX:
+        return "too many messages to send as an album"
+    if count < ALBUM_MIN:
+        return "media group must include 2-10 items"
+    return None
+
+
+def telegram_refusal(
+    call: ApiCall, messages: dict[tuple[int, int], SentMessage]
+) -> tuple[int, dict[str, Any]] | None:
+    """Telegram's 400 answer to a call it refuses, or None when it accepts the call."""
+    if call.method.startswith("edit"):
+        key = (int(call.params.get("chat_id", 0)), int(call.params.get("message_id", 0)))
+        current = messages.get(key)
+        if current is None:
+            return _bad_request("message to edit not found")
+        text = call.text if call.method == "editMessageText" else current.text
+        same_text = as_telegram_keeps(text) == as_telegram_keeps(current.text)
+        markup = call.params.get("reply_markup") or None
+        if same_text and _buttons_of(markup) == _buttons_of(current.reply_markup):
+            return 400, {"ok": False, "error_code": 400, "description": NOT_MODIFIED}
+    for rule in (_text_refusal, _markup_refusal, _album_refusal):
+        if (why := rule(call)) is not None:
+            return _bad_request(why)
+    return None
+
+
+def _buttons_of(markup: Any) -> Any:
+    """An inline keyboard as Telegram compares it (no keyboard and an empty one are alike)."""
+    rows = (markup or {}).get("inline_keyboard") if isinstance(markup, dict) else None
+    return rows or None
+
+
+# Every fake made in this process since the list was last cleared: the test suite checks that
+# none of them refused a call the test did not mean to be refused.
+LIVE_APIS: list[FakeBotAPI] = []
+
+
 @dataclass
 class FakeBotAPI(BaseRequest):
     """Answers like the Bot API, records every call, and can be told to fail."""
@@ -88,6 +201,11 @@ class FakeBotAPI(BaseRequest):
     # Off for benchmarks: keep only counts, so memory measures the bot, not this recorder.
     record: bool = True
     counts: dict[str, int] = field(default_factory=dict)
+    # Calls refused under Telegram's rules, with the description Telegram gives.
+    refused: list[tuple[ApiCall, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        LIVE_APIS.append(self)
 
     async def initialize(self) -> None:
         return None
@@ -126,13 +244,11 @@ class FakeBotAPI(BaseRequest):
         return status, json.dumps(payload).encode()
 
     def answer(self, call: ApiCall) -> tuple[int, dict[str, Any]]:
-        """What the Bot API returns for a call (HTTP status, JSON body), edits applied."""
-        if call.method.startswith("edit") and self._unknown_message(call):
-            return 400, {
-                "ok": False,
-                "error_code": 400,
-                "description": "Bad Request: message to edit not found",
-            }
+        """What the Bot API returns for a call (HTTP status, JSON body), edits applied; what
+        Telegram refuses (`telegram_refusal`) is refused here too, and recorded in `refused`."""
+        if (refusal := telegram_refusal(call, self.messages)) is not None:
+            self.refused.append((call, str(refusal[1]["description"])))
+            return refusal
         return 200, {"ok": True, "result": self._result(call)}
 
     def _result(self, call: ApiCall) -> Any:

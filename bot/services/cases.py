@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -10,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from bot.fit import units
 from bot.jalali import TrackingCode, jalali_year, utcnow
 from bot.normalize import normalize
 from bot.services.drafts import ReportDraft
@@ -19,6 +21,11 @@ from models.entities import Case, CaseEvent, CaseSequence, CaseStatus, Draft, Us
 RATE_WINDOW = timedelta(hours=1)
 GLOBAL_WINDOW = timedelta(minutes=1)
 MIN_TEXT, MAX_TEXT = 10, 2000
+# A description needs this many letters or digits anyone can see: one made of zero-width,
+# filler or space characters would reach an agency as a blank card.
+MIN_VISIBLE = 10
+# Letters to Unicode that show as nothing: the Hangul fillers and the Arabic tatweel.
+_FILLERS = frozenset(map(chr, (0x3164, 0x115F, 0x1160, 0xFFA0, 0x0640)))
 
 
 class DraftIncompleteError(Exception):
@@ -34,13 +41,32 @@ class Submission:
 
 
 def description_problem(text: str) -> tuple[str, int] | None:
-    """('short' | 'long', length) when a description is out of bounds, else None."""
-    length = len(normalize(text))
+    """('short' | 'blank' | 'long', length) when a description is out of bounds, else None.
+    'blank': fewer than MIN_VISIBLE letters or digits anyone can see (`visible_count`). The
+    upper bound holds for the text as shown (what the person typed, in Telegram's UTF-16
+    units), not only as normalised: normalising drops diacritics, tatweel and direction marks,
+    which the agency's card still shows."""
+    length, visible = len(normalize(text)), visible_count(text)
+    if visible == 0:  # nothing to see: "too short" with a count would puzzle
+        return "blank", 0
     if length < MIN_TEXT:
         return "short", length
-    if length > MAX_TEXT:
-        return "long", length
+    if visible < MIN_VISIBLE:
+        return "blank", visible
+    shown = units(text.strip())
+    if max(length, shown) > MAX_TEXT:
+        return "long", max(length, shown)
     return None
+
+
+def visible_count(text: str) -> int:
+    """Letters and digits anyone can see: invisible and filler characters (format controls,
+    spaces, combining marks, the Hangul fillers, tatweel) are not counted."""
+    return sum(
+        1
+        for character in text
+        if unicodedata.category(character)[0] in "LN" and character not in _FILLERS
+    )
 
 
 async def reports_since(

@@ -36,6 +36,15 @@ OUTBOX_STUCK = timedelta(minutes=5)
 # The leading worker places stranded cases every minute.
 UNPLACED_STUCK = timedelta(minutes=10)
 DEAD_WINDOW = timedelta(days=1)
+# A case flagged undeliverable in one of these statuses has no card where it should be.
+WAITING_FOR_A_CARD = (
+    CaseStatus.TRIAGE,
+    CaseStatus.FORWARDED,
+    CaseStatus.ACCEPTED,
+    CaseStatus.NEEDS_INFO,
+    CaseStatus.REOPENED,
+)
+REFUSED_SHOWN = 10
 
 # Who holds the jobs' advisory lock (one bigint key: its high and low halves, objsubid 1).
 _JOBS_HELD = text(
@@ -66,6 +75,9 @@ class Health:
     outbox_sendable: Backlog  # those that may go now, since they fell due
     outbox_dead: int
     unplaced: Backlog
+    # Cases whose card Telegram refused (or whose agency has no chat), not yet placed again:
+    # their tracking codes, the oldest first (at most REFUSED_SHOWN).
+    refused_cards: list[str]
     broadcasts_running: int
     broadcasts_scheduled: int
     # None on SQLite, where the one process runs them.
@@ -79,6 +91,8 @@ class Health:
             f"messages waiting in the outbox: {_count(self.outbox, now)}",
             f"messages of the last day that could not be delivered: {self.outbox_dead}",
             f"cases waiting to be placed: {_count(self.unplaced, now)}",
+            f"cases whose card did not arrive, waiting for a coordinator: "
+            f"{', '.join(self.refused_cards) or 0}",
             f"broadcasts running: {self.broadcasts_running}, "
             f"scheduled: {self.broadcasts_scheduled}",
             f"scheduled jobs run by: {jobs[self.jobs_held]}",
@@ -95,6 +109,11 @@ class Health:
             found.append("messages that may go are not being sent: is a worker running?")
         if self.unplaced.waited(now) > UNPLACED_STUCK:
             found.append("cases wait to be placed: see the worker's log")
+        if self.refused_cards:
+            found.append(
+                f"cards that did not arrive (Telegram refused them, or the agency has no chat): "
+                f"{', '.join(self.refused_cards)}; a coordinator should place each case again"
+            )
         return found
 
 
@@ -123,6 +142,17 @@ async def _backlog(
     if oldest is not None and oldest.tzinfo is None:  # SQLite keeps no time zone; it is UTC
         oldest = oldest.replace(tzinfo=UTC)
     return Backlog(count=count, oldest=oldest)
+
+
+async def _refused_cards(session: AsyncSession) -> list[str]:
+    """Codes of cases flagged undeliverable that still wait where the card went astray."""
+    codes = await session.scalars(
+        select(Case.code)
+        .where(Case.undeliverable.is_(True), Case.status.in_(WAITING_FOR_A_CARD))
+        .order_by(Case.id)
+        .limit(REFUSED_SHOWN)
+    )
+    return list(codes)
 
 
 async def _jobs_held(session: AsyncSession) -> bool | None:
@@ -157,6 +187,7 @@ async def read_health(*, session: AsyncSession, now: datetime) -> Health:
         unplaced=await _backlog(
             session, table_of(Case).c.created_at, Case.status == CaseStatus.SUBMITTED
         ),
+        refused_cards=await _refused_cards(session),
         broadcasts_running=by_status.get(CampaignStatus.RUNNING, 0),
         broadcasts_scheduled=by_status.get(CampaignStatus.SCHEDULED, 0),
         jobs_held=await _jobs_held(session),

@@ -274,11 +274,17 @@ async def reroute(
 
 
 async def offer_reroute(
-    session: AsyncSession, *, case_id: int, settings: Settings, cards: Cards
+    session: AsyncSession,
+    *,
+    case_id: int,
+    settings: Settings,
+    cards: Cards,
+    reason_key: str = "triage-reason-undeliverable",
 ) -> None:
-    """The agency's chat cannot be reached: put the case before the coordinators to reroute."""
+    """The agency's chat cannot be reached, or Telegram refused the case's card there: put the
+    case before the coordinators to reroute, saying why (`reason_key`)."""
     view = await case_view(session, case_id)
-    card = cards.triage(view, await domain_choices(session), "triage-reason-undeliverable")
+    card = cards.triage(view, await domain_choices(session), reason_key)
     case = await session.get(Case, case_id)
     assert case is not None
     for chat_id in settings.county_named(await county_of(session, case)).coordinator_chats():
@@ -300,10 +306,11 @@ async def assign_from_triage(
 ) -> None:
     """A coordinator picks the domain of a queued case; the choice is kept as a labelled example."""
     _keep_correction(session, case, domain_key, actor_id, "coordinator")
-    # A forwarded case whose agency chat is unreachable may be placed again too.
+    # A case whose agency chat is unreachable, or refused its card or a relay, may be placed
+    # again too, wherever it stood at that agency.
     allowed = allowed_from(Act.PLACE)
     if case.undeliverable:
-        allowed |= {CaseStatus.FORWARDED}
+        allowed |= allowed_from(Act.REROUTE)
     await forward(
         session, case=case, domain_key=domain_key, allowed_from=allowed,
         actor_id=actor_id, actor_name=actor_name, cards=cards, now=now,

@@ -1,0 +1,109 @@
+"""What follows when Telegram refuses, for good, a message about a case: never silence.
+
+A card an agency never got leaves a resident waiting on nobody. When Telegram refuses a message
+to an agency's chat for good (a 400 other than "not modified", a 403, a chat that is gone), the
+case is flagged (`Case.undeliverable`, named by `mahalle status` until it is placed again or
+moves on), and put before the case's coordinators at once on a triage card that says why in
+plain words, with the domain buttons to send it elsewhere (or to the same agency once its chat is
+fixed). If the refused message was the card itself, the resident, who was told it had been
+sent, hears that it did not arrive and that the secretariat will place it; the notice of the
+agency it goes to next follows as always.
+
+When the coordinators' own group refuses a triage card, the card goes to each coordinator's
+private chat instead; a refusal there stops (no message about a refused message about a refused
+message), and the flag stays for `mahalle status`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.cards import Cards, code_for_display
+from bot.config import Settings
+from bot.services import outbox
+from bot.services.routing import county_of, notify_reporter, offer_reroute, reporter_of
+from models.entities import Agency, Case, OutboxMessage
+
+log = logging.getLogger(__name__)
+
+# Messages into an agency's chat about a case.
+AGENCY_PURPOSES = (outbox.AGENCY_CARD, outbox.AGENCY_ATTACHMENT, outbox.AGENCY_RELAY)
+# Telegram's descriptions that say the chat itself is out of reach.
+_UNREACHABLE = (
+    "chat not found",
+    "bot was kicked",
+    "bot was blocked",
+    "not enough rights",
+    "have no rights",
+    "user is deactivated",
+    "forbidden",
+)
+_TOO_LONG = ("too long", "too_long")
+
+
+def reason_key(error: str) -> str:
+    """The triage card's line saying, in plain words, why the message was refused."""
+    text = error.lower()
+    if any(phrase in text for phrase in _UNREACHABLE):
+        return "triage-reason-undeliverable"
+    if any(phrase in text for phrase in _TOO_LONG):
+        return "triage-reason-too-long"
+    return "triage-reason-refused"
+
+
+async def handle_refusal(
+    session: AsyncSession, *, row: OutboxMessage, error: str, settings: Settings, cards: Cards
+) -> None:
+    """Telegram refused `row` for good (it is already marked dead): tell whom it concerns."""
+    if row.case_id is None:
+        return
+    case = await session.get(Case, row.case_id)
+    if case is None:
+        return
+    if row.purpose in AGENCY_PURPOSES:
+        await _flag(session, case)
+        await offer_reroute(
+            session, case_id=case.id, settings=settings, cards=cards, reason_key=reason_key(error)
+        )
+        if row.purpose == outbox.AGENCY_CARD and row.method == "sendMessage":
+            await _tell_reporter(session, case, row, cards)
+    elif row.purpose == outbox.TRIAGE_CARD:
+        await _flag(session, case)
+        county = settings.county_named(await county_of(session, case))
+        if row.chat_id in county.coordinators:  # a private chat refused too: nowhere left
+            log.error("case %s: no coordinator chat takes its triage card", case.code)
+            return
+        for coordinator in county.coordinators:
+            outbox.enqueue(
+                session, chat_id=coordinator, purpose=outbox.TRIAGE_CARD, payload=row.payload,
+                case_id=case.id, dedupe_key=f"refused:{row.id}:{coordinator}",
+            )  # fmt: skip
+
+
+async def _flag(session: AsyncSession, case: Case) -> None:
+    """The case waits for a coordinator: `mahalle status` names it until it is placed again."""
+    await session.execute(
+        update(Case)
+        .where(Case.id == case.id)
+        .values(undeliverable=True)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def _tell_reporter(
+    session: AsyncSession, case: Case, row: OutboxMessage, cards: Cards
+) -> None:
+    """The reporter was told the case was sent to the agency: it did not arrive."""
+    reporter = await reporter_of(session, case)
+    language = reporter.language if reporter else cards.language
+    agency = await session.get(Agency, case.agency_key) if case.agency_key else None
+    text = cards.translate(
+        "notice-card-refused",
+        language,
+        code=code_for_display(case.code, language),
+        agency=agency.name if agency else "",
+    )
+    notify_reporter(session, case, reporter, text, key=f"card-refused:{row.id}")
