@@ -8,8 +8,8 @@ from sqlalchemy import select
 from bot.config import Settings
 from models.db import create_engine, create_session_factory
 from models.entities import Staff
-from tests.conftest import COORDINATOR, Bot
-from tests.fakebot import texts
+from tests.conftest import COORDINATOR, Bot, make_settings
+from tests.fakebot import ChatUser, start_bot, stop_bot, texts
 from tests.test_report_flow import DESCRIPTION, cases_in, walk_to_summary
 
 
@@ -55,14 +55,22 @@ async def test_an_invite_opened_in_the_middle_of_a_report_works_and_keeps_the_re
     assert [c.text_original for c in await cases_in(settings)] == [DESCRIPTION]
 
 
-async def test_a_forged_or_vanished_page_of_my_reports_shows_the_last_page(bot: Bot) -> None:
-    resident = bot.user()
-    await walk_to_summary(resident)
-    await resident.press("ثبت گزارش")
-    await resident.send("📋 گزارش‌های من")
+async def test_a_forged_or_vanished_page_of_my_reports_shows_the_last_page(
+    database_url: str,
+) -> None:
+    settings = make_settings(
+        database_url, telegram={"rate_limit": False}, bot={"reports_per_hour": 20}
+    )
+    app, api = await start_bot(settings)
+    resident = ChatUser(app, api, 1001)
+    for _ in range(6):
+        await walk_to_summary(resident)
+        await resident.press("ثبت گزارش")
+    assert "صفحهٔ ۱ از ۲" in texts(await resident.send("📋 گزارش‌های من"))[0]
     calls = await resident.press_data("my:p:999999")
     [edit] = [c for c in calls if c.method == "editMessageText"]
-    assert "صفحهٔ ۱ از ۱" in edit.text and "۱۰۰۰۰۰۰" not in edit.text
+    assert "صفحهٔ ۲ از ۲" in edit.text and "۱۰۰۰۰۰۰" not in edit.text
+    await stop_bot(app)
 
 
 async def test_a_round_video_message_is_not_called_a_voice_message(bot: Bot) -> None:
