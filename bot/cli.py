@@ -168,12 +168,14 @@ def _run(settings: Settings, role: str, port: int | None = None) -> None:
             asyncio.run(_serve_worker(application))
         elif telegram.mode == "webhook":
             assert telegram.webhook_secret is not None  # enforced by the settings
+            # Telegram: /telegram, the secret in a header. Bale: /telegram/<secret>, no header.
+            route = telegram.webhook_route()
             application.run_webhook(
                 listen=telegram.webhook_listen,
                 port=port or telegram.webhook_port,
-                url_path="telegram",
-                webhook_url=telegram.webhook_url,
-                secret_token=telegram.webhook_secret.get_secret_value(),
+                url_path=route.url_path,
+                webhook_url=route.webhook_url,
+                secret_token=route.secret_token,
                 allowed_updates=ALLOWED_UPDATES,
             )
         else:
