@@ -128,7 +128,45 @@ def _parser() -> argparse.ArgumentParser:
             "check.",
         )
     )
+    doctor = with_config(
+        commands.add_parser(
+            "doctor",
+            help="check what the messenger's Bot API server supports (exit 1 if Mahalle cannot "
+            "work there)",
+            description="Call each Bot API method Mahalle uses on the configured server (Bale's "
+            "differs from Telegram's in places), sending a few test messages to CHAT_ID and "
+            "removing them after; print per method: works, differs (how) or missing, then what "
+            "[telegram] should set. Exits 0 when everything Mahalle needs works, else 1. The "
+            "token comes from MAHALLE_BOT_TOKEN.",
+        )
+    )
+    doctor.add_argument(
+        "--chat",
+        type=int,
+        required=True,
+        metavar="CHAT_ID",
+        help="where the test messages go: your private chat with the bot (after /start there) "
+        "or a group the bot is in; /chatid in that chat tells the number",
+    )
     return parser
+
+
+def _doctor(settings: Settings, chat_id: int) -> int:
+    """`mahalle doctor`: the table and advice on stdout; 0 when Mahalle can work there."""
+    from bot.doctor import run_doctor
+
+    token = settings.require_token()
+    print(f"checking {settings.telegram.base_url} in chat {chat_id} …", flush=True)
+    lines, status = asyncio.run(
+        run_doctor(
+            telegram=settings.telegram,
+            token=token,
+            chat_id=chat_id,
+            language=settings.bot.language,
+        )
+    )
+    print("\n".join(lines))
+    return status
 
 
 def _settings(path: Path | None) -> Settings:
@@ -344,6 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_export(arguments, settings))
         elif arguments.command == "status":
             return asyncio.run(_status(settings))
+        elif arguments.command == "doctor":
+            return _doctor(settings, arguments.chat)
         else:
             asyncio.run(_upgrade(settings))
             print(f"database is up to date: {settings.database.url.split('@')[-1]}")
