@@ -24,7 +24,6 @@ from telegram import (
     BotCommand,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
-    InputFile,
     InputMediaPhoto,
     Message,
     ReplyParameters,
@@ -197,6 +196,7 @@ class Doctor:
     bot: Bot
     request: KeepingRequest
     chat_id: int
+    telegram: TelegramSettings
     translate: Callable[[str], str]
     rows: list[Row] = field(default_factory=list)
     sent: list[int] = field(default_factory=list)
@@ -229,6 +229,7 @@ class Doctor:
         await self.check_callback_answer()
         await self.check_media()
         await self.check_optional()
+        await self.check_receiving()
         await self.clean_up()
         return self.rows
 
@@ -237,8 +238,12 @@ class Doctor:
         me = await self.attempt(self.bot.get_me())
         if isinstance(me, Failure):
             row = failed_row("getMe", me, needed=True)
-            if me.raw is not None and me.raw.status == 401:
-                row = Row("getMe", "fails", "the server refused the token", blocking=True)
+            if me.raw is not None and me.raw.status in (401, 404):
+                detail = (
+                    f"HTTP {me.raw.status} {me.raw.description!r}: the server refused the token, "
+                    "or base_url is not a Bot API address"
+                )
+                row = Row("getMe", "fails", detail, blocking=True)
             self.add(row)
             return False
         self.add(Row("getMe", "works", f"@{me.username} ({me.id})"))
@@ -323,14 +328,13 @@ class Doctor:
     async def check_media(self) -> None:
         """sendPhoto, sendMediaGroup (two photos), sendLocation and sendDocument (exports)."""
         png = tiny_png()
-        photo = await self.attempt(
-            self.bot.send_photo(self.chat_id, InputFile(png, filename="doctor.png"))
-        )
+        photo = await self.attempt(self.bot.send_photo(self.chat_id, png, filename="doctor.png"))
         self.message_row("sendPhoto", photo, "a photo uploaded")
         album = await self.attempt(
             self.bot.send_media_group(
                 self.chat_id,
-                [InputMediaPhoto(InputFile(png, filename=f"doctor{i}.png")) for i in (1, 2)],
+                # Bytes, not InputFile: PTB attaches each under its own name only then.
+                [InputMediaPhoto(png, filename=f"doctor{i}.png") for i in (1, 2)],
             )
         )
         if isinstance(album, Failure):
@@ -343,7 +347,7 @@ class Doctor:
         self.message_row("sendLocation", location, "a point in Tehran")
         document = await self.attempt(
             self.bot.send_document(
-                self.chat_id, InputFile(b"\xef\xbb\xbfcode\r\n1\r\n", filename="doctor.csv")
+                self.chat_id, b"\xef\xbb\xbfcode\r\n1\r\n", filename="doctor.csv"
             )
         )
         self.message_row("sendDocument", document, "a CSV file (exports)")
@@ -376,6 +380,37 @@ class Doctor:
             self.add(self.optional(row, advice))
         else:
             self.add(Row("getChatMember", "works", f"the bot is {member.status} here"))
+
+    async def check_receiving(self) -> None:
+        """How updates arrive. Polling: deleteWebhook (PTB calls it when polling starts) and
+        getUpdates without an offset (nothing is marked as read). Webhook: getWebhookInfo
+        alone, since setWebhook would change what a running bot receives."""
+        if self.telegram.mode == "polling":
+            dropped = await self.attempt(self.bot.delete_webhook())
+            if isinstance(dropped, Failure):
+                self.add(failed_row("deleteWebhook", dropped, needed=True))
+            else:
+                self.add(Row("deleteWebhook", "works", "polling can start"))
+            updates = await self.attempt(self.bot.get_updates(limit=1, timeout=0))
+            if isinstance(updates, Failure):
+                self.add(failed_row("getUpdates", updates, needed=True))
+            else:
+                self.add(Row("getUpdates", "works", "polling receives updates"))
+            return
+        info = await self.attempt(self.bot.get_webhook_info())
+        if isinstance(info, Failure):
+            row = failed_row("getWebhookInfo", info, needed=False)
+            self.add(self.optional(row, "`mahalle run` registers the webhook all the same"))
+            return
+        expected = self.telegram.webhook_route().webhook_url
+        where = (
+            "the configured address"
+            if info.url == expected
+            else "another address (`mahalle run` sets the configured one)"
+            if info.url
+            else "nowhere yet (`mahalle run` registers it)"
+        )
+        self.add(Row("getWebhookInfo", "works", f"updates are posted to {where}"))
 
     @staticmethod
     def optional(row: Row, advice: str) -> Row:
@@ -474,7 +509,7 @@ async def run_doctor(
         get_updates_request=keeping,
     )
     translator = Translator.load(language)
-    doctor = Doctor(bot, keeping, chat_id, lambda key: translator(key, language))
+    doctor = Doctor(bot, keeping, chat_id, telegram, lambda key: translator(key, language))
     await keeping.initialize()
     try:
         rows = await doctor.run()

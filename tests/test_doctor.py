@@ -72,8 +72,10 @@ async def test_on_telegrams_api_every_method_works(capsys: pytest.CaptureFixture
         "getMe", "sendMessage", "sendMessage reply", "sendMessage reply (old)",
         "editMessageText", "editMessageReplyMarkup", "answerCallbackQuery", "sendPhoto",
         "sendMediaGroup", "sendLocation", "sendDocument", "setMyCommands", "getChatMember",
-        "deleteMessage",
+        "deleteWebhook", "getUpdates", "deleteMessage",
     }  # fmt: skip
+    (poll,) = [c.params for c in api.calls if c.method == "getUpdates"]
+    assert "offset" not in poll, "nothing pending is marked as read"
     assert '  platform = "telegram"  (as configured)' in lines
     assert '  deep_link_base = "https://t.me/"  (as configured)' in lines
     # The test messages went to that chat only, and every one was removed after.
@@ -84,6 +86,9 @@ async def test_on_telegrams_api_every_method_works(capsys: pytest.CaptureFixture
     # A real photo went up, twice more as an album; the replies asked both ways.
     (photo,) = [c for c in api.calls if c.method == "sendPhoto"]
     assert photo.files["photo"][1].startswith(b"\x89PNG\r\n\x1a\n")
+    (album,) = [c for c in api.calls if c.method == "sendMediaGroup"]
+    attached = [item["media"].removeprefix("attach://") for item in album.params["media"]]
+    assert len(set(attached)) == 2 and set(attached) <= set(album.files), "two files uploaded"
     replies = [c.params for c in api.calls if c.method == "sendMessage"][1:]
     assert "reply_parameters" in replies[0] and "reply_to_message_id" in replies[1]
     print("\n".join(lines))  # shown with -s
@@ -184,8 +189,35 @@ async def test_a_refused_token_stops_at_get_me() -> None:
     lines, status = await run_doctor(
         telegram=TELEGRAM, token=FAKE_TOKEN, chat_id=CHAT, language="fa", request=api
     )
-    assert table(lines)["getMe"] == ("fails", "the server refused the token")
+    result, detail = table(lines)["getMe"]
+    assert result == "fails" and "'Unauthorized': the server refused the token" in detail
     assert status == 1 and [c.method for c in api.calls] == ["getMe"]
+
+
+async def test_in_webhook_mode_it_changes_nothing_the_running_bot_receives() -> None:
+    secret = "Zq8vN3kLp0Xw7Rt2Yb5Hc9Md4Fg6Js1A"
+    bale = TelegramSettings(
+        platform="bale", mode="webhook", webhook_url="https://bot.example.ir/telegram",
+        webhook_secret=secret,
+    )  # fmt: skip
+
+    def registered(call: ApiCall) -> tuple[int, dict[str, Any]] | None:
+        if call.method != "getWebhookInfo":
+            return None
+        info = {"url": f"https://bot.example.ir/telegram/{secret}", "pending_update_count": 0}
+        return 200, {"ok": True, "result": {**info, "has_custom_certificate": False}}
+
+    api = FakeBotAPI(fail=registered)
+    lines, status = await run_doctor(
+        telegram=bale, token=FAKE_TOKEN, chat_id=CHAT, language="fa", request=api
+    )
+    assert table(lines)["getWebhookInfo"] == (
+        "works",
+        "updates are posted to the configured address",
+    )
+    assert not {"setWebhook", "deleteWebhook", "getUpdates"} & {c.method for c in api.calls}
+    assert status == 0 and secret not in "\n".join(lines)
+    assert any(line.startswith('  mode = "webhook"  (served at webhook_url/') for line in lines)
 
 
 def test_the_command_prints_the_table_once_and_never_the_token(
@@ -225,3 +257,20 @@ def test_the_command_needs_a_chat(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         cli.main(["doctor"])
     assert exit_.value.code == 2 and "--chat" in capsys.readouterr().err
+
+
+async def test_over_real_http_with_ptbs_own_client_every_method_works() -> None:
+    from tests.httpapi import serve
+
+    base_url, recorder, server = serve()
+    try:
+        lines, status = await run_doctor(
+            telegram=TelegramSettings(base_url=base_url), token=FAKE_TOKEN, chat_id=CHAT,
+            language="fa",
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+    assert status == 0, "\n".join(lines)
+    assert {result for result, _ in table(lines).values()} == {"works"}, "\n".join(lines)
+    methods = [call.method for call in recorder.calls]
+    assert methods.count("deleteMessage") == 8 and "sendMediaGroup" in methods
