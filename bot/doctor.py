@@ -39,6 +39,8 @@ T = TypeVar("T")
 
 # A coordinate in Tehran for sendLocation.
 _LOCATION = (35.6997, 51.3380)
+# A chat no bot is in: group ids are -100 followed by ten or more digits.
+_NO_SUCH_CHAT = -1
 # A made-up callback query id: a server that has the method refuses it as invalid.
 _MADE_UP_QUERY = "mahalle-doctor-0"
 
@@ -189,6 +191,13 @@ EDIT_CONSEQUENCE = (
 )
 
 
+GONE_CHAT_CONSEQUENCE = (
+    "this server tells a chat is gone with HTTP 404, which python-telegram-bot reports as a "
+    "wrong token: Mahalle's outbox retries messages to a group the bot was removed from, with "
+    "back-off, instead of telling the coordinators at once"
+)
+
+
 @dataclass
 class Doctor:
     """Runs the checks in one chat and collects the table."""
@@ -229,6 +238,7 @@ class Doctor:
         await self.check_callback_answer()
         await self.check_media()
         await self.check_optional()
+        await self.check_unknown_chat()
         await self.check_receiving()
         await self.clean_up()
         return self.rows
@@ -411,6 +421,23 @@ class Doctor:
             else "nowhere yet (`mahalle run` registers it)"
         )
         self.add(Row("getWebhookInfo", "works", f"updates are posted to {where}"))
+
+    async def check_unknown_chat(self) -> None:
+        """sendMessage to a chat that does not exist: how the server says a chat is gone decides
+        whether Mahalle's outbox recognises a group the bot was removed from."""
+        method = "sendMessage (no such chat)"
+        sent = await self.attempt(
+            self.bot.send_message(_NO_SUCH_CHAT, self.translate("doctor-message"))
+        )
+        if not isinstance(sent, Failure):
+            self.add(Row(method, "works", "accepted"))
+        elif sent.raw is not None and sent.raw.status in (400, 403):
+            self.add(Row(method, "works", f"refused: {sent.raw.description!r}"))
+        elif sent.raw is not None and sent.raw.status == 404:
+            detail = f"HTTP 404 {sent.raw.description!r} (python-telegram-bot: InvalidToken)"
+            self.add(Row(method, "differs", detail, advice=GONE_CHAT_CONSEQUENCE))
+        else:
+            self.add(failed_row(method, sent, needed=False))
 
     @staticmethod
     def optional(row: Row, advice: str) -> Row:

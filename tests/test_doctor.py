@@ -16,6 +16,7 @@ from tests.conftest import EXAMPLE_CONFIG
 from tests.fakebot import FAKE_TOKEN, ApiCall, FakeBotAPI
 
 CHAT = 5005
+NO_SUCH_CHAT = -1
 REAL_LOOKING_TOKEN = "7012345678:AAHk9dQ2rXv_4mZpLw8sT3uYbN1cE6fG0jI"
 TELEGRAM = TelegramSettings()
 BALE = TelegramSettings(platform="bale")
@@ -43,6 +44,8 @@ def bale_like(edits: str = "stub") -> Any:
             return error(403, "Forbidden: bot is not an admin of the group")
         if call.method == "answerCallbackQuery":
             return error(400, "Bad Request: query is invalid")
+        if call.chat_id == NO_SUCH_CHAT:
+            return error(404, "no such group or user")
         return None
 
     return hook
@@ -72,7 +75,7 @@ async def test_on_telegrams_api_every_method_works(capsys: pytest.CaptureFixture
         "getMe", "sendMessage", "sendMessage reply", "sendMessage reply (old)",
         "editMessageText", "editMessageReplyMarkup", "answerCallbackQuery", "sendPhoto",
         "sendMediaGroup", "sendLocation", "sendDocument", "setMyCommands", "getChatMember",
-        "deleteWebhook", "getUpdates", "deleteMessage",
+        "sendMessage (no such chat)", "deleteWebhook", "getUpdates", "deleteMessage",
     }  # fmt: skip
     (poll,) = [c.params for c in api.calls if c.method == "getUpdates"]
     assert "offset" not in poll, "nothing pending is marked as read"
@@ -82,7 +85,7 @@ async def test_on_telegrams_api_every_method_works(capsys: pytest.CaptureFixture
     sent = {m.message_id for m in api.delivered(CHAT)}
     deleted = {int(c.params["message_id"]) for c in api.calls if c.method == "deleteMessage"}
     assert len(sent) == 8 and deleted == sent
-    assert {c.chat_id for c in api.calls} <= {CHAT, None}
+    assert {c.chat_id for c in api.calls} <= {CHAT, None, NO_SUCH_CHAT}
     # A real photo went up, twice more as an album; the replies asked both ways.
     (photo,) = [c for c in api.calls if c.method == "sendPhoto"]
     assert photo.files["photo"][1].startswith(b"\x89PNG\r\n\x1a\n")
@@ -120,6 +123,11 @@ async def test_on_a_bale_like_api_the_differences_are_named_with_advice() -> Non
     notes = "\n".join(lines[lines.index("notes:") :])
     assert "setMyCommands: no command menu" in notes and "getChatMember: /agencies" in notes
     assert "editMessageText: edits answer a stub PTB cannot read" in notes
+    assert rows["sendMessage (no such chat)"] == (
+        "differs",
+        "HTTP 404 'no such group or user' (python-telegram-bot: InvalidToken)",
+    )
+    assert "sendMessage (no such chat): this server tells a chat is gone with HTTP 404" in notes
     # A stub PTB cannot read breaks Mahalle's edits: not fit to run yet.
     assert status == 1
     assert lines[-1] == "Mahalle cannot work fully here: editMessageText, editMessageReplyMarkup"
