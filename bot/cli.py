@@ -145,8 +145,8 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         required=True,
         metavar="CHAT_ID",
-        help="where the test messages go: your private chat with the bot (after /start there) "
-        "or a group the bot is in; /chatid in that chat tells the number",
+        help="where the test messages go: your private chat with the bot (press Start there "
+        "first) or a group the bot is in; once the bot has run, /chatid there tells the number",
     )
     return parser
 
