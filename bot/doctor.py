@@ -16,7 +16,7 @@ import re
 import struct
 import zlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
 from telegram import (
@@ -56,6 +56,8 @@ class Row:
     blocking: bool = False
     # What the operator should know or do about it, if anything.
     advice: str = ""
+    # Answered as Bale's server does where it differs from Telegram's.
+    like_bale: bool = False
 
 
 @dataclass(frozen=True)
@@ -281,6 +283,13 @@ class Doctor:
             )
         )
         self.reply_row("sendMessage reply (old)", legacy, first.message_id, "reply_to_message_id")
+        if isinstance(reply, Failure) and isinstance(legacy, Message):
+            index = next(i for i, row in enumerate(self.rows) if row.method == "sendMessage reply")
+            self.rows[index] = replace(
+                self.rows[index],
+                advice="this server takes the older reply_to_message_id but not reply_parameters, "
+                "which python-telegram-bot sends: staff prompts and notes on agency cards fail",
+            )
         return True
 
     def reply_row(self, method: str, result: Message | Failure, to: int, how: str) -> None:
@@ -291,7 +300,7 @@ class Doctor:
             self.rows[-1] = Row(method, "differs", f"{how}: shown replying to another message")
         elif how == "reply_to_message_id" and row.verdict != "works":
             # PTB sends reply_parameters: the old form is only a hint for the operator.
-            self.rows[-1] = Row(method, row.verdict, row.detail, blocking=False)
+            self.rows[-1] = replace(row, blocking=False)
 
     async def check_edits(self) -> None:
         """editMessageText and editMessageReplyMarkup on the first message: an edit must
@@ -313,13 +322,17 @@ class Doctor:
     def edit_row(self, method: str, result: Message | bool | Failure) -> Row:
         """How an edit answered: the full message, true, a stub, or an error."""
         if isinstance(result, Failure):
-            return failed_row(method, result, needed=True, consequence=EDIT_CONSEQUENCE)
+            row = failed_row(method, result, needed=True, consequence=EDIT_CONSEQUENCE)
+            return replace(row, like_bale=row.verdict == "differs")
         raw = self.request.last
         answered = raw.result if raw is not None else None
         if result is True:
-            return Row(method, "differs", "answers true, not the edited message (PTB takes it)")
+            detail = "answers true, not the edited message (PTB takes it)"
+            return Row(method, "differs", detail, like_bale=True)
         if isinstance(answered, dict) and not {"date", "chat"} <= answered.keys():
-            return Row(method, "differs", f"answers {_shape(answered)} (PTB takes it)")
+            return Row(
+                method, "differs", f"answers {_shape(answered)} (PTB takes it)", like_bale=True
+            )
         return Row(method, "works", "answers the edited message")
 
     async def check_callback_answer(self) -> None:
@@ -371,6 +384,7 @@ class Doctor:
         published = await self.attempt(self.bot.set_my_commands(commands))
         if isinstance(published, Failure):
             row = failed_row("setMyCommands", published, needed=False)
+            row = replace(row, like_bale=row.verdict == "missing")
             self.add(self.optional(row, "no command menu in clients; the bot starts all the same"))
         else:
             self.add(Row("setMyCommands", "works", "the command menu is published"))
@@ -435,14 +449,14 @@ class Doctor:
             self.add(Row(method, "works", f"refused: {sent.raw.description!r}"))
         elif sent.raw is not None and sent.raw.status == 404:
             detail = f"HTTP 404 {sent.raw.description!r} (python-telegram-bot: InvalidToken)"
-            self.add(Row(method, "differs", detail, advice=GONE_CHAT_CONSEQUENCE))
+            self.add(Row(method, "differs", detail, advice=GONE_CHAT_CONSEQUENCE, like_bale=True))
         else:
             self.add(failed_row(method, sent, needed=False))
 
     @staticmethod
     def optional(row: Row, advice: str) -> Row:
         """A failed optional method: never blocking, with what it means."""
-        return Row(row.method, row.verdict, row.detail, blocking=False, advice=advice)
+        return replace(row, blocking=False, advice=advice)
 
     async def clean_up(self) -> None:
         """deleteMessage for every test message sent."""
@@ -461,12 +475,12 @@ class Doctor:
 
 def recommended(rows: list[Row], telegram: TelegramSettings) -> list[tuple[str, str, str]]:
     """(key, value, why) for the settings this server wants, [telegram] section."""
-    differences = [row.method for row in rows if row.verdict in ("differs", "missing")]
+    differences = [row.method for row in rows if row.like_bale]
     bale = telegram.platform == "bale" or bool(differences)
     platform = "bale" if bale else "telegram"
     why = "as configured"
     if platform != telegram.platform:
-        why = f"now {telegram.platform!r}; this server differs from Telegram's in " + ", ".join(
+        why = f"now {telegram.platform!r}; this server answers as Bale's in " + ", ".join(
             differences
         )
     settings = [("platform", platform, why)]

@@ -115,7 +115,7 @@ async def test_on_a_bale_like_api_the_differences_are_named_with_advice() -> Non
         assert rows[method][0] == "works"
     # What to set: Bale, polling, Bale's links; and why the others matter.
     assert any(
-        line.startswith("  platform = \"bale\"  (now 'telegram'; this server differs")
+        line.startswith("  platform = \"bale\"  (now 'telegram'; this server answers as Bale")
         for line in lines
     )
     assert any(line.startswith('  mode = "polling"  (Bale') for line in lines)
@@ -147,6 +147,37 @@ async def test_edits_answering_true_differ_and_still_let_mahalle_run() -> None:
     assert (status, lines[-1]) == (0, "everything Mahalle needs works here")
     assert '  platform = "bale"  (as configured)' in lines
     assert '  deep_link_base = "https://ble.ir/"  (as configured)' in lines
+
+
+async def test_a_refused_get_chat_member_alone_is_no_reason_to_call_it_bale() -> None:
+    def members_only_for_admins(call: ApiCall) -> tuple[int, dict[str, Any]] | None:
+        return (
+            error(400, "Bad Request: not enough rights") if call.method == "getChatMember" else None
+        )
+
+    lines, status = await run_doctor(
+        telegram=TELEGRAM, token=FAKE_TOKEN, chat_id=CHAT, language="fa",
+        request=FakeBotAPI(fail=members_only_for_admins),
+    )  # fmt: skip
+    assert table(lines)["getChatMember"][0] == "differs" and status == 0
+    assert '  platform = "telegram"  (as configured)' in lines
+    assert '  deep_link_base = "https://t.me/"  (as configured)' in lines
+
+
+async def test_replies_taken_only_the_old_way_are_named() -> None:
+    def old_replies(call: ApiCall) -> tuple[int, dict[str, Any]] | None:
+        if "reply_parameters" in call.params:
+            return error(400, "Bad Request: unknown field reply_parameters")
+        return None
+
+    lines, status = await run_doctor(
+        telegram=BALE, token=FAKE_TOKEN, chat_id=CHAT, language="fa",
+        request=FakeBotAPI(fail=old_replies),
+    )  # fmt: skip
+    rows = table(lines)
+    assert rows["sendMessage reply"][0] == "fails" and rows["sendMessage reply (old)"][0] == "works"
+    assert any("takes the older reply_to_message_id but not reply_parameters" in x for x in lines)
+    assert (status, lines[-1]) == (1, "Mahalle cannot work fully here: sendMessage reply")
 
 
 async def test_a_needed_method_missing_fails_the_check() -> None:
