@@ -135,7 +135,45 @@ def _parser() -> argparse.ArgumentParser:
             "check.",
         )
     )
+    doctor = with_config(
+        commands.add_parser(
+            "doctor",
+            help="check what the messenger's Bot API server supports (exit 1 if Mahalle cannot "
+            "work there)",
+            description="Call each Bot API method Mahalle uses on the configured server (Bale's "
+            "differs from Telegram's in places), sending a few test messages to CHAT_ID and "
+            "removing them after; print per method: works, differs (how) or missing, then what "
+            "[telegram] should set. Exits 0 when everything Mahalle needs works, else 1. The "
+            "token comes from MAHALLE_BOT_TOKEN.",
+        )
+    )
+    doctor.add_argument(
+        "--chat",
+        type=int,
+        required=True,
+        metavar="CHAT_ID",
+        help="where the test messages go: your private chat with the bot (press Start there "
+        "first) or a group the bot is in; once the bot has run, /chatid there tells the number",
+    )
     return parser
+
+
+def _doctor(settings: Settings, chat_id: int) -> int:
+    """`mahalle doctor`: the table and advice on stdout; 0 when Mahalle can work there."""
+    from bot.doctor import run_doctor
+
+    token = settings.require_token()
+    print(f"checking {settings.telegram.base_url} in chat {chat_id} …", flush=True)
+    lines, status = asyncio.run(
+        run_doctor(
+            telegram=settings.telegram,
+            token=token,
+            chat_id=chat_id,
+            language=settings.bot.language,
+        )
+    )
+    print("\n".join(lines))
+    return status
 
 
 def _settings(path: Path | None) -> Settings:
@@ -187,12 +225,14 @@ def _run(settings: Settings, role: str, port: int | None = None) -> None:
             asyncio.run(_serve_worker(application))
         elif telegram.mode == "webhook":
             assert telegram.webhook_secret is not None  # enforced by the settings
+            # Telegram: /telegram, the secret in a header. Bale: /telegram/<secret>, no header.
+            route = telegram.webhook_route()
             application.run_webhook(
                 listen=telegram.webhook_listen,
                 port=port or telegram.webhook_port,
-                url_path="telegram",
-                webhook_url=telegram.webhook_url,
-                secret_token=telegram.webhook_secret.get_secret_value(),
+                url_path=route.url_path,
+                webhook_url=route.webhook_url,
+                secret_token=route.secret_token,
                 allowed_updates=ALLOWED_UPDATES,
             )
         else:
@@ -385,6 +425,8 @@ def _main(arguments: argparse.Namespace) -> int:
             asyncio.run(_export(arguments, settings))
         elif arguments.command == "status":
             return asyncio.run(_status(settings))
+        elif arguments.command == "doctor":
+            return _doctor(settings, arguments.chat)
         else:
             asyncio.run(_upgrade(settings))
             print(f"database is up to date: {settings.database.url.split('@')[-1]}")

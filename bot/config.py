@@ -7,7 +7,8 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
+from urllib.parse import urlsplit
 
 import jdatetime
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -48,10 +49,50 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Platform = Literal["telegram", "bale"]
+
+# What each messenger's deployment gets where the operator set nothing: its Bot API server,
+# and where deep links to a bot start (https://ble.ir/<bot>?start=… on Bale).
+PLATFORM_DEFAULTS: dict[str, dict[str, str]] = {
+    "telegram": {
+        "base_url": "https://api.telegram.org/bot",
+        "base_file_url": "https://api.telegram.org/file/bot",
+        "deep_link_base": "https://t.me/",
+    },
+    "bale": {
+        "base_url": "https://tapi.bale.ai/bot",
+        "base_file_url": "https://tapi.bale.ai/file/bot",
+        "deep_link_base": "https://ble.ir/",
+    },
+}
+# A host that gives away which messenger an address belongs to.
+_PLATFORM_HOSTS = {"telegram": ("api.telegram.org", "t.me/"), "bale": ("bale.ai", "ble.ir/")}
+# Bale posts webhooks only to these ports of an https:// address.
+BALE_WEBHOOK_PORTS = (443, 88)
+# Bale sends no secret header: the secret is a path segment, so it must be one.
+_PATH_SECRET = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class WebhookRoute(NamedTuple):
+    """Where the webhook server listens, the address setWebhook registers, the header secret."""
+
+    url_path: str
+    webhook_url: str
+    secret_token: str | None
+
+
+def infer_platform(base_url: str) -> Platform:
+    """The messenger a Bot API address belongs to: Bale's servers are under bale.ai."""
+    return "bale" if "bale.ai" in base_url.lower() else "telegram"
+
+
 class TelegramSettings(_Section):
+    # "telegram" or "bale"; inferred from base_url when not set. Defaults below follow it.
+    platform: Platform = "telegram"
     token: SecretStr | None = None
-    base_url: str = "https://api.telegram.org/bot"
-    base_file_url: str = "https://api.telegram.org/file/bot"
+    base_url: str = PLATFORM_DEFAULTS["telegram"]["base_url"]
+    base_file_url: str = PLATFORM_DEFAULTS["telegram"]["base_file_url"]
+    # Polling on both messengers unless set: nothing to expose, and no secret to carry.
     mode: Literal["polling", "webhook"] = "polling"
     webhook_url: str = ""
     webhook_listen: str = "127.0.0.1"
@@ -59,7 +100,49 @@ class TelegramSettings(_Section):
     webhook_secret: SecretStr | None = None
     rate_limit: bool = True
     # Start of deep links to the bot: https://t.me/ on Telegram, https://ble.ir/ on Bale.
-    deep_link_base: str = "https://t.me/"
+    deep_link_base: str = PLATFORM_DEFAULTS["telegram"]["deep_link_base"]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _platform_defaults(cls, raw: Any) -> Any:
+        """Settle the platform (set, or read from base_url) and fill in its defaults for every
+        key the operator left out."""
+        if not isinstance(raw, dict):
+            return raw
+        raw = dict(raw)
+        platform = raw.get("platform") or infer_platform(str(raw.get("base_url", "")))
+        if platform not in PLATFORM_DEFAULTS:
+            return raw  # the Literal refuses it, naming the key
+        raw["platform"] = platform
+        for key, value in PLATFORM_DEFAULTS[platform].items():
+            raw.setdefault(key, value)
+        return raw
+
+    @model_validator(mode="after")
+    def _bale_fits_bale(self) -> TelegramSettings:
+        """Refuse a Bale config that cannot work: addresses of the other messenger, or webhooks
+        without a usable secret path or on a port Bale does not post to."""
+        other = "telegram" if self.platform == "bale" else "bale"
+        for key in ("base_url", "base_file_url", "deep_link_base"):
+            value = str(getattr(self, key)).lower()
+            if any(host in value for host in _PLATFORM_HOSTS[other]):
+                raise ValueError(
+                    f"{key} points at {other.title()} while platform is "
+                    f"{self.platform!r}; leave it out to get "
+                    f"{PLATFORM_DEFAULTS[self.platform][key]}"
+                )
+        if self.platform != "bale" or self.mode != "webhook":
+            return self
+        secret = self.webhook_secret.get_secret_value() if self.webhook_secret else ""
+        if not _PATH_SECRET.match(secret):
+            raise ValueError(
+                f"mode = 'webhook' on Bale needs a secret path: set {WEBHOOK_SECRET_ENV} to "
+                "letters, digits, _ and - (Bale sends no secret header), or use polling"
+            )
+        port = urlsplit(self.webhook_url).port or 443
+        if port not in BALE_WEBHOOK_PORTS:
+            raise ValueError(f"webhook_url: Bale posts webhooks only to port 443 or 88, not {port}")
+        return self
 
     @model_validator(mode="after")
     def _webhook_needs_url_and_secret(self) -> TelegramSettings:
@@ -69,6 +152,17 @@ class TelegramSettings(_Section):
             if self.webhook_secret is None:
                 raise ValueError(f"webhook mode needs a secret in {WEBHOOK_SECRET_ENV}")
         return self
+
+    def webhook_route(self) -> WebhookRoute:
+        """How the built-in webhook server listens and what setWebhook is told. Telegram: path
+        /telegram, the secret in the header it sends. Bale sends no header: the server listens
+        at /telegram/<secret> alone and setWebhook gets that address, without secret_token."""
+        secret = self.webhook_secret.get_secret_value() if self.webhook_secret else None
+        if self.platform == "bale" and secret:
+            return WebhookRoute(
+                f"telegram/{secret}", f"{self.webhook_url.rstrip('/')}/{secret}", None
+            )
+        return WebhookRoute("telegram", self.webhook_url, secret)
 
 
 class DatabaseSettings(_Section):
