@@ -148,13 +148,22 @@ EXPORT_COLUMN_KEYS = tuple(column.key for column in EXPORT_COLUMNS)
 FORMULA_STARTS = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")
 # What may come before such a character and still let the formula through: white space, and
 # the invisible direction and joining marks Persian text carries.
-_LEADING = re.compile(r"^[\s\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]+")
+_INVISIBLE = "\u200b\u200c\u200d\u200e\u200f\u2060\ufeff" + "".join(
+    map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+)
+_LEADING = re.compile(f"^[\\s{_INVISIBLE}]+")
 Cell = str | int | float | datetime | None
 
 
 def formula_like(text: str) -> bool:
     """Whether a spreadsheet could take this text for a formula."""
-    return text[:1] in FORMULA_STARTS or _LEADING.sub("", text)[:1] in FORMULA_STARTS
+    first = text[:1]
+    if first in FORMULA_STARTS:
+        return True
+    if not (first.isspace() or first in _INVISIBLE) or not first:
+        return False
+    leading = _LEADING.match(text)
+    return leading is not None and text[leading.end() : leading.end() + 1] in FORMULA_STARTS
 
 
 def inert(text: str) -> str:
@@ -210,37 +219,58 @@ async def export_rows(
         ]
 
 
-def _csv_cell(column: Column, value: Cell) -> str:
-    """A cell as CSV text Excel opens safely: people's text inert, a phone never a number."""
+def _csv_text(value: Cell) -> str:
     if value is None:
         return ""
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
-    if column.kind == "phone" and value:
-        return "'" + str(value)
-    return inert(value) if isinstance(value, str) else str(value)
+    text = str(value)
+    first = text[:1]  # most texts start with a letter: decided without a call
+    if first in FORMULA_STARTS or ((first.isspace() or first in _INVISIBLE) and formula_like(text)):
+        return "'" + text
+    return text
+
+
+def _csv_phone(value: Cell) -> str:
+    return "'" + str(value) if value else ""  # behind a quote a phone is text, not a number
+
+
+def _csv_when(value: Cell) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if isinstance(value, datetime) else ""
+
+
+def _csv_number(value: Cell) -> str:
+    return "" if value is None else str(value)
+
+
+# How each kind of column is written to CSV so that Excel opens it safely.
+_CSV_CELL = {"text": _csv_text, "phone": _csv_phone, "when": _csv_when, "number": _csv_number}
 
 
 async def _write_csv(rows: AsyncIterator[list[Cell]], header: list[str], path: Path) -> int:
     """CSV in UTF-8 with a BOM, so Excel reads Persian; returns the row count."""
+    cells = [_CSV_CELL[column.kind] for column in EXPORT_COLUMNS]
     count = 0
     with path.open("w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([inert(name) for name in header])
         async for row in rows:
-            writer.writerow([_csv_cell(c, v) for c, v in zip(EXPORT_COLUMNS, row, strict=True)])
+            writer.writerow([cell(value) for cell, value in zip(cells, row, strict=True)])
             count += 1
     return count
 
 
 def _xlsx_text(sheet: Any, text: str, **style: Any) -> Any:
-    """A cell that holds text and only text: never a formula, whatever it starts with."""
+    """Text that stays text: never a formula (nor an error value such as `#N/A`), whatever it
+    starts with; a plain string where openpyxl would store it as text anyway (faster)."""
     from openpyxl.cell import WriteOnlyCell
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+    from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
 
-    cell = WriteOnlyCell(sheet, ILLEGAL_CHARACTERS_RE.sub("", text))
+    clean = ILLEGAL_CHARACTERS_RE.sub("", text)
+    risky = formula_like(text)
+    if not (risky or style or clean in ERROR_CODES):
+        return clean
+    cell = WriteOnlyCell(sheet, clean)
     cell.data_type = "s"
-    if formula_like(text):
+    if risky:
         cell.quotePrefix = True  # edited in Excel, it stays text
     for name, value in style.items():
         setattr(cell, name, value)
