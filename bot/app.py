@@ -24,6 +24,7 @@ from bot.i18n import Translator
 from bot.inbox import InboxQueue
 from bot.jobs import schedule_jobs
 from bot.leader import Leadership
+from bot.logfilter import install as keep_logs_private
 from bot.persistence import SQLConversationPersistence
 from bot.pipeline import settle
 from bot.runtime import Runtime
@@ -83,6 +84,7 @@ def build_application(
 ) -> AnyApplication:
     """The fully wired bot. A given builder keeps its own token and request objects.
     `freeze_startup`: for a long-running process, see `_freeze_what_was_loaded`."""
+    keep_logs_private()
     translate = Translator.load(settings.bot.language)
     # The engine connects lazily; it exists before `initialize()` because PTB reads
     # conversation states from the persistence there, before post_init runs.

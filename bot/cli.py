@@ -323,7 +323,11 @@ async def _export(arguments: argparse.Namespace, settings: Settings) -> None:
                 county_key=settings.case_filter_county(arguments.county),
             )  # fmt: skip
             count = await write_export(
-                rows, [t(k) for k in EXPORT_COLUMN_KEYS], output, arguments.format
+                rows,
+                [t(k) for k in EXPORT_COLUMN_KEYS],
+                output,
+                arguments.format,
+                sheet_title=t("export-sheet"),
             )
     finally:
         await engine.dispose()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import importlib.resources
 import io
+import re
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from sqlalchemy.orm import selectinload
 
 from bot.cards import STATUS_KEYS, code_for_display
 from bot.digits import persian_digits
-from bot.jalali import format_date, format_datetime
+from bot.jalali import TEHRAN, format_date, format_datetime
 from bot.services.reference import neighbourhoods_of_county
 from bot.services.stats import Stats
 from models.entities import Agency, Case, CaseStatus, Domain, LocalGroup
@@ -120,11 +122,60 @@ def weekly_chart(stats: Stats, t: Translate, language: str) -> bytes:
     return buffer.getvalue()
 
 
-EXPORT_COLUMN_KEYS = (
-    "export-code", "export-date", "export-status", "export-domain", "export-agency",
-    "export-district", "export-neighbourhood", "export-group", "export-text", "export-phone",
-    "export-reopened", "export-rating",
+@dataclass(frozen=True)
+class Column:
+    """One column of an export: its header's locale key, what it holds, its width in XLSX.
+    kind: "text" (words people or the config wrote: never evaluated by a spreadsheet), "phone"
+    (text, always), "when" (a date and time cell), "number"."""
+
+    key: str
+    kind: str
+    width: int
+
+
+EXPORT_COLUMNS = (
+    Column("export-code", "text", 14), Column("export-date", "text", 20),
+    Column("export-datetime", "when", 18), Column("export-status", "text", 16),
+    Column("export-domain", "text", 18), Column("export-agency", "text", 22),
+    Column("export-district", "text", 14), Column("export-neighbourhood", "text", 18),
+    Column("export-group", "text", 22), Column("export-text", "text", 60),
+    Column("export-phone", "phone", 18), Column("export-reopened", "number", 10),
+    Column("export-rating", "number", 10),
 )  # fmt: skip
+EXPORT_COLUMN_KEYS = tuple(column.key for column in EXPORT_COLUMNS)
+# What a spreadsheet may read as the start of a formula (OWASP's CSV injection guidance: =, +,
+# -, @, tab, carriage return), with the full-width forms some spreadsheets read the same way.
+FORMULA_STARTS = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")
+# What may come before such a character and still let the formula through: white space, and
+# the invisible direction and joining marks Persian text carries.
+_INVISIBLE = "\u200b\u200c\u200d\u200e\u200f\u2060\ufeff" + "".join(
+    map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+)
+_LEADING = re.compile(f"^[\\s{_INVISIBLE}]+")
+Cell = str | int | float | datetime | None
+
+
+def formula_like(text: str) -> bool:
+    """Whether a spreadsheet could take this text for a formula."""
+    first = text[:1]
+    if first in FORMULA_STARTS:
+        return True
+    if not (first.isspace() or first in _INVISIBLE) or not first:
+        return False
+    leading = _LEADING.match(text)
+    return leading is not None and text[leading.end() : leading.end() + 1] in FORMULA_STARTS
+
+
+def inert(text: str) -> str:
+    """Text a spreadsheet opening a CSV shows and never evaluates: a formula-like start gets
+    a single quote before it (OWASP)."""
+    return "'" + text if formula_like(text) else text
+
+
+def _tehran_clock(moment: datetime) -> datetime:
+    """The moment on Tehran's clock, without a zone (Excel's date cells have none)."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(TEHRAN).replace(tzinfo=None, microsecond=0)
 
 
 async def export_rows(
@@ -135,9 +186,9 @@ async def export_rows(
     t: Translate,
     language: str,
     county_key: str | None = None,
-) -> AsyncIterator[list[str]]:
-    """The cases filed in [start, end) (in one county, when given), one row each, streamed in
-    batches (flat memory)."""
+) -> AsyncIterator[list[Cell]]:
+    """The cases filed in [start, end) (in one county, when given), one row each in the order of
+    EXPORT_COLUMNS, streamed in batches (flat memory)."""
     domains = {d.key: d.title for d in (await session.scalars(select(Domain))).all()}
     agencies = {a.key: a.name for a in (await session.scalars(select(Agency))).all()}
     groups = {g.id: g.name for g in (await session.scalars(select(LocalGroup))).all()}
@@ -154,6 +205,7 @@ async def export_rows(
         yield [
             code_for_display(case.code, language).strip("\u2066\u2069"),
             format_datetime(case.created_at, language).replace("\u2066", "").replace("\u2069", ""),
+            _tehran_clock(case.created_at),
             t(STATUS_KEYS[CaseStatus(case.status)]),
             domains.get(case.domain_key or "", ""),
             agencies.get(case.agency_key or "", ""),
@@ -162,32 +214,118 @@ async def export_rows(
             groups.get(case.group_id or 0, ""),
             case.text_original,
             case.reporter_phone if case.share_phone and case.reporter_phone else "",
-            str(case.reopen_count),
-            str(case.rating or ""),
+            case.reopen_count,
+            case.rating,
         ]
 
 
-async def write_export(
-    rows: AsyncIterator[list[str]], header: list[str], path: Path, file_format: str
-) -> int:
-    """Write CSV (UTF-8 with BOM, so Excel reads Persian) or XLSX; returns the row count."""
+def _csv_text(value: Cell) -> str:
+    if value is None:
+        return ""
+    text = str(value)
+    first = text[:1]  # most texts start with a letter: decided without a call
+    if first in FORMULA_STARTS or ((first.isspace() or first in _INVISIBLE) and formula_like(text)):
+        return "'" + text
+    return text
+
+
+def _csv_phone(value: Cell) -> str:
+    return "'" + str(value) if value else ""  # behind a quote a phone is text, not a number
+
+
+def _csv_when(value: Cell) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if isinstance(value, datetime) else ""
+
+
+def _csv_number(value: Cell) -> str:
+    return "" if value is None else str(value)
+
+
+# How each kind of column is written to CSV so that Excel opens it safely.
+_CSV_CELL = {"text": _csv_text, "phone": _csv_phone, "when": _csv_when, "number": _csv_number}
+
+
+async def _write_csv(rows: AsyncIterator[list[Cell]], header: list[str], path: Path) -> int:
+    """CSV in UTF-8 with a BOM, so Excel reads Persian; returns the row count."""
+    cells = [_CSV_CELL[column.kind] for column in EXPORT_COLUMNS]
     count = 0
-    if file_format == "csv":
-        with path.open("w", encoding="utf-8-sig", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(header)
-            async for row in rows:
-                writer.writerow(row)
-                count += 1
-        return count
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([inert(name) for name in header])
+        async for row in rows:
+            writer.writerow([cell(value) for cell, value in zip(cells, row, strict=True)])
+            count += 1
+    return count
+
+
+def _xlsx_text(sheet: Any, text: str, **style: Any) -> Any:
+    """Text that stays text: never a formula (nor an error value such as `#N/A`), whatever it
+    starts with; a plain string where openpyxl would store it as text anyway (faster)."""
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
+
+    clean = ILLEGAL_CHARACTERS_RE.sub("", text)
+    risky = formula_like(text)
+    if not (risky or style or clean in ERROR_CODES):
+        return clean
+    cell = WriteOnlyCell(sheet, clean)
+    cell.data_type = "s"
+    if risky:
+        cell.quotePrefix = True  # edited in Excel, it stays text
+    for name, value in style.items():
+        setattr(cell, name, value)
+    return cell
+
+
+def _xlsx_cell(sheet: Any, value: Cell) -> Any:
+    """A typed cell: text as text, a moment as a date cell, a figure as a number."""
+    from openpyxl.cell import WriteOnlyCell
+
+    if value is None or isinstance(value, (int, float)):
+        return value
+    if isinstance(value, datetime):
+        cell = WriteOnlyCell(sheet, value)
+        cell.number_format = "yyyy-mm-dd hh:mm"
+        return cell
+    return _xlsx_text(sheet, str(value))
+
+
+async def _write_xlsx(
+    rows: AsyncIterator[list[Cell]], header: list[str], path: Path, sheet_title: str
+) -> int:
+    """An XLSX sheet, right to left: a bold header row that stays in view and filters, typed
+    cells, readable widths; returns the row count."""
     from openpyxl import Workbook
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
 
     workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet()
+    sheet = workbook.create_sheet(title=sheet_title)
     sheet.sheet_view.rightToLeft = True
-    sheet.append(header)
+    sheet.freeze_panes = "A2"
+    for index, column in enumerate(EXPORT_COLUMNS, 1):
+        sheet.column_dimensions[get_column_letter(index)].width = column.width
+    bold = Font(bold=True)
+    sheet.append([_xlsx_text(sheet, name, font=bold) for name in header])
+    count = 0
     async for row in rows:
-        sheet.append(row)
+        sheet.append([_xlsx_cell(sheet, value) for value in row])
         count += 1
+    sheet.auto_filter.ref = f"A1:{get_column_letter(len(header))}{count + 1}"
     workbook.save(path)
     return count
+
+
+async def write_export(
+    rows: AsyncIterator[list[Cell]],
+    header: list[str],
+    path: Path,
+    file_format: str,
+    *,
+    sheet_title: str = "Mahalle",
+) -> int:
+    """Write CSV (UTF-8 with BOM, so Excel reads Persian) or XLSX; returns the row count. No
+    spreadsheet evaluates what people wrote: it is text in both."""
+    if file_format == "csv":
+        return await _write_csv(rows, header, path)
+    return await _write_xlsx(rows, header, path, sheet_title)

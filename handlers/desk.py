@@ -119,7 +119,11 @@ async def export(update: Update, context: MahalleContext) -> None:
                 county_key=county_scope(update, context),
             )  # fmt: skip
             count = await write_export(
-                rows, [context.t(k) for k in EXPORT_COLUMN_KEYS], path, file_format
+                rows,
+                [context.t(k) for k in EXPORT_COLUMN_KEYS],
+                path,
+                file_format,
+                sheet_title=context.t("export-sheet"),
             )
         with path.open("rb") as handle:
             await message.reply_document(

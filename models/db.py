@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -11,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Table, event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -27,10 +29,12 @@ UNREACHABLE = (DBAPIError, OSError)
 
 def create_engine(url: str, *, connections: int = 5) -> AsyncEngine:
     """An async engine; SQLite gets WAL, foreign keys and a busy timeout so writers queue.
-    `connections`: how many a PostgreSQL pool keeps open (ten more are opened at a peak)."""
+    `connections`: how many a PostgreSQL pool keeps open (ten more are opened at a peak).
+    A failed statement's error names the statement, never its values (a description, a phone
+    number, an id): they would reach the logs with it."""
     if url.startswith("sqlite"):
         keep_sqlite_files_private(url)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
@@ -40,9 +44,12 @@ def create_engine(url: str, *, connections: int = 5) -> AsyncEngine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
-        return engine
-    engine = create_async_engine(url, pool_size=connections, max_overflow=10)
-    event.listen(engine.sync_engine, "checkout", _ping_on_checkout)
+    else:
+        engine = create_async_engine(
+            url, pool_size=connections, max_overflow=10, hide_parameters=True
+        )
+        event.listen(engine.sync_engine, "checkout", _ping_on_checkout)
+    event.listen(engine.sync_engine, "handle_error", _without_values)
     return engine
 
 
@@ -69,6 +76,46 @@ def keep_sqlite_files_private(url: str) -> None:
         pass  # another user's file: SQLite reports what it cannot do
     finally:
         os.close(descriptor)
+
+
+# asyncpg's words for a value it could not send: "invalid input for query argument $2: '…' (…)".
+_ECHOED_ARGUMENT = re.compile(r"(invalid input for query argument \$\d+): .*", re.DOTALL)
+
+
+def _without_values(context: ExceptionContext) -> None:
+    """Drop what the driver repeats of a failed statement's values: PostgreSQL's DETAIL ("Failing
+    row contains (…)", "Key (…)=(…) already exists") and asyncpg's echo of a parameter it could
+    not encode. The statement, the constraint's name and the error's kind stay; the parameters
+    themselves are hidden by `hide_parameters`."""
+    original = context.original_exception
+    before = str(original)
+    quoted: list[BaseException] = []
+    for error in _chain(original):
+        if isinstance(getattr(error, "detail", None), str):
+            error.detail = None  # type: ignore[attr-defined]
+        said = error.args[0] if error.args and isinstance(error.args[0], str) else None
+        if said is not None and _ECHOED_ARGUMENT.match(said):
+            error.args = (_ECHOED_ARGUMENT.sub(r"\1", said), *error.args[1:])
+            quoted.append(error)
+    for error in quoted:  # the encoder's own complaint may quote the value too
+        if error.__cause__ is not None and not any(error.__cause__ is q for q in quoted):
+            error.__cause__.args = ()
+    wrapped, after = context.sqlalchemy_exception, str(original)
+    if wrapped is not None and after != before and wrapped.args:
+        wrapped.args = (str(wrapped.args[0]).replace(before, after), *wrapped.args[1:])
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """An exception and those it wraps or was raised from, each once."""
+    found: list[BaseException] = []
+    waiting: list[BaseException | None] = [error]
+    while waiting:
+        current = waiting.pop()
+        if current is None or any(current is seen for seen in found):
+            continue
+        found.append(current)
+        waiting += [current.__cause__, current.__context__, getattr(current, "orig", None)]
+    return found
 
 
 def _ping_on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:

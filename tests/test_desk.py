@@ -448,7 +448,8 @@ async def test_exports_open_back_with_jalali_dates_and_consented_phones_only(
         first, second = table[1], table[2]
         assert first[0] == persian_digits(cases[0].code)
         assert first[1].startswith(format_date(cases[0].created_at)), "Jalali date, Persian digits"
-        assert first[header.index(t("export-phone"))] == "+989121234567"
+        quote = "'" if file_format == "csv" else ""  # a CSV phone opens as text behind a quote
+        assert first[header.index(t("export-phone"))] == quote + "+989121234567"
         assert second[header.index(t("export-phone"))] == "", "anonymous reporters stay anonymous"
         assert first[header.index(t("export-text"))] == DESCRIPTION
 
