@@ -113,6 +113,7 @@ def build_application(
         application.bot,
         session_factory,
         max_backoff_seconds=settings.outbox.max_backoff_seconds,
+        max_attempts=settings.outbox.max_attempts,
         unreachable_notice=lambda chat_id: _unreachable_notice(runtime, chat_id),
         on_refused=lambda session, row, error: handle_refusal(
             session, row=row, error=error, settings=settings, cards=runtime.card_renderer

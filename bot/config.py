@@ -198,6 +198,10 @@ class OutboxSettings(_Section):
     poll_seconds: float = Field(default=1.0, gt=0, le=60)
     # Longest back-off between attempts after network errors, in seconds.
     max_backoff_seconds: int = Field(default=3600, ge=1)
+    # Failed attempts (time-outs, server errors, floods without retry_after) after which a
+    # message is given up and the coordinators are told, as for a chat that refused it: with
+    # the default back-off, about a day of trying.
+    max_attempts: int = Field(default=30, ge=1, le=1000)
     # Messages sent at once, on PostgreSQL (SQLite: one), each to a different chat and holding a
     # pooled connection for one round trip to Telegram. One at a time, a Bot API 100 ms away
     # caps the outbox at ~8 a second.

@@ -19,7 +19,14 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot, InlineKeyboardMarkup, InputMediaPhoto, Message
-from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    RetryAfter,
+    TelegramError,
+)
 
 from bot.fit import CAPTION_LIMIT, TEXT_LIMIT, units, within
 from bot.flood import no_retries, seconds_to_wait
@@ -38,6 +45,11 @@ _UNREACHABLE = (
     "have no rights",
     "user is deactivated",
 )
+# Bale answers a chat that does not exist, or that the bot was removed from, with HTTP 404 and
+# these words; PTB reads any 404 as a bad token (InvalidToken).
+_BALE_NO_CHAT = "no such group or user"
+# A flood refusal without retry_after: Telegram's 429 without it, Bale's 420 or 429.
+_FLOOD_WORDS = ("(420)", "(429)", "too many requests", "flood")
 # An edit that changes nothing, or of a message that is gone, has nothing left to do.
 _EDIT_DONE = ("message is not modified", "message to edit not found")
 # A claim this slow was planned on stale statistics: PostgreSQL still believed the outbox held
@@ -86,6 +98,7 @@ class OutboxSender:
         *,
         max_backoff_seconds: int,
         unreachable_notice: Callable[[int], tuple[int, str] | None],
+        max_attempts: int = 30,
         on_refused: Callable[[AsyncSession, OutboxMessage, str], Awaitable[None]] | None = None,
         group_per_minute: int | None = None,
         sends_at_once: int = 1,
@@ -93,6 +106,8 @@ class OutboxSender:
         self.bot = bot
         self.session_factory = session_factory
         self.max_backoff_seconds = max_backoff_seconds
+        # Failed attempts after which a row is given up and whom it concerns is told.
+        self.max_attempts = max_attempts
         # Given a dead chat id: (coordinator chat, text) to tell, or None when nobody can be told.
         self.unreachable_notice = unreachable_notice
         # Given a row Telegram refused for good (marked dead) and why: tell whom it concerns
@@ -200,13 +215,34 @@ class OutboxSender:
             await self._follow_migration(session, row, error.new_chat_id)
         except Forbidden as error:
             await self._give_up(session, row, str(error))
+        except InvalidToken as error:
+            if _BALE_NO_CHAT in str(error).lower():
+                await self._give_up(session, row, str(error))
+            else:  # the token itself: every row fails alike, so none is given up for it
+                await self._retry(session, row, error, now)
         except BadRequest as error:
             await self._bad_request(session, row, error, now)
-        except TelegramError as error:  # time-outs, 5xx, 429 without retry_after (Bale)
-            delay = outbox.backoff(row.attempts + 1, ceiling=self.max_backoff_seconds)
-            outbox.mark_retry(row, error=f"{type(error).__name__}: {error}", delay=delay, now=now)
+        except TelegramError as error:  # time-outs, 5xx, 429 without retry_after, Bale's 420
+            await self._retry(session, row, error, now)
         else:
             await outbox.mark_sent(session, row, message_id=_first_id(sent), now=now)
+
+    async def _retry(
+        self, session: AsyncSession, row: OutboxMessage, error: TelegramError, now: datetime
+    ) -> None:
+        """Try again after a back-off of 2, 4, 8 … s; a flood refusal without retry_after pauses
+        the sender as a 429 does. After `max_attempts`, give the row up as refused."""
+        said = f"{type(error).__name__}: {error}"
+        if row.attempts + 1 >= self.max_attempts and not isinstance(error, InvalidToken):
+            log.error("outbox row %s failed %d times; given up", row.id, row.attempts + 1)
+            await outbox.mark_dead(session, row, error=said)
+            if self.on_refused is not None:
+                await self.on_refused(session, row, said)
+            return
+        delay = outbox.backoff(row.attempts + 1, ceiling=self.max_backoff_seconds)
+        outbox.mark_retry(row, error=said, delay=delay, now=now)
+        if any(word in str(error).lower() for word in _FLOOD_WORDS):
+            self._flood_wait = max(self._flood_wait, delay.total_seconds())
 
     async def _bad_request(
         self, session: AsyncSession, row: OutboxMessage, error: BadRequest, now: datetime

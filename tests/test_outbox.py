@@ -476,3 +476,62 @@ async def test_a_sender_stopped_mid_send_records_the_send_and_never_repeats_it(
     await stop_bot(app)
     arrived = Counter(chat for chat, _ in api.messages)
     assert [arrived[chat] for chat in chats] == [1, 1, 1]
+
+
+async def test_bales_no_such_group_is_a_chat_gone_not_a_bad_token(
+    bot: Bot, settings: Settings
+) -> None:
+    """Bale answers a removed group with 404 "no such group or user", which PTB reads as a bad
+    token: it is final for that chat, and the coordinators get the case to place again."""
+    clock = Clock()
+    bot.api.fail = failing(MUNICIPALITY, error(404, "Not Found: no such group or user"))
+    await queued_report(bot)
+    await deliver(bot, clock)
+    [case] = await cases_in(settings)
+    assert case.undeliverable
+    assert {r.status for r in await outbox_rows(settings) if r.chat_id == MUNICIPALITY} == {"dead"}
+    assert len([m for m in bot.api.delivered(COORDINATOR_CHAT) if m.buttons()]) == 1
+    clock.advance(3600)
+    assert await deliver(bot, clock) == 0, "nothing is tried again"
+
+
+async def test_a_404_without_bales_words_is_tried_again_not_given_up(
+    bot: Bot, settings: Settings
+) -> None:
+    """A 404 that is not about the chat (a token refused for a moment) gives up nothing."""
+    clock = Clock()
+    bot.api.fail = failing(MUNICIPALITY, error(404, "Not Found"))
+    await queued_report(bot)
+    await deliver(bot, clock)
+    [card] = [r for r in await outbox_rows(settings) if r.chat_id == MUNICIPALITY]
+    assert card.status == "pending" and card.attempts == 1
+    clock.advance(60)
+    await deliver(bot, clock)
+    assert len(bot.api.delivered(MUNICIPALITY)) == 1
+    assert not (await cases_in(settings))[0].undeliverable
+
+
+async def test_a_message_failing_every_time_is_given_up_after_its_attempts(
+    database_url: str,
+) -> None:
+    """Server errors for ever: after `[outbox] max_attempts` the card is given up and the
+    coordinators get the case, instead of a retry every hour for ever."""
+    settings = make_settings(
+        database_url, telegram={"rate_limit": False}, outbox={"max_attempts": 4}
+    )
+    app, api = await start_bot(settings)
+    bot = Bot(app, api)
+    clock = Clock()
+    api.fail = lambda call: (
+        error(500, "Internal Server Error") if call.chat_id == MUNICIPALITY else None
+    )
+    await queued_report(bot)
+    for _ in range(8):
+        await deliver(bot, clock)
+        clock.advance(120)
+    attempts = [c for c in api.to_chat(MUNICIPALITY) if c.method == "sendMessage"]
+    assert len(attempts) == 4
+    [case] = await cases_in(settings)
+    assert case.undeliverable
+    assert len([m for m in api.delivered(COORDINATOR_CHAT) if m.buttons()]) == 1
+    await stop_bot(app)
