@@ -151,7 +151,7 @@ async def test_long_questions_and_answers_leave_the_case_openable(
     await clerk.press("پذیرش")
     for round_ in (1, 2):
         await clerk.press("پرسش از گزارش‌دهنده")
-        await clerk.send(_question(round_))
+        await clerk.reply(_question(round_))
         assert "ثبت شد" in clerk.last_text
         await resident.press("پاسخ می‌دهم")
         await resident.send(_answer(round_))

@@ -172,8 +172,8 @@ class Life:
         """Type the question or note the card's button asked for (a real one if `note` is
         refused for its length)."""
         staff, _ = await self.card()
-        if not any("ثبت شد" in t for t in texts(await staff.send(note))):
-            await staff.send("لطفاً پلاک دقیق را بفرمایید")
+        if not any("ثبت شد" in t for t in texts(await staff.reply(note))):
+            await staff.reply("لطفاً پلاک دقیق را بفرمایید")
 
 
 async def test_random_text_through_a_case_is_always_accepted_by_telegram(

@@ -66,9 +66,18 @@ async def coordinates(
     return user_id in settings.county_named(county_key).coordinators
 
 
-async def _notice(
-    session: AsyncSession, case: Case, cards: Cards, key: str, **values: object
+async def tell_reporter(
+    session: AsyncSession,
+    case: Case,
+    cards: Cards,
+    key: str,
+    *,
+    once_as: str | None = None,
+    **values: object,
 ) -> None:
+    """Queue the notice `key` to the case's reporter, in their language, with the case's code
+    and agency filled in (and the buttons that notice carries); `once_as`: queued only once
+    under that key."""
     reporter = await reporter_of(session, case)
     language = reporter.language if reporter else cards.language
     agency = await session.get(Agency, case.agency_key) if case.agency_key else None
@@ -92,7 +101,7 @@ async def _notice(
         markup = rating_buttons(
             case.id, cards.signer, lambda k, **v: cards.translate(k, language, **v)
         )
-    notify_reporter(session, case, reporter, text, markup=markup)
+    notify_reporter(session, case, reporter, text, markup=markup, key=once_as)
 
 
 async def refresh_card(session: AsyncSession, case: Case, cards: Cards) -> None:
@@ -140,7 +149,7 @@ async def accept(
         actor_name=actor_name,
         now=now,
     )
-    await _notice(session, case, cards, "notice-accepted")
+    await tell_reporter(session, case, cards, "notice-accepted")
 
 
 async def wait_for_input(
@@ -224,7 +233,7 @@ async def finish_input(
         session, case_id=case.id, allowed_from=rule.from_statuses, to=rule.to,
         actor_id=pending.user_id, actor_name=actor_name, note=text, now=now,
     )  # fmt: skip
-    await _notice(session, case, cards, _TYPED_NOTICES[act], note=text)
+    await tell_reporter(session, case, cards, _TYPED_NOTICES[act], note=text)
     return case
 
 
@@ -271,14 +280,14 @@ async def confirm_outcome(
             actor_name=None,
             now=now,
         )
-        await _notice(session, case, cards, "notice-closed")
+        await tell_reporter(session, case, cards, "notice-closed")
     else:
         await transition(
             session, case_id=case.id, allowed_from=allowed_from(Act.REPORT_UNFIXED),
             to=CaseStatus.REOPENED,
             actor_id=reporter_id, actor_name=None, now=now, reopen_count=Case.reopen_count + 1,
         )  # fmt: skip
-        await _notice(session, case, cards, "notice-reopened")
+        await tell_reporter(session, case, cards, "notice-reopened")
         if case.card_chat_id is not None:
             text = cards.t("relay-reopened", code=code_for_display(case.code, cards.language))
             outbox.enqueue(

@@ -16,7 +16,6 @@ from bot.digits import isolate
 from bot.jalali import as_utc, format_date, format_datetime
 from bot.services import casework, outbox
 from bot.services.reference import county_of_neighbourhood, neighbourhoods_of_county
-from bot.services.routing import notify_reporter, reporter_of
 from bot.services.transitions import TransitionRefusedError, transition
 from bot.services.worktime import WorkCalendar
 from models.entities import Agency, Case, CaseEvent, CaseStatus
@@ -309,14 +308,6 @@ async def close_unanswered(session: AsyncSession, *, cards: Cards, days: int, no
 
 async def _tell_closed(session: AsyncSession, case: Case, cards: Cards, days: int) -> None:
     """The reporter hears that their resolved case closed without their answer."""
-    reporter = await reporter_of(session, case)
-    language = reporter.language if reporter else cards.language
-    agency = await session.get(Agency, case.agency_key) if case.agency_key else None
-    text = cards.translate(
-        "notice-auto-closed",
-        language,
-        code=code_for_display(case.code, language),
-        agency=agency.name if agency else "",
-        days=days,
+    await casework.tell_reporter(
+        session, case, cards, "notice-auto-closed", once_as=f"auto-closed:{case.id}", days=days
     )
-    notify_reporter(session, case, reporter, text, key=f"auto-closed:{case.id}")

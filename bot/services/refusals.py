@@ -21,11 +21,11 @@ import logging
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.cards import Cards, code_for_display
+from bot.cards import Cards
 from bot.config import Settings
-from bot.services import outbox
-from bot.services.routing import county_of, notify_reporter, offer_reroute, reporter_of
-from models.entities import Agency, Case, OutboxMessage
+from bot.services import casework, outbox
+from bot.services.routing import county_of, offer_reroute
+from models.entities import Case, OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +97,6 @@ async def _tell_reporter(
     session: AsyncSession, case: Case, row: OutboxMessage, cards: Cards
 ) -> None:
     """The reporter was told the case was sent to the agency: it did not arrive."""
-    reporter = await reporter_of(session, case)
-    language = reporter.language if reporter else cards.language
-    agency = await session.get(Agency, case.agency_key) if case.agency_key else None
-    text = cards.translate(
-        "notice-card-refused",
-        language,
-        code=code_for_display(case.code, language),
-        agency=agency.name if agency else "",
+    await casework.tell_reporter(
+        session, case, cards, "notice-card-refused", once_as=f"card-refused:{row.id}"
     )
-    notify_reporter(session, case, reporter, text, key=f"card-refused:{row.id}")
