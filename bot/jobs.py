@@ -21,6 +21,7 @@ from bot.pipeline import (
     send_weekly_report,
     start_due_campaigns,
 )
+from bot.services import inbox
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +66,13 @@ async def _weekly(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def _retention(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Nightly: drop reporters' phone numbers from long-closed cases, and the outbox's copies
-    of messages sent a week ago."""
+    """Nightly: drop reporters' phone numbers from long-closed cases, the outbox's copies of
+    messages sent a week ago, and the ids of updates handled over a day ago."""
     runtime = runtime_of(context.application)
     await drop_old_contacts(runtime, now=utcnow())
     await drop_sent_texts(runtime, now=utcnow())
+    async with runtime.session_factory() as session:
+        await inbox.forget_handled(session=session, handled_before=utcnow() - inbox.HANDLED_KEPT)
 
 
 def _at(hhmm: str) -> time:
