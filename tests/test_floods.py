@@ -255,16 +255,27 @@ async def test_a_late_replay_is_dropped_by_every_web_process(
     start = ChatUser(app_a, api_a, 1001).text_update("/start")
     await queue_a.put(start)
     await wait_for(lambda: _welcomes(api_a, 1001) == 1 and not queue_a.kept, what="handled")
+    # A step that changes the conversation's state ends in another statement: recorded too.
+    new_report = ChatUser(app_a, api_a, 1001).text_update("📝 گزارش جدید")
+    await queue_a.put(new_report)
+    await wait_for(lambda: _asked_where(api_a) == 1 and not queue_a.kept, what="handled")
     caplog.set_level(logging.INFO, logger="bot.inbox")
-    await queue_a.put(start)  # Telegram, or anyone, sends it again after it was handled
-    await queue_b.put(Update.de_json(start.to_dict(), app_b.bot))
+    for update in (start, new_report):  # Telegram, or anyone, sends them again, to either
+        await queue_a.put(update)
+        await queue_b.put(Update.de_json(update.to_dict(), app_b.bot))
     await asyncio.sleep(0.3)
     for app in (app_a, app_b):
         await app.stop()
         await stop_bot(app)
     assert _welcomes(api_a, 1001) + _welcomes(api_b, 1001) == 1
-    assert caplog.text.count("arrived again") == 2, "both refused it at receipt"
-    assert await _handled_rows(database_url) == (0, 1)
+    assert _asked_where(api_a) + _asked_where(api_b) == 1
+    assert caplog.text.count("arrived again") == 4, "both refused both at receipt"
+    assert await _handled_rows(database_url) == (0, 2)
+
+
+def _asked_where(api: FakeBotAPI) -> int:
+    """How many times resident 1001 was asked where the problem is."""
+    return sum("نام محله را تایپ کنید" in call.text for call in api.to_chat(1001))
 
 
 async def test_handled_update_ids_are_forgotten_after_a_day(database_url: str) -> None:
