@@ -44,13 +44,8 @@ from tests.fakebot import ApiCall, ChatUser, FakeBotAPI, start_bot, stop_bot
 # steps up: every resident due at the same moments, bursts instead of a steady rate).
 THINK_SECONDS = 2.0
 
-# Every simulated resident's report is taken: no limit of a resident's nor of all residents',
-# nor on a resident's messages a minute (a simulated one answers far faster than a person).
-NO_REPORT_LIMITS = {
-    "reports_per_hour": 1000,
-    "reports_per_minute_all": 1_000_000,
-    "updates_per_minute": 10_000,
-}
+# Every simulated resident's report is taken: no limit of a resident's nor of all residents'.
+NO_REPORT_LIMITS = {"reports_per_hour": 1000, "reports_per_minute_all": 1_000_000}
 
 STEPS = [
     ("send", "/start"),

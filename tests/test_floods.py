@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 from telegram import Update
 
-from bot.config import Settings
+from bot.config import BotSettings, Settings
 from bot.inbox import InboxQueue
 from bot.pipeline import settle
 from bot.services import drafts, inbox
@@ -35,6 +35,8 @@ from tests.fakebot import (
 from tests.test_report_flow import DESCRIPTION, cases_in
 
 RETRY_AFTER = 2
+# The limit on one person's messages a minute, as deployed by default.
+DEPLOYED = BotSettings().updates_per_minute
 WELCOME = "سلام! این‌جا «محله» است"
 SLOW_DOWN = "پیام‌هایتان خیلی پشت سر هم رسید"
 
@@ -109,17 +111,33 @@ async def test_a_chat_paused_by_a_429_sends_nothing_until_the_pause_is_over(
 # --- one person's burst of messages -----------------------------------------------------------
 
 
-async def test_a_flood_of_start_gets_the_limit_and_one_slow_down(bot: Bot) -> None:
+def _deployed(database_url: str) -> Settings:
+    """The test config with the limit on a person's messages a minute as deployed (tests
+    otherwise lift it): 30, the default."""
+    return make_settings(
+        database_url, telegram={"rate_limit": False}, bot={"updates_per_minute": DEPLOYED}
+    )
+
+
+async def _limited_bot(database_url: str) -> Bot:
+    """The bot with the limit on messages a minute as deployed."""
+    return Bot(*await start_bot(_deployed(database_url)))
+
+
+async def test_a_flood_of_start_gets_the_limit_and_one_slow_down(database_url: str) -> None:
+    bot = await _limited_bot(database_url)
     # Nothing is queued in the outbox or placed: the driver need not wait for either.
     flooder = ChatUser(bot.app, bot.api, 1001, deliver=False, settle=False)
     neighbour = bot.user(1002)
     for _ in range(300):
         await flooder.send("/start")
     sent = texts(bot.api.to_chat(flooder.chat_id))
+    assert DEPLOYED == 30
     assert sum(WELCOME in text for text in sent) == 30, "[bot] updates_per_minute answers"
     assert sum(SLOW_DOWN in text for text in sent) == 1, "then one 'slow down'"
     assert len(sent) == 31, "then nothing"
     assert WELCOME in texts(await neighbour.send("/start"))[-1], "another chat is unaffected"
+    await stop_bot(bot.app)
 
 
 async def test_the_limit_is_configurable(database_url: str) -> None:
@@ -135,10 +153,11 @@ async def test_the_limit_is_configurable(database_url: str) -> None:
 
 
 async def test_in_a_group_each_member_counts_alone_and_coordinators_are_not_limited(
-    bot: Bot,
+    database_url: str,
 ) -> None:
     """An agency group has many staff working at once: one member's flood does not silence
     the others."""
+    bot = await _limited_bot(database_url)
     group = agency_chat(0)
     flooder, colleague = bot.in_group(5001, group, "a"), bot.in_group(5002, group, "b")
     for _ in range(32):
@@ -149,13 +168,14 @@ async def test_in_a_group_each_member_counts_alone_and_coordinators_are_not_limi
     coordinator = bot.user(COORDINATOR)
     for _ in range(35):
         await coordinator.send("/start")
+    await stop_bot(bot.app)
     assert _welcomes(bot.api, COORDINATOR) == 35
 
 
 async def test_the_limit_adds_up_across_web_processes(database_url: str) -> None:
     if not database_url.startswith("postgresql"):
         pytest.skip("several web processes need PostgreSQL")
-    settings = make_settings(database_url, telegram={"rate_limit": False})
+    settings = _deployed(database_url)
     (app_a, api_a), (app_b, api_b) = [await start_bot(settings, role="web") for _ in range(2)]
     on_a, on_b = ChatUser(app_a, api_a, 1001), ChatUser(app_b, api_b, 1001)
     for n in range(40):  # 20 on each: neither process alone passes the limit of 30
