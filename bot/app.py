@@ -70,8 +70,8 @@ def default_builder(settings: Settings) -> ApplicationBuilder[Any, Any, Any, Any
 
 
 def flood_limiter() -> FloodLimiter:
-    """Telegram's flood limits (30 a second in all, 20 a minute per group); a RetryAfter is
-    waited out rather than raised, except by the senders (bot/flood.py)."""
+    """Telegram's flood limits (30 a second in all, 20 a minute per group); a RetryAfter pauses
+    its chat alone and is waited out rather than raised, except by the senders (bot/flood.py)."""
     return FloodLimiter(overall_max_rate=30, group_max_rate=GROUP_PER_MINUTE, retries=3)
 
 

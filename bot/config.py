@@ -176,6 +176,10 @@ class BotSettings(_Section):
     # draft is kept). A storm evening is a few thousand an hour; a flood of fake accounts is not.
     reports_per_minute_all: int = Field(default=300, ge=1)
     admin_chat_id: int | None = None
+    # Messages a minute from one person (in a private chat, or in a group where each member
+    # counts alone); beyond it the bot says "slow down" once and ignores the rest of that minute.
+    # Coordinators are not limited; button presses have their own limit.
+    updates_per_minute: int = Field(default=30, ge=1, le=10000)
     # Updates of different chats a process handles at once (each chat's in turn), on PostgreSQL;
     # each holds a pooled connection. SQLite handles one at a time.
     concurrent_updates: int = Field(default=16, ge=1, le=64)

@@ -1,75 +1,92 @@
-"""Telegram's flood limits, kept by PTB's limiter, and a way for a call to skip its retries.
+"""Telegram's flood limits, kept by the bot's own rate limiter, and a way for a call to skip its
+retries.
 
-PTB's limiter waits out a 429's `retry_after` inside the call and tries again. The outbox and
-broadcast senders make their calls holding a row's transaction (its lock is what keeps two
-workers from sending the row), so a wait there kept a connection idle in transaction for as long
-as Telegram asked: an upgrade's ALTER TABLE of that table queued behind it, and every query
-behind the ALTER. Those senders ask for no retries instead, record the 429 and commit, then
-pause outside any transaction.
+PTB lets a bot bring its own limiter (a `BaseRateLimiter` subclass); this one keeps Telegram's
+limits as PTB's `AIORateLimiter` does (30 messages a second in all, 20 a minute into one group)
+but waits out a 429 differently. PTB's limiter halts every request of the process while it waits
+out any 429: one resident who typed fast enough to be refused (retry_after 5) made every other
+resident of that process wait five seconds, and a busy agency group held up every resident's
+answers. Telegram's 429 is about the chat it was sent to, so here a 429 pauses that chat alone:
+its later calls wait until the pause is over, and every other chat's calls go on at once. A call
+with no chat (answering a button, the bot's commands) waits out its own 429.
 
-PTB's limiter also halts every request of the process while it waits out any 429. A 429 for a
-group is about that group (Telegram's 20 messages a minute into it): a busy agency group's 429
-held up every resident's answers in that process. A group's 429 is waited out for that call
-alone.
-
-PTB drops a falsy `rate_limit_args` before the limiter sees it, and its limiter reads 0 as "the
-default", so "no retries" is asked for with NO_RETRIES. The limiter logs a 429 it did not
-retry as an error with its traceback; for these calls it is expected and handled, so that record
-is left out.
+The outbox and broadcast senders make their calls holding a row's transaction (its lock is what
+keeps two workers from sending the row), so a wait there kept a connection idle in transaction
+for as long as Telegram asked: an upgrade's ALTER TABLE of that table queued behind it, and every
+query behind the ALTER. Those senders ask for no retries instead (NO_RETRIES; PTB drops a falsy
+`rate_limit_args` before the limiter sees it), get the 429 at once, record it and commit, then
+pause outside any transaction. Their 429 still pauses the chat for the other calls to it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine
-from contextvars import ContextVar
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import timedelta
 from typing import Any
 
+from aiolimiter import AsyncLimiter
 from telegram import Bot
 from telegram.error import RetryAfter
-from telegram.ext import AIORateLimiter
+from telegram.ext import BaseRateLimiter
 
 NO_RETRIES = -1
-# Set while a call that asked for no retries is in the limiter (each task has its own value).
-_raising_at_once: ContextVar[bool] = ContextVar("raising_at_once", default=False)
+# Above this many chats remembered (group allowances, pauses), the idle ones are forgotten.
+_REMEMBERED = 512
+# Telegram's retry_after is a lower bound; a call made exactly then may be refused again.
+_MARGIN_SECONDS = 0.1
 
-
-def _not_an_expected_429(record: logging.LogRecord) -> bool:
-    """Leave out the limiter's "rate limit hit" error for a call that asked to get the 429."""
-    return not (_raising_at_once.get() and record.levelno >= logging.ERROR)
-
-
-_PTB_LIMITER_LOG = logging.getLogger("telegram.ext.AIORateLimiter")
 log = logging.getLogger(__name__)
 
 Answer = bool | dict[str, Any] | list[dict[str, Any]]
 Call = Callable[..., Coroutine[Any, Any, Answer]]
+ChatKey = int | str
 
 
-def _into_group(data: dict[str, Any]) -> bool:
-    """Whether a call goes to a group or channel (negative ids; PTB also counts @usernames)."""
+def chat_of(data: dict[str, Any]) -> ChatKey | None:
+    """The chat a call goes to: its id, or a @username as PTB passes it; None for no chat."""
     chat_id = data.get("chat_id")
+    if chat_id is None:
+        return None
     try:
-        return int(chat_id) < 0  # type: ignore[arg-type]
+        return int(chat_id)
     except (TypeError, ValueError):
-        return isinstance(chat_id, str)
+        return str(chat_id)
 
 
-class FloodLimiter(AIORateLimiter):
-    """PTB's AIORateLimiter; a call that passes `rate_limit_args=NO_RETRIES` gets a 429 raised
-    at once, every other call has it waited out up to `retries` times (a group's, by that call
-    alone)."""
+def _is_group(chat: ChatKey) -> bool:
+    """Whether a chat is a group or channel (negative ids; a @username is a public one)."""
+    return isinstance(chat, str) or chat < 0
 
-    def __init__(self, *, retries: int, overall_max_rate: float, group_max_rate: float) -> None:
-        # The base limiter's own default is used only for an explicit 0, which PTB never passes.
-        super().__init__(
-            overall_max_rate=overall_max_rate, group_max_rate=group_max_rate, max_retries=0
-        )
+
+class FloodLimiter(BaseRateLimiter[int]):
+    """Telegram's limits on sending; a 429 pauses the chat it came from, and the call is tried
+    again up to `retries` times (or as `rate_limit_args` says), or raised at once for a call
+    that passes `rate_limit_args=NO_RETRIES`."""
+
+    def __init__(
+        self,
+        *,
+        retries: int,
+        overall_max_rate: float,
+        group_max_rate: float,
+        group_time_period: float = 60,
+    ) -> None:
         self.retries = retries
-        if _not_an_expected_429 not in _PTB_LIMITER_LOG.filters:
-            _PTB_LIMITER_LOG.addFilter(_not_an_expected_429)
+        self._overall = AsyncLimiter(overall_max_rate, 1)
+        self._group_max_rate, self._group_time_period = group_max_rate, group_time_period
+        self._groups: dict[ChatKey, AsyncLimiter] = {}
+        # Until when (time.monotonic) each chat Telegram refused with a 429 is paused.
+        self._paused_until: dict[ChatKey, float] = {}
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to release."""
 
     async def process_request(
         self,
@@ -80,38 +97,70 @@ class FloodLimiter(AIORateLimiter):
         data: dict[str, Any],
         rate_limit_args: int | None,
     ) -> Answer:
-        """Keep to the limits; wait out a 429 unless the call asked not to."""
-        if rate_limit_args == NO_RETRIES:
-            return await self._once(callback, args, kwargs, endpoint, data)
-        retries = self.retries if rate_limit_args is None else rate_limit_args
-        if not _into_group(data):
-            return await super().process_request(callback, args, kwargs, endpoint, data, retries)
+        """Keep to the limits; wait out a 429 in its chat unless the call asked not to."""
+        chat = chat_of(data)
+        at_once = rate_limit_args == NO_RETRIES
+        retries = 0 if at_once else self.retries if rate_limit_args is None else rate_limit_args
         attempt = 0
         while True:
+            if chat is not None and not at_once:
+                await self._pause_over(chat)
             try:
-                return await self._once(callback, args, kwargs, endpoint, data)
+                async with self._group_allowance(chat), self._overall_allowance(chat):
+                    return await callback(*args, **kwargs)
             except RetryAfter as error:
+                wait = seconds_to_wait(error) + _MARGIN_SECONDS
+                if chat is not None:
+                    self._pause(chat, wait)
                 if attempt >= retries:
+                    if not at_once:
+                        log.warning("flood limit in chat %s; gave up after %d tries", chat, attempt)
                     raise
                 attempt += 1
-                log.info("flood limit in chat %s; retrying its call", data.get("chat_id"))
-                await asyncio.sleep(seconds_to_wait(error) + 0.1)
+                log.info("flood limit in chat %s; its calls wait %.1f s", chat, wait)
+                if chat is None:
+                    await asyncio.sleep(wait)
 
-    async def _once(
-        self, callback: Call, args: Any, kwargs: dict[str, Any], endpoint: str, data: dict[str, Any]
-    ) -> Answer:
-        """One attempt within the limits; a 429 is raised, not logged as an error."""
-        raising = _raising_at_once.set(True)
-        try:
-            return await super().process_request(callback, args, kwargs, endpoint, data, 0)
-        finally:
-            _raising_at_once.reset(raising)
+    def _pause(self, chat: ChatKey, seconds: float) -> None:
+        """Hold the chat's calls for `seconds` from now (a longer pause already set stays)."""
+        now = time.monotonic()
+        if len(self._paused_until) > _REMEMBERED:
+            self._paused_until = {c: t for c, t in self._paused_until.items() if t > now}
+        self._paused_until[chat] = max(self._paused_until.get(chat, now), now + seconds)
+
+    async def _pause_over(self, chat: ChatKey) -> None:
+        """Wait until the chat is no longer paused (a 429 meanwhile makes the wait longer)."""
+        while (until := self._paused_until.get(chat)) is not None:
+            left = until - time.monotonic()
+            if left <= 0:
+                self._paused_until.pop(chat, None)
+                return
+            await asyncio.sleep(left)
+
+    def _overall_allowance(self, chat: ChatKey | None) -> AbstractAsyncContextManager[Any]:
+        """The bot's 30 a second, for calls to a chat (as PTB counts them)."""
+        return self._overall if chat is not None else nullcontext()
+
+    def _group_allowance(self, chat: ChatKey | None) -> AbstractAsyncContextManager[Any]:
+        """A group's 20 a minute, for calls into a group."""
+        if chat is None or not _is_group(chat) or not self._group_max_rate:
+            return nullcontext()
+        if chat not in self._groups and len(self._groups) > _REMEMBERED:
+            idle = [
+                key
+                for key, limiter in self._groups.items()
+                if limiter.has_capacity(limiter.max_rate)
+            ]
+            for key in idle:
+                del self._groups[key]
+        if chat not in self._groups:
+            self._groups[chat] = AsyncLimiter(self._group_max_rate, self._group_time_period)
+        return self._groups[chat]
 
 
 def no_retries(bot: Bot) -> dict[str, Any]:
     """Keyword arguments for a Bot API call that should raise a 429 at once rather than wait it
-    out. Empty when the bot has no FloodLimiter (PTB refuses them without a limiter, and its own
-    limiter would read NO_RETRIES as no attempt at all)."""
+    out. Empty when the bot has no FloodLimiter (PTB refuses them without a limiter)."""
     limiter = getattr(bot, "rate_limiter", None)
     return {"rate_limit_args": NO_RETRIES} if isinstance(limiter, FloodLimiter) else {}
 

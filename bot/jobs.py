@@ -23,7 +23,7 @@ from bot.pipeline import (
     start_due_campaigns,
 )
 from bot.runtime import Runtime
-from bot.services import deadlines, drafts
+from bot.services import deadlines, drafts, inbox
 from bot.services.worktime import warn_if_holidays_run_out
 
 log = logging.getLogger(__name__)
@@ -70,11 +70,14 @@ async def _weekly(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def _retention(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Nightly: drop reporters' phone numbers from cases idle for the retention period, the
-    outbox's copies of messages sent a week ago, and abandoned drafts."""
+    outbox's copies of messages sent a week ago, abandoned drafts, and the ids of updates
+    handled over a day ago."""
     runtime = runtime_of(context.application)
     await drop_old_contacts(runtime, now=utcnow())
     await drop_sent_texts(runtime, now=utcnow())
     await expire_drafts(context.application, now=utcnow())
+    async with runtime.session_factory() as session:
+        await inbox.forget_handled(session=session, handled_before=utcnow() - inbox.HANDLED_KEPT)
 
 
 async def _close_resolved(context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from datetime import timedelta
 
-from telegram import Message, Update
-from telegram.error import BadRequest, Forbidden
+from telegram import CallbackQuery, Message, Update
+from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ApplicationHandlerStop
 
 from bot.context import MahalleContext
 from bot.deeplink import parse_start_payload
 from bot.digits import ltr
+from bot.inbox import InboxQueue
 from bot.jalali import utcnow
 from bot.persistence import SQLConversationPersistence
-from bot.services import users
+from bot.services import inbox, users
 from handlers import keyboards, staff
 from handlers.buttons import alert
+from models.db import UNREACHABLE
 
 log = logging.getLogger(__name__)
 
@@ -134,25 +137,75 @@ async def stale_button(update: Update, context: MahalleContext) -> None:
 
 
 PRESS_WINDOW, PRESSES_PER_WINDOW = timedelta(seconds=10), 20
+UPDATE_WINDOW = timedelta(minutes=1)
 
 
 async def guard(update: Update, context: MahalleContext) -> None:
-    """Before anything else: ignore blocked users; slow down button mashing."""
+    """Before anything else: ignore blocked users and updates handled already; slow down
+    button mashing and floods of messages."""
     user = update.effective_user
     if user is None:
         return
     runtime = context.runtime
     if user.id in runtime.banned:
         raise ApplicationHandlerStop
-    if update.callback_query is not None:
-        async with context.autocommit() as session:  # one statement
-            presses = await users.count_press(
-                session=session, user_id=user.id, now=utcnow(), window=PRESS_WINDOW
-            )
-        if presses > PRESSES_PER_WINDOW:
-            # A message per press would answer a masher's flood with one of our own.
-            await alert(update.callback_query, context.t("slow-down"), unsaid_when_late=True)
+    try:
+        if await _handled_already(update, context):
+            log.info("update %s arrived again; it is handled once", update.update_id)
             raise ApplicationHandlerStop
+        if update.callback_query is not None:
+            await _limit_presses(update.callback_query, user.id, context)
+        elif user.id not in runtime.settings.coordinators:
+            await _limit_messages(update, user.id, context)
+    except UNREACHABLE:  # no database: the handlers say "try again" on their own
+        log.warning("could not check an update's limits; the database is unreachable")
+
+
+async def _handled_already(update: Update, context: MahalleContext) -> bool:
+    """Whether the update was handled before (it arrived again). One kept in a web process's
+    inbox was checked at receipt, and is recorded as handled as its chat's turn ends; any other
+    is recorded here, as its handling starts."""
+    queue = context.application.update_queue
+    if isinstance(queue, InboxQueue) and update.update_id in queue.kept:
+        return False
+    async with context.autocommit() as session:  # one statement
+        fresh = await inbox.claim(session=session, update_id=update.update_id, now=utcnow())
+    return not fresh
+
+
+async def _limit_presses(query: CallbackQuery, user_id: int, context: MahalleContext) -> None:
+    """Count a button press; past the limit, say "slow down" in the button's box and stop."""
+    async with context.autocommit() as session:  # one statement
+        presses = await users.count_press(
+            session=session, user_id=user_id, now=utcnow(), window=PRESS_WINDOW
+        )
+    if presses > PRESSES_PER_WINDOW:
+        # A message per press would answer a masher's flood with one of our own.
+        await alert(query, context.t("slow-down"), unsaid_when_late=True)
+        raise ApplicationHandlerStop
+
+
+async def _limit_messages(update: Update, user_id: int, context: MahalleContext) -> None:
+    """Count a message of one person (in a group each member counts alone); past
+    `[bot] updates_per_minute`, say "slow down" once in the minute and ignore the rest."""
+    message = update.effective_message
+    if message is None:
+        return
+    async with context.autocommit() as session:  # one statement
+        counted = await users.count_in_window(
+            session=session, user_id=user_id, kind=users.UPDATES, now=utcnow(),
+            window=UPDATE_WINDOW,
+        )  # fmt: skip
+    allowed = context.runtime.settings.bot.updates_per_minute
+    if counted <= allowed:
+        return
+    if counted == allowed + 1:
+        log.info(
+            "user %s sent over %d messages in a minute; the rest are ignored", user_id, allowed
+        )
+        with contextlib.suppress(TelegramError):  # an answer lost in a flood is no loss
+            await message.reply_text(context.t("slow-down-messages"))
+    raise ApplicationHandlerStop
 
 
 async def persist_conversations(update: object, context: MahalleContext) -> None:

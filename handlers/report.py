@@ -237,19 +237,44 @@ async def take_description(update: Update, context: MahalleContext) -> object:
 
 
 async def add_photo(update: Update, context: MahalleContext) -> object:
-    """Keep a photo, up to the limit."""
+    """Keep a photo, up to the limit. An album (many photos sent together, each its own message)
+    is answered once, at its first photo, and once more if some of it was left out."""
     message = message_of(update)
     assert message.photo
     draft = await _load(update, context)
     if draft is None:
         return await _draft_lost(update, context)
+    album = message.media_group_id
+    if album is not None and album == draft.album:
+        return await _add_album_photo(update, context, draft, message.photo[-1].file_id)
+    draft.album, draft.album_overflow_told = album, False
     if not draft.add_photo(message.photo[-1].file_id):
+        draft.album_overflow_told = True
+        await _save(update, context, draft)
         await message.reply_text(context.t("photo-limit", limit=MAX_PHOTOS))
         return Step.MEDIA
     await _save(update, context, draft)
+    if album is not None:
+        await message.reply_text(context.t("album-received", limit=MAX_PHOTOS))
+        return Step.MEDIA
     await message.reply_text(
         context.t("photo-received", count=len(draft.photo_file_ids), limit=MAX_PHOTOS)
     )
+    return Step.MEDIA
+
+
+async def _add_album_photo(
+    update: Update, context: MahalleContext, draft: ReportDraft, file_id: str
+) -> object:
+    """A later photo of an album already answered: kept silently, or past the limit left out
+    (said once for the album)."""
+    if draft.add_photo(file_id):
+        await _save(update, context, draft)
+        return Step.MEDIA
+    if not draft.album_overflow_told:
+        draft.album_overflow_told = True
+        await _save(update, context, draft)
+        await message_of(update).reply_text(context.t("album-limit", limit=MAX_PHOTOS))
     return Step.MEDIA
 
 

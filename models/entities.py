@@ -129,13 +129,27 @@ class User(Base):
 
 
 class PressWindow(Base):
-    """A user's button presses in the current rate-limit window, shared by every process."""
+    """A user's button presses, or updates, in the current rate-limit window of that kind,
+    shared by every process (bot/services/users.py)."""
 
     __tablename__ = "press_windows"
 
     user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # What is counted: "press" (button presses) or "update" (messages).
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     started_at: Mapped[datetime] = mapped_column()
-    presses: Mapped[int] = mapped_column(Integer)
+    counted: Mapped[int] = mapped_column(Integer)
+
+
+class HandledUpdate(Base):
+    """An update already handled (or, in one process, being handled), kept for a day: one that
+    arrives again, sent twice by Telegram or replayed, is dropped (bot/services/inbox.py)."""
+
+    __tablename__ = "handled_updates"
+    __table_args__ = (Index("ix_handled_updates_handled_at", "handled_at"),)
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    handled_at: Mapped[datetime] = mapped_column()
 
 
 class GroupPacing(Base):

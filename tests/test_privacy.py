@@ -54,7 +54,8 @@ async def test_forget_me_removes_identity_and_keeps_anonymous_cases(
     engine = create_engine(settings.database.url)
     async with create_session_factory(engine)() as session:
         assert await session.get(User, 1001) is None
-        assert await session.get(PressWindow, 1001) is None, "nor their button presses"
+        windows = select(PressWindow).where(PressWindow.user_id == 1001)
+        assert (await session.scalars(windows)).all() == [], "nor their presses and messages"
         mentions = await session.scalar(
             select(func.count()).select_from(CaseEvent).where(CaseEvent.actor_id == 1001)
         )

@@ -35,6 +35,10 @@ class ReportDraft:
     group_id: int | None = None
     # Set while the resident edits one part from the summary: the next step is the summary again.
     editing: bool = False
+    # The album (Telegram's media group) whose photos are coming in, answered at its first
+    # photo; and whether the resident was told that some of its photos were left out.
+    album: str | None = None
+    album_overflow_told: bool = False
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ReportDraft:

@@ -281,35 +281,48 @@ async def banned_ids(*, session: AsyncSession) -> set[int]:
 
 
 _WINDOWS = table_of(PressWindow)
+# The kinds of window: button presses, and messages (every other update a person sends).
+PRESSES, UPDATES = "press", "update"
 
 
 @built_once
-def _press_counted(dialect: str) -> Executable:
-    """Count a press: a new window starts when the last one is over (built once: every button
-    press runs it)."""
+def _counted_in_window(dialect: str) -> Executable:
+    """Count one press or update: a new window starts when the last one is over (built once:
+    every update runs it)."""
     window_over = _WINDOWS.c.started_at <= bindparam("window_start")
     upsert = dialect_insert(dialect, _WINDOWS).values(
-        user_id=bindparam("user_id"), started_at=bindparam("now"), presses=1
+        user_id=bindparam("user_id"), kind=bindparam("kind"), started_at=bindparam("now"), counted=1
     )
     return upsert.on_conflict_do_update(
-        index_elements=["user_id"],
+        index_elements=["user_id", "kind"],
         set_={
-            "presses": case((window_over, 1), else_=_WINDOWS.c.presses + 1),
+            "counted": case((window_over, 1), else_=_WINDOWS.c.counted + 1),
             "started_at": case(
                 (window_over, upsert.excluded.started_at), else_=_WINDOWS.c.started_at
             ),
         },
-    ).returning(_WINDOWS.c.presses)
+    ).returning(_WINDOWS.c.counted)
+
+
+async def count_in_window(
+    *, session: AsyncSession, user_id: int, kind: str, now: datetime, window: timedelta
+) -> int:
+    """Count a press or an update (`kind`) of a user; returns how many of that kind fall in the
+    window this one does. One statement, in the database, so that updates spread over several
+    web processes add up."""
+    counted = await session.execute(
+        _counted_in_window(session),
+        {"user_id": user_id, "kind": kind, "now": now, "window_start": now - window},
+    )
+    number = int(counted.scalar_one())
+    await session.commit()
+    return number
 
 
 async def count_press(
     *, session: AsyncSession, user_id: int, now: datetime, window: timedelta
 ) -> int:
-    """Count a button press; returns the user's presses in the window it falls in. One
-    statement, in the database, so presses spread over several web processes add up."""
-    counted = await session.execute(
-        _press_counted(session), {"user_id": user_id, "now": now, "window_start": now - window}
+    """Count a button press; returns the user's presses in the window it falls in."""
+    return await count_in_window(
+        session=session, user_id=user_id, kind=PRESSES, now=now, window=window
     )
-    presses = int(counted.scalar_one())
-    await session.commit()
-    return presses
