@@ -176,6 +176,7 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
                 MessageHandler(filters.PHOTO & ~filters.FORWARDED, report.add_photo),
                 MessageHandler(filters.LOCATION & ~filters.FORWARDED, report.add_location),
                 MessageHandler(_labels(translate, "button-continue"), report.media_done),
+                MessageHandler(typed, report.replace_description),
             ),
             Step.PRIVACY: step(
                 Step.PRIVACY,

@@ -233,6 +233,23 @@ async def take_description(update: Update, context: MahalleContext) -> object:
     return await _after(update, context, draft, Step.DESCRIPTION)
 
 
+async def replace_description(update: Update, context: MahalleContext) -> object:
+    """Text typed at the photos step that makes a description is the description sent again
+    (after an edit the bot does not read, say): it replaces the one kept. Anything shorter is
+    answered as any unexpected text there."""
+    message = message_of(update)
+    text = clean_text(message.text or "")
+    draft = await _load(update, context)
+    if draft is None:
+        return await _draft_lost(update, context)
+    if cases.description_problem(text):  # a word or two ("ok"), not a description
+        return await unexpected(Step.MEDIA, EXPECT_KEYS[Step.MEDIA])(update, context)
+    draft.text = text.strip()
+    await _save(update, context, draft)
+    await message.reply_text(context.t("description-replaced"))
+    return Step.MEDIA
+
+
 # --- photos and location --------------------------------------------------------------------
 
 

@@ -78,3 +78,23 @@ async def test_a_round_video_message_is_not_called_a_voice_message(bot: Bot) -> 
     note = {"file_id": "VN1", "file_unique_id": "vn1", "length": 240, "duration": 5}
     [reply] = texts(await resident.send_content(video_note=note))
     assert "ویدیویی" in reply and "صوتی" not in reply
+
+
+async def test_a_description_sent_again_at_the_photos_step_replaces_the_first(
+    bot: Bot, settings: Settings
+) -> None:
+    """The bot asks for an edited message to be sent again; at the photos step that works."""
+    resident = bot.user()
+    await resident.send("📝 گزارش جدید")
+    await resident.send("یوسف آباد")
+    await resident.press("یوسف‌آباد")
+    await resident.send(DESCRIPTION)
+    corrected = DESCRIPTION.replace("سه روز", "پنج روز")
+    assert "ویرایش" in texts(await resident.edit_message(corrected))[0]
+    assert "جای شرح قبلی" in texts(await resident.send(corrected))[0]
+    assert "ادامه" in " ".join(resident.reply_keyboard())
+    assert "شرح تازه" not in texts(await resident.send("باشه"))[0]
+    await resident.send("ادامه ⬅️")
+    await resident.send("🙈 ناشناس بمانم")
+    await resident.press("ثبت گزارش")
+    assert [c.text_original for c in await cases_in(settings)] == [corrected]
