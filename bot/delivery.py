@@ -300,6 +300,8 @@ class OutboxSender:
             return await self.bot.send_media_group(row.chat_id, media=media, **payload)
         if row.method == "sendPhoto":
             return await self.bot.send_photo(row.chat_id, **payload)
+        if row.method == "sendVoice":
+            return await self.bot.send_voice(row.chat_id, **payload)
         if row.method == "sendLocation":
             return await self.bot.send_location(row.chat_id, **payload)
         if row.method == "editMessageText":

@@ -174,6 +174,7 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
             Step.MEDIA: step(
                 Step.MEDIA,
                 MessageHandler(filters.PHOTO & ~filters.FORWARDED, report.add_photo),
+                MessageHandler(filters.VOICE & ~filters.FORWARDED, report.add_voice),
                 MessageHandler(filters.LOCATION & ~filters.FORWARDED, report.add_location),
                 MessageHandler(_labels(translate, "button-continue"), report.media_done),
                 MessageHandler(typed, report.replace_description),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -16,7 +17,7 @@ from bot.jalali import TrackingCode
 from bot.normalize import clean_text
 from bot.pipeline import place_in_background
 from bot.services import cases, drafts, places, users
-from bot.services.drafts import MAX_PHOTOS, ReportDraft
+from bot.services.drafts import MAX_PHOTOS, MAX_VOICE_SECONDS, MAX_VOICES, ReportDraft
 from bot.triage.rules import is_urgent
 from handlers import keyboards, picker
 from handlers.buttons import acknowledge, alert, keyboard_removed
@@ -90,7 +91,8 @@ async def _ask_description(update: Update, context: MahalleContext) -> Step:
 
 async def _ask_media(update: Update, context: MahalleContext) -> Step:
     await message_of(update).reply_text(
-        context.t("ask-media", limit=MAX_PHOTOS), reply_markup=keyboards.media_keyboard(context.t)
+        context.t("ask-media", limit=MAX_PHOTOS, voices=MAX_VOICES),
+        reply_markup=keyboards.media_keyboard(context.t),
     )
     return Step.MEDIA
 
@@ -128,6 +130,7 @@ async def _show_summary(update: Update, context: MahalleContext, draft: ReportDr
             district=isolate(district),
             text=isolate(text),
             photos=len(draft.photo_file_ids),
+            voices=len(draft.voice_file_ids),
             location=context.t("yes" if draft.has_location else "no"),
             privacy=context.t("privacy-shared" if draft.share_phone else "privacy-anonymous"),
         )
@@ -295,6 +298,29 @@ async def _add_album_photo(
     return Step.MEDIA
 
 
+async def add_voice(update: Update, context: MahalleContext) -> object:
+    """Keep a short voice message with the report, up to the limit; the written description
+    stays what the agency reads first."""
+    message = message_of(update)
+    assert message.voice is not None
+    draft = await _load(update, context)
+    if draft is None:
+        return await _draft_lost(update, context)
+    length = message.voice.duration
+    seconds = length.total_seconds() if isinstance(length, timedelta) else length
+    if seconds > MAX_VOICE_SECONDS:
+        await message.reply_text(context.t("voice-too-long", minutes=MAX_VOICE_SECONDS // 60))
+        return Step.MEDIA
+    if not draft.add_voice(message.voice.file_id):
+        await message.reply_text(context.t("voice-limit", limit=MAX_VOICES))
+        return Step.MEDIA
+    await _save(update, context, draft)
+    await message.reply_text(
+        context.t("voice-received", count=len(draft.voice_file_ids), limit=MAX_VOICES)
+    )
+    return Step.MEDIA
+
+
 async def add_location(update: Update, context: MahalleContext) -> object:
     """Keep a location if it lies inside the county."""
     message = message_of(update)
@@ -449,6 +475,7 @@ async def edit_part(update: Update, context: MahalleContext) -> object:
     draft.editing = True
     if part == "media":
         draft.photo_file_ids, draft.latitude, draft.longitude = [], None, None
+        draft.voice_file_ids = []
     await _save(update, context, draft)
     if part == "neighbourhood":
         return await _ask_neighbourhood(update, context, None)

@@ -210,6 +210,7 @@ class Case(Base):
     latitude: Mapped[float | None] = mapped_column(Float)
     longitude: Mapped[float | None] = mapped_column(Float)
     photo_file_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    voice_file_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     share_phone: Mapped[bool] = mapped_column(Boolean, default=False)
     reporter_phone: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default=CaseStatus.SUBMITTED, index=True)

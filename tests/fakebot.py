@@ -256,7 +256,7 @@ class FakeBotAPI(BaseRequest):
             return BOT_USER
         if call.method == "getChatMember":
             return {"status": "member", "user": BOT_USER}
-        if call.method in {"sendMessage", "sendPhoto", "sendLocation", "sendDocument"}:
+        if call.method in {"sendMessage", "sendPhoto", "sendLocation", "sendDocument", "sendVoice"}:
             return self._store_new(call).as_update_part()
         if call.method == "sendMediaGroup":
             return [self._store_new(call).as_update_part() for _ in call.params["media"]]

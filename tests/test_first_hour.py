@@ -98,3 +98,40 @@ async def test_a_description_sent_again_at_the_photos_step_replaces_the_first(
     await resident.send("🙈 ناشناس بمانم")
     await resident.press("ثبت گزارش")
     assert [c.text_original for c in await cases_in(settings)] == [corrected]
+
+
+def voice(file_id: str, seconds: int) -> dict[str, object]:
+    """A voice message as Telegram describes it."""
+    return {"file_id": file_id, "file_unique_id": f"u{file_id}", "duration": seconds}
+
+
+async def test_voice_messages_go_with_the_report_and_go_when_the_reporter_is_forgotten(
+    bot: Bot, settings: Settings
+) -> None:
+    """Up to two short voice messages at the photos step; the agency gets them before the card;
+    /forget_me drops them with the rest."""
+    resident = bot.user()
+    await resident.send("📝 گزارش جدید")
+    await resident.send("یوسف آباد")
+    await resident.press("یوسف‌آباد")
+    await resident.send(DESCRIPTION)
+    assert "بلند" in texts(await resident.send_content(voice=voice("V0", 600)))[0]
+    assert "۱ از ۲" in texts(await resident.send_content(voice=voice("V1", 20)))[0]
+    assert "۲ از ۲" in texts(await resident.send_content(voice=voice("V2", 45)))[0]
+    assert "بیش از ۲" in texts(await resident.send_content(voice=voice("V3", 5)))[0]
+    await resident.send("ادامه ⬅️")
+    await resident.send("🙈 ناشناس بمانم")
+    summary = [m for m in bot.api.delivered(resident.chat_id) if "پیام صوتی" in m.text][-1]
+    assert "پیام صوتی: ۲" in summary.text
+    await resident.press("ثبت گزارش")
+    [case] = await cases_in(settings)
+    assert case.voice_file_ids == ["V1", "V2"]
+    agency = [c for c in bot.api.calls if c.chat_id == -100100]
+    voices = [c.params["voice"] for c in agency if c.method == "sendVoice"]
+    [card_at] = [i for i, c in enumerate(agency) if c.method == "sendMessage"]
+    assert voices == ["V1", "V2"]
+    assert all(i < card_at for i, c in enumerate(agency) if c.method == "sendVoice")
+    await resident.send("/forget_me")
+    await resident.press("بله، پاک شود")
+    [forgotten] = await cases_in(settings)
+    assert forgotten.voice_file_ids == []

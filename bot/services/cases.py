@@ -141,6 +141,7 @@ async def submit_report(
         latitude=draft.latitude,
         longitude=draft.longitude,
         photo_file_ids=list(draft.photo_file_ids),
+        voice_file_ids=list(draft.voice_file_ids),
         share_phone=draft.share_phone,
         reporter_phone=draft.phone if draft.share_phone else None,
         group_id=draft.group_id,

@@ -17,6 +17,8 @@ from models.db import built_once, dialect_insert, table_of
 from models.entities import ConversationState, Draft, GroupStatus, LocalGroup
 
 MAX_PHOTOS = 5
+# Voice messages a report may carry, and the longest one taken: a description is still written.
+MAX_VOICES, MAX_VOICE_SECONDS = 2, 120
 
 
 @dataclass
@@ -27,6 +29,8 @@ class ReportDraft:
     neighbourhood_id: int | None = None
     text: str | None = None
     photo_file_ids: list[str] = field(default_factory=list)
+    # Short voice messages sent with the photos: many residents would rather speak than type.
+    voice_file_ids: list[str] = field(default_factory=list)
     latitude: float | None = None
     longitude: float | None = None
     share_phone: bool = False
@@ -52,6 +56,14 @@ class ReportDraft:
             return False
         if file_id not in self.photo_file_ids:
             self.photo_file_ids.append(file_id)
+        return True
+
+    def add_voice(self, file_id: str) -> bool:
+        """Keep a voice message unless the limit is reached or it is already there."""
+        if len(self.voice_file_ids) >= MAX_VOICES:
+            return False
+        if file_id not in self.voice_file_ids:
+            self.voice_file_ids.append(file_id)
         return True
 
     @property

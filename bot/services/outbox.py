@@ -182,7 +182,7 @@ async def forget_person(
 
 
 # Messages that carry a photo or a place: nothing of them stays once their sender is forgotten.
-_MEDIA_METHODS = ("sendMediaGroup", "sendLocation", "sendPhoto")
+_MEDIA_METHODS = ("sendMediaGroup", "sendLocation", "sendPhoto", "sendVoice")
 
 
 def _scrubbed(payload: dict[str, Any], words: Collection[str], marker: str) -> dict[str, Any]:

@@ -208,6 +208,11 @@ async def forward(
             session, chat_id=agency.chat_id, purpose=outbox.AGENCY_ATTACHMENT,
             method="sendMediaGroup", payload={"photos": list(case.photo_file_ids)}, case_id=case.id,
         )  # fmt: skip
+    for voice in case.voice_file_ids:
+        outbox.enqueue(
+            session, chat_id=agency.chat_id, purpose=outbox.AGENCY_ATTACHMENT,
+            method="sendVoice", payload={"voice": voice}, case_id=case.id,
+        )  # fmt: skip
     if case.latitude is not None and case.longitude is not None:
         outbox.enqueue(
             session, chat_id=agency.chat_id, purpose=outbox.AGENCY_ATTACHMENT,

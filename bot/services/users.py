@@ -117,7 +117,7 @@ async def forget(*, session: AsyncSession, user_id: int, cards: Cards) -> int:
         .values(
             reporter_id=None, reporter_phone=None, share_phone=False,
             text_original=marker, text_normalized=normalize(marker),
-            latitude=None, longitude=None, photo_file_ids=[],
+            latitude=None, longitude=None, photo_file_ids=[], voice_file_ids=[],
             updated_at=Case.updated_at,  # forgetting is not activity on the case
         )
         .execution_options(synchronize_session=False)
