@@ -135,3 +135,26 @@ async def test_voice_messages_go_with_the_report_and_go_when_the_reporter_is_for
     await resident.press("بله، پاک شود")
     [forgotten] = await cases_in(settings)
     assert forgotten.voice_file_ids == []
+
+
+async def test_what_people_named_and_chat_ids_keep_their_direction(bot: Bot) -> None:
+    """A group named with a right-to-left override cannot turn the on-behalf button around,
+    and a negative chat id reads left to right inside Persian text."""
+    from tests.test_desk import apply_for_group
+
+    founder = bot.user(1101)
+    tricky = "\u202eگروه وارونه"
+    await apply_for_group(founder, tricky, "جهاد")
+    await bot.in_group(COORDINATOR, -100900, "دبیرخانه").press("تأیید")
+    await founder.send("📝 گزارش جدید")
+    await founder.send("جهاد")
+    await founder.press("جهاد")
+    await founder.send(DESCRIPTION)
+    await founder.send("ادامه ⬅️")
+    await founder.send("🙈 ناشناس بمانم")
+    [label] = [label for label in founder.button_labels() if "وارونه" in label]
+    start = label.index("\u2068")
+    assert label.index("\u202e") > start and label.index("\u2069", start) > label.index("\u202e")
+    group_chat = bot.in_group(5005, -1001234567890, "کسی")
+    [answer] = texts(await group_chat.send("/chatid"))
+    assert "\u2066-1001234567890\u2069" in answer
