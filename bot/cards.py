@@ -69,6 +69,8 @@ class CaseView:
     last_change: datetime | None
     confidence: float | None
     group_name: str | None = None
+    # False once the reporter was forgotten: nobody is left to ask.
+    reporter_known: bool = True
 
 
 def code_for_display(code: str, language: str) -> str:
@@ -106,7 +108,7 @@ def agency_card(view: CaseView, t: Translate, signer: Signer, language: str) -> 
         )
     rows = [
         [_button(t(key), signer.sign(CASE_PREFIX, act, view.case_id)) for act, key in row]
-        for row in card_buttons(view.status)
+        for row in card_buttons(view.status, reporter=view.reporter_known)
     ]
     return {"text": "\n".join(lines), "reply_markup": {"inline_keyboard": rows}}
 

@@ -103,12 +103,15 @@ def allowed_from(act: Act) -> frozenset[CaseStatus]:
     return RULES[act].from_statuses
 
 
-def card_buttons(status: str) -> list[list[tuple[Act, str]]]:
-    """The acts an agency card offers in this status with their labels' keys, two to a row."""
+def card_buttons(status: str, *, reporter: bool = True) -> list[list[tuple[Act, str]]]:
+    """The acts an agency card offers in this status with their labels' keys, two to a row;
+    no question when the reporter is gone (forgotten at their request)."""
     acts = [
         (act, rule.button)
         for act in CARD_ORDER
-        if (rule := RULES[act]).button is not None and status in rule.from_statuses
+        if (rule := RULES[act]).button is not None
+        and status in rule.from_statuses
+        and (reporter or act is not Act.ASK)
     ]
     return [acts[i : i + 2] for i in range(0, len(acts), 2)]
 
@@ -120,20 +123,30 @@ class BlockRefusal(enum.StrEnum):
     COORDINATOR = "block-refused-coordinator"
     STAFF = "block-refused-staff"
     OTHER_COUNTY = "block-refused-county"
+    UNKNOWN = "block-refused-unknown"  # never wrote to the bot: most likely a mistyped id
+    NOT_BLOCKED = "block-refused-not-blocked"  # an unblock of someone who is not blocked
 
 
 def judge_block(
-    *, is_self: bool, is_coordinator: bool, is_staff: bool, in_county: bool
+    *, is_self: bool, is_coordinator: bool, is_staff: bool, in_county: bool, known: bool
 ) -> BlockRefusal | None:
-    """Whether a coordinator may block (or unblock) someone: a resident of their own county,
-    never themself, another coordinator or agency staff (those are removed from the config or
-    from /staff instead). None when allowed."""
+    """Whether a coordinator may block someone: a person who has written to the bot and lives
+    in their own county, never themself, another coordinator or agency staff (those are removed
+    from the config or from /staff instead). None when allowed."""
     if is_self:
         return BlockRefusal.SELF
     if is_coordinator:
         return BlockRefusal.COORDINATOR
     if is_staff:
         return BlockRefusal.STAFF
+    if not known:
+        return BlockRefusal.UNKNOWN
     if not in_county:
         return BlockRefusal.OTHER_COUNTY
     return None
+
+
+def judge_unblock(*, is_blocked: bool) -> BlockRefusal | None:
+    """Anyone blocked may be let back in by a coordinator (a blocked person who has since
+    become staff or a coordinator too); None when allowed."""
+    return None if is_blocked else BlockRefusal.NOT_BLOCKED

@@ -81,6 +81,7 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
     anytime: list[BaseHandler[Update, Any, Any]] = [
         deep_link,
         CommandHandler("help", common.show_help),
+        MessageHandler(_labels(translate, "menu-help"), common.show_help),
         CommandHandler("cancel", report.cancel),
         MessageHandler(_labels(translate, "button-cancel"), report.cancel),
     ]
@@ -318,7 +319,7 @@ def register_handlers(
             CallbackQueryHandler(resident.toggle_broadcasts, pattern=r"^st:b$"),
             CommandHandler("chatid", common.chat_id, filters=filters.ChatType.GROUPS),
             MessageHandler(
-                filters.ChatType.GROUPS & filters.TEXT & ~filters.COMMAND, staff.staff_input
+                filters.ChatType.GROUPS & filters.REPLY & ~filters.COMMAND, staff.staff_input
             ),
             CallbackQueryHandler(common.stale_button),
             MessageHandler(PRIVATE, common.unexpected_outside_flow),

@@ -229,7 +229,7 @@ async def _set_banned(update: Update, context: MahalleContext, *, banned: bool) 
     message = update.effective_message
     assert message is not None
     raw = ascii_digits(context.args[0]) if context.args else ""
-    if not raw.isdigit():
+    if not raw.isdigit() or len(raw) > 18:  # ids fit in 64 bits
         await message.reply_text(context.t("block-usage"))
         return
     user_id = int(raw)
@@ -237,8 +237,9 @@ async def _set_banned(update: Update, context: MahalleContext, *, banned: bool) 
     actor_id = update.effective_user.id
     async with context.session() as session:
         refusal = await users.block_refusal(
-            session=session, actor_id=actor_id, user_id=user_id, settings=context.runtime.settings
-        )
+            session=session, actor_id=actor_id, user_id=user_id, banned=banned,
+            settings=context.runtime.settings,
+        )  # fmt: skip
         if refusal is not None:
             await message.reply_text(context.t(refusal, user=ltr(str(user_id))))
             return

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from telegram import CallbackQuery, ForceReply, InlineKeyboardMarkup, Update, User
+from telegram import CallbackQuery, ForceReply, InlineKeyboardMarkup, Message, Update, User
 
 from bot.cards import BACK, CASE_PREFIX, REROUTE_PREFIX, code_for_display, domain_picker
 from bot.context import MahalleContext
@@ -13,6 +13,7 @@ from bot.digits import isolate
 from bot.jalali import utcnow
 from bot.rules import CARD_ORDER, Act, Verdict
 from bot.services import casework, routing
+from bot.services.cases import visible_count
 from bot.services.transitions import TransitionRefusedError, last_event
 from handlers.buttons import acknowledge, alert, already_done, close_with, refused
 from models.entities import Case
@@ -63,6 +64,9 @@ async def _case_press(
         )  # fmt: skip
         if found is Verdict.NOT_YOURS:
             await alert(query, context.t("not-your-agency"))
+            return None
+        if act is Act.ASK and case.reporter_id is None:
+            await alert(query, context.t("reporter-gone"))
             return None
         if found is Verdict.NOT_NOW and word != BACK:
             latest = await last_event(session, case.id)
@@ -193,20 +197,18 @@ async def staff_input(update: Update, context: MahalleContext) -> None:
     owes, applied if it still may be (see `casework.check_step`)."""
     message = update.effective_message
     user = update.effective_user
-    if message is None or user is None or not message.text:
-        return
+    replied = message.reply_to_message if message is not None else None
+    if message is None or user is None or replied is None:
+        return  # ordinary group chatter
     async with context.session() as session:
         pending = await casework.pending_input(session, user_id=user.id, chat_id=message.chat.id)
-        replied = message.reply_to_message
-        if (
-            pending is None
-            or replied is None
-            or pending.prompt_message_id is None
-            or replied.message_id != pending.prompt_message_id
-        ):
-            return  # ordinary group chatter, or a reply to something else
-        text = message.text.strip()
-        if not 2 <= len(text) <= MAX_NOTE:
+        if pending is None or replied.message_id != pending.prompt_message_id:
+            if pending is not None and _from_this_bot(replied, context):
+                # an older prompt of theirs, replaced by a later press
+                await message.reply_text(context.t("step-replaced"))
+            return  # a reply to something else
+        text = (message.text or "").strip()
+        if not message.text or not visible_count(text) >= 2 or len(text) > MAX_NOTE:
             await message.reply_text(context.t("note-length", high=MAX_NOTE))
             return
         try:
@@ -230,9 +232,13 @@ async def staff_input(update: Update, context: MahalleContext) -> None:
             return
         await session.commit()
     context.runtime.wake_outbox()
-    await message.reply_text(
-        context.t("input-applied", code=code_for_display(case.code, context.language))
-    )
+    told = "input-applied" if case.reporter_id is not None else "input-applied-unheard"
+    await message.reply_text(context.t(told, code=code_for_display(case.code, context.language)))
+
+
+def _from_this_bot(message: Message, context: MahalleContext) -> bool:
+    """Whether the bot itself sent `message`."""
+    return message.from_user is not None and message.from_user.id == context.bot.id
 
 
 async def join(update: Update, context: MahalleContext, token: str) -> None:

@@ -158,3 +158,18 @@ async def test_what_people_named_and_chat_ids_keep_their_direction(bot: Bot) -> 
     group_chat = bot.in_group(5005, -1001234567890, "کسی")
     [answer] = texts(await group_chat.send("/chatid"))
     assert "\u2066-1001234567890\u2069" in answer
+
+
+async def test_help_typed_in_the_middle_of_a_report_shows_help_and_keeps_the_step(
+    bot: Bot, settings: Settings
+) -> None:
+    resident = bot.user()
+    await resident.send("📝 گزارش جدید")
+    await resident.send("یوسف آباد")
+    await resident.press("یوسف‌آباد")
+    assert "۱۱۰" in texts(await resident.send("راهنما"))[-1]
+    await resident.send(DESCRIPTION)
+    await resident.send("ادامه ⬅️")
+    await resident.send("🙈 ناشناس بمانم")
+    await resident.press("ثبت گزارش")
+    assert len(await cases_in(settings)) == 1

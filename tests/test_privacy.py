@@ -175,8 +175,9 @@ async def test_a_blocked_user_is_ignored_until_unblocked(bot: Bot) -> None:
     from tests.conftest import COORDINATOR
 
     coordinator = bot.user(COORDINATOR)
-    assert "مسدود شد" in texts(await coordinator.send("/block ۱۰۰۱"))[0]
     abuser = bot.user(1001)
+    assert texts(await abuser.send("/start")), "a coordinator blocks someone who wrote to the bot"
+    assert "مسدود شد" in texts(await coordinator.send("/block ۱۰۰۱"))[0]
     assert texts(await abuser.send("/start")) == []
     assert texts(await abuser.send("📝 گزارش جدید")) == []
     await coordinator.send("/unblock 1001")

@@ -309,3 +309,55 @@ async def test_a_coordinator_blocks_only_within_their_county(database_url: str) 
     assert await _banned(settings) == {1002}
     assert await _ban_events(settings) == [(1002, True, REY_COORDINATOR)]
     await stop_bot(app)
+
+
+async def test_a_clerk_hears_why_a_reply_was_not_taken(bot: Bot, settings: Settings) -> None:
+    """A reply to a prompt a later press replaced, a photo, or marks nobody can see: each is
+    answered, and nothing changes."""
+    await add_staff(settings, 2001, "municipality", "رضایی")
+    await report(bot.user())
+    clerk = bot.in_group(2001, MUNICIPALITY, "رضایی")
+    await clerk.press("پذیرش")
+    await clerk.press("پرسش از گزارش‌دهنده")
+    asked = [
+        m for m in bot.api.delivered(MUNICIPALITY) if (m.reply_markup or {}).get("force_reply")
+    ]
+    await clerk.press("رسیدگی شد")
+    assert "تازه‌ترین" in texts(await clerk.reply_to(asked[-1].message_id, "کدام کوچه؟"))[0]
+    assert "حرف" in texts(await clerk.reply("\u200c\u200c\u200c"))[0]
+    photo = [{"file_id": "P", "file_unique_id": "p", "width": 9, "height": 9}]
+    prompt = [
+        m for m in bot.api.delivered(MUNICIPALITY) if (m.reply_markup or {}).get("force_reply")
+    ]
+    replied = clerk._message(photo=photo, caption="انجام شد")
+    replied["reply_to_message"] = prompt[-1].as_update_part()
+    await clerk._process({"message": replied})
+    assert "حرف" in clerk.last_text
+    assert (await one_case(settings)).status == "accepted"
+
+
+async def test_nobody_is_asked_or_said_to_be_told_once_the_reporter_is_forgotten(
+    bot: Bot, settings: Settings
+) -> None:
+    await add_staff(settings, 2001, "municipality", "رضایی")
+    resident = bot.user()
+    await report(resident)
+    clerk = bot.in_group(2001, MUNICIPALITY, "رضایی")
+    await clerk.press("پذیرش")
+    stale_ask = clerk.data_of("پرسش")
+    await resident.send("/forget_me")
+    await resident.press("بله، پاک شود")
+    assert "پرسش از گزارش‌دهنده" not in clerk.button_labels()[-4:]
+    assert "پاک کرده" in alerts(await clerk.press_data(stale_ask))[0]
+    await clerk.press("رسیدگی شد")
+    answer = texts(await clerk.reply("انجام شد"))[0]
+    assert "خبری به او نمی‌رسد" in answer and "اطلاع داده شد" not in answer
+    assert (await one_case(settings)).status == "resolved"
+
+
+async def test_unblocking_and_blocking_people_who_never_wrote(bot: Bot, settings: Settings) -> None:
+    coordinator = bot.user(COORDINATOR)
+    assert "پیامی نداده" in texts(await coordinator.send("/block 777777"))[0]
+    assert "مسدود نیست" in texts(await coordinator.send("/unblock 777777"))[0]
+    assert "شناسهٔ عددی" in texts(await coordinator.send("/block 99999999999999999999999"))[0]
+    assert await _ban_events(settings) == []

@@ -209,6 +209,8 @@ async def check_step(
     found = await verdict(session, user_id=pending.user_id, act=act, case=case, settings=settings)
     if found is Verdict.NOT_YOURS:
         raise StepRefusedError("step-not-yours")
+    if act is Act.ASK and case.reporter_id is None:
+        raise StepRefusedError("reporter-gone")
     return case
 
 

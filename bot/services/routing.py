@@ -40,7 +40,7 @@ async def case_view(
         phone=case.reporter_phone if case.share_phone else None, duplicate_of=duplicate_of,
         last_actor=latest.actor_name if latest and latest.actor_name else None,
         last_change=latest.created_at if latest else None, confidence=case.triage_confidence,
-        group_name=group.name if group else None,
+        group_name=group.name if group else None, reporter_known=case.reporter_id is not None,
     )  # fmt: skip
 
 

@@ -21,7 +21,7 @@ from bot.cards import Cards
 from bot.config import Settings
 from bot.jalali import utcnow
 from bot.normalize import normalize
-from bot.rules import BlockRefusal, judge_block
+from bot.rules import BlockRefusal, judge_block, judge_unblock
 from bot.services import casework, outbox
 from models.db import built_once, dialect_insert, table_of
 from models.entities import (
@@ -228,18 +228,22 @@ async def drop_old_contacts(*, session: AsyncSession, older_than: datetime) -> i
 
 
 async def block_refusal(
-    *, session: AsyncSession, actor_id: int, user_id: int, settings: Settings
+    *, session: AsyncSession, actor_id: int, user_id: int, banned: bool, settings: Settings
 ) -> BlockRefusal | None:
-    """Why this coordinator may not block or unblock this person, or None (bot/rules.py).
+    """Why this coordinator may not block (or unblock) this person, or None (bot/rules.py).
     In a deployment of several counties the person must live in, or have reported in, the
-    coordinator's county."""
+    coordinator's county; one known in none (never placed) may be blocked by any."""
+    person = await session.get(User, user_id)
+    if not banned:
+        return judge_unblock(is_blocked=person is not None and person.banned)
     county = settings.county_of_coordinator(actor_id)
     scope = settings.case_filter_county(county.key if county else None)
-    in_county = scope is None or scope in await counties_of_person(session, user_id=user_id)
+    theirs = await counties_of_person(session, user_id=user_id) if scope else set()
     is_staff = await session.scalar(select(Staff.user_id).where(Staff.user_id == user_id).limit(1))
     return judge_block(
         is_self=actor_id == user_id, is_coordinator=user_id in settings.coordinators,
-        is_staff=is_staff is not None, in_county=in_county,
+        is_staff=is_staff is not None, in_county=scope is None or not theirs or scope in theirs,
+        known=person is not None,
     )  # fmt: skip
 
 
