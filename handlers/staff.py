@@ -204,7 +204,7 @@ async def staff_input(update: Update, context: MahalleContext) -> None:
         pending = await casework.pending_input(session, user_id=user.id, chat_id=message.chat.id)
         if pending is None or replied.message_id != pending.prompt_message_id:
             if pending is not None and _from_this_bot(replied, context):
-                # an older prompt of theirs, replaced by a later press
+                # an older prompt of theirs (replaced by a later press), or a card
                 await message.reply_text(context.t("step-replaced"))
             return  # a reply to something else
         text = (message.text or "").strip()

@@ -324,6 +324,7 @@ async def test_a_clerk_hears_why_a_reply_was_not_taken(bot: Bot, settings: Setti
     ]
     await clerk.press("رسیدگی شد")
     assert "تازه‌ترین" in texts(await clerk.reply_to(asked[-1].message_id, "کدام کوچه؟"))[0]
+    assert (await one_case(settings)).status == "accepted"
     assert "حرف" in texts(await clerk.reply("\u200c\u200c\u200c"))[0]
     photo = [{"file_id": "P", "file_unique_id": "p", "width": 9, "height": 9}]
     prompt = [
