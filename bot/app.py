@@ -12,6 +12,7 @@ from telegram.constants import UpdateType
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
+from bot.bale import BaleRequest
 from bot.blocklist import BlockListListener, reload_blocked
 from bot.broadcasting import CampaignSender, progress_reporter
 from bot.cards import Cards
@@ -64,6 +65,10 @@ def default_builder(settings: Settings) -> ApplicationBuilder[Any, Any, Any, Any
         .base_url(settings.telegram.base_url)
         .base_file_url(settings.telegram.base_file_url)
     )
+    if settings.telegram.platform == "bale":  # PTB's own sizes: 256 calls at once, 1 poll
+        builder = builder.request(BaleRequest(connection_pool_size=256)).get_updates_request(
+            BaleRequest(connection_pool_size=1)
+        )
     if settings.telegram.rate_limit:
         builder = builder.rate_limiter(flood_limiter())
     return builder
