@@ -375,9 +375,12 @@ class ChatUser:
                 return await self.reply_to(message.message_id, text)
         raise AssertionError(f"no message asks for a reply in chat {self.chat_id}")
 
-    async def reply_to(self, message_id: int, text: str) -> list[ApiCall]:
-        """Send `text` as a reply to the message `message_id` of this chat."""
-        update = self._text(text)
+    async def reply_to(
+        self, message_id: int, text: str | None = None, **content: Any
+    ) -> list[ApiCall]:
+        """Send `text` (or any `content`, e.g. photo=[…]) as a reply to the message
+        `message_id` of this chat."""
+        update = self._text(text) if text is not None else {"message": self._message(**content)}
         replied = self.api.messages.get((self.chat_id, message_id))
         update["message"]["reply_to_message"] = (
             replied.as_update_part()

@@ -330,9 +330,7 @@ async def test_a_clerk_hears_why_a_reply_was_not_taken(bot: Bot, settings: Setti
     prompt = [
         m for m in bot.api.delivered(MUNICIPALITY) if (m.reply_markup or {}).get("force_reply")
     ]
-    replied = clerk._message(photo=photo, caption="انجام شد")
-    replied["reply_to_message"] = prompt[-1].as_update_part()
-    await clerk._process({"message": replied})
+    await clerk.reply_to(prompt[-1].message_id, photo=photo, caption="انجام شد")
     assert "حرف" in clerk.last_text
     assert (await one_case(settings)).status == "accepted"
 
