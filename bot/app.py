@@ -12,10 +12,11 @@ from telegram.constants import UpdateType
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
-from bot.bale import BaleRequest
+from bot.bale import BaleRequest, runs_on_bale
 from bot.blocklist import BlockListListener, reload_blocked
 from bot.broadcasting import CampaignSender, progress_reporter
 from bot.cards import Cards
+from bot.chats import GroupChats
 from bot.config import Settings
 from bot.context import RUNTIME_KEY, MahalleContext, runtime_of
 from bot.delivery import OutboxSender
@@ -97,7 +98,14 @@ def build_application(
     session_factory = create_session_factory(engine)
     triage = Triage(settings.triage.model_path)
     runtime = Runtime(
-        settings, engine, session_factory, translate, triage, Leadership(engine), role
+        settings,
+        engine,
+        session_factory,
+        translate,
+        triage,
+        Leadership(engine),
+        role,
+        groups=GroupChats.of(settings),
     )
     builder = (builder or default_builder(settings)).concurrent_updates(
         ChatOrderedProcessor(concurrent_updates(settings))
@@ -113,6 +121,9 @@ def build_application(
         .build()
     )
     application.bot_data[RUNTIME_KEY] = runtime
+    runs_on_bale(application.bot.token, settings.telegram.platform == "bale")
+    if isinstance(application.bot.rate_limiter, FloodLimiter):
+        application.bot.rate_limiter.groups = runtime.groups
     runtime.cards = Cards(translate, Signer(application.bot.token), settings.bot.language)
     runtime.sender = OutboxSender(
         application.bot,
@@ -124,6 +135,7 @@ def build_application(
             session, row=row, error=error, settings=settings, cards=runtime.card_renderer
         ),
         group_per_minute=GROUP_PER_MINUTE if settings.telegram.rate_limit else None,
+        groups=runtime.groups,
         sends_at_once=outbox_sends_at_once(settings),
     )
     if role != "web":  # a web process only receives: a campaign launched there is due at once,

@@ -28,6 +28,7 @@ from telegram.error import (
     TelegramError,
 )
 
+from bot.chats import GroupChats
 from bot.fit import CAPTION_LIMIT, TEXT_LIMIT, units, within
 from bot.flood import no_retries, seconds_to_wait
 from bot.jalali import utcnow
@@ -101,6 +102,7 @@ class OutboxSender:
         max_attempts: int = 30,
         on_refused: Callable[[AsyncSession, OutboxMessage, str], Awaitable[None]] | None = None,
         group_per_minute: int | None = None,
+        groups: GroupChats | None = None,
         sends_at_once: int = 1,
     ) -> None:
         self.bot = bot
@@ -115,6 +117,7 @@ class OutboxSender:
         self.on_refused = on_refused
         # Messages a minute into one group, when the bot keeps to Telegram's flood limits.
         self.group_per_minute = group_per_minute
+        self.groups = groups if groups is not None else GroupChats()
         self.sends_at_once = sends_at_once
         self._wake = asyncio.Event()
         # Seconds Telegram asked the bot to wait (a 429) in the last deliver_due; 0 when it did not.
@@ -183,7 +186,7 @@ class OutboxSender:
                 return None, claim_seconds
             if self._flood_wait:  # another lane's 429 came meanwhile: leave the row as it was
                 return 0, claim_seconds
-            if self.group_per_minute:
+            if self.group_per_minute and row.chat_id in self.groups:
                 wait = await pacing.take_room(
                     session, chat_id=row.chat_id, now=now, per_minute=self.group_per_minute
                 )

@@ -33,6 +33,8 @@ from telegram import Bot
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 
+from bot.chats import GroupChats
+
 NO_RETRIES = -1
 # Above this many chats remembered (group allowances, pauses), the idle ones are forgotten.
 _REMEMBERED = 512
@@ -57,11 +59,6 @@ def chat_of(data: dict[str, Any]) -> ChatKey | None:
         return str(chat_id)
 
 
-def _is_group(chat: ChatKey) -> bool:
-    """Whether a chat is a group or channel (negative ids; a @username is a public one)."""
-    return isinstance(chat, str) or chat < 0
-
-
 class FloodLimiter(BaseRateLimiter[int]):
     """Telegram's limits on sending; a 429 pauses the chat it came from, and the call is tried
     again up to `retries` times (or as `rate_limit_args` says), or raised at once for a call
@@ -78,9 +75,11 @@ class FloodLimiter(BaseRateLimiter[int]):
         self.retries = retries
         self._overall = AsyncLimiter(overall_max_rate, 1)
         self._group_max_rate, self._group_time_period = group_max_rate, group_time_period
-        self._groups: dict[ChatKey, AsyncLimiter] = {}
+        self._group_limiters: dict[ChatKey, AsyncLimiter] = {}
         # Until when (time.monotonic) each chat Telegram refused with a 429 is paused.
         self._paused_until: dict[ChatKey, float] = {}
+        # Which chats get a group's allowance; the application shares its own (bot/chats.py).
+        self.groups = GroupChats()
 
     async def initialize(self) -> None:
         """Nothing to set up."""
@@ -143,19 +142,19 @@ class FloodLimiter(BaseRateLimiter[int]):
 
     def _group_allowance(self, chat: ChatKey | None) -> AbstractAsyncContextManager[Any]:
         """A group's 20 a minute, for calls into a group."""
-        if chat is None or not _is_group(chat) or not self._group_max_rate:
+        if chat is None or chat not in self.groups or not self._group_max_rate:
             return nullcontext()
-        if chat not in self._groups and len(self._groups) > _REMEMBERED:
+        if chat not in self._group_limiters and len(self._group_limiters) > _REMEMBERED:
             idle = [
                 key
-                for key, limiter in self._groups.items()
+                for key, limiter in self._group_limiters.items()
                 if limiter.has_capacity(limiter.max_rate)
             ]
             for key in idle:
-                del self._groups[key]
-        if chat not in self._groups:
-            self._groups[chat] = AsyncLimiter(self._group_max_rate, self._group_time_period)
-        return self._groups[chat]
+                del self._group_limiters[key]
+        if chat not in self._group_limiters:
+            self._group_limiters[chat] = AsyncLimiter(self._group_max_rate, self._group_time_period)
+        return self._group_limiters[chat]
 
 
 def no_retries(bot: Bot) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.cards import Cards
+from bot.chats import GroupChats
 from bot.config import Settings
 from bot.i18n import Translator
 from bot.leader import Leadership
@@ -46,6 +47,8 @@ class Runtime:
     blocklist: BlockListListener | None = None
     # When the admin chat last heard of each kind of error (an outage must not flood it).
     admin_told: dict[str, float] = field(default_factory=dict)
+    # Which chats are groups (Bale's have positive ids): the config's, and those updates showed.
+    groups: GroupChats = field(default_factory=GroupChats)
 
     @property
     def card_renderer(self) -> Cards:

@@ -36,6 +36,7 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import Application, BaseUpdateProcessor
 
+from bot.bale import with_command_entities
 from bot.context import RUNTIME_KEY
 from bot.inbox import InboxQueue, chat_of
 from bot.persistence import SQLConversationPersistence
@@ -152,6 +153,7 @@ class TurnTakingApplication(Application[Any, Any, Any, Any, Any, Any]):
 
     async def process_update(self, update: object) -> None:
         """Handle the update with one database session (bot/unit.py), in the chat's turn."""
+        update = with_command_entities(update, self.bot)
         runtime = self.bot_data.get(RUNTIME_KEY)
         if runtime is None:
             await super().process_update(update)

@@ -285,6 +285,10 @@ def register_handlers(
     application.add_handler(
         MessageHandler(PRIVATE & filters.UpdateType.EDITED_MESSAGE, common.edited_message), group=-1
     )
+    application.add_handler(
+        MessageHandler(PRIVATE & filters.REPLY & filters.UpdateType.MESSAGE, staff.reply_to_prompt),
+        group=-1,
+    )
     application.add_handlers(
         [
             conversation,
@@ -318,9 +322,6 @@ def register_handlers(
             CommandHandler("unblock", desk.unblock, filters=PRIVATE),
             CallbackQueryHandler(resident.toggle_broadcasts, pattern=r"^st:b$"),
             CommandHandler("chatid", common.chat_id, filters=filters.ChatType.GROUPS),
-            MessageHandler(
-                filters.ChatType.GROUPS & filters.REPLY & ~filters.COMMAND, staff.staff_input
-            ),
             CallbackQueryHandler(common.stale_button),
             MessageHandler(PRIVATE, common.unexpected_outside_flow),
         ]

@@ -8,8 +8,9 @@ from collections.abc import Awaitable
 
 from telegram import CallbackQuery
 from telegram.constants import ChatType
-from telegram.error import BadRequest
+from telegram.error import BadRequest, Forbidden
 
+from bot.bale import shows_no_answers
 from bot.context import MahalleContext
 from bot.fit import ALERT_LIMIT, fit, within
 from bot.services import casework
@@ -60,7 +61,8 @@ async def close_with(query: CallbackQuery, line: str) -> None:
 async def alert(query: CallbackQuery, text: str, *, unsaid_when_late: bool = False) -> None:
     """Tell the presser `text` in a box over the chat. Handled late, that box can no longer be
     shown; in a private chat the text comes as a message instead (in a group only the presser
-    was meant to see it, so there it is left unsaid, as it is when `unsaid_when_late`)."""
+    was meant to see it, so there it is left unsaid, as it is when `unsaid_when_late`). An old
+    Bale client never shows the box: the presser gets the text as a message (`_said_instead`)."""
     try:
         await query.answer(within(text, ALERT_LIMIT), show_alert=True)
     except BadRequest as error:
@@ -71,6 +73,21 @@ async def alert(query: CallbackQuery, text: str, *, unsaid_when_late: bool = Fal
             return
         if message.chat.type == ChatType.PRIVATE:
             await query.get_bot().send_message(message.chat.id, text)
+        return
+    if shows_no_answers(query):
+        await _said_instead(query, text)
+
+
+async def _said_instead(query: CallbackQuery, text: str) -> None:
+    """A button's answer as a message, to a presser whose client cannot show the box: in the
+    chat of a private press, else in the presser's private chat with the bot (agency staff and
+    coordinators have one); someone who never started the bot is not told."""
+    in_private = query.message is not None and query.message.chat.type == ChatType.PRIVATE
+    chat_id = query.message.chat.id if in_private and query.message else query.from_user.id
+    try:
+        await query.get_bot().send_message(chat_id, text)
+    except (Forbidden, BadRequest) as error:
+        log.info("a button's answer could not be said in a message: %s", error)
 
 
 async def _stop_spinner(query: CallbackQuery, toast: str | None) -> None:

@@ -114,9 +114,14 @@ def unexpected_kind(message: Message) -> str:
 
 
 async def unexpected_outside_flow(update: Update, context: MahalleContext) -> None:
-    """Anything in a private chat that no flow is waiting for: point to the menu."""
+    """Anything in a private chat that no flow is waiting for: the step a staff member owes
+    here, if any; else point to the menu."""
     message = update.effective_message
     assert message is not None
+    from handlers.staff import owed_step  # staff imports this module
+
+    if await owed_step(update, context):
+        return
     await message.reply_text(
         context.t(unexpected_kind(message)) + "\n" + context.t("expect-menu"),
         reply_markup=keyboards.main_menu(context.t),
@@ -143,10 +148,11 @@ UPDATE_WINDOW = timedelta(minutes=1)
 async def guard(update: Update, context: MahalleContext) -> None:
     """Before anything else: ignore blocked users and updates handled already; slow down
     button mashing and floods of messages."""
+    runtime = context.runtime
+    runtime.groups.learn(update.effective_chat)
     user = update.effective_user
     if user is None:
         return
-    runtime = context.runtime
     if user.id in runtime.banned:
         raise ApplicationHandlerStop
     try:

@@ -201,12 +201,19 @@ async def agencies(update: Update, context: MahalleContext) -> None:
 
 
 async def _chat_state(context: MahalleContext, chat_id: int | None) -> str:
+    """How the bot stands in an agency's chat. Bale answers getChatMember only to a bot that is
+    an admin of the group: when it refuses, getChat tells a group the bot is in (not an admin,
+    so whether it may post is unknown) from one it cannot reach."""
     if chat_id is None:
         return "agency-no-chat"
     try:
         member = await context.bot.get_chat_member(chat_id, context.bot.id)
     except TelegramError:
-        return "agency-unreachable"
+        try:  # the raw answer: Bale's chats lack fields PTB's ChatFullInfo requires
+            await context.bot.do_api_request("getChat", api_kwargs={"chat_id": chat_id})
+        except TelegramError:
+            return "agency-unreachable"
+        return "agency-not-admin"
     if member.status in (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED):
         return "agency-unreachable"
     can_post = getattr(member, "can_send_messages", True) is not False

@@ -1,4 +1,10 @@
-"""Agency staff: the buttons on a case card, the typed question/note/reason, and joining."""
+"""Agency staff: the buttons on a case card, the typed question/note/reason, and joining.
+
+A typed step (a question for the reporter, a resolution note, a reason for rejecting) is asked
+for in the clerk's private chat with the bot, not in the agency group: there the next message
+is theirs alone, so it is taken without reply threading (which Bale's clients may not keep) and
+whatever the group's privacy setting lets the bot read. Invited staff have that chat already:
+joining starts it."""
 
 from __future__ import annotations
 
@@ -6,6 +12,9 @@ from collections.abc import Awaitable
 from typing import Any
 
 from telegram import CallbackQuery, ForceReply, InlineKeyboardMarkup, Message, Update, User
+from telegram.constants import ChatType
+from telegram.error import BadRequest, Forbidden
+from telegram.ext import ApplicationHandlerStop
 
 from bot.cards import BACK, CASE_PREFIX, REROUTE_PREFIX, code_for_display, domain_picker
 from bot.context import MahalleContext
@@ -105,7 +114,7 @@ async def case_button(update: Update, context: MahalleContext) -> None:
             await casework.wait_for_input(
                 session,
                 user_id=query.from_user.id,
-                chat_id=query.message.chat.id if query.message else 0,
+                chat_id=query.from_user.id,  # asked in their private chat with the bot
                 act=Act(word),
                 case=case,
                 now=utcnow(),
@@ -116,10 +125,11 @@ async def case_button(update: Update, context: MahalleContext) -> None:
         else:  # back from the reroute picker
             card = cards.agency(await routing.case_view(session, case.id))
     context.runtime.wake_outbox()
-    change: Awaitable[object]
     if word in PROMPT_KEYS:
-        change = _prompt(query, context, Act(word), case)
-    elif word == Act.REROUTE:
+        await _prompt(query, context, Act(word), case)
+        return
+    change: Awaitable[object]
+    if word == Act.REROUTE:
         change = query.edit_message_reply_markup(
             reply_markup=_domain_picker(context, case.id, choices)
         )
@@ -139,26 +149,33 @@ def _domain_picker(
 
 
 async def _prompt(query: CallbackQuery, context: MahalleContext, act: Act, case: Case) -> None:
-    """Ask the staff member to type the question, note or reason as a reply to this prompt."""
-    assert query.message is not None
+    """Ask the staff member for the question, note or reason in their private chat with the
+    bot, where their next message is taken for it (no reply threading needed, and no group
+    privacy setting in the way, on Telegram and Bale alike); the press says where to look."""
     text = context.t(
         PROMPT_KEYS[act],
-        name=isolate(display_name(query.from_user)),
         code=code_for_display(case.code, context.language),
         minutes=context.runtime.settings.staff.input_minutes,
     )
-    prompt = await context.bot.send_message(
-        query.message.chat.id,
-        text,
-        reply_markup=ForceReply(selective=True),
-        reply_to_message_id=query.message.message_id,
-    )
+    user_id = query.from_user.id
+    try:
+        prompt = await context.bot.send_message(user_id, text, reply_markup=ForceReply())
+    except (Forbidden, BadRequest):  # never started the bot, or blocked it
+        async with context.session() as session:
+            await casework.drop_input(session, user_id=user_id, chat_id=user_id)
+            await session.commit()
+        await alert(query, context.t("prompt-start-bot-first"))
+        return
     async with context.session() as session:
         await casework.set_prompt(
-            session, user_id=query.from_user.id, chat_id=query.message.chat.id,
-            message_id=prompt.message_id,
-        )  # fmt: skip
+            session, user_id=user_id, chat_id=user_id, message_id=prompt.message_id
+        )
         await session.commit()
+    private = query.message is not None and query.message.chat.type == ChatType.PRIVATE
+    if private:
+        await acknowledge(query)
+    else:
+        await alert(query, context.t("prompt-sent-privately"))
 
 
 async def reroute_to(update: Update, context: MahalleContext) -> None:
@@ -192,25 +209,35 @@ async def reroute_to(update: Update, context: MahalleContext) -> None:
     await close_with(query, away)
 
 
-async def staff_input(update: Update, context: MahalleContext) -> None:
-    """A reply to the bot's prompt in an agency chat: the question, note or reason its author
-    owes, applied if it still may be (see `casework.check_step`)."""
+async def owed_step(update: Update, context: MahalleContext) -> bool:
+    """A staff member's message in their private chat, taken for the question, note or reason
+    they owe there (see `casework.check_step`), if they owe one; True when it was. A reply to
+    an older prompt of the bot's is refused (it meant another case); /cancel drops the step."""
     message = update.effective_message
     user = update.effective_user
-    replied = message.reply_to_message if message is not None else None
-    if message is None or user is None or replied is None:
-        return  # ordinary group chatter
+    if message is None or user is None or message.chat.type != ChatType.PRIVATE:
+        return False
     async with context.session() as session:
         pending = await casework.pending_input(session, user_id=user.id, chat_id=message.chat.id)
-        if pending is None or replied.message_id != pending.prompt_message_id:
-            if pending is not None and _from_this_bot(replied, context):
-                # an older prompt of theirs (replaced by a later press), or a card
-                await message.reply_text(context.t("step-replaced"))
-            return  # a reply to something else
+        if pending is None or pending.kind not in {act.value for act in PROMPT_KEYS}:
+            return False
+        replied = message.reply_to_message
+        if message.text and message.text.split()[0] in {
+            "/cancel",
+            f"/cancel@{context.bot.username}",
+        }:
+            await session.delete(pending)
+            await session.commit()
+            await message.reply_text(context.t("step-cancelled"))
+            return True
+        other_prompt = replied is not None and replied.message_id != pending.prompt_message_id
+        if other_prompt and replied is not None and _from_this_bot(replied, context):
+            await message.reply_text(context.t("step-replaced"))
+            return True
         text = (message.text or "").strip()
         if not message.text or not visible_count(text) >= 2 or len(text) > MAX_NOTE:
             await message.reply_text(context.t("note-length", high=MAX_NOTE))
-            return
+            return True
         try:
             case = await casework.finish_input(
                 session,
@@ -229,11 +256,19 @@ async def staff_input(update: Update, context: MahalleContext) -> None:
                 await message.reply_text(already_done(context, error))
             else:
                 await message.reply_text(context.t(error.reason))
-            return
+            return True
         await session.commit()
     context.runtime.wake_outbox()
     told = "input-applied" if case.reporter_id is not None else "input-applied-unheard"
     await message.reply_text(context.t(told, code=code_for_display(case.code, context.language)))
+    return True
+
+
+async def reply_to_prompt(update: Update, context: MahalleContext) -> None:
+    """A reply in a private chat, before any flow sees it: the step its author owes, if that
+    is what it answers (else the flows go on as usual)."""
+    if await owed_step(update, context):
+        raise ApplicationHandlerStop
 
 
 def _from_this_bot(message: Message, context: MahalleContext) -> bool:

@@ -16,11 +16,15 @@ from bot.config import Settings, load_settings
 from bot.services.reference import sync_reference_data
 from models.db import create_engine, create_session_factory, upgrade_database
 from tests.fakebot import (
+    BALE,
     LIVE_APIS,
-    NOT_MODIFIED,
+    TELEGRAM,
     AnyApplication,
     ChatUser,
     FakeBotAPI,
+    bot_side,
+    dialect,
+    speak,
     start_bot,
     stop_bot,
 )
@@ -65,20 +69,33 @@ def agency_chat(index: int) -> int:
     return -100100 - index
 
 
+# The platform settings a deployment on each messenger has (bot/config.py's defaults for it).
+PLATFORMS: dict[str, dict[str, Any]] = {
+    "telegram": {},
+    "bale": {
+        "platform": "bale",
+        "base_url": "https://tapi.bale.ai/bot",
+        "base_file_url": "https://tapi.bale.ai/file/bot",
+        "deep_link_base": "https://ble.ir/",
+    },
+}
+
+
 def make_settings(database_url: str, **overrides: Any) -> Settings:
     """The example config on the given database, every agency with a group chat, one
     coordinator and their group, the outbox worker off (tests deliver explicitly) and no limit
-    on a person's messages a minute."""
+    on a person's messages a minute; on the messenger the running test speaks (Bale's group
+    ids are positive: the bot knows the tests' groups by their Bale ids)."""
     settings = load_settings(EXAMPLE_CONFIG, environ={"MAHALLE_DATABASE_URL": database_url})
     county = settings.counties[0]
     agencies = [
-        agency.model_copy(update={"chat_id": agency_chat(i)})
+        agency.model_copy(update={"chat_id": bot_side(agency_chat(i))})
         for i, agency in enumerate(county.agencies)
     ]
     county = county.model_copy(
         update={
             "coordinators": [COORDINATOR],
-            "coordinator_chat_id": COORDINATOR_CHAT,
+            "coordinator_chat_id": bot_side(COORDINATOR_CHAT),
             "agencies": agencies,
         }
     )
@@ -90,7 +107,13 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     model_path = Path(tempfile.mkdtemp()) / "model.pkl"
     triage = settings.triage.model_copy(update={"model_path": model_path})
     settings = settings.model_copy(
-        update={"counties": [county], "outbox": outbox, "triage": triage, "bot": bot}
+        update={
+            "counties": [county],
+            "outbox": outbox,
+            "triage": triage,
+            "bot": bot,
+            "telegram": settings.telegram.model_copy(update=PLATFORMS[dialect().name]),
+        }
     )
     updates = {
         name: getattr(settings, name).model_copy(update=values)
@@ -99,8 +122,29 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     return settings.model_copy(update=updates)
 
 
+DIALECTS = {"telegram": TELEGRAM, "bale": BALE}
+
+
+@pytest.fixture(autouse=True)
+def messenger(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The messenger the test's fakes speak: Telegram, or Bale for the chat-level tests'
+    second run (`pytest_generate_tests`)."""
+    name = getattr(request, "param", "telegram")
+    speak(DIALECTS[name])
+    yield name
+    speak(TELEGRAM)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every chat-level test (one that talks to a running bot) runs on Telegram and on Bale."""
+    chat_level = "bot" in metafunc.fixturenames or "resident" in metafunc.fixturenames
+    chat_level = chat_level or hasattr(metafunc.module, "start_bot")
+    if chat_level and metafunc.definition.get_closest_marker("one_messenger") is None:
+        metafunc.parametrize("messenger", ["telegram", "bale"], indirect=True)
+
+
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, messenger: str) -> Settings:
     """The test config, without the flood limiter (tests send little)."""
     return make_settings(database_url, telegram={"rate_limit": False})
 
@@ -156,8 +200,7 @@ def telegram_accepts_every_call(request: pytest.FixtureRequest) -> Iterator[None
     refused = [
         (call.method, call.chat_id, why)
         for api in LIVE_APIS
-        for call, why in api.refused
-        if why != NOT_MODIFIED
+        for call, why in api.unmeant_refusals()
     ]
     LIVE_APIS.clear()
     if request.node.get_closest_marker("telegram_refuses") is None:
@@ -168,4 +211,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """The suite's own markers."""
     config.addinivalue_line(
         "markers", "telegram_refuses: the test means some call to be refused by Telegram"
+    )
+    config.addinivalue_line(
+        "markers", "one_messenger: a chat-level test that chooses its messenger itself"
     )

@@ -15,10 +15,86 @@ from telegram import Update
 from telegram.ext import Application
 from telegram.request import BaseRequest, RequestData
 
+from bot.bale import BaleCalls
+
 FAKE_TOKEN = "123456789:AAFakeTokenForOfflineTestsOnly_0123"
 BOT_USER = {"id": 123456789, "is_bot": True, "first_name": "Mahalle", "username": "mahalle_bot"}
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How the fake Bot API and its chats behave: Telegram's way, or Bale's. Each of Bale's
+    differences is a switch of its own, so a test can turn on one alone."""
+
+    name: str = "telegram"
+    # Groups have positive ids, like people (Telegram's are negative).
+    positive_groups: bool = False
+    # An edit is answered with a stub of the message (no date, no chat).
+    edit_stubs: bool = False
+    # Every text is shown with Markdown read: *bold*, _italic_, `code`, ~struck~, [a](link).
+    markdown: bool = False
+    # The field that threads a reply: Bale documents reply_to_message_id only.
+    reply_field: str = "reply_parameters"
+    # Methods the server does not have (answered 404 Not Found).
+    missing: frozenset[str] = frozenset()
+    # Commands arrive without their bot_command entity (older Bale servers).
+    command_entities: bool = True
+    # Clients answer a ForceReply prompt with a reply to it (no Bale client library has it).
+    force_reply: bool = True
+    # Buttons are pressed from old clients, whose query ids start with "1" and which show no
+    # callback answer (Bale since June 2025).
+    old_clients: bool = False
+    # getChatMember answers only a bot that is an admin of the chat.
+    member_needs_admin: bool = False
+
+
+TELEGRAM = Dialect()
+BALE = Dialect(
+    name="bale",
+    positive_groups=True,
+    edit_stubs=True,
+    markdown=True,
+    reply_field="reply_to_message_id",
+    missing=frozenset({"setMyCommands"}),
+    command_entities=False,
+    force_reply=False,
+    member_needs_admin=True,
+)
+# The dialect of the test being run (tests/conftest.py sets it); fakes and chats made during
+# the test speak it.
+_current = [TELEGRAM]
+
+
+def dialect() -> Dialect:
+    """The dialect the running test's fakes speak."""
+    return _current[0]
+
+
+def speak(new: Dialect) -> None:
+    """Make fakes and chats made from now on speak `new`."""
+    _current[0] = new
+
+
+# Tests name group chats by Telegram's negative ids. Where groups have positive ids, the bot
+# sees each as this offset plus its magnitude; calls it makes are recorded back in the tests'
+# ids, so one test reads the same in either dialect.
+POSITIVE_GROUP_OFFSET = 5_000_000_000_000
+
+
+def bot_side(chat_id: int) -> int:
+    """The id the bot knows a test's chat by."""
+    if chat_id < 0 and dialect().positive_groups:
+        return POSITIVE_GROUP_OFFSET - chat_id
+    return chat_id
+
+
+def test_side(chat_id: int) -> int:
+    """The test's id of a chat the bot named."""
+    if chat_id > POSITIVE_GROUP_OFFSET and dialect().positive_groups:
+        return POSITIVE_GROUP_OFFSET - chat_id
+    return chat_id
 
 
 @dataclass
@@ -50,6 +126,10 @@ class SentMessage:
     message_id: int
     text: str
     reply_markup: dict[str, Any] | None
+    # The message this one was sent under, as the chat shows it (threaded replies).
+    reply_to: int | None = None
+    # Links the chat shows (Markdown read where the dialect reads it): (words, address).
+    links: list[tuple[str, str]] = field(default_factory=list)
 
     def buttons(self) -> list[dict[str, Any]]:
         """Every inline button of the message."""
@@ -71,9 +151,30 @@ class SentMessage:
 
 
 def _chat(chat_id: int) -> dict[str, Any]:
+    """A test's chat as updates show it to the bot."""
     if chat_id > 0:
         return {"id": chat_id, "type": "private", "first_name": f"user{chat_id}"}
-    return {"id": chat_id, "type": "supergroup", "title": f"group{chat_id}"}
+    return {"id": bot_side(chat_id), "type": "supergroup", "title": f"group{chat_id}"}
+
+
+_MARKDOWN = re.compile(
+    r"\[(?P<words>[^\]\n]+)\]\((?P<address>[^)\s]+)\)|(?P<url>https?://\S+)"
+    r"|\*(?P<bold>[^*\n]+)\*|(?<![A-Za-z0-9])_(?P<italic>[^_\n]+)_(?![A-Za-z0-9])|`(?P<code>[^`\n]+)`|~(?P<struck>[^~\n]+)~"
+)
+
+
+def markdown_shown(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """What a chat that reads Markdown in every message shows of `text`: its words, with the
+    markup consumed, and the links it makes. Bare addresses are shown as they are."""
+    links: list[tuple[str, str]] = []
+
+    def shown(match: re.Match[str]) -> str:
+        if match["words"] is not None:
+            links.append((match["words"], match["address"]))
+            return match["words"]
+        return next(group for group in match.groups()[2:] if group is not None)
+
+    return _MARKDOWN.sub(shown, text), links
 
 
 # --- what Telegram refuses ------------------------------------------------------------------
@@ -83,6 +184,11 @@ def _chat(chat_id: int) -> dict[str, Any]:
 # characters made spaces, the ends trimmed). No parse_mode is used, so there are no entities.
 TEXT_LIMIT, CAPTION_LIMIT, ALERT_LIMIT, CALLBACK_DATA_BYTES = 4096, 1024, 200, 64
 ALBUM_MIN, ALBUM_MAX = 2, 10
+NOT_FOUND = "Not Found"
+NOT_ADMIN = "Forbidden: not enough rights"
+# Refusals the bot asks for knowing a messenger may answer so: Bale has no setMyCommands, and
+# answers getChatMember (the /agencies check) only to a bot that is an admin of the group.
+EXPECTED_REFUSALS = frozenset({("setMyCommands", NOT_FOUND), ("getChatMember", NOT_ADMIN)})
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup are"
     " exactly the same as a current content and reply markup of the message"
@@ -177,6 +283,18 @@ def telegram_refusal(
     return None
 
 
+def _in_test_ids(parameters: dict[str, Any]) -> dict[str, Any]:
+    """A call's parameters with the chats it names in the tests' ids."""
+    for name in ("chat_id", "from_chat_id"):
+        value = parameters.get(name)
+        if isinstance(value, int | str) and str(value).lstrip("-").isdigit():
+            parameters[name] = test_side(int(value))
+    scope = parameters.get("scope")
+    if isinstance(scope, dict) and isinstance(scope.get("chat_id"), int):
+        parameters["scope"] = {**scope, "chat_id": test_side(scope["chat_id"])}
+    return parameters
+
+
 def _buttons_of(markup: Any) -> Any:
     """An inline keyboard as Telegram compares it (no keyboard and an empty one are alike)."""
     rows = (markup or {}).get("inline_keyboard") if isinstance(markup, dict) else None
@@ -203,6 +321,10 @@ class FakeBotAPI(BaseRequest):
     counts: dict[str, int] = field(default_factory=dict)
     # Calls refused under Telegram's rules, with the description Telegram gives.
     refused: list[tuple[ApiCall, str]] = field(default_factory=list)
+    # Telegram's way or Bale's (the running test's, unless given).
+    dialect: Dialect = field(default_factory=dialect)
+    # Chats where the bot is an admin (getChatMember answers a bot that is not, on Bale).
+    admin_in: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         LIVE_APIS.append(self)
@@ -227,7 +349,8 @@ class FakeBotAPI(BaseRequest):
         connect_timeout: Any = None,
         pool_timeout: Any = None,
     ) -> tuple[int, bytes]:
-        call = ApiCall(url.rsplit("/", 1)[-1], request_data.parameters if request_data else {})
+        parameters = dict(request_data.parameters) if request_data else {}
+        call = ApiCall(url.rsplit("/", 1)[-1], _in_test_ids(parameters))
         self.counts[call.method] = self.counts.get(call.method, 0) + 1
         if not self.record:
             return 200, json.dumps({"ok": True, "result": self._result_unrecorded(call)}).encode()
@@ -245,17 +368,30 @@ class FakeBotAPI(BaseRequest):
 
     def answer(self, call: ApiCall) -> tuple[int, dict[str, Any]]:
         """What the Bot API returns for a call (HTTP status, JSON body), edits applied; what
-        Telegram refuses (`telegram_refusal`) is refused here too, and recorded in `refused`."""
+        Telegram refuses (`telegram_refusal`) is refused here too, and recorded in `refused`;
+        a method the dialect lacks is answered 404, and recorded there too."""
+        if call.method in self.dialect.missing:
+            self.refused.append((call, NOT_FOUND))
+            return 404, {"ok": False, "error_code": 404, "description": NOT_FOUND}
         if (refusal := telegram_refusal(call, self.messages)) is not None:
             self.refused.append((call, str(refusal[1]["description"])))
             return refusal
-        return 200, {"ok": True, "result": self._result(call)}
+        needs_admin = call.method == "getChatMember" and self.dialect.member_needs_admin
+        if needs_admin and call.chat_id not in self.admin_in:
+            self.refused.append((call, NOT_ADMIN))
+            return 403, {"ok": False, "error_code": 403, "description": NOT_ADMIN}
+        result = self._result(call)
+        if call.method.startswith("edit") and self.dialect.edit_stubs and isinstance(result, dict):
+            result = {"message_id": result["message_id"], "text": result.get("text", "")}
+        return 200, {"ok": True, "result": result}
 
     def _result(self, call: ApiCall) -> Any:
         if call.method == "getMe":
             return BOT_USER
         if call.method == "getChatMember":
             return {"status": "member", "user": BOT_USER}
+        if call.method == "getChat":
+            return {**_chat(int(call.params["chat_id"])), "accent_color_id": 0}
         if call.method in {"sendMessage", "sendPhoto", "sendLocation", "sendDocument", "sendVoice"}:
             return self._store_new(call).as_update_part()
         if call.method == "sendMediaGroup":
@@ -278,19 +414,41 @@ class FakeBotAPI(BaseRequest):
 
     def _store_new(self, call: ApiCall) -> SentMessage:
         assert call.chat_id is not None
+        text, links = self._shown(call.text)
         message = SentMessage(
-            call.chat_id, next(self._ids), call.text, call.params.get("reply_markup")
-        )
+            call.chat_id, next(self._ids), text, call.params.get("reply_markup"),
+            reply_to=self._replied_to(call), links=links,
+        )  # fmt: skip
         self.messages[(message.chat_id, message.message_id)] = message
         return message
+
+    def _shown(self, text: str) -> tuple[str, list[tuple[str, str]]]:
+        """A text as the chat shows it: Markdown read where the dialect reads it."""
+        return markdown_shown(text) if self.dialect.markdown else (text, [])
+
+    def _replied_to(self, call: ApiCall) -> int | None:
+        """The message a call is threaded under, by the field the dialect reads."""
+        value = call.params.get(self.dialect.reply_field)
+        if isinstance(value, dict):
+            value = value.get("message_id")
+        return int(value) if value is not None else None
 
     def _edit(self, call: ApiCall) -> Any:
         key = (int(call.params["chat_id"]), int(call.params["message_id"]))
         message = self.messages[key]
         if call.method == "editMessageText":
-            message.text = call.text
+            message.text, message.links = self._shown(call.text)
         message.reply_markup = call.params.get("reply_markup")
         return message.as_update_part()
+
+    def unmeant_refusals(self, *forgiven: str) -> list[tuple[ApiCall, str]]:
+        """Calls refused that the bot does not mean as its idiom: not edits that change nothing
+        (taken as done), not `EXPECTED_REFUSALS`, nor refusals described as in `forgiven`."""
+        return [
+            (call, why)
+            for call, why in self.refused
+            if why not in (NOT_MODIFIED, *forgiven) and (call.method, why) not in EXPECTED_REFUSALS
+        ]
 
     def to_chat(self, chat_id: int) -> list[ApiCall]:
         """Calls addressed to one chat, oldest first."""
@@ -357,7 +515,7 @@ class ChatUser:
 
     def _text(self, text: str) -> dict[str, Any]:
         content: dict[str, Any] = {"text": text}
-        if text.startswith("/"):
+        if text.startswith("/") and dialect().command_entities:
             content["entities"] = [
                 {"type": "bot_command", "offset": 0, "length": len(text.split()[0])}
             ]
@@ -367,13 +525,31 @@ class ChatUser:
         """Type and send text (a leading /word is a command)."""
         return await self._process(self._text(text))
 
+    def private(self) -> ChatUser:
+        """This person in their private chat with the bot."""
+        return ChatUser(
+            self.app, self.api, self.user_id, name=str(self.user["first_name"]),
+            deliver=self.deliver, settle=self.settle,
+        )  # fmt: skip
+
     async def reply(self, text: str) -> list[ApiCall]:
-        """Type `text` in answer to the bot's newest message here that asks for a reply
-        (ForceReply): a client sends it as a reply to that message, as this does."""
-        for message in reversed(self._messages()):
-            if (message.reply_markup or {}).get("force_reply"):
-                return await self.reply_to(message.message_id, text)
-        raise AssertionError(f"no message asks for a reply in chat {self.chat_id}")
+        """Type `text` in answer to the bot's newest prompt to this person (a message that asks
+        for a reply, ForceReply), in the chat it was asked in: this one or their private chat.
+        A client that honours ForceReply sends it as a reply to the prompt, as this does; one
+        that does not (Bale's) sends it plain."""
+        chats = [self] if self.chat_id == self.user_id else [self, self.private()]
+        prompts = [
+            (message.message_id, chat)
+            for chat in chats
+            for message in chat._messages()
+            if (message.reply_markup or {}).get("force_reply")
+        ]
+        if not prompts:
+            raise AssertionError(f"no message asks {self.user_id} for a reply")
+        message_id, chat = max(prompts, key=lambda prompt: prompt[0])
+        if dialect().force_reply:
+            return await chat.reply_to(message_id, text)
+        return await chat.send(text)
 
     async def reply_to(
         self, message_id: int, text: str | None = None, **content: Any
@@ -442,8 +618,10 @@ class ChatUser:
     async def press_data(self, data: str, message: SentMessage | None = None) -> list[ApiCall]:
         """Send a callback query with arbitrary data (forged, stale or replayed)."""
         message = message or self._messages()[-1]
+        # Bale's old clients, which show no answer to a press, send ids that start with "1".
+        client = "1" if dialect().old_clients else "8"
         query = {
-            "id": str(next(self._update_ids)),
+            "id": f"{client}{next(self._update_ids)}",
             "from": self.user,
             "chat_instance": f"ci{self.user_id}",
             "data": data,
@@ -522,6 +700,41 @@ async def deliver_outbox(app: AnyApplication) -> int:
     return int(await sender.deliver_due()) if sender is not None else 0
 
 
+class _Forward(BaseRequest):
+    """A request that hands every call to a fake Bot API."""
+
+    def __init__(self, api: FakeBotAPI) -> None:
+        self.api = api
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    @property
+    def read_timeout(self) -> float | None:
+        return self.api.read_timeout
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = None,
+        write_timeout: Any = None,
+        connect_timeout: Any = None,
+        pool_timeout: Any = None,
+    ) -> tuple[int, bytes]:
+        return await self.api.do_request(
+            url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout
+        )
+
+
+class ThroughBaleRequest(BaleCalls, _Forward):
+    """The fake, reached through the request class of a Bale deployment (bot/bale.py)."""
+
+
 async def start_bot(
     settings: Any,
     api: FakeBotAPI | None = None,
@@ -539,7 +752,12 @@ async def start_bot(
     from bot.app import build_application, flood_limiter
 
     api = api or FakeBotAPI()
-    builder: Any = ApplicationBuilder().token(FAKE_TOKEN).request(api).get_updates_request(api)
+    request: BaseRequest = api
+    if settings.telegram.platform == "bale":  # the request class a Bale deployment uses
+        request = ThroughBaleRequest(api)
+    builder: Any = (
+        ApplicationBuilder().token(FAKE_TOKEN).request(request).get_updates_request(request)
+    )
     if limited:
         builder = builder.rate_limiter(flood_limiter())
     app = build_application(settings, builder, role=role, freeze_startup=freeze_startup)

@@ -11,7 +11,7 @@ from bot.digits import persian_digits
 from models.db import create_engine, create_session_factory
 from models.entities import Case, CaseEvent, Staff, TriageCorrection
 from tests.conftest import COORDINATOR, COORDINATOR_CHAT, Bot, agency_chat
-from tests.fakebot import ApiCall, ChatUser, alerts, query_too_old, texts
+from tests.fakebot import ApiCall, ChatUser, alerts, bot_side, query_too_old, texts
 from tests.test_report_flow import DESCRIPTION, cases_in, walk_to_summary
 
 MUNICIPALITY = agency_chat(0)
@@ -189,10 +189,11 @@ async def test_question_relay_both_ways_without_identities(bot: Bot, settings: S
     await report(resident)
     clerk = bot.in_group(2001, MUNICIPALITY, "رضایی")
     await clerk.press("پذیرش")
-    prompt = texts(await clerk.press("پرسش از گزارش‌دهنده"))
-    assert "در پاسخ به همین پیام" in prompt[0]
+    pressed = await clerk.press("پرسش از گزارش‌دهنده")
+    assert "گفت‌وگوی خصوصی" in alerts(pressed)[0], "the group is told where the bot asks"
+    assert "همین‌جا بنویسید" in clerk.private().last_text
     await clerk.reply("دقیقاً جلوی کدام پلاک است؟")
-    assert "ثبت شد" in clerk.last_text
+    assert "ثبت شد" in clerk.private().last_text
 
     question = resident.last_text
     assert "دقیقاً جلوی کدام پلاک است؟" in question and "رضایی" not in question
@@ -203,7 +204,8 @@ async def test_question_relay_both_ways_without_identities(bot: Bot, settings: S
     [relay] = [c for c in sent_to(bot, MUNICIPALITY) if "پاسخ گزارش‌دهنده" in c.text]
     case = await one_case(settings)
     assert "جلوی پلاک ۱۲" in relay.text and str(1007) not in relay.text
-    assert relay.params["reply_parameters"]["message_id"] == case.card_message_id
+    [shown] = [m for m in bot.api.delivered(MUNICIPALITY) if "پاسخ گزارش‌دهنده" in m.text]
+    assert shown.reply_to == case.card_message_id, "threaded under the card, on either messenger"
     assert case.status == "accepted"
     edits = [c for c in bot.api.to_chat(MUNICIPALITY) if c.method == "editMessageText"]
     assert "در دست بررسی" in edits[-1].text, "the card shows the case back in progress"
@@ -332,7 +334,7 @@ async def test_invites_make_staff_once(bot: Bot, settings: Settings) -> None:
     assert "police" in usage[0]
     link_text = texts(await coordinator.send("/invite police"))[0]
     token = link_text.rsplit("join_", 1)[1].strip()
-    assert "t.me/mahalle_bot?start=join_" in link_text
+    assert f"{settings.telegram.deep_link_base}mahalle_bot?start=join_" in link_text
 
     newcomer = bot.user(2500)
     assert "کارشناس «کلانتری / فراجا»" in texts(await newcomer.send(f"/start join_{token}"))[0]
@@ -358,8 +360,9 @@ async def test_numbers_of_cases_and_events_stay_consistent(bot: Bot, settings: S
 
 
 async def test_chatid_in_a_group_tells_the_number_for_the_config(bot: Bot) -> None:
+    """The number is the one the bot knows the group by: on Bale a positive one."""
     member = bot.in_group(2001, -100424242, "مدیر گروه")
-    assert "-100424242" in texts(await member.send("/chatid"))[0]
+    assert f"\u2066{bot_side(-100424242)}\u2069" in texts(await member.send("/chatid"))[0]
 
 
 async def test_a_failed_routing_still_gives_the_code_and_the_sweep_places_the_case(

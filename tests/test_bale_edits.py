@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.bale import BaleRequest, EditStubsAsDone, edit_stub_as_done
+from bot.bale import BaleCalls, BaleRequest, edit_stub_as_done
 from bot.config import Settings, load_settings
 from tests.conftest import EXAMPLE_CONFIG, Bot, make_settings
 from tests.fakebot import ApiCall, FakeBotAPI, start_bot, stop_bot
@@ -56,7 +56,7 @@ class StubbingFake(FakeBotAPI):
         return code, payload
 
 
-class BaleFake(EditStubsAsDone, StubbingFake):
+class BaleFake(BaleCalls, StubbingFake):
     """The stubbing server behind the request class a Bale deployment uses."""
 
 

@@ -9,7 +9,7 @@ from bot.config import Settings
 from models.db import create_engine, create_session_factory
 from models.entities import Staff
 from tests.conftest import COORDINATOR, Bot, make_settings
-from tests.fakebot import ChatUser, start_bot, stop_bot, texts
+from tests.fakebot import ChatUser, bot_side, start_bot, stop_bot, texts
 from tests.test_report_flow import DESCRIPTION, cases_in, walk_to_summary
 
 
@@ -157,7 +157,7 @@ async def test_what_people_named_and_chat_ids_keep_their_direction(bot: Bot) -> 
     assert label.index("\u202e") > start and label.index("\u2069", start) > label.index("\u202e")
     group_chat = bot.in_group(5005, -1001234567890, "کسی")
     [answer] = texts(await group_chat.send("/chatid"))
-    assert "\u2066-1001234567890\u2069" in answer
+    assert f"\u2066{bot_side(-1001234567890)}\u2069" in answer
 
 
 async def test_help_typed_in_the_middle_of_a_report_shows_help_and_keeps_the_step(

@@ -319,20 +319,19 @@ async def test_a_clerk_hears_why_a_reply_was_not_taken(bot: Bot, settings: Setti
     clerk = bot.in_group(2001, MUNICIPALITY, "رضایی")
     await clerk.press("پذیرش")
     await clerk.press("پرسش از گزارش‌دهنده")
-    asked = [
-        m for m in bot.api.delivered(MUNICIPALITY) if (m.reply_markup or {}).get("force_reply")
-    ]
+    privately = clerk.private()
+    asked = [m for m in bot.api.delivered(2001) if (m.reply_markup or {}).get("force_reply")]
     await clerk.press("رسیدگی شد")
-    assert "تازه‌ترین" in texts(await clerk.reply_to(asked[-1].message_id, "کدام کوچه؟"))[0]
+    assert "تازه‌تر" in texts(await privately.reply_to(asked[-1].message_id, "کدام کوچه؟"))[0]
     assert (await one_case(settings)).status == "accepted"
     assert "حرف" in texts(await clerk.reply("\u200c\u200c\u200c"))[0]
     photo = [{"file_id": "P", "file_unique_id": "p", "width": 9, "height": 9}]
-    prompt = [
-        m for m in bot.api.delivered(MUNICIPALITY) if (m.reply_markup or {}).get("force_reply")
-    ]
-    await clerk.reply_to(prompt[-1].message_id, photo=photo, caption="انجام شد")
-    assert "حرف" in clerk.last_text
+    await privately.send_content(photo=photo, caption="انجام شد")
+    assert "حرف" in privately.last_text
     assert (await one_case(settings)).status == "accepted"
+    assert "چیزی ثبت نشد" in texts(await privately.send("/cancel"))[0]
+    assert "ثبت شد" not in texts(await privately.send("رسیدگی شد، سطل خالی شد"))[-1]
+    assert (await one_case(settings)).status == "accepted", "a cancelled step takes nothing"
 
 
 async def test_nobody_is_asked_or_said_to_be_told_once_the_reporter_is_forgotten(

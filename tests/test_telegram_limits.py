@@ -152,7 +152,7 @@ async def test_long_questions_and_answers_leave_the_case_openable(
     for round_ in (1, 2):
         await clerk.press("پرسش از گزارش‌دهنده")
         await clerk.reply(_question(round_))
-        assert "ثبت شد" in clerk.last_text
+        assert "ثبت شد" in clerk.private().last_text
         await resident.press("پاسخ می‌دهم")
         await resident.send(_answer(round_))
         assert "به دستگاه رسید" in resident.last_text

@@ -48,13 +48,12 @@ async def take_room(
     session: AsyncSession, *, chat_id: int, now: datetime, per_minute: int
 ) -> float:
     """Count a message into a group and return 0 when the group has room for it at `now`;
-    otherwise count nothing and return the seconds until it has. Private chats: always 0.
+    otherwise count nothing and return the seconds until it has. The caller asks only for
+    groups (bot/chats.py: Bale's groups have positive ids).
 
     The caller holds the chat's turn in the outbox (its oldest pending row, locked), so no other
     worker reads or writes this group's level meanwhile, and the new level commits together
     with what became of the row."""
-    if chat_id >= 0:  # the Bot API's groups and channels have negative ids
-        return 0.0
     measured = (await session.execute(_LEVEL, {"chat_id": chat_id})).first()
     level = level_at(*measured, now=now, per_minute=per_minute) if measured else 0.0
     if level + 1 > per_minute:
