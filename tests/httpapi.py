@@ -1,10 +1,13 @@
 """The offline Bot API over real HTTP, for tests that run the bot as separate processes and for
 trying a production layout on a machine without Internet access.
 
-    python -m tests.httpapi --port 8081 [--delay 0.01] [--flood-every 7 --retry-after 2]
+    python -m tests.httpapi --port 8081 [--delay 0.01] [--flood-every 7 --retry-after 2] [--bale]
 
 serves https://api.telegram.org's shape at http://127.0.0.1:8081/bot<token>/<method> and logs
-one line per call. In tests, `serve()` returns the server and its recorder.
+one line per call; with --bale, Bale's dialect of it (tests/fakebot.py: stub answers to edits,
+no setMyCommands, Markdown read in every message, …). Updates posted to /_update are handed to
+a bot that polls (getUpdates), as the messenger hands people's messages over. In tests,
+`serve()` returns the server and its recorder.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
-from tests.fakebot import ApiCall, FakeBotAPI
+from tests.fakebot import BALE, TELEGRAM, ApiCall, Dialect, FakeBotAPI
 
 
 class RecordingAPI:
@@ -32,8 +35,9 @@ class RecordingAPI:
         verbose: bool = False,
         flood_every: int = 0,
         retry_after: int = 2,
+        dialect: Dialect = TELEGRAM,
     ) -> None:
-        self.api = FakeBotAPI()
+        self.api = FakeBotAPI(dialect=dialect)
         self.delay = delay  # seconds each call takes, so a process can be killed mid-call
         self.verbose = verbose
         # Every flood_every-th sendMessage is refused with a 429 (0: none), as Telegram does
@@ -42,6 +46,10 @@ class RecordingAPI:
         self.retry_after = retry_after
         self.sends = 0
         self.lock = threading.Lock()
+        # Updates waiting for a bot that polls, and a wake-up for a poll waiting on them.
+        self.updates: list[dict[str, Any]] = []
+        self.last_update_id = 0
+        self.arrived = threading.Condition(self.lock)
 
     @property
     def calls(self) -> list[ApiCall]:
@@ -49,8 +57,31 @@ class RecordingAPI:
         with self.lock:
             return list(self.api.calls)
 
+    def hand_over(self, update: dict[str, Any]) -> None:
+        """An update for the next getUpdates, numbered in the order it arrived (as the
+        messenger numbers them: a bot that confirms up to an id never misses an earlier one)."""
+        with self.arrived:
+            self.last_update_id += 1
+            self.updates.append({**update, "update_id": self.last_update_id})
+            self.arrived.notify_all()
+
+    def updates_from(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """getUpdates: the updates from `offset` on (older ones are confirmed and forgotten),
+        waiting up to `timeout` seconds (at most 5) for one to arrive."""
+        offset = int(params.get("offset") or 0)
+        deadline = time.monotonic() + min(float(params.get("timeout") or 0), 5.0)
+        with self.arrived:
+            while True:
+                self.updates = [u for u in self.updates if u["update_id"] >= offset]
+                left = deadline - time.monotonic()
+                if self.updates or left <= 0:
+                    return list(self.updates[: int(params.get("limit") or 100)])
+                self.arrived.wait(left)
+
     def answer(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """The HTTP status and JSON body the Bot API would return."""
+        if method == "getUpdates":
+            return 200, {"ok": True, "result": self.updates_from(params)}
         call = ApiCall(method, params)
         if self.verbose:
             print(f"{method} chat={call.chat_id} {call.text[:60]!r}", flush=True)
@@ -100,11 +131,15 @@ def _decoded(value: str) -> Any:
 def _handler(recorder: RecordingAPI) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            """One Bot API call."""
+            """One Bot API call, or (`/_update`) an update for a bot that polls."""
             method = self.path.rstrip("/").rsplit("/", 1)[-1]
             length = int(self.headers.get("Content-Length") or 0)
             params = _parameters(self.headers.get("Content-Type", ""), self.rfile.read(length))
-            status, answer = recorder.answer(method, params)
+            if self.path == "/_update":
+                recorder.hand_over(params)
+                status, answer = 200, {"ok": True, "result": True}
+            else:
+                status, answer = recorder.answer(method, params)
             body = json.dumps(answer).encode()
             if recorder.delay:
                 time.sleep(recorder.delay)
@@ -163,10 +198,12 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.0, help="seconds each call takes")
     parser.add_argument("--flood-every", type=int, default=0, help="a 429 to every Nth sendMessage")
     parser.add_argument("--retry-after", type=int, default=2, help="the 429s' retry_after")
+    parser.add_argument("--bale", action="store_true", help="answer as Bale's Bot API does")
     arguments = parser.parse_args()
     recorder = RecordingAPI(
         delay=arguments.delay, verbose=True,
         flood_every=arguments.flood_every, retry_after=arguments.retry_after,
+        dialect=BALE if arguments.bale else TELEGRAM,
     )  # fmt: skip
     base_url, _, server = serve(port=arguments.port, recorder=recorder)
     print(f"fake Bot API at {base_url}", flush=True)
