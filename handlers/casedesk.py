@@ -72,13 +72,19 @@ async def desk_of(update: Update, context: MahalleContext) -> Desk | None:
             agency = await session.scalar(select(Agency).where(Agency.chat_id == chat.id))
             staff = await session.get(Staff, (user.id, agency.key)) if agency is not None else None
             staff_of = [agency.key] if agency is not None and staff is not None else []
-    coordinates = county is not None and (agency is None or agency.county_key == county.key)
-    scope = Scope(
-        frozenset(staff_of), frozenset({county.key}) if coordinates and county else frozenset()
-    )
+    if agency is not None:
+        # An agency's group sees that agency's cases only, whoever asks there.
+        if county is not None and agency.county_key == county.key:
+            staff_of = [agency.key]
+        return Desk(Scope(frozenset(staff_of)), agency, None) if staff_of else None
+    # A county's cases show in a private chat or in the county's coordinators' group only.
+    private = chat.type == ChatType.PRIVATE
+    coordinates = county is not None and (private or chat.id == county.coordinator_chat_id)
+    counties = frozenset({county.key}) if coordinates and county is not None else frozenset()
+    scope = Scope(frozenset(staff_of), counties)
     if not scope:
         return None
-    return Desk(scope, agency, county.key if coordinates and county else None)
+    return Desk(scope, None, county.key if counties and county is not None else None)
 
 
 def _code(case: Case | str, language: str) -> str:

@@ -91,6 +91,9 @@ async def test_clerk_of_another_agency_is_refused_without_learning_the_case_exis
     assert refusal == nothing.replace(persian_digits("1405-99999"), code), "the same words"
     assert "پیدا نشد" in refusal and "سطل زباله" not in refusal
     assert texts(await other.send("/find سطل زباله"))[0].startswith("پرونده‌ای با")
+    # A coordinator asking in one agency's group sees that agency's cases only.
+    coordinator = bot.in_group(COORDINATOR, POLICE, "دبیرخانه")
+    assert texts(await coordinator.send(f"/find {read_out(case.code)}"))[0] == refusal
     # Not staff of the group it asks in: the municipality's group gives them nothing either.
     intruder = bot.in_group(2002, MUNICIPALITY, "احمدی")
     assert "کارکنان" in texts(await intruder.send(f"/find {read_out(case.code)}"))[0]
@@ -108,8 +111,15 @@ async def test_staff_see_a_case_their_agency_held_before_it_was_rerouted(
     await clerk.press("ارجاع به دستگاه دیگر")
     await clerk.press("انتظامی")
     case = await one_case(settings)
-    [answer] = texts(await clerk.send(f"/find {read_out(case.code)}"))
-    assert "ارجاع" in answer and "کارت پرونده" not in str(clerk.button_labels()[-1:])
+    assert case.agency_key == "police"
+    [found] = [c for c in await clerk.send(f"/find {read_out(case.code)}") if c.text]
+    assert "ارجاع" in found.text and "کلانتری" in found.text and "رضایی" in found.text
+    assert "reply_markup" not in found.params, "no card to act on: it is not theirs now"
+    await add_staff(settings, 2002, "police", "احمدی")
+    police = bot.in_group(2002, POLICE, "احمدی")
+    await police.send(f"/find {read_out(case.code)}")
+    await police.press("کارت پرونده")
+    assert "پذیرش" in str(police.button_labels())
 
 
 async def test_cases_lists_overdue_first_pages_and_resends_a_card(
