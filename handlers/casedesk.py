@@ -29,7 +29,7 @@ from bot.jalali import (
     spoken_codes,
     utcnow,
 )
-from bot.rules import Role
+from bot.rules import Act, Verdict
 from bot.services import casework, lookup, routing
 from bot.services.lookup import Filters, Scope
 from bot.services.reference import list_agencies
@@ -88,15 +88,18 @@ async def desk_of(update: Update, context: MahalleContext) -> Desk | None:
 
 
 def _code(case: Case | str, language: str) -> str:
+    """A case's code as people read it."""
     return code_for_display(case if isinstance(case, str) else case.code, language)
 
 
 def _snippet(text: str) -> str:
+    """The start of a description, on one line."""
     flat = " ".join(text.split())
     return flat if len(flat) <= SNIPPET else flat[: SNIPPET - 1] + "…"
 
 
 def _button(context: MahalleContext, text: str, *parts: object) -> InlineKeyboardButton:
+    """A button whose data is signed (checked again when pressed)."""
     return InlineKeyboardButton(
         text, callback_data=context.runtime.card_renderer.signer.sign(*parts)
     )
@@ -161,15 +164,15 @@ async def case_text(context: MahalleContext, case: Case) -> str:
 
 
 async def _holds_now(context: MahalleContext, user_id: int, case: Case, desk: Desk) -> bool:
-    """Whether this person may act on the case where they ask: the group of the agency that
-    holds it now, as its staff or a coordinator of its county."""
+    """Whether this person may have the case's card here (bot/rules.py, `Act.CARD`): in the
+    group of the agency that holds it now, as its staff or a coordinator of its county."""
     if desk.agency is None or case.agency_key != desk.agency.key:
         return False
     async with context.session() as session:
-        roles = await casework.roles_of(
-            session, user_id=user_id, case=case, settings=context.runtime.settings
+        found = await casework.verdict(
+            session, user_id=user_id, act=Act.CARD, case=case, settings=context.runtime.settings
         )
-    return bool(roles & {Role.STAFF, Role.COORDINATOR})
+    return found is Verdict.ALLOWED
 
 
 async def show_case(update: Update, context: MahalleContext, desk: Desk, case: Case) -> None:
@@ -237,6 +240,8 @@ async def _look_up(
     *,
     case: Case | None = None,
 ) -> None:
+    """The case one of `codes` names within the desk's scope, or the same polite refusal
+    whether it is outside the scope or does not exist."""
     message = update.effective_message
     assert message is not None
     if case is None:
@@ -250,6 +255,7 @@ async def _look_up(
 
 
 async def _search(update: Update, context: MahalleContext, desk: Desk, words: str) -> None:
+    """The newest cases within the scope whose description holds the words."""
     message = update.effective_message
     assert message is not None
     async with context.session() as session:

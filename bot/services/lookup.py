@@ -43,14 +43,8 @@ class Scope:
     counties: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:
+        """Whether the scope sees anything at all."""
         return bool(self.agencies or self.counties)
-
-
-def scope_of(settings: Settings, *, user_id: int, staff_of: Collection[str] = ()) -> Scope:
-    """The scope of a person who is staff of `staff_of` (as far as the chat asked in allows)
-    and perhaps a coordinator."""
-    county = settings.county_of_coordinator(user_id)
-    return Scope(frozenset(staff_of), frozenset({county.key} if county else set()))
 
 
 def _in_county(counties: Collection[str]) -> ColumnElement[bool]:
