@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import update
 
 from bot.config import Settings
-from bot.digits import LRI, PDI, persian_digits
+from bot.digits import LRI, PDI, isolate, persian_digits
 from bot.jalali import TrackingCode, format_date, spoken_codes, utcnow
 from models.db import create_engine, create_session_factory
 from models.entities import Case
@@ -76,6 +76,9 @@ async def test_clerk_finds_a_case_read_out_on_the_phone_with_its_history(
     assert str(1007) not in answer, "the reporter is never identified"
     # The same case, typed on its own in the group with the dash.
     assert texts(await clerk.send(persian_digits(case.code)))[0] == answer
+    # In a private chat with the bot the clerk sees it too, without a card to act on.
+    [private] = [c for c in await bot.user(2001).send(f"/find {case.code}") if c.text]
+    assert ANSWER in private.text and "reply_markup" not in private.params
 
 
 async def test_clerk_of_another_agency_is_refused_without_learning_the_case_exists(
@@ -216,6 +219,10 @@ async def test_search_by_words_and_filters_by_neighbourhood_and_status(
     await clerk.press("یوسف‌آباد (۲)")
     shown = [m for m in bot.api.delivered(MUNICIPALITY) if m.text.startswith("📋")][-1]
     assert "فیلتر: " in shown.text and "یوسف‌آباد" in shown.text
+    await clerk.press("حوزه")
+    await clerk.press("خدمات شهری (۲)")
+    shown = [m for m in bot.api.delivered(MUNICIPALITY) if m.text.startswith("📋")][-1]
+    assert f"فیلتر: {isolate('یوسف‌آباد')} · {isolate('خدمات شهری')}" in shown.text
     # Someone in the group who is not its agency's staff: every button refuses them.
     passer_by = bot.in_group(3333, MUNICIPALITY, "رهگذر")
     before = len(sent_to(bot, MUNICIPALITY))
