@@ -7,9 +7,7 @@ import gc
 import logging
 from typing import Any
 
-from telegram import BotCommand
 from telegram.constants import UpdateType
-from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 from bot.bale import BaleRequest, runs_on_bale
@@ -27,6 +25,7 @@ from bot.inbox import InboxQueue
 from bot.jobs import schedule_jobs
 from bot.leader import Leadership
 from bot.logfilter import install as keep_logs_private
+from bot.menus import RESIDENT_COMMANDS, publish
 from bot.persistence import SQLConversationPersistence
 from bot.pipeline import settle
 from bot.runtime import Runtime
@@ -48,15 +47,7 @@ GROUP_PER_MINUTE = 20
 # sends channel posts and member changes nobody reads, each through the inbox.
 ALLOWED_UPDATES = [UpdateType.MESSAGE, UpdateType.EDITED_MESSAGE, UpdateType.CALLBACK_QUERY]
 # Bot commands and the locale key of each one's description in the messenger's menu.
-COMMAND_KEYS = {
-    "new": "command-new",
-    "mine": "command-mine",
-    "neighbourhood": "command-neighbourhood",
-    "help": "command-help",
-    "settings": "command-settings",
-    "forget_me": "command-forget-me",
-    "cancel": "command-cancel",
-}
+COMMAND_KEYS = RESIDENT_COMMANDS
 
 
 def default_builder(settings: Settings) -> ApplicationBuilder[Any, Any, Any, Any, Any, Any]:
@@ -245,12 +236,7 @@ async def _publish_commands(application: AnyApplication) -> None:
     one) or a passing failure leaves the menu as it was and the bot starts all the same; only
     getMe, at initialisation, decides whether the token works."""
     runtime = runtime_of(application)
-    try:
-        await application.bot.set_my_commands(
-            [BotCommand(name, runtime.translate(key)) for name, key in COMMAND_KEYS.items()]
-        )
-    except TelegramError as error:
-        log.warning("the command menu was not published (setMyCommands: %s); going on", error)
+    await publish(application.bot, runtime.settings, lambda key: runtime.translate(key))
 
 
 async def _refresh_banned(context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -71,6 +71,18 @@ class CaseView:
     group_name: str | None = None
     # False once the reporter was forgotten: nobody is left to ask.
     reporter_known: bool = True
+    # Where the reporter said the problem is, if they shared a location.
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+def map_links(latitude: float, longitude: float) -> tuple[str, str]:
+    """A place on OpenStreetMap and on Neshan (the map most people in Iran use)."""
+    lat, lon = f"{latitude:.5f}", f"{longitude:.5f}"
+    return (
+        f"https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=17/{lat}/{lon}",
+        f"https://neshan.org/maps/@{lat},{lon},17z",
+    )
 
 
 def code_for_display(code: str, language: str) -> str:
@@ -96,6 +108,9 @@ def agency_card(view: CaseView, t: Translate, signer: Signer, language: str) -> 
         lines.append(t("card-phone", phone=isolate(view.phone)))
     if view.duplicate_of:
         lines.append(t("card-duplicate", code=code_for_display(view.duplicate_of, language)))
+    if view.latitude is not None and view.longitude is not None:
+        osm, neshan = map_links(view.latitude, view.longitude)
+        lines.append(t("card-map", osm=osm, neshan=neshan))
     lines += ["", isolate(view.text), ""]
     lines.append(t("card-status", status=t(STATUS_KEYS[CaseStatus(view.status)])))
     if view.last_actor and view.last_change:

@@ -90,6 +90,37 @@ class TrackingCode:
         return cls(int(year), int(sequence))
 
 
+# Jalali years a four-digit start of a typed number may be.
+YEARS = range(1380, 1500)
+_PREFIX = re.compile(r"^\s*(?:#|کد|code|شماره|پیگیری|رهگیری|[\s:：-])*", re.IGNORECASE)
+_SPOKEN = re.compile(r"^[0-9\s\-‐–—_/]+$")
+_SEPARATED = re.compile(r"^\s*([0-9]{4})\s*[-‐–—_/\s]\s*([0-9]{1,7})\s*$")
+# A message that is only a code, as typed from a call (a number of five digits or more).
+SPOKEN_CODE = re.compile(
+    r"^\s*(?:#|کد|code)?\s*[0-9۰-۹٠-٩][0-9۰-۹٠-٩\s\-‐–—_/]{4,16}\s*$", re.IGNORECASE
+)
+
+
+def spoken_codes(typed: str, *, this_year: int) -> list[TrackingCode]:
+    """The codes a clerk may mean by what they typed from a call, most likely first:
+    '۱۴۰۵-۰۰۱۲۳', '۱۴۰۵۰۰۱۲۳', '1405 123', 'کد ۱۴۰۵/۱۲۳' or just '۱۲۳' (this year, then the
+    last). Empty when the text is not a code (a word, a phone number)."""
+    text = _PREFIX.sub("", ascii_digits(typed)).strip()
+    if not text or not _SPOKEN.match(text):
+        return []
+    found: list[TrackingCode] = []
+    separated = _SEPARATED.match(text)
+    if separated:
+        year, sequence = int(separated[1]), int(separated[2])
+        return [TrackingCode(year, sequence)] if sequence > 0 else []
+    digits = re.sub(r"\D", "", text)
+    if 5 <= len(digits) <= 11 and int(digits[:4]) in YEARS and int(digits[4:]) > 0:
+        found.append(TrackingCode(int(digits[:4]), int(digits[4:])))
+    if 1 <= len(digits) <= 7 and int(digits) > 0:
+        found += [TrackingCode(this_year, int(digits)), TrackingCode(this_year - 1, int(digits))]
+    return found
+
+
 _JALALI_DATE = r"(\d{4})\s*/\s*(\d{1,2})\s*/\s*(\d{1,2})"
 _JALALI_DATETIME = re.compile(rf"^\s*{_JALALI_DATE}\s+(\d{{1,2}})\s*:\s*(\d{{2}})\s*$")
 _JALALI_DATE_ONLY = re.compile(rf"^\s*{_JALALI_DATE}\s*$")

@@ -66,3 +66,14 @@ _LIST_SEPARATORS = re.compile(r"[,،؛;\n]+")
 def split_list(text: str) -> list[str]:
     """Items typed as a list, separated by Latin or Persian commas, semicolons or new lines."""
     return [item.strip() for item in _LIST_SEPARATORS.split(text) if item.strip()]
+
+
+# What a search of descriptions ignores: a ZWNJ typed or not, and آ typed as ا.
+SEARCH_BLIND = (("\u200c", ""), ("آ", "ا"))
+
+
+def search_form(text: str) -> str:
+    """A normalised word as a search compares it (`SEARCH_BLIND`)."""
+    for typed, meant in SEARCH_BLIND:
+        text = text.replace(typed, meant)
+    return text

@@ -141,6 +141,7 @@ EXPORT_COLUMNS = (
     Column("export-group", "text", 22), Column("export-text", "text", 60),
     Column("export-phone", "phone", 18), Column("export-reopened", "number", 10),
     Column("export-rating", "number", 10),
+    Column("export-latitude", "number", 11), Column("export-longitude", "number", 11),
 )  # fmt: skip
 EXPORT_COLUMN_KEYS = tuple(column.key for column in EXPORT_COLUMNS)
 # What a spreadsheet may read as the start of a formula (OWASP's CSV injection guidance: =, +,
@@ -216,6 +217,8 @@ async def export_rows(
             case.reporter_phone if case.share_phone and case.reporter_phone else "",
             case.reopen_count,
             case.rating,
+            case.latitude,
+            case.longitude,
         ]
 
 

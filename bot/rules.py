@@ -35,6 +35,7 @@ class Act(enum.StrEnum):
     CONFIRM_FIXED = "fixed"  # "was it fixed?" — yes
     REPORT_UNFIXED = "unfixed"  # "was it fixed?" — no: reopened
     RATE = "rate"
+    CARD = "card"  # the agency's card sent again into its group (from a list or a look-up)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ RULES: dict[Act, Rule] = {
     Act.CONFIRM_FIXED: Rule(_REPORTER, frozenset({S.RESOLVED}), S.CLOSED),
     Act.REPORT_UNFIXED: Rule(_REPORTER, frozenset({S.RESOLVED}), S.REOPENED),
     Act.RATE: Rule(_REPORTER, frozenset({S.CLOSED}), None),
+    Act.CARD: Rule(_AGENCY, _OPEN_AT_AGENCY | {S.RESOLVED, S.CLOSED, S.REJECTED}, None),
 }
 
 # The order of the agency card's buttons, two to a row.

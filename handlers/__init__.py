@@ -21,10 +21,11 @@ from telegram.warnings import PTBUserWarning
 
 from bot.config import Settings
 from bot.i18n import Translator
-from bot.jalali import CODE_RE
+from bot.jalali import CODE_RE, SPOKEN_CODE
 from bot.normalize import squash
 from handlers import (
     broadcast,
+    casedesk,
     common,
     coordinator,
     desk,
@@ -293,13 +294,24 @@ def register_handlers(
         [
             conversation,
             CommandHandler("start", common.start, filters=PRIVATE),
-            CommandHandler("help", common.show_help, filters=PRIVATE),
+            CommandHandler("help", casedesk.show_help),
             MessageHandler(PRIVATE & _labels(translate, "menu-help"), common.show_help),
             CommandHandler("mine", resident.my_reports, filters=PRIVATE),
             MessageHandler(PRIVATE & _labels(translate, "menu-my-reports"), resident.my_reports),
             CallbackQueryHandler(resident.my_reports_page, pattern=r"^my:p:\d{1,6}$"),
             CallbackQueryHandler(resident.open_case, pattern=r"^my:c:\d{1,12}(:\d{1,4})?$"),
+            MessageHandler(
+                PRIVATE & filters.User(user_id=settings.coordinators) & filters.Regex(SPOKEN_CODE),
+                casedesk.typed_code,
+            ),
             MessageHandler(PRIVATE & filters.Regex(CODE_RE), resident.typed_code),
+            CommandHandler("cases", casedesk.cases_command),
+            CommandHandler("find", casedesk.find),
+            CallbackQueryHandler(casedesk.list_pressed, pattern=r"^dl:"),
+            CallbackQueryHandler(casedesk.pick_pressed, pattern=r"^df:"),
+            CallbackQueryHandler(casedesk.open_pressed, pattern=r"^do:"),
+            CallbackQueryHandler(casedesk.card_pressed, pattern=r"^dc:"),
+            CallbackQueryHandler(casedesk.menu_pressed, pattern=r"^dm:"),
             CallbackQueryHandler(report.already_confirmed, pattern=r"^rc:"),
             CallbackQueryHandler(staff.case_button, pattern=r"^(case|cs):"),
             CallbackQueryHandler(staff.reroute_to, pattern=r"^(case-to|cd):"),
@@ -322,6 +334,10 @@ def register_handlers(
             CommandHandler("unblock", desk.unblock, filters=PRIVATE),
             CallbackQueryHandler(resident.toggle_broadcasts, pattern=r"^st:b$"),
             CommandHandler("chatid", common.chat_id, filters=filters.ChatType.GROUPS),
+            MessageHandler(
+                filters.ChatType.GROUPS & ~filters.REPLY & filters.Regex(SPOKEN_CODE),
+                casedesk.typed_code,
+            ),
             CallbackQueryHandler(common.stale_button),
             MessageHandler(PRIVATE, common.unexpected_outside_flow),
         ]

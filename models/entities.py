@@ -246,8 +246,12 @@ class CaseEvent(Base):
     """The audit log: one row per status change."""
 
     __tablename__ = "case_events"
-    # The digest counts moves into a status over the last day.
-    __table_args__ = (Index("ix_case_events_to_status_created", "to_status", "created_at"),)
+    __table_args__ = (
+        # The digest counts moves into a status over the last day.
+        Index("ix_case_events_to_status_created", "to_status", "created_at"),
+        # An agency's staff look up the cases it holds or once held.
+        Index("ix_case_events_agency_case", "agency_key", "case_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
@@ -258,6 +262,8 @@ class CaseEvent(Base):
     actor_name: Mapped[str | None] = mapped_column(String(128))
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The agency holding the case after this step (none while it waits for triage).
+    agency_key: Mapped[str | None] = mapped_column(String(64))
 
     case: Mapped[Case] = relationship(back_populates="events")
 

@@ -41,8 +41,9 @@ EXPECTED_FROM = {
     Act.CONFIRM_FIXED: {"resolved"},
     Act.REPORT_UNFIXED: {"resolved"},
     Act.RATE: {"closed"},
+    Act.CARD: {"forwarded", "accepted", "needs_info", "reopened", "resolved", "closed", "rejected"},
 }
-AGENCY_ACTS = {Act.ACCEPT, Act.ASK, Act.RESOLVE, Act.REJECT, Act.REROUTE}
+AGENCY_ACTS = {Act.ACCEPT, Act.ASK, Act.RESOLVE, Act.REJECT, Act.REROUTE, Act.CARD}
 REPORTER_ACTS = {Act.ANSWER, Act.CONFIRM_FIXED, Act.REPORT_UNFIXED, Act.RATE}
 
 

@@ -41,6 +41,7 @@ async def case_view(
         last_actor=latest.actor_name if latest and latest.actor_name else None,
         last_change=latest.created_at if latest else None, confidence=case.triage_confidence,
         group_name=group.name if group else None, reporter_known=case.reporter_id is not None,
+        latitude=case.latitude, longitude=case.longitude,
     )  # fmt: skip
 
 

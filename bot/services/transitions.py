@@ -53,7 +53,10 @@ async def transition(
     """Compare-and-set the status; returns the status it left. Two people pressing at once:
     one update matches, the other raises TransitionRefusedError naming who won."""
     now = now or utcnow()
-    current = await session.scalar(select(Case.status).where(Case.id == case_id))
+    found = (
+        await session.execute(select(Case.status, Case.agency_key).where(Case.id == case_id))
+    ).first()
+    current, holder = (found[0], found[1]) if found is not None else (None, None)
     changed = 0
     if current in allowed_from:
         if milestone := MILESTONES.get(to):  # the first time only
@@ -75,6 +78,7 @@ async def transition(
         CaseEvent(
             case_id=case_id, from_status=current, to_status=to,
             actor_id=actor_id, actor_name=actor_name, note=note, created_at=now,
+            agency_key=values.get("agency_key", holder),
         )
     )  # fmt: skip
     return str(current)

@@ -1,0 +1,84 @@
+"""Each role's command menu: residents by default, each coordinator in their private chat, each
+agency's group for its staff (setMyCommands with a scope per chat).
+
+Optional everywhere: a server without setMyCommands (Bale's, for one) or a chat the bot cannot
+reach yet leaves that menu as it was, and the bot goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+from telegram import Bot, BotCommand, BotCommandScopeChat, BotCommandScopeDefault
+from telegram.error import TelegramError
+
+from bot.config import Settings
+
+log = logging.getLogger(__name__)
+
+# Bot commands and the locale key of each one's description, per role.
+RESIDENT_COMMANDS = {
+    "new": "command-new",
+    "mine": "command-mine",
+    "neighbourhood": "command-neighbourhood",
+    "help": "command-help",
+    "settings": "command-settings",
+    "forget_me": "command-forget-me",
+    "cancel": "command-cancel",
+}
+STAFF_COMMANDS = {
+    "cases": "command-cases",
+    "find": "command-find",
+    "help": "command-help-desk",
+    "chatid": "command-chatid",
+}
+COORDINATOR_COMMANDS = {
+    "cases": "command-cases",
+    "find": "command-find",
+    "stats": "command-stats",
+    "export": "command-export",
+    "broadcast": "command-broadcast",
+    "invite": "command-invite",
+    "staff": "command-staff",
+    "agencies": "command-agencies",
+    "block": "command-block",
+    "unblock": "command-unblock",
+    "new": "command-new",
+    "help": "command-help-desk",
+    "cancel": "command-cancel",
+}
+
+
+def commands(keys: Mapping[str, str], translate: Callable[[str], str]) -> list[BotCommand]:
+    """A menu in the deployment's language."""
+    return [BotCommand(name, translate(key)) for name, key in keys.items()]
+
+
+def menus(settings: Settings) -> list[tuple[int | None, Mapping[str, str]]]:
+    """(chat, commands) of every menu: None is everyone's default (residents)."""
+    found: list[tuple[int | None, Mapping[str, str]]] = [(None, RESIDENT_COMMANDS)]
+    for county in settings.counties:
+        found += [(user_id, COORDINATOR_COMMANDS) for user_id in county.coordinators]
+        found += [(a.chat_id, STAFF_COMMANDS) for a in county.agencies if a.chat_id is not None]
+    return found
+
+
+async def publish(bot: Bot, settings: Settings, translate: Callable[[str], str]) -> int:
+    """Publish every role's menu; how many were published. Stops at a server that has no
+    setMyCommands; a chat that refuses its menu is passed over."""
+    published = 0
+    for chat_id, keys in menus(settings):
+        scope = BotCommandScopeDefault() if chat_id is None else BotCommandScopeChat(chat_id)
+        try:
+            await bot.set_my_commands(commands(keys, translate), scope=scope)
+        except TelegramError as error:
+            if chat_id is None:
+                log.warning(
+                    "the command menu was not published (setMyCommands: %s); going on", error
+                )
+                return 0
+            log.warning("a chat's command menu was not published (setMyCommands: %s)", error)
+            continue
+        published += 1
+    return published
