@@ -275,12 +275,15 @@ def scoped(calls: list[ApiCall]) -> dict[Any, list[str]]:
 
 async def test_each_role_gets_its_own_commands_and_help(bot: Bot, settings: Settings) -> None:
     menus = scoped(bot.api.calls)
-    assert menus["default"][:2] == ["new", "mine"] and "cases" not in menus["default"]
-    assert {"cases", "find", "stats", "broadcast", "help"} <= set(menus[COORDINATOR])
-    agencies = settings.counties[0].agencies
-    for index in range(len(agencies)):
-        assert menus[agency_chat(index)] == ["cases", "find", "help", "chatid"]
-    assert len(menus) == 1 + 1 + len(agencies)
+    if "setMyCommands" in bot.api.dialect.missing:  # Bale: no menus; /help says it all
+        assert [c.method for c in bot.api.calls].count("setMyCommands") == 1, "asked once"
+    else:
+        assert menus["default"][:2] == ["new", "mine"] and "cases" not in menus["default"]
+        assert {"cases", "find", "stats", "broadcast", "help"} <= set(menus[COORDINATOR])
+        agencies = settings.counties[0].agencies
+        for index in range(len(agencies)):
+            assert menus[agency_chat(index)] == ["cases", "find", "help", "chatid"]
+        assert len(menus) == 1 + 1 + len(agencies)
 
     await add_staff(settings, 2001, "municipality", "رضایی")
     staff_help = texts(await bot.in_group(2001, MUNICIPALITY, "رضایی").send("/help"))[0]
