@@ -35,6 +35,15 @@ STATUS_KEYS = {
 }
 
 
+# The kinds of help a local group may offer with a case, and their labels' locale keys.
+OFFER_KIND_KEYS = {
+    "cleanup": "offer-kind-cleanup",
+    "elderly": "offer-kind-elderly",
+    "class": "offer-kind-class",
+    "other": "offer-kind-other",
+}
+
+
 def status_key(status: str, *, undeliverable: bool = False) -> str:
     """The locale key of a status as a resident reads it: a case handed to an agency the bot
     cannot reach (no chat configured, or removed from it) is waiting, not sent."""
@@ -71,6 +80,10 @@ class CaseView:
     group_name: str | None = None
     # False once the reporter was forgotten: nobody is left to ask.
     reporter_known: bool = True
+    # Residents who joined the case ("me too"), and the local groups' help the agency accepted
+    # as (group name, kind of help).
+    joined: int = 0
+    offers: tuple[tuple[str, str], ...] = ()
 
 
 def code_for_display(code: str, language: str) -> str:
@@ -96,6 +109,12 @@ def agency_card(view: CaseView, t: Translate, signer: Signer, language: str) -> 
         lines.append(t("card-phone", phone=isolate(view.phone)))
     if view.duplicate_of:
         lines.append(t("card-duplicate", code=code_for_display(view.duplicate_of, language)))
+    if view.joined:
+        lines.append(t("card-joined", count=view.joined))
+    lines += [
+        t("card-offer", group=isolate(group), kind=t(OFFER_KIND_KEYS.get(kind, "offer-kind-other")))
+        for group, kind in view.offers
+    ]
     lines += ["", isolate(view.text), ""]
     lines.append(t("card-status", status=t(STATUS_KEYS[CaseStatus(view.status)])))
     if view.last_actor and view.last_change:

@@ -41,8 +41,18 @@ EXPECTED_FROM = {
     Act.CONFIRM_FIXED: {"resolved"},
     Act.REPORT_UNFIXED: {"resolved"},
     Act.RATE: {"closed"},
+    Act.JOIN: {"triage", "forwarded", "accepted", "needs_info", "reopened"},
+    Act.LEAVE: set(CaseStatus),
+    Act.OFFER_HELP: {"forwarded", "accepted", "needs_info", "reopened"},
+    Act.DECIDE_OFFER: {"forwarded", "accepted", "needs_info", "reopened"},
 }
-AGENCY_ACTS = {Act.ACCEPT, Act.ASK, Act.RESOLVE, Act.REJECT, Act.REROUTE}
+AGENCY_ACTS = {Act.ACCEPT, Act.ASK, Act.RESOLVE, Act.REJECT, Act.REROUTE, Act.DECIDE_OFFER}
+# Who may take part in a case other than by handling it.
+TAKING_PART = {
+    Act.JOIN: Role.RESIDENT,
+    Act.LEAVE: Role.CO_REPORTER,
+    Act.OFFER_HELP: Role.LOCAL_GROUP,
+}
 REPORTER_ACTS = {Act.ANSWER, Act.CONFIRM_FIXED, Act.REPORT_UNFIXED, Act.RATE}
 
 
@@ -54,6 +64,8 @@ def test_every_role_act_and_status(act: Act, status: CaseStatus, roles: frozense
         may = roles & {Role.STAFF, Role.COORDINATOR}
     elif act in REPORTER_ACTS:
         may = roles & {Role.REPORTER}
+    elif act in TAKING_PART:
+        may = roles & {TAKING_PART[act]}
     else:
         may = roles & {Role.COORDINATOR}
     expected = (
