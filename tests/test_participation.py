@@ -169,7 +169,8 @@ async def test_mine_lists_joined_cases_and_leaving_stops_the_news(
     assert "هنوز گزارشی ثبت نکرده‌اید" in mine[0] and persian_digits(case.code) in mine[1]
     leave = neighbour.data_of("کنار کشیدن")
     done = await neighbour.press_data(leave)
-    assert "کنار کشیدید" in [c for c in done if c.method == "editMessageText"][0].text
+    [closed] = [c for c in done if c.method == "editMessageText"]
+    assert "کنار کشیدید" in closed.text
     assert await count(settings, CaseJoin) == 0
     assert "شهروند دیگر" not in cards_of(bot, MUNICIPALITY)[-1], "the count drops"
     again = alerts(await neighbour.press_data(leave))
