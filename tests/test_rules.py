@@ -30,7 +30,7 @@ ROLE_SETS = [
 ]
 # What each act may start from, written out by hand from the lifecycle, so that the table is
 # checked against the lifecycle rather than against itself.
-EXPECTED_FROM = {
+EXPECTED_FROM: dict[Act, set[str]] = {
     Act.ACCEPT: {"forwarded", "reopened"},
     Act.ASK: {"forwarded", "accepted", "reopened"},
     Act.RESOLVE: {"accepted", "needs_info"},
@@ -42,7 +42,7 @@ EXPECTED_FROM = {
     Act.REPORT_UNFIXED: {"resolved"},
     Act.RATE: {"closed"},
     Act.JOIN: {"triage", "forwarded", "accepted", "needs_info", "reopened"},
-    Act.LEAVE: set(CaseStatus),
+    Act.LEAVE: {str(status) for status in CaseStatus},
     Act.OFFER_HELP: {"forwarded", "accepted", "needs_info", "reopened"},
     Act.DECIDE_OFFER: {"forwarded", "accepted", "needs_info", "reopened"},
 }
