@@ -35,6 +35,15 @@ STATUS_KEYS = {
 }
 
 
+# The kinds of help a local group may offer with a case, and their labels' locale keys.
+OFFER_KIND_KEYS = {
+    "cleanup": "offer-kind-cleanup",
+    "elderly": "offer-kind-elderly",
+    "class": "offer-kind-class",
+    "other": "offer-kind-other",
+}
+
+
 def status_key(status: str, *, undeliverable: bool = False) -> str:
     """The locale key of a status as a resident reads it: a case handed to an agency the bot
     cannot reach (no chat configured, or removed from it) is waiting, not sent."""
@@ -74,6 +83,10 @@ class CaseView:
     # Where the reporter said the problem is, if they shared a location.
     latitude: float | None = None
     longitude: float | None = None
+    # Residents who joined the case ("me too"), and the local groups' help the agency accepted
+    # as (group name, kind of help).
+    joined: int = 0
+    offers: tuple[tuple[str, str], ...] = ()
 
 
 def map_links(latitude: float, longitude: float) -> tuple[str, str]:
@@ -111,6 +124,12 @@ def agency_card(view: CaseView, t: Translate, signer: Signer, language: str) -> 
     if view.latitude is not None and view.longitude is not None:
         osm, neshan = map_links(view.latitude, view.longitude)
         lines.append(t("card-map", osm=osm, neshan=neshan))
+    if view.joined:
+        lines.append(t("card-joined", count=view.joined))
+    lines += [
+        t("card-offer", group=isolate(group), kind=t(OFFER_KIND_KEYS.get(kind, "offer-kind-other")))
+        for group, kind in view.offers
+    ]
     lines += ["", isolate(view.text), ""]
     lines.append(t("card-status", status=t(STATUS_KEYS[CaseStatus(view.status)])))
     if view.last_actor and view.last_change:

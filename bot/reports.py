@@ -70,6 +70,15 @@ def stats_text(stats: Stats, t: Translate, language: str) -> str:
                 )
             )  # fmt: skip
     lines += ["", t("stats-rating", rating=_number(stats.rating, language), ratings=stats.ratings)]
+    taking_part = stats.participation
+    if taking_part.joined or taking_part.offers:
+        lines += [
+            "",
+            t(
+                "stats-participation", joined=taking_part.joined, offers=taking_part.offers,
+                accepted=taking_part.accepted,
+            ),
+        ]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -20,6 +20,9 @@ class Role(enum.StrEnum):
     STAFF = "staff"  # staff of the agency that holds the case now
     COORDINATOR = "coordinator"  # a coordinator of the county the case was filed in
     REPORTER = "reporter"  # the person who filed it
+    RESIDENT = "resident"  # anyone else, writing to the bot in private
+    CO_REPORTER = "co-reporter"  # a resident who joined the case ("me too")
+    LOCAL_GROUP = "local-group"  # the founder of an approved local group of its neighbourhood
 
 
 class Act(enum.StrEnum):
@@ -36,6 +39,10 @@ class Act(enum.StrEnum):
     REPORT_UNFIXED = "unfixed"  # "was it fixed?" — no: reopened
     RATE = "rate"
     CARD = "card"  # the agency's card sent again into its group (from a list or a look-up)
+    JOIN = "join"  # "me too": a resident with the same problem joins the case
+    LEAVE = "leave"  # a resident who joined stops following the case
+    OFFER_HELP = "offer-help"  # a local group offers to help with the case
+    DECIDE_OFFER = "decide-offer"  # the agency accepts or declines a group's offer
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,8 @@ _REPORTER = frozenset({Role.REPORTER})
 # A reopened case is back at its agency waiting to be taken on again, as a forwarded one is.
 _WAITING = frozenset({S.FORWARDED, S.REOPENED})
 _OPEN_AT_AGENCY = frozenset({S.FORWARDED, S.ACCEPTED, S.NEEDS_INFO, S.REOPENED})
+# Open: waiting for a coordinator or at its agency, not yet resolved.
+_OPEN = _OPEN_AT_AGENCY | {S.TRIAGE}
 
 RULES: dict[Act, Rule] = {
     Act.ACCEPT: Rule(_AGENCY, _WAITING, S.ACCEPTED, button="button-accept"),
@@ -74,6 +83,11 @@ RULES: dict[Act, Rule] = {
     Act.REPORT_UNFIXED: Rule(_REPORTER, frozenset({S.RESOLVED}), S.REOPENED),
     Act.RATE: Rule(_REPORTER, frozenset({S.CLOSED}), None),
     Act.CARD: Rule(_AGENCY, _OPEN_AT_AGENCY | {S.RESOLVED, S.CLOSED, S.REJECTED}, None),
+    # Participation: none of these moves the case; each is a compare-and-set of its own row.
+    Act.JOIN: Rule(frozenset({Role.RESIDENT}), _OPEN, None),
+    Act.LEAVE: Rule(frozenset({Role.CO_REPORTER}), frozenset(S), None),
+    Act.OFFER_HELP: Rule(frozenset({Role.LOCAL_GROUP}), _OPEN_AT_AGENCY, None),
+    Act.DECIDE_OFFER: Rule(_AGENCY, _OPEN_AT_AGENCY, None),
 }
 
 # The order of the agency card's buttons, two to a row.

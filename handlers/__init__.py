@@ -31,6 +31,7 @@ from handlers import (
     desk,
     followup,
     groups,
+    participation,
     picker,
     report,
     resident,
@@ -207,6 +208,7 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
             Step.CONFIRM: step(
                 Step.CONFIRM,
                 CallbackQueryHandler(report.confirm, pattern=r"^rc:"),
+                CallbackQueryHandler(participation.join_pressed, pattern=r"^pj:j:"),
                 CallbackQueryHandler(report.choose_edit, pattern=r"^rx:edit$"),
                 CallbackQueryHandler(report.cancel, pattern=r"^rx:cancel$"),
                 CallbackQueryHandler(
@@ -326,6 +328,11 @@ def register_handlers(
             CommandHandler("stats", desk.show_stats, filters=PRIVATE),
             CallbackQueryHandler(desk.stats_period, pattern=r"^sp:(week|month)$"),
             CallbackQueryHandler(groups.decide, pattern=r"^ga:"),
+            CommandHandler("help_offer", participation.help_offer, filters=PRIVATE),
+            CallbackQueryHandler(participation.offer_pressed, pattern=r"^ho:"),
+            CallbackQueryHandler(participation.decide_pressed, pattern=r"^hd:"),
+            CallbackQueryHandler(participation.leave_pressed, pattern=r"^pj:l:"),
+            CallbackQueryHandler(participation.join_outside, pattern=r"^pj:j:"),
             CommandHandler("export", desk.export, filters=PRIVATE),
             CommandHandler("staff", desk.staff_list, filters=PRIVATE),
             CallbackQueryHandler(desk.remove_staff, pattern=r"^sr:"),

@@ -19,7 +19,7 @@ from bot.pipeline import place_in_background
 from bot.services import cases, drafts, places, users
 from bot.services.drafts import MAX_PHOTOS, MAX_VOICE_SECONDS, MAX_VOICES, ReportDraft
 from bot.triage.rules import is_urgent
-from handlers import keyboards, picker
+from handlers import keyboards, participation, picker
 from handlers.buttons import acknowledge, alert, keyboard_removed
 from handlers.common import message_of, unexpected_kind, user_id_of
 from handlers.groups import on_behalf_buttons, reporter_groups
@@ -404,6 +404,8 @@ async def confirm(update: Update, context: MahalleContext) -> object:
     draft = await _load(update, context)
     if draft is None or query.data != f"rc:{draft.token}":
         return await already_confirmed(update, context)
+    if await participation.offer_to_join(update, context, draft):
+        return Step.CONFIRM
     limit = context.runtime.settings.bot.reports_per_hour
     async with context.session() as session:
         wait = await cases.minutes_until_allowed(

@@ -19,7 +19,7 @@ from bot.fit import TEXT_LIMIT, cut, units, within
 from bot.jalali import TrackingCode, format_date, format_datetime
 from bot.persistence import drop_states
 from bot.services import cases, users
-from handlers import keyboards, picker
+from handlers import keyboards, participation, picker
 from handlers.buttons import acknowledge, alert, keyboard_removed
 from handlers.common import remember_user
 from handlers.report import END
@@ -80,6 +80,7 @@ async def my_reports(update: Update, context: MahalleContext) -> None:
     await update.effective_message.reply_text(
         text, reply_markup=markup or keyboards.main_menu(context.t)
     )
+    await participation.show_joined(update, context)
 
 
 async def my_reports_page(update: Update, context: MahalleContext) -> None:

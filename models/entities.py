@@ -502,3 +502,66 @@ class CampaignRecipient(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class CaseJoin(Base):
+    """A resident who has the same problem as an open case and joined it ("me too") instead of
+    filing another report: the agency sees how many are affected, and they hear its progress.
+    user_id is NULL once they asked to be forgotten (the count stays, as their reports do)."""
+
+    __tablename__ = "case_joins"
+    __table_args__ = (
+        UniqueConstraint("case_id", "user_id", name="uq_case_joins_case_user"),
+        Index("ix_case_joins_user_id", "user_id"),
+        Index("ix_case_joins_joined_at", "joined_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OfferStatus(enum.StrEnum):
+    """A local group's offer of help with a case."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+
+
+class HelpOffer(Base):
+    """An approved local group offers to help with an open case in its neighbourhood (a
+    clean-up, visiting the elderly, a class); the agency holding the case accepts or declines."""
+
+    __tablename__ = "help_offers"
+    __table_args__ = (
+        # One offer per group and case: a second press finds the first.
+        UniqueConstraint("case_id", "group_id", name="uq_help_offers_case_group"),
+        Index("ix_help_offers_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("local_groups.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    # Who offered (the group's founder); NULL once they asked to be forgotten.
+    offered_by: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default=OfferStatus.PENDING)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column()
+
+
+class HelpOfferEvent(Base):
+    """The audit of offers: who made, accepted or declined which, and when."""
+
+    __tablename__ = "help_offer_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    offer_id: Mapped[int] = mapped_column(ForeignKey("help_offers.id"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The staff member's display name at the time, for "already decided by …".
+    actor_name: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -12,7 +12,7 @@ from models.db import create_engine, create_session_factory
 from models.entities import Case, CaseEvent, Staff, TriageCorrection
 from tests.conftest import COORDINATOR, COORDINATOR_CHAT, Bot, agency_chat
 from tests.fakebot import ApiCall, ChatUser, alerts, bot_side, query_too_old, texts
-from tests.test_report_flow import DESCRIPTION, cases_in, walk_to_summary
+from tests.test_report_flow import DESCRIPTION, cases_in, confirm_report, walk_to_summary
 
 MUNICIPALITY = agency_chat(0)
 POLICE = agency_chat(2)
@@ -48,7 +48,7 @@ async def events_of(settings: Settings, case_id: int) -> list[tuple[str | None, 
 
 async def report(resident: ChatUser, text: str = DESCRIPTION) -> None:
     await walk_to_summary(resident, text)
-    await resident.press("ثبت گزارش")
+    await confirm_report(resident)
 
 
 def sent_to(bot: Bot, chat_id: int, method: str = "sendMessage") -> list[ApiCall]:

@@ -16,7 +16,7 @@ from tests.conftest import make_settings as one_county_settings
 from tests.fakebot import ChatUser, alerts, start_bot, stop_bot, texts
 from tests.test_broadcast import add_residents, compose, wait_for_campaigns
 from tests.test_desk import apply_for_group
-from tests.test_report_flow import DESCRIPTION, cases_in
+from tests.test_report_flow import DESCRIPTION, cases_in, confirm_report
 
 REY_COORDINATOR, REY_CHAT, REY_COUNCIL = 9101, -100901, -100902
 UNSURE = "سلام، یه سوال داشتم درباره این ربات و اینکه چطوری کار میکنه"
@@ -82,7 +82,7 @@ async def report_in(resident: ChatUser, place: str, text: str = DESCRIPTION) -> 
     await resident.send(text)
     await resident.send("ادامه ⬅️")
     await resident.send("🙈 ناشناس بمانم")
-    return texts(await resident.press("ثبت گزارش"))
+    return texts(await confirm_report(resident))
 
 
 # --- configuration -----------------------------------------------------------------------------

@@ -45,6 +45,15 @@ async def walk_to_summary(resident: ChatUser, description: str = DESCRIPTION) ->
     await resident.send("🙈 ناشناس بمانم")
 
 
+async def confirm_report(resident: ChatUser) -> list[ApiCall]:
+    """Press "send": when an open case nearby reads the same and the bot offers to join it
+    instead, file this one all the same. The calls of the last press."""
+    calls = await resident.press("ثبت گزارش")
+    if "من هم همین مشکل" in resident.last_text:
+        calls = await resident.press("ثبت گزارش خودم")
+    return calls
+
+
 async def test_start_shows_welcome_and_main_menu(resident: ChatUser) -> None:
     replies = texts(await resident.send("/start"))
     assert "محله" in replies[-1]
@@ -242,10 +251,10 @@ async def test_a_flood_from_everyone_waits_a_minute_and_loses_nothing(
     )
     for user_id in (3001, 3002):
         await walk_to_summary(bot.user(user_id))
-        await bot.user(user_id).press("ثبت گزارش")
+        await confirm_report(bot.user(user_id))
     third = bot.user(3003)
     await walk_to_summary(third)
-    refused = alerts(await third.press("ثبت گزارش"))
+    refused = alerts(await confirm_report(third))
     assert "یک دقیقهٔ دیگر" in refused[0] and "محفوظ" in refused[0]
     assert len(await cases_in(settings)) == 2, "the third waits"
     runtime.settings = settings  # a minute later, as far as the limit is concerned

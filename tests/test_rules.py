@@ -30,7 +30,7 @@ ROLE_SETS = [
 ]
 # What each act may start from, written out by hand from the lifecycle, so that the table is
 # checked against the lifecycle rather than against itself.
-EXPECTED_FROM = {
+EXPECTED_FROM: dict[Act, set[str]] = {
     Act.ACCEPT: {"forwarded", "reopened"},
     Act.ASK: {"forwarded", "accepted", "reopened"},
     Act.RESOLVE: {"accepted", "needs_info"},
@@ -42,8 +42,26 @@ EXPECTED_FROM = {
     Act.REPORT_UNFIXED: {"resolved"},
     Act.RATE: {"closed"},
     Act.CARD: {"forwarded", "accepted", "needs_info", "reopened", "resolved", "closed", "rejected"},
+    Act.JOIN: {"triage", "forwarded", "accepted", "needs_info", "reopened"},
+    Act.LEAVE: {str(status) for status in CaseStatus},
+    Act.OFFER_HELP: {"forwarded", "accepted", "needs_info", "reopened"},
+    Act.DECIDE_OFFER: {"forwarded", "accepted", "needs_info", "reopened"},
 }
-AGENCY_ACTS = {Act.ACCEPT, Act.ASK, Act.RESOLVE, Act.REJECT, Act.REROUTE, Act.CARD}
+AGENCY_ACTS = {
+    Act.ACCEPT,
+    Act.ASK,
+    Act.RESOLVE,
+    Act.REJECT,
+    Act.REROUTE,
+    Act.DECIDE_OFFER,
+    Act.CARD,
+}
+# Who may take part in a case other than by handling it.
+TAKING_PART = {
+    Act.JOIN: Role.RESIDENT,
+    Act.LEAVE: Role.CO_REPORTER,
+    Act.OFFER_HELP: Role.LOCAL_GROUP,
+}
 REPORTER_ACTS = {Act.ANSWER, Act.CONFIRM_FIXED, Act.REPORT_UNFIXED, Act.RATE}
 
 
@@ -55,6 +73,8 @@ def test_every_role_act_and_status(act: Act, status: CaseStatus, roles: frozense
         may = roles & {Role.STAFF, Role.COORDINATOR}
     elif act in REPORTER_ACTS:
         may = roles & {Role.REPORTER}
+    elif act in TAKING_PART:
+        may = roles & {TAKING_PART[act]}
     else:
         may = roles & {Role.COORDINATOR}
     expected = (

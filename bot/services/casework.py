@@ -13,7 +13,7 @@ from bot.cards import Cards, answer_button, code_for_display, rating_buttons, ye
 from bot.config import Settings
 from bot.jalali import as_utc
 from bot.rules import RULES, Act, Role, Verdict, allowed_from, judge
-from bot.services import outbox
+from bot.services import outbox, participation
 from bot.services.reference import county_of_neighbourhood
 from bot.services.routing import case_view, notify_reporter, reporter_of
 from bot.services.transitions import transition
@@ -102,6 +102,7 @@ async def tell_reporter(
             case.id, cards.signer, lambda k, **v: cards.translate(k, language, **v)
         )
     notify_reporter(session, case, reporter, text, markup=markup, key=once_as)
+    await participation.tell_joined(session, case, cards, key, once_as=once_as)
 
 
 async def refresh_card(session: AsyncSession, case: Case, cards: Cards) -> None:

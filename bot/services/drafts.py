@@ -43,6 +43,9 @@ class ReportDraft:
     # photo; and whether the resident was told that some of its photos were left out.
     album: str | None = None
     album_overflow_told: bool = False
+    # Whether the resident was shown an open case nearby that reads the same (they may join it
+    # instead of filing this one): shown once, at the first confirm.
+    similar_shown: bool = False
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ReportDraft:

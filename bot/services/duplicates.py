@@ -20,12 +20,12 @@ OPEN = (
 )
 
 
-def _trigrams(text: str) -> set[str]:
+def trigrams(text: str) -> set[str]:
     squeezed = " ".join(text.split())
     return {squeezed[i : i + 3] for i in range(max(len(squeezed) - 2, 1))}
 
 
-def _jaccard(a: set[str], b: set[str]) -> float:
+def jaccard(a: set[str], b: set[str]) -> float:
     """Jaccard similarity of two trigram sets."""
     # |a ∪ b| from the sizes: building the union set would cost as much again.
     shared = len(a & b)
@@ -50,9 +50,9 @@ async def find_duplicate(
     )
     best_code, best = None, SIMILARITY
     # A storm brings up to 200 candidates: the new text's trigrams are taken once, not per pair.
-    wanted = _trigrams(case.text_normalized)
+    wanted = trigrams(case.text_normalized)
     for code, text in await session.execute(query):
-        score = _jaccard(wanted, _trigrams(text))
+        score = jaccard(wanted, trigrams(text))
         if score >= best:
             best_code, best = code, score
     return best_code

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.cards import Cards, CaseView, code_for_display
 from bot.config import Settings
 from bot.rules import Act, allowed_from
-from bot.services import outbox
+from bot.services import outbox, participation
 from bot.services.duplicates import find_duplicate
 from bot.services.reference import agency_for, county_of_neighbourhood
 from bot.services.transitions import last_event, transition
@@ -42,6 +42,8 @@ async def case_view(
         last_change=latest.created_at if latest else None, confidence=case.triage_confidence,
         group_name=group.name if group else None, reporter_known=case.reporter_id is not None,
         latitude=case.latitude, longitude=case.longitude,
+        joined=await participation.joined_count(session, case_id),
+        offers=tuple(await participation.accepted_offers(session, case_id)),
     )  # fmt: skip
 
 
@@ -241,6 +243,7 @@ async def forward(
             agency=agency.name,
         ),
     )
+    await participation.tell_joined(session, case, cards, "notice-forwarded")
 
 
 def _keep_correction(

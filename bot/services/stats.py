@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.jalali import TEHRAN
 from bot.services.deadlines import OverdueCheck
+from bot.services.participation import Participation, period_figures
 from bot.services.reference import neighbourhoods_of_county
 from models.entities import Agency, Case, Domain, Neighbourhood
 
@@ -46,6 +47,8 @@ class Stats:
     agencies: list[AgencyFigures] = field(default_factory=list)
     rating: float | None = None
     ratings: int = 0
+    # Residents who joined cases, and local groups' offers of help made and accepted.
+    participation: Participation = field(default_factory=Participation)
 
 
 def week_start(now: datetime) -> datetime:
@@ -85,7 +88,9 @@ async def collect(
     for row in await session.execute(_counts(in_period, escalated)):
         tally.add_group(*row)
     await _add_medians(session, tally, in_period)
-    return await tally.figures(session, start=start, end=end)
+    figures = await tally.figures(session, start=start, end=end)
+    figures.participation = await period_figures(session, start=start, end=end, county_key=scope)
+    return figures
 
 
 def _counts(in_period: tuple[Any, ...], escalated: ColumnElement[bool]) -> Any:

@@ -22,7 +22,7 @@ from bot.config import Settings
 from bot.jalali import utcnow
 from bot.normalize import normalize
 from bot.rules import BlockRefusal, judge_block, judge_unblock
-from bot.services import casework, outbox
+from bot.services import casework, outbox, participation
 from models.db import built_once, dialect_insert, table_of
 from models.entities import (
     BanEvent,
@@ -132,6 +132,7 @@ async def forget(*, session: AsyncSession, user_id: int, cards: Cards) -> int:
         .where(Invite.used_by == user_id)
         .values(used_by=0)  # still used, by no one anyone can name
     )
+    await participation.forget(session, user_id=user_id)
     await _drop_owned_rows(session, user_id=user_id)
     # The row goes whole: language and neighbourhood would point at them too. (A blocked
     # person's updates never reach the bot, so forgetting is no way around a block.)
