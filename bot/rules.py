@@ -1,5 +1,8 @@
 """Who may do what to a case, and from which status: the one table the lifecycle is read from.
 
+A case's tasks (a part of the work its agency asked of another agency) are in the same table:
+their acts start from a task's status instead of the case's.
+
 The agency card's buttons, every press and every typed step that completes a press (a question,
 a resolution note, a rejection reason) ask this table, so what a card offers and what is allowed
 cannot drift apart. A person's role is always worked out against the case as it is now: staff of
@@ -11,7 +14,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from models.entities import CaseStatus
+from models.entities import CaseStatus, TaskStatus
 
 
 class Role(enum.StrEnum):
@@ -20,6 +23,7 @@ class Role(enum.StrEnum):
     STAFF = "staff"  # staff of the agency that holds the case now
     COORDINATOR = "coordinator"  # a coordinator of the county the case was filed in
     REPORTER = "reporter"  # the person who filed it
+    ASKED = "asked"  # staff of the agency a task of the case asks for help
 
 
 class Act(enum.StrEnum):
@@ -35,6 +39,12 @@ class Act(enum.StrEnum):
     CONFIRM_FIXED = "fixed"  # "was it fixed?" — yes
     REPORT_UNFIXED = "unfixed"  # "was it fixed?" — no: reopened
     RATE = "rate"
+    COOPERATE = "cooperate"  # ask another agency for a part of the work, with a short note
+    # On the asked agency's task card (callback data `task:<act>:<task id>`):
+    TASK_ACCEPT = "t-accept"
+    TASK_DONE = "t-done"
+    TASK_CANNOT = "t-cannot"  # with a typed reason
+    TASK_CANCEL = "t-cancel"  # the lead agency or a coordinator withdraws the request
 
 
 @dataclass(frozen=True)
@@ -42,8 +52,8 @@ class Rule:
     """Who may do an act, from which statuses, to which status, and how it shows on a card."""
 
     roles: frozenset[Role]
-    from_statuses: frozenset[CaseStatus]
-    to: CaseStatus | None
+    from_statuses: frozenset[str]  # a case's statuses, or a task's for the task acts
+    to: str | None
     typed: bool = False  # completed by a typed question, note or reason
     button: str | None = None  # locale key of the agency card's button
 
@@ -54,6 +64,10 @@ _REPORTER = frozenset({Role.REPORTER})
 # A reopened case is back at its agency waiting to be taken on again, as a forwarded one is.
 _WAITING = frozenset({S.FORWARDED, S.REOPENED})
 _OPEN_AT_AGENCY = frozenset({S.FORWARDED, S.ACCEPTED, S.NEEDS_INFO, S.REOPENED})
+T = TaskStatus
+# Only the asked agency's own staff act on its task card (coordinators and the lead cancel).
+_ASKED = frozenset({Role.ASKED})
+_TASK_OPEN = frozenset({T.ASKED, T.ACCEPTED})
 
 RULES: dict[Act, Rule] = {
     Act.ACCEPT: Rule(_AGENCY, _WAITING, S.ACCEPTED, button="button-accept"),
@@ -72,10 +86,20 @@ RULES: dict[Act, Rule] = {
     Act.CONFIRM_FIXED: Rule(_REPORTER, frozenset({S.RESOLVED}), S.CLOSED),
     Act.REPORT_UNFIXED: Rule(_REPORTER, frozenset({S.RESOLVED}), S.REOPENED),
     Act.RATE: Rule(_REPORTER, frozenset({S.CLOSED}), None),
+    # Asked of another agency once the case is taken on; the agency holding it stays its lead.
+    Act.COOPERATE: Rule(
+        _AGENCY, frozenset({S.ACCEPTED, S.NEEDS_INFO}), None, typed=True, button="button-cooperate"
+    ),
+    Act.TASK_ACCEPT: Rule(_ASKED, frozenset({T.ASKED}), T.ACCEPTED, button="button-task-accept"),
+    Act.TASK_DONE: Rule(_ASKED, frozenset({T.ACCEPTED}), T.DONE, button="button-task-done"),
+    Act.TASK_CANNOT: Rule(_ASKED, _TASK_OPEN, T.CANNOT, typed=True, button="button-task-cannot"),
+    Act.TASK_CANCEL: Rule(_AGENCY, _TASK_OPEN, T.CANCELLED, button="button-task-cancel"),
 }
 
 # The order of the agency card's buttons, two to a row.
-CARD_ORDER = (Act.ACCEPT, Act.ASK, Act.RESOLVE, Act.REJECT, Act.REROUTE)
+CARD_ORDER = (Act.ACCEPT, Act.ASK, Act.RESOLVE, Act.REJECT, Act.REROUTE, Act.COOPERATE)
+# The order of a task card's buttons, in the asked agency's chat.
+TASK_CARD_ORDER = (Act.TASK_ACCEPT, Act.TASK_DONE, Act.TASK_CANNOT)
 # Typed steps by the name kept with a pending input.
 TYPED_ACTS = {act for act, rule in RULES.items() if rule.typed}
 
@@ -98,7 +122,7 @@ def judge(act: Act, roles: frozenset[Role] | set[Role], status: str | None) -> V
     return Verdict.ALLOWED
 
 
-def allowed_from(act: Act) -> frozenset[CaseStatus]:
+def allowed_from(act: Act) -> frozenset[str]:
     """The statuses `act` may start from: the compare-and-set's condition."""
     return RULES[act].from_statuses
 
@@ -114,6 +138,15 @@ def card_buttons(status: str, *, reporter: bool = True) -> list[list[tuple[Act, 
         and (reporter or act is not Act.ASK)
     ]
     return [acts[i : i + 2] for i in range(0, len(acts), 2)]
+
+
+def task_buttons(status: str) -> list[tuple[Act, str]]:
+    """The acts a task card offers in this task status, with their labels' keys."""
+    return [
+        (act, rule.button)
+        for act in TASK_CARD_ORDER
+        if (rule := RULES[act]).button is not None and status in rule.from_statuses
+    ]
 
 
 class BlockRefusal(enum.StrEnum):

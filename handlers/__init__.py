@@ -26,6 +26,7 @@ from bot.normalize import squash
 from handlers import (
     broadcast,
     common,
+    cooperation,
     coordinator,
     desk,
     followup,
@@ -297,8 +298,12 @@ def register_handlers(
             CallbackQueryHandler(resident.open_case, pattern=r"^my:c:\d{1,12}(:\d{1,4})?$"),
             MessageHandler(PRIVATE & filters.Regex(CODE_RE), resident.typed_code),
             CallbackQueryHandler(report.already_confirmed, pattern=r"^rc:"),
+            CallbackQueryHandler(cooperation.open_picker, pattern=r"^case:cooperate:"),
             CallbackQueryHandler(staff.case_button, pattern=r"^(case|cs):"),
             CallbackQueryHandler(staff.reroute_to, pattern=r"^(case-to|cd):"),
+            CallbackQueryHandler(cooperation.pick_agency, pattern=r"^task-to:"),
+            CallbackQueryHandler(cooperation.cancel_request, pattern=r"^task-x:"),
+            CallbackQueryHandler(cooperation.task_button, pattern=r"^task:"),
             CallbackQueryHandler(coordinator.triage_pick, pattern=r"^(place|tq):"),
             CallbackQueryHandler(followup.fixed_or_not, pattern=r"^fx:"),
             CallbackQueryHandler(followup.rate, pattern=r"^rt:"),
@@ -318,9 +323,8 @@ def register_handlers(
             CommandHandler("unblock", desk.unblock, filters=PRIVATE),
             CallbackQueryHandler(resident.toggle_broadcasts, pattern=r"^st:b$"),
             CommandHandler("chatid", common.chat_id, filters=filters.ChatType.GROUPS),
-            MessageHandler(
-                filters.ChatType.GROUPS & filters.REPLY & ~filters.COMMAND, staff.staff_input
-            ),
+            # Typed steps in agency chats: replies to prompts, and task steps unthreaded too.
+            MessageHandler(filters.ChatType.GROUPS & ~filters.COMMAND, cooperation.group_text),
             CallbackQueryHandler(common.stale_button),
             MessageHandler(PRIVATE, common.unexpected_outside_flow),
         ]

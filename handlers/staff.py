@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import CallbackQuery, ForceReply, InlineKeyboardMarkup, Message, Update, User
 
 from bot.cards import BACK, CASE_PREFIX, REROUTE_PREFIX, code_for_display, domain_picker
@@ -12,7 +13,7 @@ from bot.context import MahalleContext
 from bot.digits import isolate
 from bot.jalali import utcnow
 from bot.rules import CARD_ORDER, Act, Verdict
-from bot.services import casework, routing
+from bot.services import casework, routing, tasks
 from bot.services.cases import visible_count
 from bot.services.transitions import TransitionRefusedError, last_event
 from handlers.buttons import acknowledge, alert, already_done, close_with, refused
@@ -27,6 +28,8 @@ PROMPT_KEYS = {
     Act.REJECT: "prompt-reject",
 }
 MAX_NOTE = 1000
+# Typed steps that end the case at its agency: requests to other agencies still open close.
+ENDING = {Act.RESOLVE, Act.REJECT}
 
 
 def display_name(user: User) -> str:
@@ -211,6 +214,7 @@ async def staff_input(update: Update, context: MahalleContext) -> None:
         if not message.text or not visible_count(text) >= 2 or len(text) > MAX_NOTE:
             await message.reply_text(context.t("note-length", high=MAX_NOTE))
             return
+        ending = Act(pending.kind) in ENDING
         try:
             case = await casework.finish_input(
                 session,
@@ -230,10 +234,24 @@ async def staff_input(update: Update, context: MahalleContext) -> None:
             else:
                 await message.reply_text(context.t(error.reason))
             return
+        closed = await _wind_up(session, case, user, context) if ending else []
         await session.commit()
     context.runtime.wake_outbox()
     told = "input-applied" if case.reporter_id is not None else "input-applied-unheard"
     await message.reply_text(context.t(told, code=code_for_display(case.code, context.language)))
+    if closed:
+        lines = [context.t("task-closed-line", agency=c.agency) for c in closed]
+        await message.reply_text("\n".join([context.t("task-closed-with-case"), *lines]))
+
+
+async def _wind_up(
+    session: AsyncSession, case: Case, user: User, context: MahalleContext
+) -> list[tasks.Closed]:
+    """A case resolved or rejected by its lead: its open requests to other agencies close."""
+    return await tasks.wind_up(
+        session, case=case, why=context.t("task-why-case-ended"), actor_id=user.id,
+        actor_name=display_name(user), cards=context.runtime.card_renderer, now=utcnow(),
+    )  # fmt: skip
 
 
 def _from_this_bot(message: Message, context: MahalleContext) -> bool:

@@ -18,7 +18,16 @@ from bot.services import casework
 from bot.services.transitions import TransitionRefusedError
 from bot.signing import Signer
 from models.db import create_engine, create_session_factory
-from models.entities import BanEvent, Case, CaseEvent, CaseStatus, PendingInput, Staff, User
+from models.entities import (
+    BanEvent,
+    Case,
+    CaseEvent,
+    CaseStatus,
+    PendingInput,
+    Staff,
+    TaskStatus,
+    User,
+)
 from tests.conftest import COORDINATOR, Bot
 from tests.fakebot import ChatUser, alerts, texts
 from tests.test_agency import MUNICIPALITY, POLICE, THEFT, add_staff, one_case, report
@@ -41,17 +50,27 @@ EXPECTED_FROM = {
     Act.CONFIRM_FIXED: {"resolved"},
     Act.REPORT_UNFIXED: {"resolved"},
     Act.RATE: {"closed"},
+    Act.COOPERATE: {"accepted", "needs_info"},
+    # A task's acts start from the task's status (asked, accepted, done, cannot, cancelled).
+    Act.TASK_ACCEPT: {"asked"},
+    Act.TASK_DONE: {"accepted"},
+    Act.TASK_CANNOT: {"asked", "accepted"},
+    Act.TASK_CANCEL: {"asked", "accepted"},
 }
-AGENCY_ACTS = {Act.ACCEPT, Act.ASK, Act.RESOLVE, Act.REJECT, Act.REROUTE}
+AGENCY_ACTS = {Act.ACCEPT, Act.ASK, Act.RESOLVE, Act.REJECT, Act.REROUTE, Act.COOPERATE}
+AGENCY_ACTS |= {Act.TASK_CANCEL}  # the lead agency or a coordinator withdraws a request
+ASKED_ACTS = {Act.TASK_ACCEPT, Act.TASK_DONE, Act.TASK_CANNOT}  # the asked agency's staff only
 REPORTER_ACTS = {Act.ANSWER, Act.CONFIRM_FIXED, Act.REPORT_UNFIXED, Act.RATE}
 
 
 @pytest.mark.parametrize("act", list(Act))
-@pytest.mark.parametrize("status", list(CaseStatus))
+@pytest.mark.parametrize("status", [*CaseStatus, *TaskStatus])
 @pytest.mark.parametrize("roles", ROLE_SETS, ids=lambda r: "+".join(sorted(r)) or "nobody")
-def test_every_role_act_and_status(act: Act, status: CaseStatus, roles: frozenset[Role]) -> None:
+def test_every_role_act_and_status(act: Act, status: str, roles: frozenset[Role]) -> None:
     if act in AGENCY_ACTS:
         may = roles & {Role.STAFF, Role.COORDINATOR}
+    elif act in ASKED_ACTS:
+        may = roles & {Role.ASKED}
     elif act in REPORTER_ACTS:
         may = roles & {Role.REPORTER}
     else:

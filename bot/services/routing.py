@@ -15,6 +15,7 @@ from bot.rules import Act, allowed_from
 from bot.services import outbox
 from bot.services.duplicates import find_duplicate
 from bot.services.reference import agency_for, county_of_neighbourhood
+from bot.services.taskview import card_lines
 from bot.services.transitions import last_event, transition
 from bot.triage import OTHER, TriageResult
 from models.entities import Agency, Case, CaseStatus, Domain, LocalGroup, TriageCorrection, User
@@ -41,6 +42,7 @@ async def case_view(
         last_actor=latest.actor_name if latest and latest.actor_name else None,
         last_change=latest.created_at if latest else None, confidence=case.triage_confidence,
         group_name=group.name if group else None, reporter_known=case.reporter_id is not None,
+        tasks=await card_lines(session, case.id),
     )  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from bot.config import Settings
 from bot.jalali import TEHRAN
 from bot.services.deadlines import OverdueCheck
 from bot.services.reference import neighbourhoods_of_county
+from bot.services.taskview import cooperation_figures
 from models.entities import Agency, Case, Domain, Neighbourhood
 
 
@@ -46,6 +47,9 @@ class Stats:
     agencies: list[AgencyFigures] = field(default_factory=list)
     rating: float | None = None
     ratings: int = 0
+    # Cases more than one agency worked on, and the pairs of agencies that did most often.
+    shared_cases: int = 0
+    agency_pairs: list[tuple[str, int]] = field(default_factory=list)
 
 
 def week_start(now: datetime) -> datetime:
@@ -85,7 +89,9 @@ async def collect(
     for row in await session.execute(_counts(in_period, escalated)):
         tally.add_group(*row)
     await _add_medians(session, tally, in_period)
-    return await tally.figures(session, start=start, end=end)
+    figures = await tally.figures(session, start=start, end=end)
+    figures.shared_cases, figures.agency_pairs = await cooperation_figures(session, in_period)
+    return figures
 
 
 def _counts(in_period: tuple[Any, ...], escalated: ColumnElement[bool]) -> Any:
