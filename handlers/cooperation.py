@@ -167,7 +167,7 @@ async def _work(query: CallbackQuery, context: MahalleContext, task_id: int, act
             task = await tasks.work_on(
                 session, task=task, act=act, actor_id=query.from_user.id,
                 actor_name=staff.display_name(query.from_user), cards=cards, settings=settings,
-                now=utcnow(),
+                now=utcnow(), pressed_on="lead" if act is Act.TASK_CANCEL else "task",
             )  # fmt: skip
         except TransitionRefusedError as error:
             await refused(query, context, error)
@@ -228,6 +228,9 @@ async def group_text(update: Update, context: MahalleContext) -> None:
         if pending is None or pending.kind not in TYPED:
             pending = None
         elif not _is_the_step(message, pending, context):
+            replied = message.reply_to_message
+            if replied and replied.from_user and replied.from_user.id == context.bot.id:
+                await message.reply_text(context.t("step-replaced"))  # an older prompt, a card
             return
     if pending is None:
         await staff.staff_input(update, context)

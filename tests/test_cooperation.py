@@ -140,9 +140,10 @@ async def test_third_agency_pressing_task_buttons_is_refused_with_nothing_change
     assert "دستگاه دیگری است" in alerts(await coordinator.press("می‌پذیریم"))[0]
     # Nor may the police clerk ask for help on the municipality's card, or withdraw it.
     in_lead_chat = bot.in_group(2002, MUNICIPALITY, "سرکار احمدی")
-    assert "مربوط به دستگاه شما نیست" in alerts(
-        await in_lead_chat.press("درخواست همکاری از دستگاه دیگر")
-    )[0]
+    assert (
+        "مربوط به دستگاه شما نیست"
+        in alerts(await in_lead_chat.press("درخواست همکاری از دستگاه دیگر"))[0]
+    )
     task_id = (await one_case(settings)).id  # the first task of the first case: id 1
     forged = texts(await outsider.press_data(f"task:t-done:{task_id}:forgedsig0"))
     assert forged == []
@@ -171,9 +172,7 @@ async def test_resolving_with_a_task_open_lists_it_and_closes_it(
     await lead.press("رسیدگی شد")
     said = texts(await lead.reply("مشکل برطرف شد"))
     assert any("هنوز باز بودند" in t and "بهزیستی" in t for t in said)
-    assert await task_rows(settings) == [
-        ("welfare-org", "cancelled", "دستگاه مسئول گزارش را بست")
-    ]
+    assert await task_rows(settings) == [("welfare-org", "cancelled", "دستگاه مسئول گزارش را بست")]
     assert "به پایان رسید" in welfare.last_text
     assert welfare.button_labels()[-2:] != ["✔️ انجام شد", "⛔️ از ما برنمی‌آید"]
 
@@ -256,3 +255,14 @@ async def test_ask_agency_api_for_a_one_press_request(bot: Bot, settings: Settin
     assert await ask("welfare-org") == "task-agency-not-offered"
     await bot.user(4242).send("/help")  # any update runs the outbox
     assert VISIT in newest_card(bot, WELFARE, "درخواست همکاری")
+
+
+async def test_a_forgotten_reporter_leaves_the_task_card_too(bot: Bot, settings: Settings) -> None:
+    resident, _, _ = await lead_asks_welfare(bot, settings)
+    description = (await one_case(settings)).text_original
+    assert description in newest_card(bot, WELFARE, "درخواست همکاری")
+    await resident.send("/forget_me")
+    await resident.press("بله، پاک شود")
+    await bot.user(4242).send("/help")  # any update runs the outbox
+    card = newest_card(bot, WELFARE, "درخواست همکاری")
+    assert description not in card and VISIT in card, "the agencies' own words stay"

@@ -1,6 +1,7 @@
-"""Cases worked by several agencies together (inter-agency cooperation): the agency holding a case (its
-lead), or a coordinator, asks another agency of the county for a part of the work with a short
-note; the asked agency works that part on its own card (accept, done, cannot with a reason).
+"""Cases worked by several agencies together (inter-agency cooperation): the agency holding a
+case (its lead), or a coordinator, asks another agency of the county for a part of the work with
+a short note; the asked agency works that part on its own card (accept, done, cannot, with a
+reason).
 
 Who may press what is in the rules table (bot/rules.py); every change of a task is a
 compare-and-set with an audit row (TaskEvent); every message goes through the outbox. The lead
@@ -43,7 +44,10 @@ from models.entities import (
     TaskStatus,
 )
 
-TASK_CARD = "task-card"  # outbox purpose: a task's card in the asked agency's chat
+# Outbox purposes in the asked agency's chat: its task card (and the case's place), and lines
+# about the task. Not the agency purposes: a refusal there must not flag the lead's case.
+TASK_CARD = "task-card"
+TASK_RELAY = "task-relay"
 MAX_NOTE = 1000
 OPEN = (TaskStatus.ASKED, TaskStatus.ACCEPTED)
 # What a task's state means to the deadlines: waiting to be taken on, or being worked.
@@ -198,7 +202,7 @@ async def ask_agency(
     assert asked.chat_id is not None  # offered only when reachable
     if case.latitude is not None and case.longitude is not None:
         outbox.enqueue(
-            session, chat_id=asked.chat_id, purpose=outbox.AGENCY_ATTACHMENT,
+            session, chat_id=asked.chat_id, purpose=TASK_CARD,
             method="sendLocation", case_id=case.id,
             payload={"latitude": case.latitude, "longitude": case.longitude},
         )  # fmt: skip
@@ -324,10 +328,12 @@ async def work_on(
     settings: Settings,
     now: datetime,
     note: str | None = None,
+    pressed_on: str | None = None,
 ) -> CaseTask:
     """Accept, finish, decline (with `note`, the reason) or withdraw a task, if this person may
     now (TaskRefusedError "not-your-agency" if not; TransitionRefusedError if someone moved it
-    first); both cards follow, and those concerned are told."""
+    first); both cards follow, and those concerned are told. `pressed_on`: "task" or "lead",
+    the card the caller edits itself as the press's answer."""
     case = await session.get(Case, task.case_id, populate_existing=True)
     assert case is not None
     found = await task_verdict(
@@ -341,8 +347,10 @@ async def work_on(
     )  # fmt: skip
     task = await get_task(session, task.id) or task
     await _tell(session, task=task, case=case, act=act, cards=cards, settings=settings)
-    await refresh_task_card(session, task, cards)
-    await casework.refresh_card(session, case, cards)
+    if pressed_on != "task":
+        await refresh_task_card(session, task, cards)
+    if pressed_on != "lead":
+        await casework.refresh_card(session, case, cards)
     return task
 
 
@@ -367,7 +375,9 @@ async def _tell(
         await tell_reporter(session, case, cards, "notice-task-done", agency=name, once=task.id)
         _to_lead(session, case, cards.t("task-relay-done", agency=name, code=code))
     elif act is Act.TASK_CANNOT:
-        text = cards.t("task-relay-cannot", agency=name, code=code, reason=isolate(task.reason or ""))
+        text = cards.t(
+            "task-relay-cannot", agency=name, code=code, reason=isolate(task.reason or "")
+        )
         _to_lead(session, case, text)
         county = settings.county_named(
             await county_of_neighbourhood(session, case.neighbourhood_id)
@@ -402,7 +412,7 @@ async def _to_asked(session: AsyncSession, task: CaseTask, text: str) -> None:
     if place is not None and place[0] == asked.chat_id:
         payload["reply_to_message_id"] = place[1]
     outbox.enqueue(
-        session, chat_id=asked.chat_id, purpose=outbox.AGENCY_RELAY, payload=payload,
+        session, chat_id=asked.chat_id, purpose=TASK_RELAY, payload=payload,
         case_id=task.case_id,
     )  # fmt: skip
 
