@@ -14,9 +14,9 @@ from typing import Any
 from bot.digits import isolate
 from bot.fit import fit_card
 from bot.jalali import TrackingCode, format_datetime
-from bot.rules import card_buttons
+from bot.rules import card_buttons, task_buttons
 from bot.signing import Signer
-from models.entities import CaseStatus
+from models.entities import CaseStatus, TaskStatus
 
 Translate = Callable[..., str]
 Buttons = list[list[dict[str, str]]]
@@ -87,6 +87,8 @@ class CaseView:
     # as (group name, kind of help).
     joined: int = 0
     offers: tuple[tuple[str, str], ...] = ()
+    # Other agencies asked for a part of the work: (agency name, task status), oldest first.
+    tasks: tuple[tuple[str, str], ...] = ()
 
 
 def map_links(latitude: float, longitude: float) -> tuple[str, str]:
@@ -140,6 +142,10 @@ def agency_card(view: CaseView, t: Translate, signer: Signer, language: str) -> 
                 date=format_datetime(view.last_change, language),
             )
         )
+    lines += [
+        t("card-task", agency=isolate(name), status=t(TASK_STATUS_KEYS[TaskStatus(status)]))
+        for name, status in view.tasks
+    ]
     rows = [
         [_button(t(key), signer.sign(CASE_PREFIX, act, view.case_id)) for act, key in row]
         for row in card_buttons(view.status, reporter=view.reporter_known)
@@ -215,6 +221,68 @@ def answer_button(case_id: int, t: Translate, signer: Signer) -> dict[str, Any]:
     return {"inline_keyboard": [[_button(t("button-answer"), signer.sign("an", case_id))]]}
 
 
+TASK_PREFIX = "task"  # a task card's acts: `task:<act>:<task id>`
+TASK_STATUS_KEYS = {
+    TaskStatus.ASKED: "task-status-asked",
+    TaskStatus.ACCEPTED: "task-status-accepted",
+    TaskStatus.DONE: "task-status-done",
+    TaskStatus.CANNOT: "task-status-cannot",
+    TaskStatus.CANCELLED: "task-status-cancelled",
+}
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """What an asked agency's task card shows: the case, who asks what, and where it stands."""
+
+    task_id: int
+    code: str
+    status: str
+    lead_name: str
+    note: str
+    domain_title: str
+    neighbourhood: str
+    district: str
+    created_at: datetime
+    text: str  # the case's description, cut first when the card is too long
+    phone: str | None
+    reason: str | None
+    last_actor: str | None
+    last_change: datetime | None
+
+
+def task_card(view: TaskView, t: Translate, signer: Signer, language: str) -> dict[str, Any]:
+    """The asked agency's card for its part of a case: accept, done, cannot."""
+    lines = [
+        t("task-card-title", code=code_for_display(view.code, language)),
+        t("task-card-from", agency=isolate(view.lead_name)),
+        t("task-card-note", note=isolate(view.note)),
+        "",
+        t("card-domain", domain=view.domain_title),
+        t("card-place", neighbourhood=isolate(view.neighbourhood), district=isolate(view.district)),
+        t("card-date", date=format_datetime(view.created_at, language)),
+    ]
+    if view.phone:
+        lines.append(t("card-phone", phone=isolate(view.phone)))
+    lines += ["", isolate(view.text), ""]
+    lines.append(t("task-card-status", status=t(TASK_STATUS_KEYS[TaskStatus(view.status)])))
+    if view.reason:
+        lines.append(t("task-card-reason", reason=isolate(view.reason)))
+    if view.last_actor and view.last_change:
+        lines.append(
+            t(
+                "card-by",
+                name=isolate(view.last_actor),
+                date=format_datetime(view.last_change, language),
+            )
+        )
+    row = [
+        _button(t(key), signer.sign(TASK_PREFIX, act, view.task_id))
+        for act, key in task_buttons(view.status)
+    ]
+    return {"text": "\n".join(lines), "reply_markup": {"inline_keyboard": [row] if row else []}}
+
+
 @dataclass(frozen=True)
 class Cards:
     """Renders cards in the deployment's language with this bot's signer."""
@@ -230,6 +298,10 @@ class Cards:
     def agency(self, view: CaseView) -> dict[str, Any]:
         """The agency card, within a message's length (`bot.fit`)."""
         return fit_card(lambda v: agency_card(v, self.t, self.signer, self.language), view)
+
+    def task(self, view: TaskView) -> dict[str, Any]:
+        """An asked agency's task card, within a message's length (`bot.fit`)."""
+        return fit_card(lambda v: task_card(v, self.t, self.signer, self.language), view)
 
     def triage(
         self, view: CaseView, domains: Sequence[tuple[str, str]], reason_key: str

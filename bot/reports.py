@@ -69,6 +69,9 @@ def stats_text(stats: Stats, t: Translate, language: str) -> str:
                     rating=_number(a.rating, language),
                 )
             )  # fmt: skip
+    if stats.shared_cases:
+        lines += ["", t("stats-shared-cases", cases=stats.shared_cases)]
+        section("stats-agency-pairs", stats.agency_pairs)
     lines += ["", t("stats-rating", rating=_number(stats.rating, language), ratings=stats.ratings)]
     taking_part = stats.participation
     if taking_part.joined or taking_part.offers:

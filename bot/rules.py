@@ -1,5 +1,8 @@
 """Who may do what to a case, and from which status: the one table the lifecycle is read from.
 
+A case's tasks (a part of the work its agency asked of another agency) are in the same table:
+their acts start from a task's status instead of the case's.
+
 The agency card's buttons, every press and every typed step that completes a press (a question,
 a resolution note, a rejection reason) ask this table, so what a card offers and what is allowed
 cannot drift apart. A person's role is always worked out against the case as it is now: staff of
@@ -11,7 +14,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from models.entities import CaseStatus
+from models.entities import CaseStatus, TaskStatus
 
 
 class Role(enum.StrEnum):
@@ -23,6 +26,7 @@ class Role(enum.StrEnum):
     RESIDENT = "resident"  # anyone else, writing to the bot in private
     CO_REPORTER = "co-reporter"  # a resident who joined the case ("me too")
     LOCAL_GROUP = "local-group"  # the founder of an approved local group of its neighbourhood
+    ASKED = "asked"  # staff of the agency a task of the case asks for help
 
 
 class Act(enum.StrEnum):
@@ -43,6 +47,12 @@ class Act(enum.StrEnum):
     LEAVE = "leave"  # a resident who joined stops following the case
     OFFER_HELP = "offer-help"  # a local group offers to help with the case
     DECIDE_OFFER = "decide-offer"  # the agency accepts or declines a group's offer
+    COOPERATE = "cooperate"  # ask another agency for a part of the work, with a short note
+    # On the asked agency's task card (callback data `task:<act>:<task id>`):
+    TASK_ACCEPT = "t-accept"
+    TASK_DONE = "t-done"
+    TASK_CANNOT = "t-cannot"  # with a typed reason
+    TASK_CANCEL = "t-cancel"  # the lead agency or a coordinator withdraws the request
 
 
 @dataclass(frozen=True)
@@ -50,8 +60,8 @@ class Rule:
     """Who may do an act, from which statuses, to which status, and how it shows on a card."""
 
     roles: frozenset[Role]
-    from_statuses: frozenset[CaseStatus]
-    to: CaseStatus | None
+    from_statuses: frozenset[str]  # a case's statuses, or a task's for the task acts
+    to: str | None
     typed: bool = False  # completed by a typed question, note or reason
     button: str | None = None  # locale key of the agency card's button
 
@@ -64,6 +74,10 @@ _WAITING = frozenset({S.FORWARDED, S.REOPENED})
 _OPEN_AT_AGENCY = frozenset({S.FORWARDED, S.ACCEPTED, S.NEEDS_INFO, S.REOPENED})
 # Open: waiting for a coordinator or at its agency, not yet resolved.
 _OPEN = _OPEN_AT_AGENCY | {S.TRIAGE}
+T = TaskStatus
+# Only the asked agency's own staff act on its task card (coordinators and the lead cancel).
+_ASKED = frozenset({Role.ASKED})
+_TASK_OPEN = frozenset({T.ASKED, T.ACCEPTED})
 
 RULES: dict[Act, Rule] = {
     Act.ACCEPT: Rule(_AGENCY, _WAITING, S.ACCEPTED, button="button-accept"),
@@ -88,10 +102,20 @@ RULES: dict[Act, Rule] = {
     Act.LEAVE: Rule(frozenset({Role.CO_REPORTER}), frozenset(S), None),
     Act.OFFER_HELP: Rule(frozenset({Role.LOCAL_GROUP}), _OPEN_AT_AGENCY, None),
     Act.DECIDE_OFFER: Rule(_AGENCY, _OPEN_AT_AGENCY, None),
+    # Asked of another agency once the case is taken on; the agency holding it stays its lead.
+    Act.COOPERATE: Rule(
+        _AGENCY, frozenset({S.ACCEPTED, S.NEEDS_INFO}), None, typed=True, button="button-cooperate"
+    ),
+    Act.TASK_ACCEPT: Rule(_ASKED, frozenset({T.ASKED}), T.ACCEPTED, button="button-task-accept"),
+    Act.TASK_DONE: Rule(_ASKED, frozenset({T.ACCEPTED}), T.DONE, button="button-task-done"),
+    Act.TASK_CANNOT: Rule(_ASKED, _TASK_OPEN, T.CANNOT, typed=True, button="button-task-cannot"),
+    Act.TASK_CANCEL: Rule(_AGENCY, _TASK_OPEN, T.CANCELLED, button="button-task-cancel"),
 }
 
 # The order of the agency card's buttons, two to a row.
-CARD_ORDER = (Act.ACCEPT, Act.ASK, Act.RESOLVE, Act.REJECT, Act.REROUTE)
+CARD_ORDER = (Act.ACCEPT, Act.ASK, Act.RESOLVE, Act.REJECT, Act.REROUTE, Act.COOPERATE)
+# The order of a task card's buttons, in the asked agency's chat.
+TASK_CARD_ORDER = (Act.TASK_ACCEPT, Act.TASK_DONE, Act.TASK_CANNOT)
 # Typed steps by the name kept with a pending input.
 TYPED_ACTS = {act for act, rule in RULES.items() if rule.typed}
 
@@ -114,7 +138,7 @@ def judge(act: Act, roles: frozenset[Role] | set[Role], status: str | None) -> V
     return Verdict.ALLOWED
 
 
-def allowed_from(act: Act) -> frozenset[CaseStatus]:
+def allowed_from(act: Act) -> frozenset[str]:
     """The statuses `act` may start from: the compare-and-set's condition."""
     return RULES[act].from_statuses
 
@@ -130,6 +154,15 @@ def card_buttons(status: str, *, reporter: bool = True) -> list[list[tuple[Act, 
         and (reporter or act is not Act.ASK)
     ]
     return [acts[i : i + 2] for i in range(0, len(acts), 2)]
+
+
+def task_buttons(status: str) -> list[tuple[Act, str]]:
+    """The acts a task card offers in this task status, with their labels' keys."""
+    return [
+        (act, rule.button)
+        for act in TASK_CARD_ORDER
+        if (rule := RULES[act]).button is not None and status in rule.from_statuses
+    ]
 
 
 class BlockRefusal(enum.StrEnum):

@@ -27,6 +27,7 @@ from handlers import (
     broadcast,
     casedesk,
     common,
+    cooperation,
     coordinator,
     desk,
     followup,
@@ -289,7 +290,9 @@ def register_handlers(
         MessageHandler(PRIVATE & filters.UpdateType.EDITED_MESSAGE, common.edited_message), group=-1
     )
     application.add_handler(
-        MessageHandler(PRIVATE & filters.REPLY & filters.UpdateType.MESSAGE, staff.reply_to_prompt),
+        MessageHandler(
+            PRIVATE & filters.REPLY & filters.UpdateType.MESSAGE, cooperation.reply_to_prompt
+        ),
         group=-1,
     )
     application.add_handlers(
@@ -315,8 +318,12 @@ def register_handlers(
             CallbackQueryHandler(casedesk.card_pressed, pattern=r"^dc:"),
             CallbackQueryHandler(casedesk.menu_pressed, pattern=r"^dm:"),
             CallbackQueryHandler(report.already_confirmed, pattern=r"^rc:"),
+            CallbackQueryHandler(cooperation.open_picker, pattern=r"^case:cooperate:"),
             CallbackQueryHandler(staff.case_button, pattern=r"^(case|cs):"),
             CallbackQueryHandler(staff.reroute_to, pattern=r"^(case-to|cd):"),
+            CallbackQueryHandler(cooperation.pick_agency, pattern=r"^task-to:"),
+            CallbackQueryHandler(cooperation.cancel_request, pattern=r"^task-x:"),
+            CallbackQueryHandler(cooperation.task_button, pattern=r"^task:"),
             CallbackQueryHandler(coordinator.triage_pick, pattern=r"^(place|tq):"),
             CallbackQueryHandler(followup.fixed_or_not, pattern=r"^fx:"),
             CallbackQueryHandler(followup.rate, pattern=r"^rt:"),

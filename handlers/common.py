@@ -118,7 +118,7 @@ async def unexpected_outside_flow(update: Update, context: MahalleContext) -> No
     here, if any; else point to the menu."""
     message = update.effective_message
     assert message is not None
-    from handlers.staff import owed_step  # staff imports this module
+    from handlers.cooperation import owed_step  # it imports this module
 
     if await owed_step(update, context):
         return

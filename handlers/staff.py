@@ -11,17 +11,17 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import CallbackQuery, ForceReply, InlineKeyboardMarkup, Message, Update, User
 from telegram.constants import ChatType
 from telegram.error import BadRequest, Forbidden
-from telegram.ext import ApplicationHandlerStop
 
 from bot.cards import BACK, CASE_PREFIX, REROUTE_PREFIX, code_for_display, domain_picker
 from bot.context import MahalleContext
 from bot.digits import isolate
 from bot.jalali import utcnow
 from bot.rules import CARD_ORDER, Act, Verdict
-from bot.services import casework, routing
+from bot.services import casework, routing, tasks
 from bot.services.cases import visible_count
 from bot.services.transitions import TransitionRefusedError, last_event
 from handlers.buttons import acknowledge, alert, already_done, close_with, refused
@@ -36,6 +36,8 @@ PROMPT_KEYS = {
     Act.REJECT: "prompt-reject",
 }
 MAX_NOTE = 1000
+# Typed steps that end the case at its agency: requests to other agencies still open close.
+ENDING = {Act.RESOLVE, Act.REJECT}
 
 
 def display_name(user: User) -> str:
@@ -149,14 +151,20 @@ def _domain_picker(
 
 
 async def _prompt(query: CallbackQuery, context: MahalleContext, act: Act, case: Case) -> None:
-    """Ask the staff member for the question, note or reason in their private chat with the
-    bot, where their next message is taken for it (no reply threading needed, and no group
-    privacy setting in the way, on Telegram and Bale alike); the press says where to look."""
+    """Ask the staff member for the question, note or reason (`ask_privately`)."""
     text = context.t(
         PROMPT_KEYS[act],
         code=code_for_display(case.code, context.language),
         minutes=context.runtime.settings.staff.input_minutes,
     )
+    await ask_privately(query, context, text)
+
+
+async def ask_privately(query: CallbackQuery, context: MahalleContext, text: str) -> None:
+    """Ask the presser for the text they owe (already waited for in their private chat) in
+    their private chat with the bot, where their next message is taken for it: no reply
+    threading needed, and no group privacy setting in the way, on Telegram and Bale alike. The
+    press is answered with where to look, or, when the bot cannot write to them, how to let it."""
     user_id = query.from_user.id
     try:
         prompt = await context.bot.send_message(user_id, text, reply_markup=ForceReply())
@@ -222,10 +230,7 @@ async def owed_step(update: Update, context: MahalleContext) -> bool:
         if pending is None or pending.kind not in {act.value for act in PROMPT_KEYS}:
             return False
         replied = message.reply_to_message
-        if message.text and message.text.split()[0] in {
-            "/cancel",
-            f"/cancel@{context.bot.username}",
-        }:
+        if is_cancel(message):
             await session.delete(pending)
             await session.commit()
             await message.reply_text(context.t("step-cancelled"))
@@ -238,6 +243,7 @@ async def owed_step(update: Update, context: MahalleContext) -> bool:
         if not message.text or not visible_count(text) >= 2 or len(text) > MAX_NOTE:
             await message.reply_text(context.t("note-length", high=MAX_NOTE))
             return True
+        ending = Act(pending.kind) in ENDING
         try:
             case = await casework.finish_input(
                 session,
@@ -257,18 +263,31 @@ async def owed_step(update: Update, context: MahalleContext) -> bool:
             else:
                 await message.reply_text(context.t(error.reason))
             return True
+        closed = await _wind_up(session, case, user, context) if ending else []
         await session.commit()
     context.runtime.wake_outbox()
     told = "input-applied" if case.reporter_id is not None else "input-applied-unheard"
     await message.reply_text(context.t(told, code=code_for_display(case.code, context.language)))
+    if closed:
+        lines = [context.t("task-closed-line", agency=c.agency) for c in closed]
+        await message.reply_text("\n".join([context.t("task-closed-with-case"), *lines]))
     return True
 
 
-async def reply_to_prompt(update: Update, context: MahalleContext) -> None:
-    """A reply in a private chat, before any flow sees it: the step its author owes, if that
-    is what it answers (else the flows go on as usual)."""
-    if await owed_step(update, context):
-        raise ApplicationHandlerStop
+async def _wind_up(
+    session: AsyncSession, case: Case, user: User, context: MahalleContext
+) -> list[tasks.Closed]:
+    """A case resolved or rejected by its lead: its open requests to other agencies close."""
+    return await tasks.wind_up(
+        session, case=case, why=context.t("task-why-case-ended"), actor_id=user.id,
+        actor_name=display_name(user), cards=context.runtime.card_renderer, now=utcnow(),
+    )  # fmt: skip
+
+
+def is_cancel(message: Message) -> bool:
+    """Whether the message is /cancel (or /cancel@<bot>)."""
+    words = (message.text or "").split()
+    return bool(words) and words[0].split("@")[0] == "/cancel"
 
 
 def _from_this_bot(message: Message, context: MahalleContext) -> bool:

@@ -383,6 +383,9 @@ class PendingInput(Base):
     agency_key: Mapped[str | None] = mapped_column(String(64))
     # The bot's message that asked for the text: in a group only a reply to it is the step.
     prompt_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    # A task step: the task it is about, or the agency a request for help will go to.
+    task_id: Mapped[int | None] = mapped_column(Integer)
+    target_key: Mapped[str | None] = mapped_column(String(64))
 
 
 class BanEvent(Base):
@@ -564,4 +567,54 @@ class HelpOfferEvent(Base):
     actor_id: Mapped[int | None] = mapped_column(BigInteger)
     # The staff member's display name at the time, for "already decided by …".
     actor_name: Mapped[str | None] = mapped_column(String(128))
+
+
+class TaskStatus(enum.StrEnum):
+    """A part of a case's work one agency asked of another (همکاری میان‌بخشی)."""
+
+    ASKED = "asked"  # waiting for the asked agency to take it on
+    ACCEPTED = "accepted"
+    DONE = "done"
+    CANNOT = "cannot"  # the asked agency cannot do it, with a reason
+    CANCELLED = "cancelled"  # withdrawn by the lead agency or a coordinator, or the case ended
+
+
+class CaseTask(Base):
+    """One agency's part in a case another agency holds: asked with a short note, worked on its
+    own card in the asked agency's chat."""
+
+    __tablename__ = "case_tasks"
+    __table_args__ = (Index("ix_case_tasks_status", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    # The agency that asked (the case's holder then); NULL when a coordinator or the bot asked.
+    from_agency_key: Mapped[str | None] = mapped_column(String(64))
+    to_agency_key: Mapped[str] = mapped_column(ForeignKey("agencies.key"))
+    note: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=TaskStatus.ASKED)
+    # Why the asked agency cannot, or why the task was withdrawn.
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    accepted_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    # Where the task's card lives in the asked agency's chat, once delivered.
+    card_chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    card_message_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class TaskEvent(Base):
+    """The audit log of tasks: one row per status change."""
+
+    __tablename__ = "task_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("case_tasks.id"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None] = mapped_column(BigInteger)
+    actor_name: Mapped[str | None] = mapped_column(String(128))
+    note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

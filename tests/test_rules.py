@@ -18,16 +18,26 @@ from bot.services import casework
 from bot.services.transitions import TransitionRefusedError
 from bot.signing import Signer
 from models.db import create_engine, create_session_factory
-from models.entities import BanEvent, Case, CaseEvent, CaseStatus, PendingInput, Staff, User
+from models.entities import (
+    BanEvent,
+    Case,
+    CaseEvent,
+    CaseStatus,
+    PendingInput,
+    Staff,
+    TaskStatus,
+    User,
+)
 from tests.conftest import COORDINATOR, Bot
 from tests.fakebot import ChatUser, alerts, texts
 from tests.test_agency import MUNICIPALITY, POLICE, THEFT, add_staff, one_case, report
 
+# No role, each role, each pair, and all of them: a verdict is "any of the person's roles may".
 ROLE_SETS = [
     frozenset(combination)
-    for size in range(len(Role) + 1)
+    for size in (0, 1, 2)
     for combination in itertools.combinations(Role, size)
-]
+] + [frozenset(Role)]
 # What each act may start from, written out by hand from the lifecycle, so that the table is
 # checked against the lifecycle rather than against itself.
 EXPECTED_FROM: dict[Act, set[str]] = {
@@ -46,6 +56,12 @@ EXPECTED_FROM: dict[Act, set[str]] = {
     Act.LEAVE: {str(status) for status in CaseStatus},
     Act.OFFER_HELP: {"forwarded", "accepted", "needs_info", "reopened"},
     Act.DECIDE_OFFER: {"forwarded", "accepted", "needs_info", "reopened"},
+    Act.COOPERATE: {"accepted", "needs_info"},
+    # A task's acts start from the task's status (asked, accepted, done, cannot, cancelled).
+    Act.TASK_ACCEPT: {"asked"},
+    Act.TASK_DONE: {"accepted"},
+    Act.TASK_CANNOT: {"asked", "accepted"},
+    Act.TASK_CANCEL: {"asked", "accepted"},
 }
 AGENCY_ACTS = {
     Act.ACCEPT,
@@ -55,7 +71,10 @@ AGENCY_ACTS = {
     Act.REROUTE,
     Act.DECIDE_OFFER,
     Act.CARD,
+    Act.COOPERATE,
 }
+AGENCY_ACTS |= {Act.TASK_CANCEL}  # the lead agency or a coordinator withdraws a request
+ASKED_ACTS = {Act.TASK_ACCEPT, Act.TASK_DONE, Act.TASK_CANNOT}  # the asked agency's staff only
 # Who may take part in a case other than by handling it.
 TAKING_PART = {
     Act.JOIN: Role.RESIDENT,
@@ -66,11 +85,13 @@ REPORTER_ACTS = {Act.ANSWER, Act.CONFIRM_FIXED, Act.REPORT_UNFIXED, Act.RATE}
 
 
 @pytest.mark.parametrize("act", list(Act))
-@pytest.mark.parametrize("status", list(CaseStatus))
+@pytest.mark.parametrize("status", [*CaseStatus, *TaskStatus])
 @pytest.mark.parametrize("roles", ROLE_SETS, ids=lambda r: "+".join(sorted(r)) or "nobody")
-def test_every_role_act_and_status(act: Act, status: CaseStatus, roles: frozenset[Role]) -> None:
+def test_every_role_act_and_status(act: Act, status: str, roles: frozenset[Role]) -> None:
     if act in AGENCY_ACTS:
         may = roles & {Role.STAFF, Role.COORDINATOR}
+    elif act in ASKED_ACTS:
+        may = roles & {Role.ASKED}
     elif act in REPORTER_ACTS:
         may = roles & {Role.REPORTER}
     elif act in TAKING_PART:

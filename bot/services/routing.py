@@ -15,6 +15,7 @@ from bot.rules import Act, allowed_from
 from bot.services import outbox, participation
 from bot.services.duplicates import find_duplicate
 from bot.services.reference import agency_for, county_of_neighbourhood
+from bot.services.taskview import card_lines
 from bot.services.transitions import last_event, transition
 from bot.triage import OTHER, TriageResult
 from models.entities import Agency, Case, CaseStatus, Domain, LocalGroup, TriageCorrection, User
@@ -44,6 +45,7 @@ async def case_view(
         latitude=case.latitude, longitude=case.longitude,
         joined=await participation.joined_count(session, case_id),
         offers=tuple(await participation.accepted_offers(session, case_id)),
+        tasks=await card_lines(session, case.id),
     )  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from bot.jalali import TEHRAN
 from bot.services.deadlines import OverdueCheck
 from bot.services.participation import Participation, period_figures
 from bot.services.reference import neighbourhoods_of_county
+from bot.services.taskview import cooperation_figures
 from models.entities import Agency, Case, Domain, Neighbourhood
 
 
@@ -49,6 +50,9 @@ class Stats:
     ratings: int = 0
     # Residents who joined cases, and local groups' offers of help made and accepted.
     participation: Participation = field(default_factory=Participation)
+    # Cases more than one agency worked on, and the pairs of agencies that did most often.
+    shared_cases: int = 0
+    agency_pairs: list[tuple[str, int]] = field(default_factory=list)
 
 
 def week_start(now: datetime) -> datetime:
@@ -90,6 +94,7 @@ async def collect(
     await _add_medians(session, tally, in_period)
     figures = await tally.figures(session, start=start, end=end)
     figures.participation = await period_figures(session, start=start, end=end, county_key=scope)
+    figures.shared_cases, figures.agency_pairs = await cooperation_figures(session, in_period)
     return figures
 
 

@@ -22,7 +22,7 @@ from bot.config import Settings
 from bot.jalali import utcnow
 from bot.normalize import normalize
 from bot.rules import BlockRefusal, judge_block, judge_unblock
-from bot.services import casework, outbox, participation
+from bot.services import casework, outbox, participation, tasks
 from models.db import built_once, dialect_insert, table_of
 from models.entities import (
     BanEvent,
@@ -138,6 +138,7 @@ async def forget(*, session: AsyncSession, user_id: int, cards: Cards) -> int:
     # person's updates never reach the bot, so forgetting is no way around a block.)
     await session.execute(delete(User).where(User.id == user_id))
     await casework.redact_cards(session, case_ids=case_ids, cards=cards)
+    await tasks.redact_task_cards(session, case_ids=list(case_ids), cards=cards)
     await outbox.forget_person(
         session, chat_id=user_id, case_ids=case_ids, words=words, marker=marker, groups=groups
     )
