@@ -71,6 +71,10 @@ class CaseView:
     group_name: str | None = None
     # False once the reporter was forgotten: nobody is left to ask.
     reporter_known: bool = True
+    # The title of a second domain the report also concerns (two problems in one message).
+    second_domain_title: str | None = None
+    # The reporter chose the domain when triage was unsure.
+    reporter_chose_domain: bool = False
 
 
 def code_for_display(code: str, language: str) -> str:
@@ -90,6 +94,7 @@ def agency_card(view: CaseView, t: Translate, signer: Signer, language: str) -> 
         t("card-place", neighbourhood=isolate(view.neighbourhood), district=isolate(view.district)),
         t("card-date", date=format_datetime(view.created_at, language)),
     ]
+    lines += domain_notes(view, t)
     if view.group_name:
         lines.append(t("card-group", group=isolate(view.group_name)))
     if view.phone:
@@ -204,3 +209,53 @@ class Cards:
         return fit_card(
             lambda v: triage_card(v, domains, self.t, self.signer, self.language, reason_key), view
         )
+
+
+# The reporter's answer to "which kind of problem is it?" (`pick:<case id>:<domain or ->`).
+PICK_PREFIX = "pick"
+DONT_KNOW = "-"  # the «نمی‌دانم» button's domain
+# Each domain in a resident's words (what they are asked to choose from), not an agency's name.
+PLAIN_DOMAIN_KEYS = {
+    "municipal": "domain-plain-municipal",
+    "utilities": "domain-plain-utilities",
+    "security": "domain-plain-security",
+    "social": "domain-plain-social",
+    "family": "domain-plain-family",
+    "cultural": "domain-plain-cultural",
+    "health": "domain-plain-health",
+    "welfare": "domain-plain-welfare",
+    "education": "domain-plain-education",
+    "participation": "domain-plain-participation",
+    "other": "domain-plain-other",
+}
+
+
+def domain_notes(view: CaseView, t: Translate) -> list[str]:
+    """The agency card's lines on how its domain was chosen and what else the report concerns."""
+    lines = []
+    if view.reporter_chose_domain:
+        lines.append(t("card-reporter-chose"))
+    if view.second_domain_title:
+        lines.append(t("card-second-domain", domain=view.second_domain_title))
+    return lines
+
+
+def domain_question(
+    case_id: int,
+    code: str,
+    choices: Sequence[str],
+    signer: Signer,
+    t: Translate,
+    language: str,
+) -> dict[str, Any]:
+    """The reporter's one-tap question: each offered domain in plain words, then «نمی‌دانم»."""
+    rows: Buttons = [
+        [_button(t(PLAIN_DOMAIN_KEYS[key]), signer.sign(PICK_PREFIX, case_id, key))]
+        for key in choices
+        if key in PLAIN_DOMAIN_KEYS
+    ]
+    rows.append([_button(t("domain-dont-know"), signer.sign(PICK_PREFIX, case_id, DONT_KNOW))])
+    return {
+        "text": t("ask-domain", code=code_for_display(code, language)),
+        "reply_markup": {"inline_keyboard": rows},
+    }

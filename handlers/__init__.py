@@ -24,6 +24,7 @@ from bot.i18n import Translator
 from bot.jalali import CODE_RE
 from bot.normalize import squash
 from handlers import (
+    asking,
     broadcast,
     common,
     coordinator,
@@ -300,6 +301,7 @@ def register_handlers(
             CallbackQueryHandler(staff.case_button, pattern=r"^(case|cs):"),
             CallbackQueryHandler(staff.reroute_to, pattern=r"^(case-to|cd):"),
             CallbackQueryHandler(coordinator.triage_pick, pattern=r"^(place|tq):"),
+            CallbackQueryHandler(asking.pick_domain, pattern=r"^pick:"),
             CallbackQueryHandler(followup.fixed_or_not, pattern=r"^fx:"),
             CallbackQueryHandler(followup.rate, pattern=r"^rt:"),
             CommandHandler("invite", coordinator.invite, filters=PRIVATE),

@@ -29,6 +29,8 @@ async def case_view(
     case = await session.get(Case, case_id, populate_existing=True)
     assert case is not None
     domain = await session.get(Domain, case.domain_key) if case.domain_key else None
+    second = case.second_domain_key
+    also = await session.get(Domain, second) if second and second != case.domain_key else None
     agency = await session.get(Agency, case.agency_key) if case.agency_key else None
     latest = await last_event(session, case_id)
     group = await session.get(LocalGroup, case.group_id) if case.group_id else None
@@ -41,6 +43,8 @@ async def case_view(
         last_actor=latest.actor_name if latest and latest.actor_name else None,
         last_change=latest.created_at if latest else None, confidence=case.triage_confidence,
         group_name=group.name if group else None, reporter_known=case.reporter_id is not None,
+        second_domain_title=also.title if also else None,
+        reporter_chose_domain=case.reporter_chose_domain,
     )  # fmt: skip
 
 
@@ -180,9 +184,11 @@ async def forward(
     now: datetime,
     note: str | None = None,
     agency: Agency | None = None,
+    by_reporter: bool = False,
 ) -> None:
     """Hand the case to the agency of `domain_key` (looked up in the case's county unless the
-    caller already did): status, card with attachments, reporter told."""
+    caller already did): status, card with attachments, reporter told. `by_reporter`: the
+    reporter chose the domain (the card says so)."""
     if agency is None:
         county_key = await county_of(session, case)
         agency = await agency_for(session, county_key=county_key, domain_key=domain_key)
@@ -197,7 +203,7 @@ async def forward(
         session, case_id=case.id, allowed_from=allowed_from, to=CaseStatus.FORWARDED,
         actor_id=actor_id, actor_name=actor_name, note=note, now=now,
         domain_key=domain_key, agency_key=agency.key, card_chat_id=None, card_message_id=None,
-        undeliverable=False,
+        undeliverable=False, reporter_chose_domain=by_reporter,
     )  # fmt: skip
     if agency.chat_id is None:
         log.warning("agency %s has no chat; case %s waits for a reroute", agency.key, case.code)
@@ -251,6 +257,7 @@ def _keep_correction(
             text=case.text_original,
             domain_key=domain_key,
             source=source,
+            from_domain_key=case.domain_key,
             actor_id=actor_id,
         )
     )
