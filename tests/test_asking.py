@@ -4,22 +4,28 @@ answer, a restart in between; a second domain on the card; reroutes in /stats.""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from bot import cli
 from bot.config import Settings
 from bot.i18n import Translator
 from bot.jalali import utcnow
 from bot.pipeline import hand_over_unanswered, route_stranded
 from bot.runtime import Runtime
 from bot.triage import TriageResult
+from bot.triage.choices import offer_coverage, offered_choices
+from bot.triage.model import read_examples
+from bot.triage.service import shipped_model
 from models.db import create_engine, create_session_factory
 from models.entities import TriageCorrection
-from tests.conftest import COORDINATOR, COORDINATOR_CHAT, Bot, agency_chat
+from tests.conftest import COORDINATOR, COORDINATOR_CHAT, EXAMPLE_CONFIG, Bot, agency_chat
 from tests.fakebot import ChatUser, alerts, deliver_outbox, start_bot, stop_bot, texts
 from tests.test_agency import MUNICIPALITY, POLICE, add_staff, events_of, one_case, report, sent_to
 
+DATA = Path(__file__).parent / "data"
 UTILITIES = agency_chat(1)
 TEXT = "یه مشکلی جلوی خونه‌مون هست که نمی‌دونم مال کجاست، لطفاً رسیدگی کنید"
 RANKED = (
@@ -83,7 +89,11 @@ async def test_an_unsure_report_asks_the_reporter_and_their_pick_reaches_that_ag
     pressed = await resident.press(WATER_POWER)
     assert resident.button_labels()[-4:] != [STREETS, WATER_POWER, POLICE_PLAIN, DONT_KNOW]
     case = await one_case(settings)
-    assert (case.status, case.domain_key, case.agency_key) == ("forwarded", "utilities", "utilities")
+    assert (case.status, case.domain_key, case.agency_key) == (
+        "forwarded",
+        "utilities",
+        "utilities",
+    )
     [card] = sent_to(bot, UTILITIES)
     assert TEXT in card.text and "خود گزارش‌دهنده انتخاب کرد" in card.text
     assert any(f"انتخاب شما: {WATER_POWER}" in (c.text or "") for c in pressed)
@@ -249,3 +259,31 @@ async def test_stats_without_reroutes_say_nothing_of_them(bot: Bot) -> None:
     await report(bot.user(1001))
     reply = texts(await bot.user(COORDINATOR).send("/stats"))[0]
     assert "ارجاع دوباره" not in reply
+
+
+def test_the_offer_is_the_two_or_three_likeliest_domains_never_other() -> None:
+    assert offered_choices(UNSURE) == ("municipal", "utilities", "security")
+    thin = TriageResult("municipal", 0.5, ranked=(("municipal", 0.5), ("other", 0.3),
+                        ("utilities", 0.15), ("health", 0.05)))  # fmt: skip
+    assert offered_choices(thin) == ("municipal", "utilities"), "a third only with a real chance"
+    assert offered_choices(TriageResult("other", 0.3)) == (), "nothing ranked: nobody is asked"
+
+
+@pytest.mark.parametrize("name", ["triage_heldout.jsonl", "triage_blind.jsonl"])
+def test_the_true_domain_is_usually_among_the_choices_offered(name: str) -> None:
+    examples = read_examples(DATA / name)
+    results = shipped_model().classify_many([e.text for e in examples])
+    coverage = offer_coverage(results, [e.domain for e in examples], threshold=0.75)
+    asked = coverage.unsure - coverage.true_other
+    assert coverage.unsure and 2 <= coverage.mean_offered <= 3
+    assert coverage.covered / asked >= 0.9, coverage.line()
+
+
+def test_eval_prints_how_often_the_offer_holds_the_truth(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    held_out = DATA / "triage_heldout.jsonl"
+    assert cli.main(["triage", "eval", str(held_out), "--config", str(EXAMPLE_CONFIG)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    [line] = [line for line in lines if line.startswith("offered_choices:")]
+    assert "true_in_offer=" in line and lines[-1].startswith("accuracy=")

@@ -41,9 +41,10 @@ EXPECTED_FROM = {
     Act.CONFIRM_FIXED: {"resolved"},
     Act.REPORT_UNFIXED: {"resolved"},
     Act.RATE: {"closed"},
+    Act.CHOOSE: {"submitted"},
 }
 AGENCY_ACTS = {Act.ACCEPT, Act.ASK, Act.RESOLVE, Act.REJECT, Act.REROUTE}
-REPORTER_ACTS = {Act.ANSWER, Act.CONFIRM_FIXED, Act.REPORT_UNFIXED, Act.RATE}
+REPORTER_ACTS = {Act.ANSWER, Act.CONFIRM_FIXED, Act.REPORT_UNFIXED, Act.RATE, Act.CHOOSE}
 
 
 @pytest.mark.parametrize("act", list(Act))
