@@ -287,3 +287,29 @@ def test_eval_prints_how_often_the_offer_holds_the_truth(
     lines = capsys.readouterr().out.strip().splitlines()
     [line] = [line for line in lines if line.startswith("offered_choices:")]
     assert "true_in_offer=" in line and lines[-1].startswith("accuracy=")
+
+
+async def test_a_pick_whose_agency_has_no_group_goes_to_the_coordinators_and_says_so(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    county = settings.counties[0]
+    agencies = [
+        a.model_copy(update={"chat_id": None}) if a.key == "utilities" else a
+        for a in county.agencies
+    ]
+    county = county.model_copy(update={"agencies": agencies})
+    app, api = await start_bot(settings.model_copy(update={"counties": [county]}))
+    try:
+        bot = Bot(app, api)
+        classify_as(monkeypatch, bot, UNSURE)
+        resident = bot.user()
+        await report(resident, TEXT)
+        pressed = await resident.press(WATER_POWER)
+        assert any("دبیرخانه گزارش را به آن می‌رساند" in (c.text or "") for c in pressed)
+        case = await one_case(settings)
+        assert (case.status, case.domain_key) == ("triage", "utilities")
+        [queue_card] = sent_to(bot, COORDINATOR_CHAT)
+        assert "گروه دستگاه مسئول هنوز تعریف نشده" in queue_card.text
+        assert not any(FORWARDED_NOTICE in t for t in texts(api.to_chat(resident.user_id)))
+    finally:
+        await stop_bot(app)
