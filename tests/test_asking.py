@@ -15,6 +15,7 @@ from bot.i18n import Translator
 from bot.jalali import utcnow
 from bot.pipeline import hand_over_unanswered, route_stranded
 from bot.runtime import Runtime
+from bot.services.health import read_health
 from bot.triage import TriageResult
 from bot.triage.choices import offer_coverage, offered_choices
 from bot.triage.model import read_examples
@@ -313,3 +314,15 @@ async def test_a_pick_whose_agency_has_no_group_goes_to_the_coordinators_and_say
         assert not any(FORWARDED_NOTICE in t for t in texts(api.to_chat(resident.user_id)))
     finally:
         await stop_bot(app)
+
+
+async def test_a_case_whose_reporter_is_choosing_is_not_reported_stuck(
+    bot: Bot, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    classify_as(monkeypatch, bot, UNSURE)
+    await report(bot.user(), TEXT)
+    later = utcnow() + timedelta(minutes=settings.triage.answer_wait_minutes - 1)
+    async with runtime(bot).session_factory() as session:
+        health = await read_health(session=session, now=later)
+    assert health.unplaced.count == 0
+    assert not any("placed" in problem for problem in health.problems(later))
