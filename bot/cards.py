@@ -14,7 +14,7 @@ from typing import Any
 from bot.digits import isolate
 from bot.fit import fit_card
 from bot.jalali import TrackingCode, format_datetime
-from bot.rules import card_buttons, task_buttons
+from bot.rules import Act, Role, Verdict, card_buttons, judge, task_buttons
 from bot.signing import Signer
 from models.entities import CaseStatus, TaskStatus
 
@@ -89,6 +89,12 @@ class CaseView:
     offers: tuple[tuple[str, str], ...] = ()
     # Other agencies asked for a part of the work: (agency name, task status), oldest first.
     tasks: tuple[tuple[str, str], ...] = ()
+    # The title of a second domain the report also concerns (two problems in one message).
+    second_domain_title: str | None = None
+    # The reporter chose the domain when triage was unsure.
+    reporter_chose_domain: bool = False
+    # (key, name) of the second domain's agency, when the lead may ask it in one press.
+    second_agency: tuple[str, str] | None = None
 
 
 def map_links(latitude: float, longitude: float) -> tuple[str, str]:
@@ -117,6 +123,7 @@ def agency_card(view: CaseView, t: Translate, signer: Signer, language: str) -> 
         t("card-place", neighbourhood=isolate(view.neighbourhood), district=isolate(view.district)),
         t("card-date", date=format_datetime(view.created_at, language)),
     ]
+    lines += domain_notes(view, t)
     if view.group_name:
         lines.append(t("card-group", group=isolate(view.group_name)))
     if view.phone:
@@ -150,6 +157,9 @@ def agency_card(view: CaseView, t: Translate, signer: Signer, language: str) -> 
         [_button(t(key), signer.sign(CASE_PREFIX, act, view.case_id)) for act, key in row]
         for row in card_buttons(view.status, reporter=view.reporter_known)
     ]
+    if view.second_agency and judge(Act.COOPERATE, {Role.STAFF}, view.status) is Verdict.ALLOWED:
+        label = t("button-ask-second", agency=view.second_agency[1])
+        rows.append([_button(label, signer.sign(SECOND_PREFIX, view.case_id))])
     return {"text": "\n".join(lines), "reply_markup": {"inline_keyboard": rows}}
 
 
@@ -222,6 +232,8 @@ def answer_button(case_id: int, t: Translate, signer: Signer) -> dict[str, Any]:
 
 
 TASK_PREFIX = "task"  # a task card's acts: `task:<act>:<task id>`
+# On the lead's card: ask the second domain's agency in one press, `task-also:<case id>`.
+SECOND_PREFIX = "task-also"
 TASK_STATUS_KEYS = {
     TaskStatus.ASKED: "task-status-asked",
     TaskStatus.ACCEPTED: "task-status-accepted",
@@ -310,3 +322,53 @@ class Cards:
         return fit_card(
             lambda v: triage_card(v, domains, self.t, self.signer, self.language, reason_key), view
         )
+
+
+# The reporter's answer to "which kind of problem is it?" (`pick:<case id>:<domain or ->`).
+PICK_PREFIX = "pick"
+DONT_KNOW = "-"  # the «نمی‌دانم» button's domain
+# Each domain in a resident's words (what they are asked to choose from), not an agency's name.
+PLAIN_DOMAIN_KEYS = {
+    "municipal": "domain-plain-municipal",
+    "utilities": "domain-plain-utilities",
+    "security": "domain-plain-security",
+    "social": "domain-plain-social",
+    "family": "domain-plain-family",
+    "cultural": "domain-plain-cultural",
+    "health": "domain-plain-health",
+    "welfare": "domain-plain-welfare",
+    "education": "domain-plain-education",
+    "participation": "domain-plain-participation",
+    "other": "domain-plain-other",
+}
+
+
+def domain_notes(view: CaseView, t: Translate) -> list[str]:
+    """The agency card's lines on how its domain was chosen and what else the report concerns."""
+    lines = []
+    if view.reporter_chose_domain:
+        lines.append(t("card-reporter-chose"))
+    if view.second_domain_title:
+        lines.append(t("card-second-domain", domain=view.second_domain_title))
+    return lines
+
+
+def domain_question(
+    case_id: int,
+    code: str,
+    choices: Sequence[str],
+    signer: Signer,
+    t: Translate,
+    language: str,
+) -> dict[str, Any]:
+    """The reporter's one-tap question: each offered domain in plain words, then «نمی‌دانم»."""
+    rows: Buttons = [
+        [_button(t(PLAIN_DOMAIN_KEYS[key]), signer.sign(PICK_PREFIX, case_id, key))]
+        for key in choices
+        if key in PLAIN_DOMAIN_KEYS
+    ]
+    rows.append([_button(t("domain-dont-know"), signer.sign(PICK_PREFIX, case_id, DONT_KNOW))])
+    return {
+        "text": t("ask-domain", code=code_for_display(code, language)),
+        "reply_markup": {"inline_keyboard": rows},
+    }

@@ -271,9 +271,19 @@ def _triage(arguments: argparse.Namespace, settings: Settings) -> None:
         if arguments.thresholds:
             for threshold, routed, right in threshold_table(triage.model, examples, _THRESHOLDS):
                 print(f"threshold={threshold:.2f} routed={routed:.3f} right={right:.3f}")
-        print("\n".join(report.lines()))
+        *table, summary = report.lines()
+        print("\n".join([*table, _offer_line(triage, examples, settings), summary]))
     else:
         asyncio.run(_retrain(settings, triage))
+
+
+def _offer_line(triage: Any, examples: list[Any], settings: Settings) -> str:
+    """How often an unsure report's true domain is among the choices its reporter is offered."""
+    from bot.triage.choices import offer_coverage
+
+    results = triage.model.classify_many([e.text for e in examples])
+    truth = [e.domain for e in examples]
+    return offer_coverage(results, truth, settings.triage.threshold).line()
 
 
 _THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)

@@ -17,6 +17,7 @@ from bot.pipeline import (
     check_deadlines,
     drop_old_contacts,
     drop_sent_texts,
+    hand_over_unanswered,
     route_stranded,
     send_daily_digest,
     send_weekly_report,
@@ -46,6 +47,8 @@ async def _route_stranded(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Route cases a crash left between submit and routing."""
     if count := await route_stranded(runtime_of(context.application)):
         log.warning("routed %d case(s) left in 'submitted' by an interrupted confirm", count)
+    if count := await hand_over_unanswered(runtime_of(context.application)):
+        log.info("%d case(s) whose reporter did not choose a domain went to triage", count)
 
 
 async def _start_campaigns(context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -8,15 +8,17 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Bot
 
 from bot.jalali import utcnow
 from bot.reports import stats_text, weekly_chart
 from bot.runtime import Runtime
-from bot.services import broadcasts, deadlines, outbox, stats, tasks, users
+from bot.services import asking, broadcasts, deadlines, outbox, stats, tasks, users
 from bot.services.routing import route_new_case
+from bot.services.transitions import TransitionRefusedError
 from bot.triage import TriageResult
-from models.entities import Case, CaseStatus
+from models.entities import Case, CaseStatus, Domain
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +39,30 @@ async def route_submitted(
         if case is None or case.status != CaseStatus.SUBMITTED:
             return None
         result = runtime.triage.classify(case.text_original)
-        await route_new_case(
-            session,
-            case=case,
-            result=result,
-            settings=runtime.settings,
-            cards=runtime.card_renderer,
-            now=now,
-        )
+        await keep_second_domain(session, case, result)
+        asked = await asking.ask_if_unsure(
+            session, case=case, result=result, settings=runtime.settings,
+            cards=runtime.card_renderer, now=now,
+        )  # fmt: skip
+        if not asked:
+            await route_new_case(
+                session,
+                case=case,
+                result=result,
+                settings=runtime.settings,
+                cards=runtime.card_renderer,
+                now=now,
+            )
         await session.commit()
     runtime.wake_outbox()
     return result
+
+
+async def keep_second_domain(session: AsyncSession, case: Case, result: TriageResult) -> None:
+    """Keep the second domain a report also concerns, when it is a domain and not the first."""
+    second = result.second
+    if second and second != result.domain and await session.get(Domain, second) is not None:
+        case.second_domain_key = second
 
 
 def place_in_background(runtime: Runtime, case_id: int) -> None:
@@ -79,12 +94,39 @@ async def route_stranded(runtime: Runtime, *, now: datetime | None = None) -> in
     async with runtime.session_factory() as session:
         stranded = await session.scalars(
             select(Case.id).where(
-                Case.status == CaseStatus.SUBMITTED, Case.created_at <= now - STRANDED_AFTER
+                Case.status == CaseStatus.SUBMITTED,
+                Case.created_at <= now - STRANDED_AFTER,
+                Case.domain_asked_at.is_(None),  # its reporter is choosing: not stranded
             )
         )
         case_ids = list(stranded)
     for case_id in case_ids:
         await route_submitted(runtime, case_id, now=now)
+    return len(case_ids)
+
+
+async def hand_over_unanswered(runtime: Runtime, *, now: datetime | None = None) -> int:
+    """Cases whose reporter did not say which kind of problem it is within the wait go to the
+    coordinators' triage queue; how many."""
+    now = now or utcnow()
+    wait = timedelta(minutes=runtime.settings.triage.answer_wait_minutes)
+    async with runtime.session_factory() as session:
+        case_ids = await asking.unanswered(session, now=now, wait=wait)
+    for case_id in case_ids:
+        async with runtime.session_factory() as session:
+            case = await session.get(Case, case_id)
+            if case is None:
+                continue
+            try:
+                await asking.no_answer(
+                    session, case=case, guessed=runtime.triage.classify(case.text_original).domain,
+                    settings=runtime.settings, cards=runtime.card_renderer, now=now,
+                )  # fmt: skip
+            except TransitionRefusedError:
+                continue  # answered meanwhile
+            await session.commit()
+    if case_ids:
+        runtime.wake_outbox()
     return len(case_ids)
 
 

@@ -54,6 +54,11 @@ def stats_text(stats: Stats, t: Translate, language: str) -> str:
 
     section("stats-by-status", [(t(STATUS_KEYS[CaseStatus(s)]), n) for s, n in stats.by_status])
     section("stats-by-domain", stats.by_domain)
+    if stats.rerouted:
+        share = _number(stats.rerouted / stats.total * 100, language, digits=0)
+        lines += ["", t("stats-reroutes", count=stats.rerouted, total=stats.total, share=share)]
+        lines.append(t("stats-reroutes-by-domain"))
+        lines += [f"• {name or '—'}: {count(n)}" for name, n in stats.reroutes_by_domain]
     section("stats-by-district", stats.by_district)
     section("stats-by-neighbourhood", stats.by_neighbourhood)
     if stats.agencies:

@@ -38,6 +38,7 @@ class Act(enum.StrEnum):
     REJECT = "reject"
     REROUTE = "reroute"
     PLACE = "place"  # a coordinator picks the domain of a case triage could not place
+    CHOOSE = "choose"  # the reporter answers "which kind of problem is it?" (triage unsure)
     ANSWER = "answer"  # the reporter answers the agency's question
     CONFIRM_FIXED = "fixed"  # "was it fixed?" — yes
     REPORT_UNFIXED = "unfixed"  # "was it fixed?" — no: reopened
@@ -92,6 +93,8 @@ RULES: dict[Act, Rule] = {
     Act.REJECT: Rule(_AGENCY, _OPEN_AT_AGENCY, S.REJECTED, typed=True, button="button-reject"),
     Act.REROUTE: Rule(_AGENCY, _OPEN_AT_AGENCY, S.REROUTED, button="button-reroute"),
     Act.PLACE: Rule(frozenset({Role.COORDINATOR}), frozenset({S.TRIAGE}), S.FORWARDED),
+    # Asked while the case waits to be placed; «نمی‌دانم» leads to the triage queue instead.
+    Act.CHOOSE: Rule(_REPORTER, frozenset({S.SUBMITTED}), S.FORWARDED),
     Act.ANSWER: Rule(_REPORTER, frozenset({S.NEEDS_INFO}), S.ACCEPTED),
     Act.CONFIRM_FIXED: Rule(_REPORTER, frozenset({S.RESOLVED}), S.CLOSED),
     Act.REPORT_UNFIXED: Rule(_REPORTER, frozenset({S.RESOLVED}), S.REOPENED),

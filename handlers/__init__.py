@@ -24,6 +24,7 @@ from bot.i18n import Translator
 from bot.jalali import CODE_RE, SPOKEN_CODE
 from bot.normalize import squash
 from handlers import (
+    asking,
     broadcast,
     casedesk,
     common,
@@ -322,9 +323,11 @@ def register_handlers(
             CallbackQueryHandler(staff.case_button, pattern=r"^(case|cs):"),
             CallbackQueryHandler(staff.reroute_to, pattern=r"^(case-to|cd):"),
             CallbackQueryHandler(cooperation.pick_agency, pattern=r"^task-to:"),
+            CallbackQueryHandler(cooperation.ask_second, pattern=r"^task-also:"),
             CallbackQueryHandler(cooperation.cancel_request, pattern=r"^task-x:"),
             CallbackQueryHandler(cooperation.task_button, pattern=r"^task:"),
             CallbackQueryHandler(coordinator.triage_pick, pattern=r"^(place|tq):"),
+            CallbackQueryHandler(asking.pick_domain, pattern=r"^pick:"),
             CallbackQueryHandler(followup.fixed_or_not, pattern=r"^fx:"),
             CallbackQueryHandler(followup.rate, pattern=r"^rt:"),
             CommandHandler("invite", coordinator.invite, filters=PRIVATE),

@@ -16,15 +16,16 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
 from telegram.ext import ApplicationHandlerStop
 
-from bot.cards import BACK, CASE_PREFIX, TASK_PREFIX, code_for_display
+from bot.cards import BACK, CASE_PREFIX, SECOND_PREFIX, TASK_PREFIX, code_for_display
 from bot.context import MahalleContext
 from bot.jalali import as_utc, utcnow
 from bot.rules import Act, Role, Verdict
 from bot.services import casework, routing, tasks
+from bot.services.taskview import second_agency_to_ask
 from bot.services.transitions import TransitionRefusedError
 from handlers import staff
 from handlers.buttons import acknowledge, alert, already_done, refused, tidying
-from models.entities import Agency, Case, CaseTask, PendingInput, TaskEvent
+from models.entities import Agency, Case, CaseTask, Domain, PendingInput, TaskEvent
 
 PICK_PREFIX = "task-to"  # `task-to:<case id>:<agency key>`: ask that agency
 CANCEL_PREFIX = "task-x"  # `task-x:<task id>`: withdraw that request
@@ -108,6 +109,51 @@ async def pick_agency(update: Update, context: MahalleContext) -> None:
     markup = InlineKeyboardMarkup.de_json(card["reply_markup"], None)
     await tidying(query.edit_message_reply_markup(reply_markup=markup))
     await _prompt(query, context, Act.COOPERATE, case, agency=names[target])
+
+
+async def ask_second(update: Update, context: MahalleContext) -> None:
+    """«Ask <agency> too» on the lead's card, for the second domain the report also concerns:
+    the request goes in one press, its note saying why."""
+    query = update.callback_query
+    assert query is not None
+    parts = context.runtime.card_renderer.signer.verify(query.data)
+    if parts is None or len(parts) != 2 or parts[0] != SECOND_PREFIX or not parts[1].isdigit():
+        await alert(query, context.t("button-stale"))
+        return
+    settings, cards = context.runtime.settings, context.runtime.card_renderer
+    name = staff.display_name(query.from_user)
+    async with context.session() as session:
+        case = await casework.get_case(session, int(parts[1]))
+        second = await second_agency_to_ask(session, case) if case else None
+        if case is None or second is None:
+            await alert(query, context.t("button-stale"))
+            return
+        roles = await casework.roles_of(
+            session, user_id=query.from_user.id, case=case, settings=settings
+        )
+        domain = await session.get(Domain, case.second_domain_key)
+        note = context.t("task-note-second", domain=domain.title if domain else "")
+        try:
+            await tasks.ask_agency(
+                session=session, case_id=case.id,
+                from_agency_key=case.agency_key if Role.STAFF in roles else None,
+                to_agency_key=second[0], note=note, by_user_id=query.from_user.id, by_name=name,
+                cards=cards, settings=settings, now=utcnow(),
+            )  # fmt: skip
+        except tasks.TaskRefusedError as error:
+            await session.rollback()
+            await alert(query, context.t(error.reason, **error.values))
+            return
+        await session.commit()
+        card = cards.agency(await routing.case_view(session, case.id))
+    context.runtime.wake_outbox()
+    markup = InlineKeyboardMarkup.de_json(card["reply_markup"], None)
+    code = code_for_display(case.code, context.language)
+    await acknowledge(
+        query,
+        query.edit_message_text(card["text"], reply_markup=markup),
+        toast=context.t("task-asked", agency=second[1], code=code),
+    )
 
 
 async def cancel_request(update: Update, context: MahalleContext) -> None:

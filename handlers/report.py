@@ -18,10 +18,10 @@ from bot.normalize import clean_text
 from bot.pipeline import place_in_background
 from bot.services import cases, drafts, places, users
 from bot.services.drafts import MAX_PHOTOS, MAX_VOICE_SECONDS, MAX_VOICES, ReportDraft
-from bot.triage.rules import is_urgent
 from handlers import keyboards, participation, picker
 from handlers.buttons import acknowledge, alert, keyboard_removed
 from handlers.common import message_of, unexpected_kind, user_id_of
+from handlers.danger import emergency_text
 from handlers.groups import on_behalf_buttons, reporter_groups
 from models.entities import Neighbourhood
 
@@ -431,8 +431,8 @@ async def confirm(update: Update, context: MahalleContext) -> object:
     await message_of(update).reply_text(
         context.t("report-submitted", code=code), reply_markup=keyboards.main_menu(context.t)
     )
-    if submission.created and is_urgent(submission.case.text_original):
-        await message_of(update).reply_text(context.t("urgent-call-now"))
+    if submission.created and (warning := emergency_text(submission.case.text_original, context.t)):
+        await message_of(update).reply_text(warning)
     return END
 
 

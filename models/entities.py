@@ -235,6 +235,14 @@ class Case(Base):
     resolved_at: Mapped[datetime | None] = mapped_column()
     # When it last reached an agency (forwarded, rerouted or reopened): the deadlines' clock.
     handed_over_at: Mapped[datetime | None] = mapped_column()
+    # A second domain the report also concerns (two problems in one message), shown on the card.
+    second_domain_key: Mapped[str | None] = mapped_column(ForeignKey("domains.key"))
+    # When triage, unsure, asked the reporter which domain it is (None: never asked); the case
+    # stays submitted until they answer or the wait runs out.
+    domain_asked_at: Mapped[datetime | None] = mapped_column()
+    # The case's present domain is the one its reporter chose (counted as a correction once the
+    # agency accepts it; cleared when the case goes elsewhere).
+    reporter_chose_domain: Mapped[bool] = mapped_column(Boolean, default=False)
 
     neighbourhood: Mapped[Neighbourhood] = relationship(lazy="joined")
     events: Mapped[list[CaseEvent]] = relationship(
@@ -401,7 +409,8 @@ class BanEvent(Base):
 
 
 class TriageCorrection(Base):
-    """A human's domain for a case (coordinator pick or staff reroute): training data."""
+    """A human's domain for a case (coordinator pick, staff reroute, or the reporter's own choice
+    once the agency accepted it): training data."""
 
     __tablename__ = "triage_corrections"
 
@@ -410,6 +419,8 @@ class TriageCorrection(Base):
     text: Mapped[str] = mapped_column(Text)
     domain_key: Mapped[str] = mapped_column(ForeignKey("domains.key"))
     source: Mapped[str] = mapped_column(String(16))
+    # The domain the case had before this choice (the one triage or someone else got wrong).
+    from_domain_key: Mapped[str | None] = mapped_column(String(32))
     actor_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

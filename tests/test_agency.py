@@ -324,7 +324,8 @@ async def test_urgent_danger_gets_the_emergency_numbers(bot: Bot, settings: Sett
     resident = bot.user()
     await report(resident, "بوی گاز شدید در راه‌پله ساختمان می‌آید و همه ترسیده‌اند")
     replies = texts(bot.api.to_chat(resident.user_id))
-    assert any("۱۲۵" in r and "۱۱۵" in r and "فوراً تماس" in r for r in replies)
+    [warning] = [r for r in replies if "فوراً تماس" in r]
+    assert "۱۹۴" in warning and "۱۲۵" in warning and "۱۱۰" not in warning, "gas: gas and fire"
     assert (await one_case(settings)).status in {"forwarded", "triage"}
 
 

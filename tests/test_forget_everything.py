@@ -109,6 +109,7 @@ async def use_everything(bot: Bot, settings: Settings) -> ChatUser:
     assert "عضو" in texts(await resident.send(f"/start {members_link}"))[0]
     await found_group(bot, resident)
     await file_full_report(resident)
+    await resident.press("نمی‌دانم")  # asked which kind of problem it is: the coordinators choose
     await place_from_triage(bot)
     await work_the_case(bot, resident)
     await walk_to_summary(resident, "دیشب دزد از پشت‌بام وارد خانه همسایه شد و طلاهایشان را برد")

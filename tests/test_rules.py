@@ -62,6 +62,7 @@ EXPECTED_FROM: dict[Act, set[str]] = {
     Act.TASK_DONE: {"accepted"},
     Act.TASK_CANNOT: {"asked", "accepted"},
     Act.TASK_CANCEL: {"asked", "accepted"},
+    Act.CHOOSE: {"submitted"},
 }
 AGENCY_ACTS = {
     Act.ACCEPT,
@@ -81,7 +82,7 @@ TAKING_PART = {
     Act.LEAVE: Role.CO_REPORTER,
     Act.OFFER_HELP: Role.LOCAL_GROUP,
 }
-REPORTER_ACTS = {Act.ANSWER, Act.CONFIRM_FIXED, Act.REPORT_UNFIXED, Act.RATE}
+REPORTER_ACTS = {Act.ANSWER, Act.CONFIRM_FIXED, Act.REPORT_UNFIXED, Act.RATE, Act.CHOOSE}
 
 
 @pytest.mark.parametrize("act", list(Act))

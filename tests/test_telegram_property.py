@@ -112,6 +112,9 @@ class Life:
     async def card(self) -> tuple[ChatUser, SentMessage]:
         """The case's agency card, and the coordinator in that chat (who may act on it)."""
         case = await self.case()
+        if case.status == "submitted":  # triage unsure: its reporter was asked, and does not know
+            await self.resident.press("نمی‌دانم")
+            case = await self.case()
         if case.status == "triage":  # the coordinator places it
             coordinator = self.bot.in_group(COORDINATOR, COORDINATOR_CHAT, "دبیرخانه")
             [card] = [

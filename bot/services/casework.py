@@ -14,6 +14,7 @@ from bot.config import Settings
 from bot.jalali import as_utc
 from bot.rules import RULES, Act, Role, Verdict, allowed_from, judge
 from bot.services import outbox, participation
+from bot.services.asking import count_reporter_choice
 from bot.services.reference import county_of_neighbourhood
 from bot.services.routing import case_view, notify_reporter, reporter_of
 from bot.services.transitions import transition
@@ -150,6 +151,7 @@ async def accept(
         actor_name=actor_name,
         now=now,
     )
+    await count_reporter_choice(session, case=case)
     await tell_reporter(session, case, cards, "notice-accepted")
 
 

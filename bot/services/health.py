@@ -185,7 +185,10 @@ async def read_health(*, session: AsyncSession, now: datetime) -> Health:
         )
         or 0,
         unplaced=await _backlog(
-            session, table_of(Case).c.created_at, Case.status == CaseStatus.SUBMITTED
+            session,
+            table_of(Case).c.created_at,
+            Case.status == CaseStatus.SUBMITTED,
+            Case.domain_asked_at.is_(None),  # one whose reporter is choosing is not stuck
         ),
         refused_cards=await _refused_cards(session),
         broadcasts_running=by_status.get(CampaignStatus.RUNNING, 0),

@@ -15,7 +15,7 @@ from bot.rules import Act, allowed_from
 from bot.services import outbox, participation
 from bot.services.duplicates import find_duplicate
 from bot.services.reference import agency_for, county_of_neighbourhood
-from bot.services.taskview import card_lines
+from bot.services.taskview import card_lines, second_agency_to_ask
 from bot.services.transitions import last_event, transition
 from bot.triage import OTHER, TriageResult
 from models.entities import Agency, Case, CaseStatus, Domain, LocalGroup, TriageCorrection, User
@@ -30,6 +30,8 @@ async def case_view(
     case = await session.get(Case, case_id, populate_existing=True)
     assert case is not None
     domain = await session.get(Domain, case.domain_key) if case.domain_key else None
+    second = case.second_domain_key
+    also = await session.get(Domain, second) if second and second != case.domain_key else None
     agency = await session.get(Agency, case.agency_key) if case.agency_key else None
     latest = await last_event(session, case_id)
     group = await session.get(LocalGroup, case.group_id) if case.group_id else None
@@ -46,6 +48,9 @@ async def case_view(
         joined=await participation.joined_count(session, case_id),
         offers=tuple(await participation.accepted_offers(session, case_id)),
         tasks=await card_lines(session, case.id),
+        second_domain_title=also.title if also else None,
+        second_agency=await second_agency_to_ask(session, case) if also else None,
+        reporter_chose_domain=case.reporter_chose_domain,
     )  # fmt: skip
 
 
@@ -185,9 +190,11 @@ async def forward(
     now: datetime,
     note: str | None = None,
     agency: Agency | None = None,
+    by_reporter: bool = False,
 ) -> None:
     """Hand the case to the agency of `domain_key` (looked up in the case's county unless the
-    caller already did): status, card with attachments, reporter told."""
+    caller already did): status, card with attachments, reporter told. `by_reporter`: the
+    reporter chose the domain (the card says so)."""
     if agency is None:
         county_key = await county_of(session, case)
         agency = await agency_for(session, county_key=county_key, domain_key=domain_key)
@@ -202,7 +209,7 @@ async def forward(
         session, case_id=case.id, allowed_from=allowed_from, to=CaseStatus.FORWARDED,
         actor_id=actor_id, actor_name=actor_name, note=note, now=now,
         domain_key=domain_key, agency_key=agency.key, card_chat_id=None, card_message_id=None,
-        undeliverable=False,
+        undeliverable=False, reporter_chose_domain=by_reporter,
     )  # fmt: skip
     if agency.chat_id is None:
         log.warning("agency %s has no chat; case %s waits for a reroute", agency.key, case.code)
@@ -257,6 +264,7 @@ def _keep_correction(
             text=case.text_original,
             domain_key=domain_key,
             source=source,
+            from_domain_key=case.domain_key,
             actor_id=actor_id,
         )
     )

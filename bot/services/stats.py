@@ -18,7 +18,7 @@ from bot.services.deadlines import OverdueCheck
 from bot.services.participation import Participation, period_figures
 from bot.services.reference import neighbourhoods_of_county
 from bot.services.taskview import cooperation_figures
-from models.entities import Agency, Case, Domain, Neighbourhood
+from models.entities import Agency, Case, Domain, Neighbourhood, TriageCorrection
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,10 @@ class Stats:
     # Cases more than one agency worked on, and the pairs of agencies that did most often.
     shared_cases: int = 0
     agency_pairs: list[tuple[str, int]] = field(default_factory=list)
+    # Cases sent on to another agency after they were placed (triage, a reporter's or a
+    # coordinator's choice was wrong), and reroutes by the domain they were taken from.
+    rerouted: int = 0
+    reroutes_by_domain: list[tuple[str, int]] = field(default_factory=list)
 
 
 def week_start(now: datetime) -> datetime:
@@ -92,10 +96,31 @@ async def collect(
     for row in await session.execute(_counts(in_period, escalated)):
         tally.add_group(*row)
     await _add_medians(session, tally, in_period)
+    await _add_reroutes(session, tally, in_period)
     figures = await tally.figures(session, start=start, end=end)
     figures.participation = await period_figures(session, start=start, end=end, county_key=scope)
     figures.shared_cases, figures.agency_pairs = await cooperation_figures(session, in_period)
     return figures
+
+
+async def _add_reroutes(session: AsyncSession, tally: _Tally, in_period: tuple[Any, ...]) -> None:
+    """Reroutes of the period's cases by the domain each was taken from, and rerouted cases."""
+    found = await session.execute(
+        select(TriageCorrection.from_domain_key, func.count())
+        .join(Case, Case.id == TriageCorrection.case_id)
+        .where(*in_period, TriageCorrection.source == "reroute")
+        .group_by(TriageCorrection.from_domain_key)
+    )
+    for domain, reroutes in found:
+        tally.reroutes[domain or ""] += reroutes
+    tally.rerouted = (
+        await session.scalar(
+            select(func.count(func.distinct(TriageCorrection.case_id)))
+            .join(Case, Case.id == TriageCorrection.case_id)
+            .where(*in_period, TriageCorrection.source == "reroute")
+        )
+        or 0
+    )
 
 
 def _counts(in_period: tuple[Any, ...], escalated: ColumnElement[bool]) -> Any:
@@ -182,6 +207,8 @@ class _Tally:
         self.rated, self.rating_sum = 0, 0
         self.agencies: defaultdict[str, _AgencyTally] = defaultdict(_AgencyTally)
         self.accept_medians: dict[str, float] = {}
+        self.reroutes: Counter[str] = Counter()
+        self.rerouted = 0
         self.resolve_medians: dict[str, float] = {}
 
     def add_group(
@@ -240,6 +267,8 @@ class _Tally:
             ],
             rating=self.rating_sum / self.rated if self.rated else None,
             ratings=self.rated,
+            rerouted=self.rerouted,
+            reroutes_by_domain=[(domains.get(k, k), n) for k, n in self.reroutes.most_common()],
         )
 
 

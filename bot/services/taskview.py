@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.entities import Agency, Case, CaseTask, TaskStatus
+from models.entities import Agency, Case, CaseTask, Domain, TaskStatus
 
 # A task whose agency took its part on: the case was worked by both.
 JOINED = (TaskStatus.ACCEPTED, TaskStatus.DONE)
@@ -55,3 +55,32 @@ async def cooperation_figures(
         first, second = sorted((names.get(lead, lead), names.get(asked, asked)))
         pairs[(first, second)] += 1
     return int(shared or 0), [(f"{a} + {b}", n) for (a, b), n in pairs.most_common(5)]
+
+
+async def second_agency_to_ask(session: AsyncSession, case: Case) -> tuple[str, str] | None:
+    """(key, name) of the agency of the second domain the report also concerns, when the lead
+    may ask it in one press: the county's agency of that kind, reachable, not the lead, and not
+    asked already with its part still open."""
+    if not case.second_domain_key or case.second_domain_key == case.domain_key:
+        return None
+    domain = await session.get(Domain, case.second_domain_key)
+    lead = await session.get(Agency, case.agency_key) if case.agency_key else None
+    if domain is None or lead is None or not domain.agency_kind:
+        return None
+    agency = await session.scalar(
+        select(Agency).where(
+            Agency.county_key == lead.county_key, Agency.kind == domain.agency_kind
+        )
+    )
+    if agency is None or agency.chat_id is None or agency.key == lead.key:
+        return None
+    busy = await session.scalar(
+        select(func.count())
+        .select_from(CaseTask)
+        .where(
+            CaseTask.case_id == case.id,
+            CaseTask.to_agency_key == agency.key,
+            CaseTask.status.in_((TaskStatus.ASKED, TaskStatus.ACCEPTED)),
+        )
+    )
+    return None if busy else (agency.key, agency.name)

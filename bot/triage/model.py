@@ -209,15 +209,21 @@ class TriageModel:
         """The most likely domain of one text, its probability, and the urgency rule's verdict."""
         if self._scorer is None:
             return self.classify_many([text])[0]
-        row = self._scorer.probabilities(features_text(text))
+        return self._result(text, self._scorer.probabilities(features_text(text)))
+
+    def _result(self, text: str, row: NDArray[np.float64]) -> TriageResult:
+        """One text's verdict from its probabilities, every domain ranked."""
         best = int(row.argmax())
-        return TriageResult(self.labels[best], float(row[best]), is_urgent(text))
+        ranked = tuple(
+            sorted(((label, float(p)) for label, p in zip(self.labels, row, strict=True)),
+                   key=lambda pair: -pair[1])
+        )  # fmt: skip
+        return TriageResult(self.labels[best], float(row[best]), is_urgent(text), ranked)
 
     def classify_many(self, texts: Sequence[str]) -> list[TriageResult]:
         """Classify a batch at once (much faster per text than one by one)."""
         probabilities = self._pipeline.predict_proba([features_text(t) for t in texts])
         results = []
         for text, row in zip(texts, probabilities, strict=True):
-            best = int(row.argmax())
-            results.append(TriageResult(self.labels[best], float(row[best]), is_urgent(text)))
+            results.append(self._result(text, row))
         return results
