@@ -578,6 +578,7 @@ class HelpOfferEvent(Base):
     actor_id: Mapped[int | None] = mapped_column(BigInteger)
     # The staff member's display name at the time, for "already decided by …".
     actor_name: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class TaskStatus(enum.StrEnum):

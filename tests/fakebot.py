@@ -90,7 +90,7 @@ def bot_side(chat_id: int) -> int:
     return chat_id
 
 
-def test_side(chat_id: int) -> int:
+def as_tests_know(chat_id: int) -> int:
     """The test's id of a chat the bot named."""
     if chat_id > POSITIVE_GROUP_OFFSET and dialect().positive_groups:
         return POSITIVE_GROUP_OFFSET - chat_id
@@ -288,10 +288,10 @@ def _in_test_ids(parameters: dict[str, Any]) -> dict[str, Any]:
     for name in ("chat_id", "from_chat_id"):
         value = parameters.get(name)
         if isinstance(value, int | str) and str(value).lstrip("-").isdigit():
-            parameters[name] = test_side(int(value))
+            parameters[name] = as_tests_know(int(value))
     scope = parameters.get("scope")
     if isinstance(scope, dict) and isinstance(scope.get("chat_id"), int):
-        parameters["scope"] = {**scope, "chat_id": test_side(scope["chat_id"])}
+        parameters["scope"] = {**scope, "chat_id": as_tests_know(scope["chat_id"])}
     return parameters
 
 

@@ -30,7 +30,7 @@ from tests.fakebot import (
     wait_for,
 )
 from tests.test_agency import report
-from tests.test_report_flow import cases_in
+from tests.test_report_flow import cases_in, confirm_report
 
 MUNICIPALITY = agency_chat(0)
 
@@ -162,7 +162,7 @@ async def test_a_restart_mid_delivery_loses_nothing_and_sends_nothing_twice(
         await resident.send_photo(f"P{user_id}")
         await resident.send("ادامه ⬅️")
         await resident.send("🙈 ناشناس بمانم")
-        await resident.press("ثبت گزارش")
+        await confirm_report(resident)
     clock = Clock()
     await first.app.bot_data["runtime"].sender.deliver_due(now=clock, limit=4)
     await crash_bot(app)  # the process dies here, without shutting down

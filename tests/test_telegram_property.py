@@ -24,7 +24,7 @@ from bot.digits import persian_digits
 from models.db import create_engine, create_session_factory
 from models.entities import Case
 from tests.conftest import COORDINATOR, COORDINATOR_CHAT, Bot
-from tests.fakebot import ChatUser, SentMessage, test_side, texts
+from tests.fakebot import ChatUser, SentMessage, as_tests_know, texts
 from tests.test_agency import add_staff
 from tests.test_report_flow import DESCRIPTION
 
@@ -129,7 +129,7 @@ class Life:
         if not self.staffed:  # one clerk per example: presses are limited per person
             await add_staff(self.settings, self.clerk_id, case.agency_key, "کارشناس")
             self.staffed = True
-        chat_id = test_side(case.card_chat_id)
+        chat_id = as_tests_know(case.card_chat_id)
         staff = self.bot.in_group(self.clerk_id, chat_id, "کارشناس")
         return staff, self.bot.api.messages[(chat_id, case.card_message_id)]
 
