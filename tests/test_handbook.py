@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from bot.cli import publish_handbook
+from bot.cli import main, publish_handbook
 from bot.config import Settings
 from bot.pipeline import check_deadlines
 from models.db import create_engine, create_session_factory
 from models.entities import HandbookReading, HandbookVersion, User
-from tests.conftest import COORDINATOR, Bot, agency_chat, make_settings
+from tests.conftest import COORDINATOR, EXAMPLE_CONFIG, Bot, agency_chat, make_settings
 from tests.fakebot import ChatUser, alerts, texts
 from tests.test_agency import MUNICIPALITY, add_staff
 
@@ -219,3 +219,24 @@ async def test_english_reader_and_notice(bot: Bot, settings: Settings) -> None:
     said = texts(await council.press("I have read it"))
     assert "Your confirmation of reading version 1" in plain(said[0])
     assert (await readings(settings))[COUNCIL] is True
+
+
+def test_publish_without_a_handbook_folder_says_what_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nowhere"
+    assert main(["handbook", "publish", "--config", str(EXAMPLE_CONFIG), "--folder", str(missing)])
+    said = capsys.readouterr().err
+    assert "is not a folder" in said and "nowhere" in said
+    (tmp_path / "empty").mkdir()
+    assert main(
+        [
+            "handbook",
+            "publish",
+            "--config",
+            str(EXAMPLE_CONFIG),
+            "--folder",
+            str(tmp_path / "empty"),
+        ]
+    )
+    assert "framework.md is missing" in capsys.readouterr().err
