@@ -47,6 +47,7 @@ COORDINATOR_COMMANDS = {
     "unblock": "command-unblock",
     "handbook": "command-handbook",
     "handbook_status": "command-handbook-status",
+    "handbook_publish": "command-handbook-publish",
     "new": "command-new",
     "help": "command-help-desk",
     "cancel": "command-cancel",

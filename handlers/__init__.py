@@ -339,6 +339,7 @@ def register_handlers(
             CommandHandler("help_offer", participation.help_offer, filters=PRIVATE),
             CommandHandler("handbook", handbook.show),
             CommandHandler("handbook_status", handbook.status, filters=PRIVATE),
+            CommandHandler("handbook_publish", handbook.publish, filters=PRIVATE),
             CallbackQueryHandler(handbook.confirm_pressed, pattern=r"^hb:ok:\d{1,6}$"),
             CallbackQueryHandler(handbook.pressed, pattern=r"^hb:(m|s|[fadgox]:)"),
             CallbackQueryHandler(participation.offer_pressed, pattern=r"^ho:"),

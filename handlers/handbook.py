@@ -346,6 +346,39 @@ async def confirm_pressed(update: Update, context: MahalleContext) -> None:
         )
 
 
+async def publish(update: Update, context: MahalleContext) -> None:
+    """/handbook_publish: a coordinator publishes the handbook folder as it is on the server
+    (as `mahalle handbook publish` does), when anything in it changed."""
+    user = update.effective_user
+    message = message_of(update)
+    if user is None or user.id not in context.runtime.settings.coordinators:
+        await message.reply_text(context.t("coordinators-only"))
+        return
+    try:
+        files = handbook.read_folder(context.runtime.settings.handbook.path)
+    except handbook.FolderError:
+        await message.reply_text(context.t("handbook-folder-missing"))
+        return
+    async with context.session() as session:
+        published = await handbook.publish(
+            session, files=files, by=user.id, settings=context.runtime.settings,
+            cards=context.runtime.card_renderer, now=utcnow(),
+        )  # fmt: skip
+        await session.commit()
+    if published is None:
+        await message.reply_text(context.t("handbook-unchanged"))
+        return
+    context.runtime.wake_outbox()
+    await message.reply_text(
+        context.t(
+            "handbook-published",
+            number=_n(context, published.number),
+            files=_n(context, len(published.changes)),
+            asked=_n(context, published.asked),
+        )
+    )
+
+
 async def status(update: Update, context: MahalleContext) -> None:
     """/handbook_status: per agency, who has and has not confirmed the newest version."""
     user = update.effective_user

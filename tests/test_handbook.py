@@ -240,3 +240,17 @@ def test_publish_without_a_handbook_folder_says_what_is_missing(
         ]
     )
     assert "framework.md is missing" in capsys.readouterr().err
+
+
+async def test_coordinator_publishes_from_the_chat(bot: Bot, settings: Settings) -> None:
+    people = await staff_and_council(bot, settings)
+    said = texts(await people[CLERK].send("/handbook_publish"))
+    assert "فقط دبیرخانه" in said[0] and await readings(settings) == {}, "staff cannot publish"
+    coordinator = bot.user(COORDINATOR)
+    published = plain(texts(await coordinator.send("/handbook_publish"))[0])
+    assert "نسخهٔ ۱ منتشر شد" in published and "از ۳ نفر" in published
+    await deliver(bot)
+    assert "نسخهٔ ۱ شرح وظایف" in plain(people[WELFARE_CLERK].last_text)
+    said = texts(await coordinator.send("/handbook_publish"))
+    assert "نسخهٔ تازه‌ای منتشر نشد" in said[0]
+    assert len(await readings(settings)) == 3

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.cards import Cards
 from bot.config import AgencySettings, Settings
 from bot.digits import isolate, persian_digits
+from bot.fit import TEXT_LIMIT, cut
 from bot.jalali import as_utc
 from bot.rules import READ, UNREAD, Act, Role, Verdict, judge
 from bot.services import outbox
@@ -270,7 +271,7 @@ def _tell(
     ]
     outbox.enqueue(
         session, chat_id=user_id, purpose=HANDBOOK_NOTICE,
-        payload={"text": text[:4000], "reply_markup": {"inline_keyboard": buttons}},
+        payload={"text": cut(text, TEXT_LIMIT), "reply_markup": {"inline_keyboard": buttons}},
         dedupe_key=f"{key}:{number}:{user_id}",
     )  # fmt: skip
 
