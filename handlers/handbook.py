@@ -400,6 +400,11 @@ async def _status_pressed(update: Update, context: MahalleContext, county: Count
     await message_of(update).reply_text(await _status_text(context, county))
 
 
+def _who(context: MahalleContext, name: str) -> str:
+    """A reader's name, or their user id in the reader's digits (a council member)."""
+    return isolate(_n(context, name) if name.isdigit() else name)
+
+
 async def _status_text(context: MahalleContext, county: CountySettings) -> str:
     """Who confirmed the newest version in a county, per agency, then the council."""
     async with context.session() as session:
@@ -426,8 +431,8 @@ async def _status_text(context: MahalleContext, county: CountySettings) -> str:
             context.t(
                 "handbook-status-agency" if group.agency_key else "handbook-status-council",
                 agency=who,
-                confirmed=comma.join(isolate(n) for n in group.confirmed) or "—",
-                waiting=comma.join(isolate(n) for n in group.waiting) or "—",
+                confirmed=comma.join(_who(context, n) for n in group.confirmed) or "—",
+                waiting=comma.join(_who(context, n) for n in group.waiting) or "—",
             )
         )
     if not groups:
