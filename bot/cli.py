@@ -155,7 +155,61 @@ def _parser() -> argparse.ArgumentParser:
         help="where the test messages go: your private chat with the bot (press Start there "
         "first) or a group the bot is in; once the bot has run, /chatid there tells the number",
     )
+    book = commands.add_parser(
+        "handbook",
+        help="the network's handbook (duties and executive framework)",
+        description="The network's handbook, kept as Markdown files in [handbook] path.",
+    )
+    book_commands = book.add_subparsers(dest="handbook_command", required=True, metavar="ACTION")
+    publisher = with_config(
+        book_commands.add_parser(
+            "publish",
+            help="store the handbook folder as a new version and ask everyone to confirm it",
+            description="Store the files of [handbook] path (or --folder) as a new version when "
+            "any of them changed, tell every agency's staff and council member what changed and "
+            "ask them to confirm they have read it (a running bot sends the messages).",
+        )
+    )
+    publisher.add_argument("--folder", type=Path, default=None, help="instead of [handbook] path")
+    publisher.add_argument(
+        "--by", type=int, default=None, help="the publishing coordinator's user id, for the record"
+    )
     return parser
+
+
+async def publish_handbook(
+    settings: Settings, *, folder: Path | None = None, by: int | None = None
+) -> str:
+    """Publish the handbook folder; one line saying what happened."""
+    from bot.cards import Cards
+    from bot.i18n import Translator
+    from bot.jalali import utcnow
+    from bot.services import handbook
+    from bot.signing import Signer
+    from models.db import create_engine, create_session_factory
+
+    try:
+        files = handbook.read_folder(folder or settings.handbook.path)
+    except handbook.FolderError as error:
+        raise ConfigError(str(error)) from error
+    language = settings.bot.language
+    # The notices carry no signed buttons: a confirmation is checked against its presser.
+    cards = Cards(Translator.load(language), Signer("handbook"), language)
+    engine = create_engine(settings.database.url)
+    try:
+        async with create_session_factory(engine)() as session:
+            published = await handbook.publish(
+                session, files=files, by=by, settings=settings, cards=cards, now=utcnow()
+            )
+            await session.commit()
+    finally:
+        await engine.dispose()
+    if published is None:
+        return "handbook unchanged since the newest version: nothing published"
+    return (
+        f"handbook version {published.number} published: {len(published.changes)} files "
+        f"changed, {published.asked} people asked to confirm"
+    )
 
 
 def _doctor(settings: Settings, chat_id: int) -> int:
@@ -439,6 +493,8 @@ def _main(arguments: argparse.Namespace) -> int:
             asyncio.run(_export(arguments, settings))
         elif arguments.command == "status":
             return asyncio.run(_status(settings))
+        elif arguments.command == "handbook":
+            print(asyncio.run(publish_handbook(settings, folder=arguments.folder, by=arguments.by)))
         elif arguments.command == "doctor":
             return _doctor(settings, arguments.chat)
         else:

@@ -375,6 +375,8 @@ class CountySettings(_Section):
     coordinator_chat_id: int | None = None
     # The council's chat for the weekly report; none: the coordinators get it.
     council_chat_id: int | None = None
+    # The council's members (user ids): they read the handbook and confirm each new version.
+    council_members: list[int] = Field(default_factory=list)
     districts: list[DistrictSettings] = Field(min_length=1)
     agencies: list[AgencySettings] = Field(min_length=1)
 
@@ -416,6 +418,14 @@ class DomainSettings(_Section):
     agency: str
 
 
+class HandbookSettings(_Section):
+    # The folder of the handbook's Markdown files: framework.md and one <agency>.md per agency
+    # (named by its key, or its kind with several counties); relative to the working directory.
+    path: Path = Path("handbook")
+    # Working days a person may leave a new version unconfirmed before they are reminded.
+    remind_days: int = Field(default=2, ge=1, le=60)
+
+
 class Settings(_Section):
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -427,6 +437,7 @@ class Settings(_Section):
     deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
     reports: ReportSettings = Field(default_factory=ReportSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    handbook: HandbookSettings = Field(default_factory=HandbookSettings)
     # One county ([county] with top-level [[agencies]] in the file) or several ([[counties]]).
     counties: list[CountySettings] = Field(min_length=1)
     domains: list[DomainSettings]
@@ -512,6 +523,10 @@ class Settings(_Section):
     def county_of_coordinator(self, user_id: int) -> CountySettings | None:
         """The county this person coordinates, if any (the first, should they be in several)."""
         return next((c for c in self.counties if user_id in c.coordinators), None)
+
+    def county_of_council_member(self, user_id: int) -> CountySettings | None:
+        """The county whose council this person sits on, if any."""
+        return next((c for c in self.counties if user_id in c.council_members), None)
 
     def county_of_agency(self, agency_key: str) -> CountySettings | None:
         """The county an agency belongs to."""

@@ -32,6 +32,7 @@ STAFF_COMMANDS = {
     "find": "command-find",
     "help": "command-help-desk",
     "chatid": "command-chatid",
+    "handbook": "command-handbook",
 }
 COORDINATOR_COMMANDS = {
     "cases": "command-cases",
@@ -44,6 +45,9 @@ COORDINATOR_COMMANDS = {
     "agencies": "command-agencies",
     "block": "command-block",
     "unblock": "command-unblock",
+    "handbook": "command-handbook",
+    "handbook_status": "command-handbook-status",
+    "handbook_publish": "command-handbook-publish",
     "new": "command-new",
     "help": "command-help-desk",
     "cancel": "command-cancel",

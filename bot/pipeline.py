@@ -14,7 +14,7 @@ from telegram import Bot
 from bot.jalali import utcnow
 from bot.reports import stats_text, weekly_chart
 from bot.runtime import Runtime
-from bot.services import asking, broadcasts, deadlines, outbox, stats, tasks, users
+from bot.services import asking, broadcasts, deadlines, handbook, outbox, stats, tasks, users
 from bot.services.routing import route_new_case
 from bot.services.transitions import TransitionRefusedError
 from bot.triage import TriageResult
@@ -170,6 +170,9 @@ async def check_deadlines(runtime: Runtime, *, now: datetime) -> int:
             session, settings=runtime.settings, cards=runtime.card_renderer, now=now
         )
         queued += await tasks.send_task_alerts(
+            session, settings=runtime.settings, cards=runtime.card_renderer, now=now
+        )
+        queued += await handbook.send_reminders(
             session, settings=runtime.settings, cards=runtime.card_renderer, now=now
         )
         await session.commit()

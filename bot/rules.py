@@ -27,6 +27,7 @@ class Role(enum.StrEnum):
     CO_REPORTER = "co-reporter"  # a resident who joined the case ("me too")
     LOCAL_GROUP = "local-group"  # the founder of an approved local group of its neighbourhood
     ASKED = "asked"  # staff of the agency a task of the case asks for help
+    READER = "reader"  # a person a handbook version was sent to, to read and confirm
 
 
 class Act(enum.StrEnum):
@@ -54,6 +55,8 @@ class Act(enum.StrEnum):
     TASK_DONE = "t-done"
     TASK_CANNOT = "t-cannot"  # with a typed reason
     TASK_CANCEL = "t-cancel"  # the lead agency or a coordinator withdraws the request
+    # On a new handbook version (callback data `hb:ok:<version>`), from a reading's status:
+    READ_HANDBOOK = "hb-read"  # "I have read it": only the person it was sent to
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,9 @@ T = TaskStatus
 # Only the asked agency's own staff act on its task card (coordinators and the lead cancel).
 _ASKED = frozenset({Role.ASKED})
 _TASK_OPEN = frozenset({T.ASKED, T.ACCEPTED})
+
+# A handbook reading's statuses: asked to read a version, and confirmed.
+UNREAD, READ = "unread", "read"
 
 RULES: dict[Act, Rule] = {
     Act.ACCEPT: Rule(_AGENCY, _WAITING, S.ACCEPTED, button="button-accept"),
@@ -113,6 +119,7 @@ RULES: dict[Act, Rule] = {
     Act.TASK_DONE: Rule(_ASKED, frozenset({T.ACCEPTED}), T.DONE, button="button-task-done"),
     Act.TASK_CANNOT: Rule(_ASKED, _TASK_OPEN, T.CANNOT, typed=True, button="button-task-cannot"),
     Act.TASK_CANCEL: Rule(_AGENCY, _TASK_OPEN, T.CANCELLED, button="button-task-cancel"),
+    Act.READ_HANDBOOK: Rule(frozenset({Role.READER}), frozenset({UNREAD}), READ),
 }
 
 # The order of the agency card's buttons, two to a row.

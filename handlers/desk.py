@@ -16,6 +16,7 @@ from bot.jalali import format_date, parse_jalali_date, utcnow
 from bot.reports import EXPORT_COLUMN_KEYS, export_rows, stats_text, write_export
 from bot.services import casework, stats, users
 from bot.services.reference import list_agencies
+from handlers import handbook
 from handlers.buttons import acknowledge, alert
 from handlers.coordinator import (
     coordinator_button,
@@ -83,7 +84,9 @@ async def _stats_text(
             session, settings=context.runtime.settings, start=start, end=end, now=utcnow(),
             county_key=county,
         )  # fmt: skip
-    return stats_text(figures, context.t, context.language)
+    text = stats_text(figures, context.t, context.language)
+    line = await handbook.stats_line(context, county)
+    return f"{text}\n\n{line}" if line else text
 
 
 def _period_buttons(context: MahalleContext) -> InlineKeyboardMarkup:

@@ -630,3 +630,52 @@ class TaskEvent(Base):
     actor_name: Mapped[str | None] = mapped_column(String(128))
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HandbookVersion(Base):
+    """One published version of the network's handbook (framework and agencies' duties)."""
+
+    __tablename__ = "handbook_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, unique=True)
+    published_by: Mapped[int | None] = mapped_column(BigInteger)
+    published_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # What changed from the version before, one line per file (names and counts, no text).
+    summary: Mapped[str] = mapped_column(Text, default="")
+
+
+class HandbookFile(Base):
+    """One file of a version: its name (framework.md, <agency>.md), hash and text."""
+
+    __tablename__ = "handbook_files"
+    __table_args__ = (
+        UniqueConstraint("version_id", "name", name="uq_handbook_files_version_name"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("handbook_versions.id"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    sha256: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+
+
+class HandbookReading(Base):
+    """A person asked to read a version, and when they confirmed (NULL: not yet). The row is
+    its own record: set once, by a compare-and-set, by the person themself."""
+
+    __tablename__ = "handbook_readings"
+    __table_args__ = (
+        UniqueConstraint("version_id", "user_id", name="uq_handbook_readings_version_user"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("handbook_versions.id"), index=True)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    county_key: Mapped[str] = mapped_column(String(64))
+    # The agency they read for; NULL for a council member.
+    agency_key: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128), default="")
+    asked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reminded_at: Mapped[datetime | None] = mapped_column()
+    confirmed_at: Mapped[datetime | None] = mapped_column()

@@ -282,7 +282,7 @@ async def test_each_role_gets_its_own_commands_and_help(bot: Bot, settings: Sett
         assert {"cases", "find", "stats", "broadcast", "help"} <= set(menus[COORDINATOR])
         agencies = settings.counties[0].agencies
         for index in range(len(agencies)):
-            assert menus[agency_chat(index)] == ["cases", "find", "help", "chatid"]
+            assert menus[agency_chat(index)] == ["cases", "find", "help", "chatid", "handbook"]
         assert len(menus) == 1 + 1 + len(agencies)
 
     await add_staff(settings, 2001, "municipality", "رضایی")

@@ -63,6 +63,8 @@ EXPECTED_FROM: dict[Act, set[str]] = {
     Act.TASK_CANNOT: {"asked", "accepted"},
     Act.TASK_CANCEL: {"asked", "accepted"},
     Act.CHOOSE: {"submitted"},
+    # A handbook reading's statuses: only the person asked to read confirms, once.
+    Act.READ_HANDBOOK: {"unread"},
 }
 AGENCY_ACTS = {
     Act.ACCEPT,
@@ -81,12 +83,13 @@ TAKING_PART = {
     Act.JOIN: Role.RESIDENT,
     Act.LEAVE: Role.CO_REPORTER,
     Act.OFFER_HELP: Role.LOCAL_GROUP,
+    Act.READ_HANDBOOK: Role.READER,
 }
 REPORTER_ACTS = {Act.ANSWER, Act.CONFIRM_FIXED, Act.REPORT_UNFIXED, Act.RATE, Act.CHOOSE}
 
 
 @pytest.mark.parametrize("act", list(Act))
-@pytest.mark.parametrize("status", [*CaseStatus, *TaskStatus])
+@pytest.mark.parametrize("status", [*CaseStatus, *TaskStatus, "unread", "read"])
 @pytest.mark.parametrize("roles", ROLE_SETS, ids=lambda r: "+".join(sorted(r)) or "nobody")
 def test_every_role_act_and_status(act: Act, status: str, roles: frozenset[Role]) -> None:
     if act in AGENCY_ACTS:
