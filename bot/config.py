@@ -363,6 +363,13 @@ class AgencySettings(_Section):
         return self.kind or self.key
 
 
+class CouncilMember(_Section):
+    # The member's Telegram/Bale user id; they get the agenda and weekly report in private.
+    id: int
+    role: Literal["chair", "secretary", "member", "civil-society"] = "member"
+    name: str = ""
+
+
 class CountySettings(_Section):
     # Identifies the county; a one-county deployment's is "main".
     key: str = Field(default=SINGLE_COUNTY, pattern=r"^[a-z0-9_-]+$")
@@ -372,6 +379,8 @@ class CountySettings(_Section):
     coordinator_chat_id: int | None = None
     # The council's chat for the weekly report; none: the coordinators get it.
     council_chat_id: int | None = None
+    # The council's members ([[county.council_members]] or council_members = [{id=…, role=…}]).
+    council_members: list[CouncilMember] = Field(default_factory=list)
     districts: list[DistrictSettings] = Field(min_length=1)
     agencies: list[AgencySettings] = Field(min_length=1)
 
@@ -509,6 +518,12 @@ class Settings(_Section):
     def county_of_coordinator(self, user_id: int) -> CountySettings | None:
         """The county this person coordinates, if any (the first, should they be in several)."""
         return next((c for c in self.counties if user_id in c.coordinators), None)
+
+    def council_county_of(self, user_id: int) -> CountySettings | None:
+        """The county whose council this person sits on, if any."""
+        return next(
+            (c for c in self.counties if any(m.id == user_id for m in c.council_members)), None
+        )
 
     def county_of_agency(self, agency_key: str) -> CountySettings | None:
         """The county an agency belongs to."""

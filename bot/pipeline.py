@@ -13,7 +13,7 @@ from telegram import Bot
 from bot.jalali import utcnow
 from bot.reports import stats_text, weekly_chart
 from bot.runtime import Runtime
-from bot.services import broadcasts, deadlines, outbox, stats, tasks, users
+from bot.services import broadcasts, council, deadlines, outbox, stats, tasks, users
 from bot.services.routing import route_new_case
 from bot.triage import TriageResult
 from models.entities import Case, CaseStatus
@@ -130,6 +130,9 @@ async def check_deadlines(runtime: Runtime, *, now: datetime) -> int:
         queued += await tasks.send_task_alerts(
             session, settings=runtime.settings, cards=runtime.card_renderer, now=now
         )
+        queued += await council.send_decision_alerts(
+            session, settings=runtime.settings, cards=runtime.card_renderer, now=now
+        )
         await session.commit()
     runtime.wake_outbox()
     return queued
@@ -156,16 +159,32 @@ async def send_weekly_report(bot: Bot, runtime: Runtime, *, now: datetime) -> No
 
     for county in settings.counties:
         chat = county.council_chat_id or next(iter(county.coordinator_chats()), None)
-        if chat is None:
+        if chat is None and not county.council_members:
             continue
         async with runtime.session_factory() as session:
             figures = await stats.collect(
                 session, settings=settings, start=now - timedelta(days=7), end=now, now=now,
                 county_key=county.key,
             )  # fmt: skip
+            decisions = await council.weekly_lines(
+                session, county_key=county.key, cards=runtime.card_renderer, now=now
+            )
         chart = await asyncio.to_thread(weekly_chart, figures, t, language)
-        await bot.send_photo(chat, chart, caption=t("weekly-caption"))
-        await bot.send_message(chat, stats_text(figures, t, language))
+        text = stats_text(figures, t, language) + "\n\n" + decisions
+        for target in [*([chat] if chat is not None else []), *council.members_of(county)]:
+            await bot.send_photo(target, chart, caption=t("weekly-caption"))
+            await bot.send_message(target, text)
+
+
+async def send_council_agendas(runtime: Runtime, *, now: datetime) -> int:
+    """Queue each meeting's agenda to its council's members on the day before it."""
+    async with runtime.session_factory() as session:
+        sent = await council.send_agendas(
+            session, settings=runtime.settings, cards=runtime.card_renderer, now=now
+        )
+        await session.commit()
+    runtime.wake_outbox()
+    return sent
 
 
 async def drop_old_contacts(runtime: Runtime, *, now: datetime) -> int:

@@ -62,6 +62,11 @@ EXPECTED_FROM: dict[Act, set[str]] = {
     Act.TASK_DONE: {"accepted"},
     Act.TASK_CANNOT: {"asked", "accepted"},
     Act.TASK_CANCEL: {"asked", "accepted"},
+    # The council: any case may go on the agenda; a decision's acts start from its status.
+    Act.AGENDA_ADD: set(CaseStatus),
+    Act.DECISION_ACCEPT: {"open"},
+    Act.DECISION_PROGRESS: {"accepted"},
+    Act.DECISION_DONE: {"accepted"},
 }
 AGENCY_ACTS = {
     Act.ACCEPT,
@@ -81,6 +86,7 @@ TAKING_PART = {
     Act.LEAVE: Role.CO_REPORTER,
     Act.OFFER_HELP: Role.LOCAL_GROUP,
 }
+RESPONSIBLE_ACTS = {Act.DECISION_ACCEPT, Act.DECISION_PROGRESS, Act.DECISION_DONE}
 REPORTER_ACTS = {Act.ANSWER, Act.CONFIRM_FIXED, Act.REPORT_UNFIXED, Act.RATE}
 
 
@@ -94,6 +100,8 @@ def test_every_role_act_and_status(act: Act, status: str, roles: frozenset[Role]
         may = roles & {Role.ASKED}
     elif act in REPORTER_ACTS:
         may = roles & {Role.REPORTER}
+    elif act in RESPONSIBLE_ACTS:
+        may = roles & {Role.RESPONSIBLE}
     elif act in TAKING_PART:
         may = roles & {TAKING_PART[act]}
     else:
