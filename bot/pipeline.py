@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from telegram import Bot
 
-from bot.jalali import utcnow
+from bot.jalali import format_date, utcnow
 from bot.reports import stats_text, weekly_chart
 from bot.runtime import Runtime
 from bot.services import broadcasts, council, deadlines, outbox, stats, tasks, users
@@ -170,9 +170,14 @@ async def send_weekly_report(bot: Bot, runtime: Runtime, *, now: datetime) -> No
                 session, county_key=county.key, cards=runtime.card_renderer, now=now
             )
         chart = await asyncio.to_thread(weekly_chart, figures, t, language)
-        text = stats_text(figures, t, language) + "\n\n" + decisions
+        caption = t("weekly-caption") + "\n" + t(
+            "weekly-caption-county", county=county.name,
+            start=format_date(now - timedelta(days=7), language), end=format_date(now, language),
+        )  # fmt: skip
+        quiet = [t("weekly-empty")] if figures.total == 0 else []
+        text = "\n\n".join([stats_text(figures, t, language), *quiet, decisions])
         for target in [*([chat] if chat is not None else []), *council.members_of(county)]:
-            await bot.send_photo(target, chart, caption=t("weekly-caption"))
+            await bot.send_photo(target, chart, caption=caption)
             await bot.send_message(target, text)
 
 

@@ -5,6 +5,8 @@ the export list it; driven chat by chat."""
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import timedelta
 
 import jdatetime
@@ -126,6 +128,8 @@ async def test_agenda_meeting_decision_from_start_to_weekly_report(
     await send_weekly_report(bot.app.bot, runtime, now=due + timedelta(hours=3))
     weekly = [m.text for m in bot.api.delivered(MEMBER) if "مصوبه‌های باز" in m.text]
     assert len(weekly) == 1 and "🚨" in weekly[0] and "گذشته" in weekly[0]
+    [chart] = [c for c in bot.api.to_chat(MEMBER) if c.method == "sendPhoto"]
+    assert settings.counties[0].name in chart.params["caption"]
     # Done; the export lists it as done, its text inert for spreadsheets.
     await clerk.press("انجام شد")
     assert (await decision_rows(settings))[0] == [("done", "قرارداد پیمانکار امضا شد")]
@@ -163,3 +167,36 @@ async def test_only_coordinators_add_and_only_the_secretary_decides(
     # The members' /stats is read-only figures: no buttons under them.
     [figures] = [c for c in await member.send("/stats") if c.method == "sendMessage"]
     assert "گزارش" in figures.text and not figures.params.get("reply_markup")
+
+
+async def test_export_keeps_a_formula_like_decision_inert_and_states_it(
+    bot: Bot, settings: Settings
+) -> None:
+    secretary = bot.user(SECRETARY)
+    await secretary.send("/decision")
+    await secretary.send('=HYPERLINK("http://x.example","click")')
+    await secretary.press("بهزیستی")
+    await secretary.send(jalali_day(5))
+    calls = await secretary.send("/council_export")
+    [sent] = [c for c in calls if c.method == "sendDocument"]
+    name, content, _ = sent.files["document"]
+    rows = list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
+    assert name.endswith(".csv") and rows[0][:2] == ["شماره", "متن مصوبه"]
+    assert rows[1][1].startswith("'=HYPERLINK") and rows[1][2] == "بهزیستی"
+    assert rows[1][4] == "در انتظار پذیرش" and rows[1][7] == ""
+    assert "ویژهٔ دبیرخانه" in texts(await bot.user(1001).send("/council_export"))[0]
+
+
+async def test_an_empty_week_is_said_in_words(bot: Bot, settings: Settings) -> None:
+    await bot.user(MEMBER).send("/start")
+    await send_weekly_report(bot.app.bot, bot.app.bot_data["runtime"], now=utcnow())
+    [text] = [m.text for m in bot.api.delivered(MEMBER) if "هیچ گزارشی ثبت نشد" in m.text]
+    assert "مصوبهٔ بازی نمانده است" in text
+
+
+def test_council_texts_exist_in_english_too() -> None:
+    from bot.i18n import Translator
+
+    t = Translator.load()
+    assert t("decision-card-title", "en", number=3) == "📌 Council decision no. 3"
+    assert "deadline" in t("decision-overdue", "en", number=3, agency="A", date="d", text="x")
