@@ -166,6 +166,9 @@ async def send_weekly_report(bot: Bot, runtime: Runtime, *, now: datetime) -> No
                 session, settings=settings, start=now - timedelta(days=7), end=now, now=now,
                 county_key=county.key,
             )  # fmt: skip
+            earlier = await council.earlier_weeks(
+                session, county_key=settings.case_filter_county(county.key), end=now
+            )
             decisions = await council.weekly_lines(
                 session, county_key=county.key, cards=runtime.card_renderer, now=now
             )
@@ -175,6 +178,12 @@ async def send_weekly_report(bot: Bot, runtime: Runtime, *, now: datetime) -> No
             start=format_date(now - timedelta(days=7), language), end=format_date(now, language),
         )  # fmt: skip
         quiet = [t("weekly-empty")] if figures.total == 0 else []
+        quiet.append(
+            t(
+                "weekly-earlier", counts=" / ".join(t("weekly-count", n=n) for n in earlier),
+                average=sum(earlier) // len(earlier), total=figures.total,
+            )
+        )  # fmt: skip
         text = "\n\n".join([stats_text(figures, t, language), *quiet, decisions])
         for target in [*([chat] if chat is not None else []), *council.members_of(county)]:
             await bot.send_photo(target, chart, caption=caption)

@@ -192,6 +192,7 @@ async def test_an_empty_week_is_said_in_words(bot: Bot, settings: Settings) -> N
     await send_weekly_report(bot.app.bot, bot.app.bot_data["runtime"], now=utcnow())
     [text] = [m.text for m in bot.api.delivered(MEMBER) if "هیچ گزارشی ثبت نشد" in m.text]
     assert "مصوبهٔ بازی نمانده است" in text
+    assert "چهار هفتهٔ پیش (از نزدیک به دور): ۰ / ۰ / ۰ / ۰ — میانگین ۰" in text
 
 
 def test_council_texts_exist_in_english_too() -> None:

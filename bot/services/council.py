@@ -577,3 +577,20 @@ async def wait_for(
             text=text, agency_key=agency_key, created_at=now,
         )
     )  # fmt: skip
+
+
+async def earlier_weeks(
+    session: AsyncSession, *, county_key: str | None, end: datetime, weeks: int = 4
+) -> list[int]:
+    """How many cases were filed in each of the `weeks` seven-day spans before `end`'s week
+    (the latest first), for the weekly report's comparison."""
+    counts = []
+    for back in range(1, weeks + 1):
+        start = end - timedelta(days=7 * (back + 1))
+        query = select(func.count(Case.id)).where(
+            Case.created_at >= start, Case.created_at < start + timedelta(days=7)
+        )
+        if county_key is not None:
+            query = query.where(Case.neighbourhood_id.in_(neighbourhoods_of_county(county_key)))
+        counts.append(int(await session.scalar(query) or 0))
+    return counts
