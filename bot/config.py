@@ -11,7 +11,15 @@ from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 import jdatetime
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 TOKEN_ENV = "MAHALLE_BOT_TOKEN"
 WEBHOOK_SECRET_ENV = "MAHALLE_WEBHOOK_SECRET"
@@ -366,6 +374,13 @@ class AgencySettings(_Section):
         return self.kind or self.key
 
 
+class CouncilMember(_Section):
+    # The member's Telegram/Bale user id; they get the agenda and weekly report in private.
+    id: int
+    role: Literal["chair", "secretary", "member", "civil-society"] = "member"
+    name: str = ""
+
+
 class CountySettings(_Section):
     # Identifies the county; a one-county deployment's is "main".
     key: str = Field(default=SINGLE_COUNTY, pattern=r"^[a-z0-9_-]+$")
@@ -375,8 +390,24 @@ class CountySettings(_Section):
     coordinator_chat_id: int | None = None
     # The council's chat for the weekly report; none: the coordinators get it.
     council_chat_id: int | None = None
-    # The council's members (user ids): they read the handbook and confirm each new version.
-    council_members: list[int] = Field(default_factory=list)
+    # The council's members ([[county.council_members]] or council_members = [{id=…, role=…}];
+    # a bare user id is a member): they read the handbook and confirm each new version, get the
+    # agenda and the weekly report.
+    council_members: list[CouncilMember] = Field(default_factory=list)
+
+    @field_validator("council_members", mode="before")
+    @classmethod
+    def _bare_ids_are_members(cls, value: Any) -> Any:
+        """`council_members = [111, 222]` names members by id alone."""
+        if isinstance(value, list):
+            return [{"id": item} if isinstance(item, int) else item for item in value]
+        return value
+
+    @property
+    def council_ids(self) -> list[int]:
+        """The council members' user ids."""
+        return [member.id for member in self.council_members]
+
     districts: list[DistrictSettings] = Field(min_length=1)
     agencies: list[AgencySettings] = Field(min_length=1)
 
@@ -524,9 +555,11 @@ class Settings(_Section):
         """The county this person coordinates, if any (the first, should they be in several)."""
         return next((c for c in self.counties if user_id in c.coordinators), None)
 
-    def county_of_council_member(self, user_id: int) -> CountySettings | None:
+    def council_county_of(self, user_id: int) -> CountySettings | None:
         """The county whose council this person sits on, if any."""
-        return next((c for c in self.counties if user_id in c.council_members), None)
+        return next(
+            (c for c in self.counties if any(m.id == user_id for m in c.council_members)), None
+        )
 
     def county_of_agency(self, agency_key: str) -> CountySettings | None:
         """The county an agency belongs to."""

@@ -19,6 +19,7 @@ from bot.pipeline import (
     drop_sent_texts,
     hand_over_unanswered,
     route_stranded,
+    send_council_agendas,
     send_daily_digest,
     send_weekly_report,
     start_due_campaigns,
@@ -69,6 +70,11 @@ async def _digest(context: ContextTypes.DEFAULT_TYPE) -> None:
 async def _weekly(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Saturday morning: the council's weekly chart and figures."""
     await send_weekly_report(context.bot, runtime_of(context.application), now=utcnow())
+
+
+async def _council_agendas(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Each council meeting's agenda to its members on the day before."""
+    await send_council_agendas(runtime_of(context.application), now=utcnow())
 
 
 async def _retention(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -163,6 +169,9 @@ def schedule_jobs(application: AnyApplication) -> None:
     )
     jobs.run_repeating(
         _leader_only(_close_resolved), interval=3600, first=120, name="close-resolved"
+    )
+    jobs.run_repeating(
+        _leader_only(_council_agendas), interval=3600, first=90, name="council-agendas"
     )
     jobs.run_daily(
         _leader_only(_weekly), time=_at(reports.weekly_time), days=(6,), name="weekly-report"

@@ -11,10 +11,21 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Bot
 
-from bot.jalali import utcnow
+from bot.digits import persian_digits
+from bot.jalali import format_date, utcnow
 from bot.reports import stats_text, weekly_chart
 from bot.runtime import Runtime
-from bot.services import asking, broadcasts, deadlines, handbook, outbox, stats, tasks, users
+from bot.services import (
+    asking,
+    broadcasts,
+    council,
+    deadlines,
+    handbook,
+    outbox,
+    stats,
+    tasks,
+    users,
+)
 from bot.services.routing import route_new_case
 from bot.services.transitions import TransitionRefusedError
 from bot.triage import TriageResult
@@ -175,6 +186,9 @@ async def check_deadlines(runtime: Runtime, *, now: datetime) -> int:
         queued += await handbook.send_reminders(
             session, settings=runtime.settings, cards=runtime.card_renderer, now=now
         )
+        queued += await council.send_decision_alerts(
+            session, settings=runtime.settings, cards=runtime.card_renderer, now=now
+        )
         await session.commit()
     runtime.wake_outbox()
     return queued
@@ -201,16 +215,55 @@ async def send_weekly_report(bot: Bot, runtime: Runtime, *, now: datetime) -> No
 
     for county in settings.counties:
         chat = county.council_chat_id or next(iter(county.coordinator_chats()), None)
-        if chat is None:
+        if chat is None and not county.council_members:
             continue
         async with runtime.session_factory() as session:
             figures = await stats.collect(
                 session, settings=settings, start=now - timedelta(days=7), end=now, now=now,
                 county_key=county.key,
             )  # fmt: skip
+            earlier = await council.earlier_weeks(
+                session, county_key=settings.case_filter_county(county.key), end=now
+            )
+            decisions = await council.weekly_lines(
+                session, county_key=county.key, cards=runtime.card_renderer, now=now
+            )
+            read = await handbook.confirmation_share(session, county.key)
         chart = await asyncio.to_thread(weekly_chart, figures, t, language)
-        await bot.send_photo(chat, chart, caption=t("weekly-caption"))
-        await bot.send_message(chat, stats_text(figures, t, language))
+        caption = t("weekly-caption") + "\n" + t(
+            "weekly-caption-county", county=county.name,
+            start=format_date(now - timedelta(days=7), language), end=format_date(now, language),
+        )  # fmt: skip
+        quiet = [t("weekly-empty")] if figures.total == 0 else []
+        quiet.append(
+            t(
+                "weekly-earlier", counts=" / ".join(t("weekly-count", n=n) for n in earlier),
+                average=sum(earlier) // len(earlier), total=figures.total,
+            )
+        )  # fmt: skip
+        if read is not None and read.fraction is not None:
+            shown = persian_digits if language == "fa" else str
+            quiet.append(
+                t(
+                    "stats-handbook-share", number=shown(read.confirmed), asked=shown(read.asked),
+                    percent=shown(round(read.fraction * 100)),
+                )
+            )  # fmt: skip
+        text = "\n\n".join([stats_text(figures, t, language), *quiet, decisions])
+        for target in [*([chat] if chat is not None else []), *council.members_of(county)]:
+            await bot.send_photo(target, chart, caption=caption)
+            await bot.send_message(target, text)
+
+
+async def send_council_agendas(runtime: Runtime, *, now: datetime) -> int:
+    """Queue each meeting's agenda to its council's members on the day before it."""
+    async with runtime.session_factory() as session:
+        sent = await council.send_agendas(
+            session, settings=runtime.settings, cards=runtime.card_renderer, now=now
+        )
+        await session.commit()
+    runtime.wake_outbox()
+    return sent
 
 
 async def drop_old_contacts(runtime: Runtime, *, now: datetime) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from models.entities import CaseStatus, TaskStatus
+from models.entities import CaseStatus, DecisionStatus, TaskStatus
 
 
 class Role(enum.StrEnum):
@@ -28,6 +28,7 @@ class Role(enum.StrEnum):
     LOCAL_GROUP = "local-group"  # the founder of an approved local group of its neighbourhood
     ASKED = "asked"  # staff of the agency a task of the case asks for help
     READER = "reader"  # a person a handbook version was sent to, to read and confirm
+    RESPONSIBLE = "responsible"  # staff of the agency a council decision is assigned to
 
 
 class Act(enum.StrEnum):
@@ -57,6 +58,12 @@ class Act(enum.StrEnum):
     TASK_CANCEL = "t-cancel"  # the lead agency or a coordinator withdraws the request
     # On a new handbook version (callback data `hb:ok:<version>`), from a reading's status:
     READ_HANDBOOK = "hb-read"  # "I have read it": only the person it was sent to
+    # The council: a case on the next meeting's agenda, and a decision's card
+    # (callback data `dec:<act>:<decision id>`), whose acts start from a decision's status.
+    AGENDA_ADD = "agenda-add"
+    DECISION_ACCEPT = "d-accept"
+    DECISION_PROGRESS = "d-progress"  # with a typed progress report
+    DECISION_DONE = "d-done"
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,8 @@ T = TaskStatus
 # Only the asked agency's own staff act on its task card (coordinators and the lead cancel).
 _ASKED = frozenset({Role.ASKED})
 _TASK_OPEN = frozenset({T.ASKED, T.ACCEPTED})
+D = DecisionStatus
+_RESPONSIBLE = frozenset({Role.RESPONSIBLE})
 
 # A handbook reading's statuses: asked to read a version, and confirmed.
 UNREAD, READ = "unread", "read"
@@ -120,14 +129,35 @@ RULES: dict[Act, Rule] = {
     Act.TASK_CANNOT: Rule(_ASKED, _TASK_OPEN, T.CANNOT, typed=True, button="button-task-cannot"),
     Act.TASK_CANCEL: Rule(_AGENCY, _TASK_OPEN, T.CANCELLED, button="button-task-cancel"),
     Act.READ_HANDBOOK: Rule(frozenset({Role.READER}), frozenset({UNREAD}), READ),
+    Act.AGENDA_ADD: Rule(frozenset({Role.COORDINATOR}), frozenset(S), None),
+    Act.DECISION_ACCEPT: Rule(
+        _RESPONSIBLE, frozenset({D.OPEN}), D.ACCEPTED, button="button-decision-accept"
+    ),
+    Act.DECISION_PROGRESS: Rule(
+        _RESPONSIBLE, frozenset({D.ACCEPTED}), None, typed=True, button="button-decision-progress"
+    ),
+    Act.DECISION_DONE: Rule(
+        _RESPONSIBLE, frozenset({D.ACCEPTED}), D.DONE, button="button-decision-done"
+    ),
 }
 
 # The order of the agency card's buttons, two to a row.
 CARD_ORDER = (Act.ACCEPT, Act.ASK, Act.RESOLVE, Act.REJECT, Act.REROUTE, Act.COOPERATE)
 # The order of a task card's buttons, in the asked agency's chat.
 TASK_CARD_ORDER = (Act.TASK_ACCEPT, Act.TASK_DONE, Act.TASK_CANNOT)
+# The order of a council decision's card buttons, in the responsible agency's chat.
+DECISION_CARD_ORDER = (Act.DECISION_ACCEPT, Act.DECISION_PROGRESS, Act.DECISION_DONE)
 # Typed steps by the name kept with a pending input.
 TYPED_ACTS = {act for act, rule in RULES.items() if rule.typed}
+
+
+def decision_buttons(status: str) -> list[tuple[Act, str]]:
+    """The acts a decision card offers in this decision status, with their labels' keys."""
+    return [
+        (act, rule.button)
+        for act in DECISION_CARD_ORDER
+        if (rule := RULES[act]).button is not None and status in rule.from_statuses
+    ]
 
 
 class Verdict(enum.Enum):

@@ -119,8 +119,9 @@ async def unexpected_outside_flow(update: Update, context: MahalleContext) -> No
     message = update.effective_message
     assert message is not None
     from handlers.cooperation import owed_step  # it imports this module
+    from handlers.council import owed_step as owed_council_step
 
-    if await owed_step(update, context):
+    if await owed_council_step(update, context) or await owed_step(update, context):
         return
     await message.reply_text(
         context.t(unexpected_kind(message)) + "\n" + context.t("expect-menu"),

@@ -58,6 +58,9 @@ async def show_stats(update: Update, context: MahalleContext) -> None:
         await _stats_text(context, *span, county_scope(update, context)),
         reply_markup=_period_buttons(context),
     )
+    from handlers.council import pattern_buttons
+
+    await pattern_buttons(update, context)
 
 
 async def stats_period(update: Update, context: MahalleContext) -> None:

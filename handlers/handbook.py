@@ -38,7 +38,7 @@ async def reader_county(update: Update, context: MahalleContext) -> CountySettin
     if user is None:
         return None
     settings = context.runtime.settings
-    county = settings.county_of_coordinator(user.id) or settings.county_of_council_member(user.id)
+    county = settings.county_of_coordinator(user.id) or settings.council_county_of(user.id)
     if county is not None:
         return county
     async with context.session() as session:

@@ -679,3 +679,91 @@ class HandbookReading(Base):
     asked_at: Mapped[datetime] = mapped_column(default=utcnow)
     reminded_at: Mapped[datetime | None] = mapped_column()
     confirmed_at: Mapped[datetime | None] = mapped_column()
+
+
+class DecisionStatus(enum.StrEnum):
+    """Where a council decision (مصوبه) stands at its responsible agency."""
+
+    OPEN = "open"  # recorded, its card sent to the agency
+    ACCEPTED = "accepted"  # the agency took it on
+    DONE = "done"
+
+
+class CouncilMeeting(Base):
+    """One meeting of a county's council: its agenda collects until its date passes."""
+
+    __tablename__ = "council_meetings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    county_key: Mapped[str] = mapped_column(String(64), index=True)
+    # The start of the meeting's day in Tehran, as UTC; NULL until the secretary sets it.
+    meets_at: Mapped[datetime | None] = mapped_column()
+    agenda_sent_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AgendaItem(Base):
+    """A case or a pattern put on a meeting's agenda by a coordinator."""
+
+    __tablename__ = "agenda_items"
+    __table_args__ = (UniqueConstraint("meeting_id", "topic", name="uq_agenda_items_topic"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("council_meetings.id"), index=True)
+    # "case:<id>" or "pattern:<neighbourhood id>:<domain>": one item per topic and meeting.
+    topic: Mapped[str] = mapped_column(String(96))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    text: Mapped[str] = mapped_column(Text)
+    added_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CouncilDecision(Base):
+    """A decision (مصوبه) of a meeting: what, which agency, by when, and where it stands."""
+
+    __tablename__ = "council_decisions"
+    __table_args__ = (Index("ix_council_decisions_status", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("council_meetings.id"), index=True)
+    county_key: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    agency_key: Mapped[str] = mapped_column(ForeignKey("agencies.key"))
+    # The start of the deadline's day in Tehran, as UTC: overdue once that day has ended.
+    deadline_at: Mapped[datetime] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), default=DecisionStatus.OPEN)
+    progress: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    accepted_at: Mapped[datetime | None] = mapped_column()
+    done_at: Mapped[datetime | None] = mapped_column()
+
+
+class DecisionEvent(Base):
+    """The audit log of decisions: one row per status change or progress report."""
+
+    __tablename__ = "decision_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("council_decisions.id"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None] = mapped_column(BigInteger)
+    actor_name: Mapped[str | None] = mapped_column(String(128))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CouncilStep(Base):
+    """A typed step the bot waits for in a council secretary's or agency clerk's private chat:
+    a meeting's date, a decision's text or deadline, a progress report."""
+
+    __tablename__ = "council_steps"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(24))
+    county_key: Mapped[str] = mapped_column(String(64))
+    decision_id: Mapped[int | None] = mapped_column(Integer)
+    text: Mapped[str | None] = mapped_column(Text)
+    agency_key: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

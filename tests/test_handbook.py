@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from bot.cli import main, publish_handbook
-from bot.config import Settings
+from bot.config import CouncilMember, Settings
 from bot.pipeline import check_deadlines
 from models.db import create_engine, create_session_factory
 from models.entities import HandbookReading, HandbookVersion, User
@@ -35,7 +35,7 @@ def settings(database_url: str, messenger: str, tmp_path: Path) -> Settings:
     folder = tmp_path / "handbook"
     shutil.copytree(EXAMPLE, folder)
     base = make_settings(database_url, telegram={"rate_limit": False})
-    county = base.counties[0].model_copy(update={"council_members": [COUNCIL]})
+    county = base.counties[0].model_copy(update={"council_members": [CouncilMember(id=COUNCIL)]})
     book = base.handbook.model_copy(update={"path": folder})
     return base.model_copy(update={"counties": [county], "handbook": book})
 

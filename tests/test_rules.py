@@ -65,6 +65,11 @@ EXPECTED_FROM: dict[Act, set[str]] = {
     Act.CHOOSE: {"submitted"},
     # A handbook reading's statuses: only the person asked to read confirms, once.
     Act.READ_HANDBOOK: {"unread"},
+    # The council: any case may go on the agenda; a decision's acts start from its status.
+    Act.AGENDA_ADD: set(CaseStatus),
+    Act.DECISION_ACCEPT: {"open"},
+    Act.DECISION_PROGRESS: {"accepted"},
+    Act.DECISION_DONE: {"accepted"},
 }
 AGENCY_ACTS = {
     Act.ACCEPT,
@@ -85,6 +90,7 @@ TAKING_PART = {
     Act.OFFER_HELP: Role.LOCAL_GROUP,
     Act.READ_HANDBOOK: Role.READER,
 }
+RESPONSIBLE_ACTS = {Act.DECISION_ACCEPT, Act.DECISION_PROGRESS, Act.DECISION_DONE}
 REPORTER_ACTS = {Act.ANSWER, Act.CONFIRM_FIXED, Act.REPORT_UNFIXED, Act.RATE, Act.CHOOSE}
 
 
@@ -98,6 +104,8 @@ def test_every_role_act_and_status(act: Act, status: str, roles: frozenset[Role]
         may = roles & {Role.ASKED}
     elif act in REPORTER_ACTS:
         may = roles & {Role.REPORTER}
+    elif act in RESPONSIBLE_ACTS:
+        may = roles & {Role.RESPONSIBLE}
     elif act in TAKING_PART:
         may = roles & {TAKING_PART[act]}
     else:

@@ -235,7 +235,7 @@ async def _readers(
         seen.add(user_id)
         readers.append((user_id, county.key, agency_key, name))
     for county in settings.counties:
-        for user_id in county.council_members:
+        for user_id in county.council_ids:
             if user_id not in seen:
                 seen.add(user_id)
                 readers.append((user_id, county.key, None, ""))
