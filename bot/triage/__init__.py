@@ -10,11 +10,16 @@ OTHER = "other"
 
 @dataclass(frozen=True)
 class TriageResult:
-    """A domain key, the model's probability for it, and whether danger words were found."""
+    """A domain key, the model's probability for it, whether danger words were found, every
+    domain ranked, and a second domain when the text also raises another domain's problem."""
 
     domain: str
     confidence: float
     urgent: bool = False
+    # Every domain with its probability, likeliest first (what a resident may be offered).
+    ranked: tuple[tuple[str, float], ...] = ()
+    # A second domain the text also concerns (two problems in one message), or None.
+    second: str | None = None
 
 
 class Classifier(Protocol):
