@@ -39,7 +39,8 @@ RESIDENT = 731_946_285
 OTHER_MEMBER = 1102
 PHONE = "+989135550147"
 HOME = "پلاک ۴۷ کوچه یاس‌بنفش"
-REPORT = f"{DESCRIPTION}، جلوی خانهٔ ما در {HOME}"
+# Nothing an agency acts on: triage sends it to the coordinators whatever its confidence.
+REPORT = f"سلام خسته نباشید، خانهٔ ما {HOME} است، ممنون از ربات خوبتان"
 LATITUDE, LONGITUDE = 35.7219381, 51.4047623
 PHOTO = "PHOTO-OF-THE-HOUSE-QX"
 ANSWER = "زنگ واحد سوم را بزنید، آقای کاظمی‌نژاد"
@@ -65,7 +66,7 @@ async def file_full_report(resident: ChatUser) -> None:
 
 
 async def place_from_triage(bot: Bot) -> None:
-    """Triage was unsure of the report: a coordinator places it (a correction is kept)."""
+    """Triage could not place the report: a coordinator places it (a correction is kept)."""
     coordinator = bot.in_group(COORDINATOR, COORDINATOR_CHAT, "دبیرخانه")
     await coordinator.press("خدمات شهری")
 
