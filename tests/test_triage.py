@@ -128,6 +128,19 @@ def test_a_second_domain_is_a_likely_runner_up_never_other() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "domain"),
+    [
+        ("سطل زباله بدین ما خودمون تفکیک میکنیم", "participation"),  # an offer of help
+        ("ماشین پلاک ۱۲ کوچه ما هر روز جلوی پارکینگ زباله می‌ریزد", "municipal"),
+        ("بچه‌ها سر کوچه مدرسه مواد می‌فروشند", "security"),
+        ("پارک محله شب‌ها پاتوق معتادها شده و سرنگ می‌ریزند", "social"),
+    ],
+)
+def test_another_domains_words_in_passing_do_not_decide(text: str, domain: str) -> None:
+    assert shipped_model().classify(text).domain == domain
+
+
+@pytest.mark.parametrize(
     ("typed", "domain"),
     [
         ("برق کوچه از دیشب قطع است", "utilities"),
