@@ -89,13 +89,18 @@ def _parser() -> argparse.ArgumentParser:
         triage_commands.add_parser(
             "eval",
             help="score the model on a labelled JSON-lines file",
-            description='Score the model on FILE (one {"text": …, "domain": …} per line): a '
-            "per-domain table, then 'accuracy=… macro_f1=… n=… per_second=…' as the last line.",
+            description='Score the model on FILE (one {"text": …, "domain": …} per line, '
+            'optionally "style" and "second"): a per-domain table, how often the truth is among '
+            "the first two and three domains (top2=… top3=…), then "
+            "'accuracy=… macro_f1=… n=… per_second=…' as the last line.",
         )
     )
     evaluate.add_argument("file", type=Path, help="labelled examples, JSON lines")
     evaluate.add_argument(
-        "--thresholds", action="store_true", help="also print the auto-routing share per threshold"
+        "--thresholds",
+        action="store_true",
+        help="also print the share routed automatically and its precision per threshold (per "
+        "style too when the file has a style field), and the second-domain rule's precision",
     )
     with_config(
         triage_commands.add_parser(
@@ -304,7 +309,7 @@ def _run(settings: Settings, role: str, port: int | None = None) -> None:
 
 
 def _triage(arguments: argparse.Namespace, settings: Settings) -> None:
-    from bot.triage.evaluate import evaluate, threshold_table  # heavy imports
+    from bot.triage.evaluate import evaluate, second_line, threshold_lines  # heavy imports
     from bot.triage.model import read_examples
     from bot.triage.service import Triage
 
@@ -323,10 +328,12 @@ def _triage(arguments: argparse.Namespace, settings: Settings) -> None:
             raise ConfigError(f"cannot read {arguments.file}: {error}") from None
         report = evaluate(triage.model, examples)
         if arguments.thresholds:
-            for threshold, routed, right in threshold_table(triage.model, examples, _THRESHOLDS):
-                print(f"threshold={threshold:.2f} routed={routed:.3f} right={right:.3f}")
-        *table, summary = report.lines()
-        print("\n".join([*table, _offer_line(triage, examples, settings), summary]))
+            results = triage.model.classify_many([e.text for e in examples])
+            print("\n".join(threshold_lines(examples, results, settings.triage.threshold)))
+            if (line := second_line(examples, results)) is not None:
+                print(line)
+        *table, top, summary = report.lines()
+        print("\n".join([*table, _offer_line(triage, examples, settings), top, summary]))
     else:
         asyncio.run(_retrain(settings, triage))
 
@@ -338,9 +345,6 @@ def _offer_line(triage: Any, examples: list[Any], settings: Settings) -> str:
     results = triage.model.classify_many([e.text for e in examples])
     truth = [e.domain for e in examples]
     return offer_coverage(results, truth, settings.triage.threshold).line()
-
-
-_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
 
 async def _retrain(settings: Settings, triage: object) -> None:

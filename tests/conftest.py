@@ -137,8 +137,10 @@ def messenger(request: pytest.FixtureRequest) -> Iterator[str]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every chat-level test (one that talks to a running bot) runs on Telegram and on Bale."""
-    chat_level = "bot" in metafunc.fixturenames or "resident" in metafunc.fixturenames
-    chat_level = chat_level or hasattr(metafunc.module, "start_bot")
+    names = set(metafunc.fixturenames)
+    chat_level = bool(names & {"bot", "resident"}) or (
+        hasattr(metafunc.module, "start_bot") and bool(names & {"database_url", "settings"})
+    )
     if chat_level and metafunc.definition.get_closest_marker("one_messenger") is None:
         metafunc.parametrize("messenger", ["telegram", "bale"], indirect=True)
 

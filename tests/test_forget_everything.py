@@ -39,7 +39,8 @@ RESIDENT = 731_946_285
 OTHER_MEMBER = 1102
 PHONE = "+989135550147"
 HOME = "پلاک ۴۷ کوچه یاس‌بنفش"
-REPORT = f"{DESCRIPTION}، جلوی خانهٔ ما در {HOME}"
+# Nothing an agency acts on: triage sends it to the coordinators whatever its confidence.
+REPORT = f"سلام خسته نباشید، خانهٔ ما {HOME} است، ممنون از ربات خوبتان"
 LATITUDE, LONGITUDE = 35.7219381, 51.4047623
 PHOTO = "PHOTO-OF-THE-HOUSE-QX"
 ANSWER = "زنگ واحد سوم را بزنید، آقای کاظمی‌نژاد"
@@ -65,7 +66,7 @@ async def file_full_report(resident: ChatUser) -> None:
 
 
 async def place_from_triage(bot: Bot) -> None:
-    """Triage was unsure of the report: a coordinator places it (a correction is kept)."""
+    """Triage could not place the report: a coordinator places it (a correction is kept)."""
     coordinator = bot.in_group(COORDINATOR, COORDINATOR_CHAT, "دبیرخانه")
     await coordinator.press("خدمات شهری")
 
@@ -108,8 +109,7 @@ async def use_everything(bot: Bot, settings: Settings) -> ChatUser:
     members_link = await register_group(bot, founder_id=1101)
     assert "عضو" in texts(await resident.send(f"/start {members_link}"))[0]
     await found_group(bot, resident)
-    await file_full_report(resident)
-    await resident.press("نمی‌دانم")  # asked which kind of problem it is: the coordinators choose
+    await file_full_report(resident)  # nothing triage can place: the coordinators choose
     await place_from_triage(bot)
     await work_the_case(bot, resident)
     await walk_to_summary(resident, "دیشب دزد از پشت‌بام وارد خانه همسایه شد و طلاهایشان را برد")

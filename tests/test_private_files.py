@@ -141,6 +141,8 @@ TAMPERED: list[tuple[Callable[[], bytes], str]] = [
     (lambda: _with(intercept=np.full(11, np.nan)), "finite"),
     (lambda: _with(header=_header(format="mahalle-triage-model/0")), "not a mahalle-triage"),
     (lambda: _with(header=_header(classes=["a", "a", "b"])), "distinct names"),
+    (lambda: _with(header=_header(temperature=0.0)), "temperature"),
+    (lambda: _with(header=_header(temperature="1")), "temperature"),
 ]
 
 

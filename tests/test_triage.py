@@ -1,21 +1,35 @@
-"""The triage model on the held-out split, the urgency rules, retraining and the CLI."""
+"""The triage model on the held-out and frozen splits, what never changes a prediction, the
+ranking and second domain, the urgency rules, retraining and the CLI."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import cli
-from bot.triage.evaluate import evaluate
-from bot.triage.model import DEFAULT_EXAMPLES, read_examples
+from bot.config import load_settings
+from bot.triage import OTHER
+from bot.triage.evaluate import evaluate, routing, score
+from bot.triage.model import DEFAULT_EXAMPLES, SECOND_FLOOR, read_examples, second_domain
 from bot.triage.rules import is_urgent
 from bot.triage.service import Triage, load_model, save_model, shipped_model
 from models.entities import Case, TriageCorrection
 from tests.conftest import EXAMPLE_CONFIG
 
 HELD_OUT = Path(__file__).parent / "data" / "triage_heldout.jsonl"
+# Written by someone who never saw the training data, under another protocol
+# (tests/data/README.md); nothing about the model was chosen by looking at it.
+FROZEN = Path(__file__).parent / "data" / "triage_frozen.jsonl"
+# Floors a little under what the shipped model measured (bench/RESULTS.md, "Triage on
+# residents' words"): a change that makes the model worse on words it never saw fails here.
+HELD_OUT_MACRO_F1 = 0.90  # measured 0.922
+FROZEN_MACRO_F1 = 0.88  # measured 0.903
+FROZEN_TOP3 = 0.97  # measured 0.991
+FROZEN_BY_STYLE = {"colloquial": 0.87, "finglish": 0.87}  # measured 0.892, 0.909
+FROZEN_ROUTED, FROZEN_RIGHT = 0.65, 0.95  # measured at 0.85: 68.6 % routed, 96.5 % right
 
 
 def test_held_out_split_is_never_trained_on() -> None:
@@ -32,8 +46,28 @@ def test_every_domain_has_at_least_sixty_examples() -> None:
 
 def test_held_out_macro_f1_meets_the_bar() -> None:
     report = evaluate(shipped_model(), read_examples(HELD_OUT))
-    assert report.macro_f1 >= 0.90, report.lines()
-    assert report.accuracy >= 0.90
+    assert report.macro_f1 >= HELD_OUT_MACRO_F1, report.lines()
+
+
+def test_frozen_split_macro_f1_holds_overall_and_by_style() -> None:
+    """Floors a little under the measured figures (bench/RESULTS.md), so a regression fails."""
+    examples = read_examples(FROZEN)
+    results = shipped_model().classify_many([e.text for e in examples])
+    report = score(examples, results)
+    assert report.macro_f1 >= FROZEN_MACRO_F1, report.lines()
+    assert report.top3 >= FROZEN_TOP3
+    for style, floor in FROZEN_BY_STYLE.items():
+        picked = [i for i, e in enumerate(examples) if e.style == style]
+        style_report = score([examples[i] for i in picked], [results[i] for i in picked])
+        assert style_report.macro_f1 >= floor, (style, style_report.macro_f1)
+
+
+def test_frozen_split_at_the_configured_threshold_routes_most_and_rightly() -> None:
+    threshold = load_settings(EXAMPLE_CONFIG).triage.threshold
+    examples = read_examples(FROZEN)
+    results = shipped_model().classify_many([e.text for e in examples])
+    routed, right = routing(examples, results, threshold)
+    assert routed >= FROZEN_ROUTED and right >= FROZEN_RIGHT, (threshold, routed, right)
 
 
 def test_one_text_at_a_time_agrees_with_the_batch(tmp_path: Path) -> None:
@@ -49,6 +83,61 @@ def test_one_text_at_a_time_agrees_with_the_batch(tmp_path: Path) -> None:
         assert one.domain == other.domain == batch.domain
         assert one.confidence == pytest.approx(batch.confidence, abs=1e-9)
         assert one.urgent == batch.urgent
+
+
+def _as_typed_elsewhere(text: str) -> list[str]:
+    """The same words as people also type them: Arabic letters, Arabic-Indic digits, without
+    ZWNJ, and with emoji."""
+    arabic = text.replace("ی", "ي").replace("ک", "ك")
+    digits = text.translate(str.maketrans("0123456789۰۱۲۳۴۵۶۷۸۹", "٠١٢٣٤٥٦٧٨٩" * 2))
+    return [arabic, digits, text.replace("\u200c", ""), f"🙏 {text} 😡😡", f"{text}👍🏽"]
+
+
+def test_spelling_digits_zwnj_and_emoji_never_change_a_prediction() -> None:
+    texts = [e.text for e in read_examples(HELD_OUT)][:80]
+    model = shipped_model()
+    for text in texts:
+        placed = model.classify(text)
+        for variant in _as_typed_elsewhere(text):
+            again = model.classify(variant)
+            assert (again.domain, again.ranked) == (placed.domain, placed.ranked), variant
+
+
+def test_emoji_or_punctuation_alone_is_other() -> None:
+    for text in ["🌹🌹🌹", "👍", "؟!", "..."]:
+        assert shipped_model().classify(text).domain == OTHER
+
+
+def test_every_domain_is_ranked_likeliest_first() -> None:
+    model = shipped_model()
+    for text in ["آب محله از صبح قطع است", "yeki ro zadan too kooche", "کلاس قرآن مسجد"]:
+        result = model.classify(text)
+        assert sorted(d for d, _ in result.ranked) == sorted(model.labels)
+        assert result.ranked[0] == (result.domain, result.confidence)
+        assert [p for _, p in result.ranked] == sorted((p for _, p in result.ranked), reverse=True)
+        assert sum(p for _, p in result.ranked) == pytest.approx(1.0)
+
+
+def test_a_second_domain_is_a_likely_runner_up_never_other() -> None:
+    likely = ("welfare", SECOND_FLOOR)
+    assert second_domain((("education", SECOND_FLOOR), likely)) == "welfare"
+    assert second_domain((("education", 0.6), ("welfare", SECOND_FLOOR - 0.01))) is None
+    assert second_domain((("education", SECOND_FLOOR), ("other", SECOND_FLOOR))) is None
+    assert second_domain((("other", SECOND_FLOOR), likely)) is None
+    assert second_domain((("education", 1.0),)) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "domain"),
+    [
+        ("سطل زباله بدین ما خودمون تفکیک میکنیم", "participation"),  # an offer of help
+        ("ماشین پلاک ۱۲ کوچه ما هر روز جلوی پارکینگ زباله می‌ریزد", "municipal"),
+        ("بچه‌ها سر کوچه مدرسه مواد می‌فروشند", "security"),
+        ("پارک محله شب‌ها پاتوق معتادها شده و سرنگ می‌ریزند", "social"),
+    ],
+)
+def test_another_domains_words_in_passing_do_not_decide(text: str, domain: str) -> None:
+    assert shipped_model().classify(text).domain == domain
 
 
 @pytest.mark.parametrize(
@@ -123,6 +212,24 @@ def test_eval_prints_a_table_and_the_summary_line_last(capsys: pytest.CaptureFix
     last = lines[-1].split()
     assert [part.split("=")[0] for part in last] == ["accuracy", "macro_f1", "n", "per_second"]
     assert last[2] == f"n={len(read_examples(HELD_OUT))}"
+    assert lines[-2].split()[0].startswith("top2=") and lines[-2].split()[1].startswith("top3=")
+
+
+def test_eval_thresholds_prints_routing_per_threshold_and_style(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = ["--config", str(EXAMPLE_CONFIG)]
+    assert cli.main(["triage", "eval", str(DEFAULT_EXAMPLES), "--thresholds", *config]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    overall = [line for line in lines if line.startswith("threshold=")]
+    assert [line.split()[0] for line in overall] == [
+        f"threshold={0.05 * step:.2f}" for step in range(4, 20)
+    ]
+    assert sum(line.endswith("<- configured") for line in overall) == 1
+    styles = {e.style for e in read_examples(DEFAULT_EXAMPLES)}
+    for style in styles:
+        assert sum(line.startswith(f"style={style} threshold=") for line in lines) == 16
+    assert any(line.startswith("second: labelled=") for line in lines)
 
 
 def test_classify_prints_domain_title_and_confidence(capsys: pytest.CaptureFixture[str]) -> None:
@@ -131,7 +238,8 @@ def test_classify_prints_domain_title_and_confidence(capsys: pytest.CaptureFixtu
         == 0
     )
     out = capsys.readouterr().out
-    assert out.startswith("domain=utilities title=آب، برق، گاز و مخابرات confidence=0.")
+    title = "آب، برق، گاز و مخابرات"
+    assert re.fullmatch(rf"domain=utilities title={title} confidence=[01]\.\d{{3}}\n", out)
 
 
 def test_eval_of_a_missing_file_says_so(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """The fitted pipeline's probabilities for one text, computed directly from its vocabulary, idf
 and coefficients. sklearn's `predict_proba` checks and converts its input on every call: 2–3 ms
 for one text, most of a report's placing and all of it on the event loop; this takes ~0.35 ms.
-The same arithmetic (tf-idf with sublinear tf and l2 norm per vectoriser, then softmax), so the
-results agree with sklearn's to rounding; `tests/test_triage.py` holds them to it."""
+The same arithmetic (tf-idf with sublinear tf and l2 norm per vectoriser, then a softmax of the
+scores over the model's temperature), so the results agree with sklearn's to rounding;
+`tests/test_triage.py` holds them to it."""
 
 from __future__ import annotations
 
@@ -27,13 +28,15 @@ class DirectScorer:
         self,
         parts: list[tuple[Callable[[str], list[str]], Vocabulary]],
         classifier: LogisticRegression,
+        temperature: float,
     ) -> None:
         self._parts = parts
+        self._temperature = temperature
         self._coefficients: NDArray[np.float64] = classifier.coef_
         self._intercepts: NDArray[np.float64] = classifier.intercept_
 
     @classmethod
-    def of(cls, pipeline: Pipeline) -> DirectScorer | None:
+    def of(cls, pipeline: Pipeline, temperature: float = 1.0) -> DirectScorer | None:
         """A scorer for this pipeline, or None where it is built in a way this does not follow."""
         classifier = pipeline.named_steps["classifier"]
         if not isinstance(classifier, LogisticRegression) or classifier.coef_.shape[0] < 3:
@@ -48,7 +51,7 @@ class DirectScorer:
             }
             parts.append((vectorizer.build_analyzer(), vocabulary))
             offset += len(vocabulary)
-        return cls(parts, classifier)
+        return cls(parts, classifier, temperature)
 
     def probabilities(self, text: str) -> NDArray[np.float64]:
         """One probability a class, in the classifier's order of classes."""
@@ -61,6 +64,7 @@ class DirectScorer:
             columns.extend(vocabulary[term][0] for term in counts)
             weights.extend(v / norm for v in values)
         scores = self._coefficients[:, columns] @ np.array(weights) + self._intercepts
+        scores = scores / self._temperature
         exponents = np.exp(scores - scores.max())
         result: NDArray[np.float64] = exponents / exponents.sum()
         return result
