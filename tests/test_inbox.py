@@ -23,7 +23,15 @@ from bot.unit import update_unit
 from models.db import create_engine, create_session_factory
 from models.entities import ConversationState, InboxUpdate
 from tests.conftest import make_settings
-from tests.fakebot import AnyApplication, ChatUser, FakeBotAPI, start_bot, stop_bot, wait_for
+from tests.fakebot import (
+    AnyApplication,
+    ChatUser,
+    FakeBotAPI,
+    bot_side,
+    start_bot,
+    stop_bot,
+    wait_for,
+)
 
 NEW_REPORT = "📝 گزارش جدید"
 
@@ -139,7 +147,7 @@ async def test_an_agency_groups_update_a_stopped_process_had_is_answered_too(
     app_b, api_b, queue_b = await _web_process(settings)
     assert await queue_b.sweep(app_b.bot, now=utcnow() + timedelta(minutes=1)) == 1
     await wait_for(
-        lambda: any("-100424242" in call.text for call in api_b.to_chat(-100424242)),
+        lambda: any(str(bot_side(-100424242)) in c.text for c in api_b.to_chat(-100424242)),
         what="the group's answer",
     )
     await _stop(stopped, app_b)
