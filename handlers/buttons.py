@@ -74,7 +74,7 @@ async def alert(query: CallbackQuery, text: str, *, unsaid_when_late: bool = Fal
         if message.chat.type == ChatType.PRIVATE:
             await query.get_bot().send_message(message.chat.id, text)
         return
-    if shows_no_answers(query):
+    if shows_no_answers(query) and not unsaid_when_late:  # no message per mashed press
         await _said_instead(query, text)
 
 
