@@ -610,6 +610,14 @@ async def pick_pressed(update: Update, context: MahalleContext) -> None:
     await _edit(query, text, InlineKeyboardMarkup(rows))
 
 
+async def _pressed_case(context: MahalleContext, desk: Desk, parts: list[str]) -> Case | None:
+    """The case a desk button (`<prefix>:<case id>`) names, if it is in the presser's scope."""
+    if len(parts) != 2 or not parts[1].isdigit():
+        return None
+    async with context.session() as session:
+        return await lookup.case_in_scope(session, case_id=int(parts[1]), scope=desk.scope)
+
+
 async def open_pressed(update: Update, context: MahalleContext) -> None:
     """A listed case: its card again where it is acted on, else the case and its history."""
     query = update.callback_query
@@ -618,12 +626,7 @@ async def open_pressed(update: Update, context: MahalleContext) -> None:
     if pressed is None:
         return
     desk, parts = pressed
-    async with context.session() as session:
-        case = (
-            await lookup.case_in_scope(session, case_id=int(parts[1]), scope=desk.scope)
-            if len(parts) == 2 and parts[1].isdigit()
-            else None
-        )
+    case = await _pressed_case(context, desk, parts)
     if case is None:
         await alert(query, context.t("desk-gone"))
         return
@@ -645,12 +648,7 @@ async def card_pressed(update: Update, context: MahalleContext) -> None:
     if pressed is None:
         return
     desk, parts = pressed
-    async with context.session() as session:
-        case = (
-            await lookup.case_in_scope(session, case_id=int(parts[1]), scope=desk.scope)
-            if len(parts) == 2 and parts[1].isdigit()
-            else None
-        )
+    case = await _pressed_case(context, desk, parts)
     acting = case is not None and (
         await _holds_now(context, query.from_user.id, case, desk)
         or (case.status == CaseStatus.TRIAGE and desk.county_key is not None)
