@@ -7,6 +7,7 @@ import gc
 import logging
 from typing import Any
 
+from sqlalchemy import ColumnElement
 from telegram.constants import UpdateType
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
@@ -29,6 +30,7 @@ from bot.menus import RESIDENT_COMMANDS, publish
 from bot.persistence import SQLConversationPersistence
 from bot.pipeline import settle
 from bot.runtime import Runtime
+from bot.services import outbox
 from bot.services.reference import sync_reference_data
 from bot.services.refusals import handle_refusal
 from bot.signing import Signer
@@ -72,32 +74,80 @@ def flood_limiter() -> FloodLimiter:
     return FloodLimiter(overall_max_rate=30, group_max_rate=GROUP_PER_MINUTE, retries=3)
 
 
+def build_applications(
+    settings: Settings,
+    builders: dict[str, ApplicationBuilder[Any, Any, Any, Any, Any, Any]] | None = None,
+    *,
+    role: str = "all",
+    freeze_startup: bool = False,
+) -> list[AnyApplication]:
+    """One application for each bot of the deployment, the first (which runs the jobs and
+    owns the database pool) first. They share the database, triage, strings and groups; each
+    has its own token, flood limits, outbox sender and persistence."""
+    builders = builders or {}
+    keys = settings.bot_keys
+    first = build_application(
+        settings, builders.get(keys[0]), role=role, freeze_startup=freeze_startup, bot_key=keys[0]
+    )
+    applications = [first]
+    for key in keys[1:]:
+        applications.append(
+            build_application(
+                settings, builders.get(key), role=role, bot_key=key, shared=runtime_of(first)
+            )
+        )
+    return applications
+
+
 def build_application(
     settings: Settings,
     builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] | None = None,
     *,
     role: str = "all",
     freeze_startup: bool = False,
+    bot_key: str | None = None,
+    shared: Runtime | None = None,
 ) -> AnyApplication:
     """The fully wired bot. A given builder keeps its own token and request objects.
-    `freeze_startup`: for a long-running process, see `_freeze_what_was_loaded`."""
+    `freeze_startup`: for a long-running process, see `_freeze_what_was_loaded`. `bot_key` and
+    `shared`: one bot of several (`build_applications`), sharing the first one's runtime parts."""
     keep_logs_private()
-    translate = Translator.load(settings.bot.language)
-    # The engine connects lazily; it exists before `initialize()` because PTB reads
-    # conversation states from the persistence there, before post_init runs.
-    engine = create_engine(settings.database.url, connections=pooled_connections(settings, role))
-    session_factory = create_session_factory(engine)
-    triage = Triage(settings.triage.model_path)
-    runtime = Runtime(
-        settings,
-        engine,
-        session_factory,
-        translate,
-        triage,
-        Leadership(engine),
-        role,
-        groups=GroupChats.of(settings),
-    )
+    bot_key = bot_key or settings.bot_keys[0]
+    settings = settings.for_bot(bot_key)
+    if shared is None:
+        translate = Translator.load(settings.bot.language)
+        # The engine connects lazily; it exists before `initialize()` because PTB reads
+        # conversation states from the persistence there, before post_init runs.
+        engine = create_engine(
+            settings.database.url, connections=pooled_connections(settings, role)
+        )
+        runtime = Runtime(
+            settings,
+            engine,
+            create_session_factory(engine),
+            translate,
+            Triage(settings.triage.model_path),
+            Leadership(engine),
+            role,
+            groups=GroupChats.of(settings),
+            bot_key=bot_key,
+        )
+    else:
+        translate = shared.translate
+        runtime = Runtime(
+            settings,
+            shared.engine,
+            shared.session_factory,
+            translate,
+            shared.triage,
+            shared.leadership,
+            role,
+            groups=shared.groups,
+            bot_key=bot_key,
+            siblings=shared.siblings,
+        )
+    runtime.siblings[bot_key] = runtime
+    engine, session_factory = runtime.engine, runtime.session_factory
     builder = (builder or default_builder(settings)).concurrent_updates(
         ChatOrderedProcessor(concurrent_updates(settings))
     )
@@ -112,10 +162,16 @@ def build_application(
         .build()
     )
     application.bot_data[RUNTIME_KEY] = runtime
+    runtime.bot = application.bot
     runs_on_bale(application.bot.token, settings.telegram.platform == "bale")
     if isinstance(application.bot.rate_limiter, FloodLimiter):
         application.bot.rate_limiter.groups = runtime.groups
-    runtime.cards = Cards(translate, Signer(application.bot.token), settings.bot.language)
+    # One signer for every bot: a card one bot queues (a job's reminder) is pressed in another.
+    runtime.cards = (
+        shared.cards
+        if shared is not None
+        else Cards(translate, Signer(application.bot.token), settings.bot.language)
+    )
     runtime.sender = OutboxSender(
         application.bot,
         session_factory,
@@ -128,6 +184,7 @@ def build_application(
         group_per_minute=GROUP_PER_MINUTE if settings.telegram.rate_limit else None,
         groups=runtime.groups,
         sends_at_once=outbox_sends_at_once(settings),
+        mine=_rows_of(settings, bot_key),
     )
     if role != "web":  # a web process only receives: a campaign launched there is due at once,
         # and the leading worker's job (every 5 s) starts it; two runners would double the rate
@@ -141,6 +198,23 @@ def build_application(
         )
     register_handlers(application, settings, translate)
     return application
+
+
+def _rows_of(settings: Settings, bot_key: str) -> ColumnElement[bool] | None:
+    """Which outbox rows this bot sends; None when it is the only one."""
+    if len(settings.bot_keys) == 1:
+        return None
+    own, others = set[int](), set[int]()
+    for county in settings.counties:
+        (own if settings.bot_of_county(county.key) == bot_key else others).update(
+            county.named_chats()
+        )
+    return outbox.sent_by(
+        bot_key=bot_key,
+        own_chats=own,
+        others_chats=others - own,
+        first=bot_key == settings.bot_keys[0],
+    )
 
 
 def _one_on_sqlite(settings: Settings, configured: int) -> int:
@@ -206,6 +280,10 @@ def _freeze_what_was_loaded() -> None:
 async def _post_init(application: AnyApplication) -> None:
     """Load reference data and the triage model, publish commands, start the worker and jobs."""
     runtime = runtime_of(application)
+    if not runtime.leads:  # another bot of the deployment: the first one loads and leads
+        await _publish_commands(application)
+        _start_sending(runtime)
+        return
     async with runtime.session_factory() as session:
         await sync_reference_data(session=session, settings=runtime.settings)
     if not await runtime.triage.reload_if_changed():
@@ -226,9 +304,16 @@ async def _post_init(application: AnyApplication) -> None:
     # because the scheduler starts after the jobs are added.
     await runtime.leadership.try_lead()
     schedule_jobs(application)
+    _start_sending(runtime)
+
+
+def _start_sending(runtime: Runtime) -> None:
+    """Start the outbox worker of this process's bot, unless it only receives."""
+    if runtime.role == "web":
+        return
     if runtime.settings.outbox.worker and runtime.sender is not None:
         worker = runtime.sender.run_forever(runtime.settings.outbox.poll_seconds)
-        runtime.tasks.append(asyncio.create_task(worker, name="outbox"))
+        runtime.tasks.append(asyncio.create_task(worker, name=f"outbox-{runtime.bot_key}"))
 
 
 async def _publish_commands(application: AnyApplication) -> None:
@@ -254,6 +339,8 @@ async def _post_shutdown(application: AnyApplication) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    if not runtime.leads:  # the first bot's application closes what they share
+        return
     await settle(runtime)  # cases being placed (the route-stranded job would, a minute later)
     await runtime.leadership.step_down()
     if runtime.blocklist is not None:

@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 async def reload_blocked(runtime: Runtime) -> None:
     """Reload who is blocked from the database."""
     async with runtime.session_factory() as session:
-        runtime.banned = await users.banned_ids(session=session)
+        banned = await users.banned_ids(session=session)
+    for each in runtime.siblings.values() or [runtime]:  # every bot of the deployment
+        each.banned = banned
 
 
 class BlockListListener:

@@ -274,6 +274,9 @@ def _run(settings: Settings, role: str, port: int | None = None) -> None:
     for gap in settings.setup_gaps():
         log.warning("not configured: %s", gap)
     asyncio.run(_upgrade(settings))
+    if len(settings.bot_keys) > 1:
+        _run_bots(settings, role, port)
+        return
     application = build_application(settings, role=role, freeze_startup=True)
     telegram = settings.telegram
     log.info("starting (%s, %s) on %s", role, telegram.mode, telegram.base_url)
@@ -439,6 +442,33 @@ async def _status(settings: Settings) -> int:
     print("\n".join(health.lines(now)))
     print("\n".join(f"needs a look: {problem}" for problem in problems) or "all well")
     return 1 if problems else 0
+
+
+def _run_bots(settings: Settings, role: str, port: int | None) -> None:
+    """Several bots ([[bots]]) in this process."""
+    from telegram.error import InvalidToken
+
+    from bot.app import ALLOWED_UPDATES, build_applications
+    from bot.serving import serve
+
+    if role == "web":
+        raise ConfigError(
+            "--role web serves one bot: with [[bots]], run --role all (each process receives "
+            "and sends for every bot), or --role worker beside them"
+        )
+    modes = {settings.for_bot(key).telegram.mode for key in settings.bot_keys}
+    if len(modes) > 1:
+        raise ConfigError("[[bots]]: all bots poll, or all take webhooks; not some of each")
+    applications = build_applications(settings, role=role, freeze_startup=True)
+    log.info("starting %d bots (%s): %s", len(applications), role, ", ".join(settings.bot_keys))
+    try:
+        asyncio.run(
+            serve(applications, settings, role=role, allowed_updates=ALLOWED_UPDATES, port=port)
+        )
+    except InvalidToken:
+        raise ConfigError(
+            "a Bot API refused one of the bots' tokens; check each [[bots]] token_env variable"
+        ) from None
 
 
 async def _serve_worker(application: Any) -> None:

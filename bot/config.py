@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -107,6 +108,8 @@ class TelegramSettings(_Section):
     webhook_port: int = Field(default=8443, ge=1, le=65535)
     webhook_secret: SecretStr | None = None
     rate_limit: bool = True
+    # Where the webhook server takes this bot's updates; each bot of several has its own.
+    webhook_path: str = Field(default="telegram", pattern=r"^telegram(/[a-z0-9_-]+)?$")
     # Start of deep links to the bot: https://t.me/ on Telegram, https://ble.ir/ on Bale.
     deep_link_base: str = PLATFORM_DEFAULTS["telegram"]["deep_link_base"]
 
@@ -168,9 +171,9 @@ class TelegramSettings(_Section):
         secret = self.webhook_secret.get_secret_value() if self.webhook_secret else None
         if self.platform == "bale" and secret:
             return WebhookRoute(
-                f"telegram/{secret}", f"{self.webhook_url.rstrip('/')}/{secret}", None
+                f"{self.webhook_path}/{secret}", f"{self.webhook_url.rstrip('/')}/{secret}", None
             )
-        return WebhookRoute("telegram", self.webhook_url, secret)
+        return WebhookRoute(self.webhook_path, self.webhook_url, secret)
 
 
 class DatabaseSettings(_Section):
@@ -411,6 +414,14 @@ class CountySettings(_Section):
     districts: list[DistrictSettings] = Field(min_length=1)
     agencies: list[AgencySettings] = Field(min_length=1)
 
+    def named_chats(self) -> set[int]:
+        """Every chat and person this county's settings name: agency groups, coordinators and
+        their group, the council's chat and members."""
+        chats = {a.chat_id for a in self.agencies if a.chat_id is not None}
+        chats |= {*self.coordinators, *self.council_ids}
+        chats |= {c for c in (self.coordinator_chat_id, self.council_chat_id) if c is not None}
+        return chats
+
     def coordinator_chats(self) -> list[int]:
         """The coordinators' group, or each coordinator's private chat when there is none."""
         return [self.coordinator_chat_id] if self.coordinator_chat_id else list(self.coordinators)
@@ -457,6 +468,31 @@ class HandbookSettings(_Section):
     remind_days: int = Field(default=2, ge=1, le=60)
 
 
+class BotEntry(_Section):
+    """One bot of a deployment serving several: its key, the counties it serves, where its
+    token and webhook secret come from, and its messenger settings ([telegram]'s, with its own
+    keys over them)."""
+
+    key: str = Field(pattern=r"^[a-z0-9_-]{1,32}$")
+    counties: list[str] = Field(min_length=1)
+    token_env: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    webhook_secret_env: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]*$")
+    telegram: TelegramSettings
+
+    def require_token(self) -> str:
+        """This bot's token, or a ConfigError naming the variable to set."""
+        if self.telegram.token is None:
+            raise ConfigError(
+                f"{self.token_env} is not set: it holds the token of bot {self.key!r} "
+                "([[bots]] in the config); get one from @BotFather (Bale: @botfather)"
+            )
+        return self.telegram.token.get_secret_value()
+
+
+# The key of the one bot of a config without [[bots]].
+SINGLE_BOT = "main"
+
+
 class Settings(_Section):
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -472,6 +508,10 @@ class Settings(_Section):
     # One county ([county] with top-level [[agencies]] in the file) or several ([[counties]]).
     counties: list[CountySettings] = Field(min_length=1)
     domains: list[DomainSettings]
+    # Several bots in one deployment, each serving some counties; none: one bot ([telegram]).
+    bots: list[BotEntry] = Field(default_factory=list)
+    # The bot this copy of the settings is for (`for_bot`); the deployment's own copy has none.
+    _serving: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod
@@ -569,32 +609,93 @@ class Settings(_Section):
 
     def require_token(self) -> str:
         """The bot token, or a ConfigError that tells a newcomer how to get one."""
+        if self._serving is not None:
+            return self.bot_named(self._serving).require_token()
+        if self.bots:
+            for entry in self.bots:
+                entry.require_token()
+            return self.bots[0].require_token()
         if self.telegram.token is None:
             raise ConfigError(TOKEN_HELP)
         return self.telegram.token.get_secret_value()
 
+    @model_validator(mode="after")
+    def _each_county_one_bot(self) -> Settings:
+        if not self.bots:
+            return self
+        if repeated := _repeated([entry.key for entry in self.bots]):
+            raise ValueError(f"bot keys must be unique, repeated: {repeated}")
+        if repeated := _repeated([entry.token_env for entry in self.bots]):
+            raise ValueError(f"each bot needs a token of its own, repeated token_env: {repeated}")
+        counties = [county.key for county in self.counties]
+        served = [key for entry in self.bots for key in entry.counties]
+        if unknown := sorted(set(served) - set(counties)):
+            raise ValueError(f"bots serve unknown counties: {', '.join(unknown)}")
+        if repeated := _repeated(served):
+            raise ValueError(f"a county is served by one bot only, repeated: {repeated}")
+        if unserved := [key for key in counties if key not in served]:
+            raise ValueError(f"no bot serves counties: {', '.join(unserved)}")
+        return self
 
-def check_token(token: str) -> str:
+    @property
+    def bot_keys(self) -> list[str]:
+        """The deployment's bots, the first (which runs the jobs) first."""
+        return [entry.key for entry in self.bots] or [SINGLE_BOT]
+
+    def bot_named(self, key: str) -> BotEntry:
+        """The [[bots]] entry with this key."""
+        found = next((entry for entry in self.bots if entry.key == key), None)
+        if found is None:
+            raise ConfigError(f"no bot {key!r} in [[bots]]")
+        return found
+
+    def for_bot(self, key: str) -> Settings:
+        """These settings as one bot of the deployment sees them: its [telegram]."""
+        if not self.bots:
+            return self
+        view = self.model_copy(update={"telegram": self.bot_named(key).telegram})
+        view._serving = key
+        return view
+
+    @property
+    def serving(self) -> str:
+        """The key of the bot these settings are for."""
+        return self._serving or self.bot_keys[0]
+
+    def counties_of_bot(self, key: str | None) -> list[str] | None:
+        """The counties a bot serves; None when one bot serves them all."""
+        if not self.bots or key is None:
+            return None
+        return list(self.bot_named(key).counties)
+
+    def bot_of_county(self, county_key: str) -> str:
+        """The bot that serves a county."""
+        return next(
+            (entry.key for entry in self.bots if county_key in entry.counties), self.bot_keys[0]
+        )
+
+
+def check_token(token: str, variable: str = TOKEN_ENV) -> str:
     """Refuse placeholder and malformed tokens before they reach the network."""
     lowered = token.lower()
     if any(hint in lowered for hint in _PLACEHOLDER_HINTS):
         raise ConfigError(
-            f"{TOKEN_ENV}: this is a placeholder from an example, not a bot token; "
+            f"{variable}: this is a placeholder from an example, not a bot token; "
             "put the token @BotFather gave you in it"
         )
     if not _TOKEN_SHAPE.match(token):
         raise ConfigError(
-            f"{TOKEN_ENV}: this does not look like a bot token "
+            f"{variable}: this does not look like a bot token "
             "(expected '<digits>:<at least 20 letters, digits, _ or ->' from @BotFather)"
         )
     return token
 
 
-def check_webhook_secret(secret: str) -> str:
+def check_webhook_secret(secret: str, variable: str = WEBHOOK_SECRET_ENV) -> str:
     """Refuse a webhook secret short enough to guess."""
     if len(secret) < WEBHOOK_SECRET_MIN_LENGTH:
         raise ConfigError(
-            f"{WEBHOOK_SECRET_ENV}: {len(secret)} characters is too short to keep others' calls "
+            f"{variable}: {len(secret)} characters is too short to keep others' calls "
             f"out; use at least {WEBHOOK_SECRET_MIN_LENGTH} (openssl rand -hex 32)"
         )
     return secret
@@ -615,6 +716,48 @@ def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
         telegram["webhook_secret"] = check_webhook_secret(secret)
     if url := environ.get(DATABASE_URL_ENV, "").strip():
         raw.setdefault("database", {})["url"] = url
+    bots = raw.get("bots")
+    if isinstance(bots, list):
+        raw["bots"] = [_bot_from_environment(entry, telegram, environ) for entry in bots]
+        # [telegram] is then what the bots share; each bot's own copy is what runs.
+        raw["telegram"] = {k: v for k, v in telegram.items() if k not in ("mode", "webhook_url")}
+
+
+# What a [[bots]] entry says of itself; any other key is a [telegram] key it sets its own way.
+_BOT_OWN_KEYS = ("key", "counties", "token_env", "webhook_secret_env")
+
+
+def _bot_from_environment(entry: Any, telegram: dict[str, Any], environ: Mapping[str, str]) -> Any:
+    """A [[bots]] entry with its messenger settings: [telegram]'s, then its own keys over them,
+    then its token and webhook secret from the environment variables it names."""
+    if not isinstance(entry, dict):
+        return entry
+    key = entry.get("key", "?")
+    for secret in ("token", "webhook_secret"):
+        if secret in entry:
+            raise ConfigError(
+                f"bots.{key}.{secret}: secrets must not be written in the config file; name an "
+                f"environment variable in {secret}_env and put the {secret} there"
+            )
+    own = {k: entry[k] for k in _BOT_OWN_KEYS if k in entry}
+    merged = {k: v for k, v in telegram.items() if k not in ("token", "webhook_secret")}
+    merged.update({k: v for k, v in entry.items() if k not in _BOT_OWN_KEYS})
+    if "base_url" in entry and "platform" not in entry:
+        merged.pop("platform", None)  # a Bale address under a Telegram [telegram] means Bale
+        for platform_key in ("base_file_url", "deep_link_base"):
+            if platform_key not in entry:
+                merged.pop(platform_key, None)
+    token_env = str(entry.get("token_env", ""))
+    if token := environ.get(token_env, "").strip():
+        merged["token"] = check_token(token, token_env)
+    secret_env = str(entry.get("webhook_secret_env", ""))
+    if secret := environ.get(secret_env, "").strip():
+        merged["webhook_secret"] = check_webhook_secret(secret, secret_env)
+    # Each bot at a path of its own on the one webhook server: /telegram/<key>.
+    merged["webhook_path"] = f"telegram/{key}"
+    if "webhook_url" not in entry and merged.get("webhook_url"):
+        merged["webhook_url"] = f"{str(merged['webhook_url']).rstrip('/')}/{key}"
+    return {**own, "telegram": merged}
 
 
 def _describe(error: ValidationError) -> str:

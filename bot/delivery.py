@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import Bot, InlineKeyboardMarkup, InputMediaPhoto, Message
 from telegram.error import (
@@ -104,8 +104,11 @@ class OutboxSender:
         group_per_minute: int | None = None,
         groups: GroupChats | None = None,
         sends_at_once: int = 1,
+        mine: ColumnElement[bool] | None = None,
     ) -> None:
         self.bot = bot
+        # With several bots in one deployment: which rows are this bot's (outbox.sent_by).
+        self.mine = mine
         self.session_factory = session_factory
         self.max_backoff_seconds = max_backoff_seconds
         # Failed attempts after which a row is given up and whom it concerns is told.
@@ -180,7 +183,7 @@ class OutboxSender:
         """`_deliver_one`'s outcome, in the row's transaction, and how long the claim took."""
         async with self.session_factory() as session, session.begin():
             started = time.monotonic()
-            row = await outbox.claim_next(session, now=now)
+            row = await outbox.claim_next(session, now=now, mine=self.mine)
             claim_seconds = time.monotonic() - started
             if row is None:
                 return None, claim_seconds

@@ -155,14 +155,18 @@ async def start_due_campaigns(
     async with runtime.session_factory() as session:
         due = await broadcasts.due_campaigns(session, now=now or utcnow())
     started = []
-    for campaign_id in due:
-        if (only is not None and campaign_id != only) or campaign_id in runtime.campaign_tasks:
+    for campaign_id, progress_chat in due:
+        # Sent by the bot of the county whose coordinators launched it: its residents' bot.
+        runner = runtime.for_chat(progress_chat) if progress_chat is not None else runtime
+        if (only is not None and campaign_id != only) or campaign_id in runner.campaign_tasks:
+            continue
+        if runner.campaigns is None:
             continue
         task = asyncio.create_task(
-            runtime.campaigns.run(campaign_id), name=f"campaign-{campaign_id}"
+            runner.campaigns.run(campaign_id), name=f"campaign-{campaign_id}"
         )
-        runtime.campaign_tasks[campaign_id] = task
-        task.add_done_callback(_forget(runtime, campaign_id))
+        runner.campaign_tasks[campaign_id] = task
+        task.add_done_callback(_forget(runner, campaign_id))
         started.append(campaign_id)
     return started
 
@@ -250,9 +254,10 @@ async def send_weekly_report(bot: Bot, runtime: Runtime, *, now: datetime) -> No
                 )
             )  # fmt: skip
         text = "\n\n".join([stats_text(figures, t, language), *quiet, decisions])
+        sender = runtime.for_county(county.key).bot or bot  # the bot that serves the county
         for target in [*([chat] if chat is not None else []), *council.members_of(county)]:
-            await bot.send_photo(target, chart, caption=caption)
-            await bot.send_message(target, text)
+            await sender.send_photo(target, chart, caption=caption)
+            await sender.send_message(target, text)
 
 
 async def send_council_agendas(runtime: Runtime, *, now: datetime) -> int:

@@ -16,9 +16,15 @@ from bot.leader import Leadership
 from bot.triage.service import Triage
 
 if TYPE_CHECKING:
+    from telegram import Bot
+
     from bot.blocklist import BlockListListener
     from bot.broadcasting import CampaignSender
     from bot.delivery import OutboxSender
+
+
+# Each bot's share of the handled updates' keys: Telegram's update ids stay below 2³¹.
+UPDATE_RANGE = 2**44
 
 
 @dataclass
@@ -49,6 +55,37 @@ class Runtime:
     admin_told: dict[str, float] = field(default_factory=dict)
     # Which chats are groups (Bale's have positive ids): the config's, and those updates showed.
     groups: GroupChats = field(default_factory=GroupChats)
+    # The bot this runtime serves (a deployment may serve several, one runtime each, sharing
+    # the database, triage and strings), and every bot's runtime by key, this one included.
+    bot_key: str = "main"
+    bot: Bot | None = None
+    siblings: dict[str, Runtime] = field(default_factory=dict)
+
+    @property
+    def leads(self) -> bool:
+        """Whether this is the deployment's first bot, whose application runs the jobs."""
+        return self.bot_key == self.settings.bot_keys[0]
+
+    @property
+    def served_counties(self) -> list[str] | None:
+        """The counties this bot serves; None when it serves them all."""
+        return self.settings.counties_of_bot(self.bot_key)
+
+    def handled_key(self, update_id: int) -> int:
+        """An update's key among those handled: each bot numbers its updates from its own
+        start, so every bot after the first has a range of its own (the first keeps the ids)."""
+        return update_id + self.settings.bot_keys.index(self.bot_key) * UPDATE_RANGE
+
+    def for_chat(self, chat_id: int) -> Runtime:
+        """The runtime of the bot whose counties name this chat (this one, if none does)."""
+        for county in self.settings.counties:
+            if chat_id in county.named_chats():
+                return self.for_county(county.key)
+        return self
+
+    def for_county(self, county_key: str) -> Runtime:
+        """The runtime of the bot that serves a county (this one, with a single bot)."""
+        return self.siblings.get(self.settings.bot_of_county(county_key), self)
 
     @property
     def card_renderer(self) -> Cards:
@@ -57,6 +94,7 @@ class Runtime:
         return self.cards
 
     def wake_outbox(self) -> None:
-        """Tell the sender something was committed for delivery."""
-        if self.sender is not None:
-            self.sender.wake()
+        """Tell the senders something was committed for delivery (each bot has its own)."""
+        for runtime in self.siblings.values() or [self]:
+            if runtime.sender is not None:
+                runtime.sender.wake()

@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 
 from telegram import CallbackQuery, Message, Update
+from telegram.constants import ChatType
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ApplicationHandlerStop
 
@@ -156,6 +157,9 @@ async def guard(update: Update, context: MahalleContext) -> None:
         return
     if user.id in runtime.banned:
         raise ApplicationHandlerStop
+    chat = update.effective_chat
+    if len(runtime.siblings) > 1 and chat is not None and chat.type == ChatType.PRIVATE:
+        await _belongs_to_this_bot(user.id, context)
     try:
         if await _handled_already(update, context):
             log.info("update %s arrived again; it is handled once", update.update_id)
@@ -168,6 +172,18 @@ async def guard(update: Update, context: MahalleContext) -> None:
         log.warning("could not check an update's limits; the database is unreachable")
 
 
+async def _belongs_to_this_bot(user_id: int, context: MahalleContext) -> None:
+    """With several bots, a person is reached through the bot they last wrote to."""
+    try:
+        async with context.autocommit() as session:  # one statement, a write only on a change
+            await users.write_to_bot(
+                session=session, user_id=user_id, bot_key=context.runtime.bot_key,
+                language=context.runtime.settings.bot.language,
+            )  # fmt: skip
+    except UNREACHABLE:
+        log.warning("could not note which bot a person wrote to; the database is unreachable")
+
+
 async def _handled_already(update: Update, context: MahalleContext) -> bool:
     """Whether the update was handled before (it arrived again). One kept in a web process's
     inbox was checked at receipt, and is recorded as handled as its chat's turn ends; any other
@@ -176,7 +192,9 @@ async def _handled_already(update: Update, context: MahalleContext) -> bool:
     if isinstance(queue, InboxQueue) and update.update_id in queue.kept:
         return False
     async with context.autocommit() as session:  # one statement
-        fresh = await inbox.claim(session=session, update_id=update.update_id, now=utcnow())
+        fresh = await inbox.claim(
+            session=session, update_id=context.runtime.handled_key(update.update_id), now=utcnow()
+        )
     return not fresh
 
 

@@ -17,10 +17,13 @@ from models.entities import Neighbourhood
 
 async def _district_menu(context: MahalleContext, prefix: str) -> tuple[str, InlineKeyboardMarkup]:
     async with context.autocommit() as session:
-        districts = await places.list_districts(session=session)
+        districts = await places.list_districts(
+            session=session, counties=context.runtime.served_counties
+        )
     if len(districts) == 1:
         return await _page_menu(context, prefix, districts[0].id, 0)
-    counties = context.runtime.settings.counties
+    served = context.runtime.served_counties
+    counties = [c for c in context.runtime.settings.counties if served is None or c.key in served]
     names = {county.key: county.name for county in counties} if len(counties) > 1 else None
     return context.t("pick-district"), keyboards.district_list(context.t, districts, prefix, names)
 
@@ -29,7 +32,9 @@ async def _page_menu(
     context: MahalleContext, prefix: str, district_id: int, page: int
 ) -> tuple[str, InlineKeyboardMarkup]:
     async with context.autocommit() as session:
-        districts = await places.list_districts(session=session)
+        districts = await places.list_districts(
+            session=session, counties=context.runtime.served_counties
+        )
         district = next((d for d in districts if d.id == district_id), None)
         if district is None:
             return await _district_menu(context, prefix)
@@ -73,7 +78,10 @@ async def picked(query: CallbackQuery, context: MahalleContext) -> Neighbourhood
     place = None
     if raw_id.isdigit():
         async with context.autocommit() as session:
-            place = await places.get_neighbourhood(session=session, neighbourhood_id=int(raw_id))
+            place = await places.get_neighbourhood(
+                session=session, neighbourhood_id=int(raw_id),
+                counties=context.runtime.served_counties,
+            )  # fmt: skip
     if place is None:
         await alert(query, context.t("neighbourhood-gone"))
         return None
@@ -87,7 +95,9 @@ async def reply_search(update: Update, context: MahalleContext, prefix: str) -> 
     message = update.effective_message
     assert message is not None and message.text is not None
     async with context.autocommit() as session:
-        found = await places.search_neighbourhoods(session=session, typed=message.text)
+        found = await places.search_neighbourhoods(
+            session=session, typed=message.text, counties=context.runtime.served_counties
+        )
     if found:
         await message.reply_text(
             context.t("search-results"),

@@ -109,8 +109,9 @@ async def _show_summary(update: Update, context: MahalleContext, draft: ReportDr
     await _save(update, context, draft)
     async with context.autocommit() as session:
         place = await places.get_neighbourhood(
-            session=session, neighbourhood_id=draft.neighbourhood_id or 0
-        )
+            session=session, neighbourhood_id=draft.neighbourhood_id or 0,
+            counties=context.runtime.served_counties,
+        )  # fmt: skip
     if place is None:  # removed from the config since it was picked
         draft.neighbourhood_id = None
         await _save(update, context, draft)

@@ -123,6 +123,9 @@ class User(Base):
     blocked_bot: Mapped[bool] = mapped_column(Boolean, default=False)
     # A coordinator blocked this user for abuse: their updates are ignored.
     banned: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The bot they last wrote to, where a deployment serves several: the one that reaches them
+    # (a bot can message only those who started it). None: the deployment's only or first bot.
+    bot_key: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     neighbourhood: Mapped[Neighbourhood | None] = relationship(lazy="joined")

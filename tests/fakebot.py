@@ -325,6 +325,8 @@ class FakeBotAPI(BaseRequest):
     dialect: Dialect = field(default_factory=dialect)
     # Chats where the bot is an admin (getChatMember answers a bot that is not, on Bale).
     admin_in: set[int] = field(default_factory=set)
+    # Who getMe says the bot is (each bot of a deployment with several has its own).
+    bot_user: dict[str, Any] = field(default_factory=lambda: dict(BOT_USER))
 
     def __post_init__(self) -> None:
         LIVE_APIS.append(self)
@@ -387,9 +389,9 @@ class FakeBotAPI(BaseRequest):
 
     def _result(self, call: ApiCall) -> Any:
         if call.method == "getMe":
-            return BOT_USER
+            return self.bot_user
         if call.method == "getChatMember":
-            return {"status": "member", "user": BOT_USER}
+            return {"status": "member", "user": self.bot_user}
         if call.method == "getChat":
             return {**_chat(int(call.params["chat_id"])), "accent_color_id": 0}
         if call.method in {"sendMessage", "sendPhoto", "sendLocation", "sendDocument", "sendVoice"}:
@@ -765,6 +767,31 @@ async def start_bot(
     if app.post_init is not None:
         await app.post_init(app)
     return app, api
+
+
+async def start_bots(
+    settings: Any, apis: dict[str, FakeBotAPI], tokens: dict[str, str]
+) -> list[AnyApplication]:
+    """Every bot of a deployment with several ([[bots]]), each on its own fake Bot API with
+    its own token, built and started as `mahalle run` does, the first bot's first."""
+    from telegram.ext import ApplicationBuilder
+
+    from bot.app import build_applications
+
+    builders: dict[str, Any] = {}
+    for key, api in apis.items():
+        request: BaseRequest = api
+        if settings.for_bot(key).telegram.platform == "bale":
+            request = ThroughBaleRequest(api)
+        builders[key] = (
+            ApplicationBuilder().token(tokens[key]).request(request).get_updates_request(request)
+        )
+    apps = build_applications(settings, builders)
+    for app in apps:
+        await app.initialize()
+        if app.post_init is not None:
+            await app.post_init(app)
+    return apps
 
 
 async def crash_bot(app: AnyApplication) -> None:

@@ -274,10 +274,13 @@ async def set_status(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def due_campaigns(session: AsyncSession, *, now: datetime) -> list[int]:
-    """Campaigns to run now: scheduled ones whose time came, and running ones a restart left."""
-    query = select(Campaign.id).where(
+async def due_campaigns(session: AsyncSession, *, now: datetime) -> list[tuple[int, int | None]]:
+    """Campaigns to run now: scheduled ones whose time came, and running ones a restart left;
+    each with the chat that follows its progress (whose bot sends it, where there are several)."""
+    query = select(Campaign.id, Campaign.progress_chat_id).where(
         (Campaign.status == CampaignStatus.RUNNING)
         | ((Campaign.status == CampaignStatus.SCHEDULED) & (Campaign.scheduled_at <= now))
     )
-    return list((await session.scalars(query.order_by(Campaign.id))).all())
+    return [
+        (row.id, row.progress_chat_id) for row in await session.execute(query.order_by(Campaign.id))
+    ]

@@ -7,13 +7,24 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, and_, cast, delete, exists, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Text,
+    and_,
+    cast,
+    delete,
+    exists,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.jalali import utcnow
 from models.db import dialect_of
-from models.entities import Case, OutboxMessage, OutboxStatus, outbox_status
+from models.entities import Case, OutboxMessage, OutboxStatus, User, outbox_status
 
 AGENCY_CARD = "agency-card"
 AGENCY_ATTACHMENT = "agency-attachment"
@@ -77,14 +88,32 @@ def sendable(now: datetime) -> list[ColumnElement[bool]]:
     ]
 
 
-async def claim_next(session: AsyncSession, *, now: datetime) -> OutboxMessage | None:
-    """The oldest row that may go now (`sendable`).
+def sent_by(
+    *, bot_key: str, own_chats: Collection[int], others_chats: Collection[int], first: bool
+) -> ColumnElement[bool]:
+    """The rows one bot of several sends: those to the chats its counties name (agency groups,
+    coordinators, the council), and those to people whose last bot it is; the first bot also
+    reaches people who wrote to none (a bot can message only those who started it)."""
+    their_bot = select(User.bot_key).where(User.id == OutboxMessage.chat_id).scalar_subquery()
+    person = or_(their_bot == bot_key, their_bot.is_(None)) if first else their_bot == bot_key
+    if others_chats:
+        person = and_(OutboxMessage.chat_id.not_in(list(others_chats)), person)
+    if own_chats:
+        return or_(OutboxMessage.chat_id.in_(list(own_chats)), person)
+    return person
+
+
+async def claim_next(
+    session: AsyncSession, *, now: datetime, mine: ColumnElement[bool] | None = None
+) -> OutboxMessage | None:
+    """The oldest row that may go now (`sendable`); with several bots, one of this bot's
+    (`sent_by`).
 
     On PostgreSQL the row is locked with SKIP LOCKED, so two workers never take the same one.
     """
     query = (
         select(OutboxMessage)
-        .where(*sendable(now))
+        .where(*sendable(now), *([mine] if mine is not None else []))
         .order_by(OutboxMessage.id)
         .limit(1)
         .with_for_update(skip_locked=True)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from difflib import SequenceMatcher
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import BoundingBox, Settings
@@ -17,11 +19,18 @@ from models.entities import District, Neighbourhood
 MATCH_THRESHOLD = 0.7
 
 
-async def list_districts(*, session: AsyncSession, county_key: str | None = None) -> list[District]:
-    """Active districts (of one county, when given) in config order."""
+async def list_districts(
+    *,
+    session: AsyncSession,
+    county_key: str | None = None,
+    counties: Collection[str] | None = None,
+) -> list[District]:
+    """Active districts (of one county, or of some, when given) in config order."""
     query = select(District).where(District.active).order_by(District.position)
     if county_key is not None:
         query = query.where(District.county_key == county_key)
+    if counties is not None:
+        query = query.where(District.county_key.in_(list(counties)))
     return list((await session.scalars(query)).all())
 
 
@@ -44,11 +53,29 @@ async def neighbourhood_page(
 
 
 async def get_neighbourhood(
-    *, session: AsyncSession, neighbourhood_id: int
+    *, session: AsyncSession, neighbourhood_id: int, counties: Collection[str] | None = None
 ) -> Neighbourhood | None:
-    """An active neighbourhood, or None (unknown id, or removed from the config)."""
+    """An active neighbourhood (of the given counties, when given), or None (unknown id,
+    removed from the config, or another bot's county)."""
     place = await session.get(Neighbourhood, neighbourhood_id)
-    return place if place is not None and place.active else None
+    if place is None or not place.active:
+        return None
+    if counties is not None:
+        county = await session.scalar(
+            select(District.county_key).where(District.id == place.district_id)
+        )
+        if county not in counties:
+            return None
+    return place
+
+
+def _in_counties(counties: Collection[str]) -> Select[Any]:
+    """A subquery of the ids of some counties' neighbourhoods."""
+    return (
+        select(Neighbourhood.id)
+        .join(District, District.id == Neighbourhood.district_id)
+        .where(District.county_key.in_(list(counties)))
+    )
 
 
 def _may_match(typed: str, name: str) -> bool:
@@ -73,7 +100,12 @@ def _similarity(typed: str, name: str) -> float:
 
 
 async def search_neighbourhoods(
-    *, session: AsyncSession, typed: str, limit: int = 6, county_key: str | None = None
+    *,
+    session: AsyncSession,
+    typed: str,
+    limit: int = 6,
+    county_key: str | None = None,
+    counties: Collection[str] | None = None,
 ) -> list[Neighbourhood]:
     """Neighbourhoods (of one county, when given) whose name matches what was typed, tolerant
     of letters, ZWNJ and typos."""
@@ -83,6 +115,8 @@ async def search_neighbourhoods(
     query = select(Neighbourhood).where(Neighbourhood.active)
     if county_key is not None:
         query = query.where(Neighbourhood.id.in_(neighbourhoods_of_county(county_key)))
+    if counties is not None:
+        query = query.where(Neighbourhood.id.in_(_in_counties(counties)))
     places = (await session.scalars(query)).all()
     scored = [
         (score, place)

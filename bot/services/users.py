@@ -11,6 +11,7 @@ from sqlalchemy import (
     case,
     delete,
     exists,
+    or_,
     select,
     text,
     update,
@@ -58,6 +59,22 @@ async def get_or_create_user(*, session: AsyncSession, user_id: int, language: s
     elif user.blocked_bot:
         user.blocked_bot = False
     return user
+
+
+async def write_to_bot(*, session: AsyncSession, user_id: int, bot_key: str, language: str) -> None:
+    """Note the bot a person wrote to (a deployment with several): the one that reaches them.
+    One statement, committed; the row is written only when new or when they changed bots."""
+    upsert = dialect_insert(session, User).values(
+        id=user_id, language=language, bot_key=bot_key, created_at=utcnow()
+    )
+    await session.execute(
+        upsert.on_conflict_do_update(
+            index_elements=[User.id],
+            set_={"bot_key": upsert.excluded.bot_key},
+            where=or_(User.bot_key.is_(None), User.bot_key != upsert.excluded.bot_key),
+        )
+    )
+    await session.commit()
 
 
 async def save_neighbourhood(

@@ -1,0 +1,290 @@
+"""Several bots in one deployment ([[bots]]): each serves its counties with its own token,
+flood budget and outbox sender; a person is reached through the bot they wrote to; one bot's
+429s hold up none of the other's messages; a config without [[bots]] is unchanged."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.config import ConfigError, Settings, TelegramSettings, load_settings
+from bot.context import runtime_of
+from bot.services import outbox
+from models.entities import OutboxMessage, OutboxStatus, User
+from tests.conftest import EXAMPLE_CONFIG, agency_chat
+from tests.fakebot import (
+    BOT_USER,
+    AnyApplication,
+    ApiCall,
+    ChatUser,
+    FakeBotAPI,
+    bot_side,
+    deliver_outbox,
+    start_bot,
+    start_bots,
+    stop_bot,
+    texts,
+)
+from tests.test_counties import _config_with, _county_block, rey_agency_chat, two_counties
+from tests.test_report_flow import DESCRIPTION, confirm_report
+
+TOKENS = {
+    "tehran": "111111111:AAHx7Qm2LpVw9Rt4Kz8Nc3Bd6Fg0Js5Yu",
+    "rey": "222222222:AAQw3Er5Ty7Ui9Op1As2Df4Gh6Jk8Lz",
+}
+TEHRAN_RESIDENT, REY_RESIDENT = 1001, 2002
+# Municipal reports go to the first agency of each county.
+TEHRAN_MUNICIPAL, REY_MUNICIPAL = agency_chat(0), rey_agency_chat(0)
+
+__all__ = ["start_bot"]  # the module starts bots: conftest runs it in both messengers' ways
+
+
+def two_bots(database_url: str) -> Settings:
+    """Tehran (county "main") served by one bot, Rey by another, on the same database."""
+    settings = two_counties(database_url)
+    rey = settings.counties[1]
+    agencies = [
+        agency.model_copy(update={"chat_id": bot_side(rey_agency_chat(i))})
+        for i, agency in enumerate(rey.agencies)
+    ]
+    rey = rey.model_copy(
+        update={
+            "agencies": agencies,
+            "coordinator_chat_id": bot_side(rey.coordinator_chat_id or 0),
+            "council_chat_id": bot_side(rey.council_chat_id or 0),
+        }
+    )
+    base = settings.telegram.model_dump()
+    bots = [
+        {
+            "key": key,
+            "counties": counties,
+            "token_env": f"MAHALLE_BOT_TOKEN_{key.upper()}",
+            "telegram": TelegramSettings.model_validate({**base, "token": TOKENS[key]}),
+        }
+        for key, counties in (("tehran", ["main"]), ("rey", ["rey"]))
+    ]
+    return Settings.model_validate(
+        {**settings.model_dump(), "counties": [settings.counties[0], rey], "bots": bots}
+    )
+
+
+class TwoBots:
+    """Both bots running in one process, each on its own fake Bot API."""
+
+    def __init__(self, apps: list[AnyApplication], apis: dict[str, FakeBotAPI]) -> None:
+        self.apps = dict(zip(("tehran", "rey"), apps, strict=True))
+        self.apis = apis
+
+    def user(self, bot: str, user_id: int) -> ChatUser:
+        """A person in their private chat with one of the bots."""
+        return ChatUser(self.apps[bot], self.apis[bot], user_id)
+
+
+@pytest.fixture
+async def bots(database_url: str) -> AsyncIterator[TwoBots]:
+    apis = {key: FakeBotAPI() for key in TOKENS}
+    apis["rey"].bot_user = {**BOT_USER, "id": 222222222, "username": "mahalle_rey_bot"}
+    apps = await start_bots(two_bots(database_url), apis, TOKENS)
+    yield TwoBots(apps, apis)
+    for app in reversed(apps):  # the first bot's closes the shared pool: last
+        await stop_bot(app)
+
+
+async def report(resident: ChatUser, place: str) -> list[str]:
+    """File an anonymous municipal report in a neighbourhood picked by typing its name."""
+    await resident.send("📝 گزارش جدید")
+    await resident.send(place)
+    await resident.press(place)
+    await resident.send(DESCRIPTION)
+    await resident.send("ادامه ⬅️")
+    await resident.send("🙈 ناشناس بمانم")
+    return texts(await confirm_report(resident))
+
+
+def sent_to(api: FakeBotAPI, chat_id: int) -> list[ApiCall]:
+    """Messages one fake Bot API was asked to send into a chat."""
+    return [c for c in api.to_chat(chat_id) if c.method.startswith("send")]
+
+
+async def test_each_bot_serves_its_county_and_reaches_its_agencies(bots: TwoBots) -> None:
+    tehran = bots.user("tehran", TEHRAN_RESIDENT)
+    rey = bots.user("rey", REY_RESIDENT)
+    assert "کد پیگیری" in " ".join(await report(tehran, "یوسف‌آباد"))
+    assert "کد پیگیری" in " ".join(await report(rey, "دولت‌آباد"))
+
+    # Each card went to its county's agency through that county's bot, and through no other.
+    assert sent_to(bots.apis["tehran"], TEHRAN_MUNICIPAL)
+    assert not sent_to(bots.apis["rey"], TEHRAN_MUNICIPAL)
+    assert sent_to(bots.apis["rey"], REY_MUNICIPAL)
+    assert not sent_to(bots.apis["tehran"], REY_MUNICIPAL)
+    # Each resident heard only from the bot they wrote to.
+    assert not bots.apis["rey"].to_chat(TEHRAN_RESIDENT)
+    assert not bots.apis["tehran"].to_chat(REY_RESIDENT)
+    async with runtime_of(bots.apps["tehran"]).session_factory() as session:
+        belongs = dict((await session.execute(select(User.id, User.bot_key))).all())
+    assert belongs == {TEHRAN_RESIDENT: "tehran", REY_RESIDENT: "rey"}
+
+
+async def test_a_bot_offers_only_its_own_countys_places(bots: TwoBots) -> None:
+    rey = bots.user("rey", REY_RESIDENT)
+    await rey.send("📝 گزارش جدید")
+    await rey.send("یوسف‌آباد")  # a neighbourhood of Tehran, served by the other bot
+    offered = rey.button_labels()
+    assert not any("یوسف‌آباد" in label for label in offered)
+    assert any("دولت" in label or "ابن" in label or "ری" in label for label in offered)
+
+
+async def test_the_same_update_number_from_two_bots_is_handled_by_each(bots: TwoBots) -> None:
+    tehran = bots.user("tehran", TEHRAN_RESIDENT)
+    rey = bots.user("rey", REY_RESIDENT)
+    # Each bot numbers its updates from its own start: the same number from both is two updates.
+    tehran._update_ids = itertools.count(777)
+    rey._update_ids = itertools.count(777)
+    assert texts(await tehran.send("/start"))
+    assert texts(await rey.send("/start"))
+
+
+async def test_a_person_is_reached_through_the_bot_they_last_wrote_to(bots: TwoBots) -> None:
+    await bots.user("tehran", REY_RESIDENT).send("/start")
+    await bots.user("rey", REY_RESIDENT).send("/start")
+    runtime = runtime_of(bots.apps["tehran"])
+    async with runtime.session_factory() as session, session.begin():
+        outbox.enqueue(
+            session, chat_id=REY_RESIDENT, purpose=outbox.REPORTER_NOTICE,
+            payload={"text": "سلام"},
+        )  # fmt: skip
+    assert await deliver_outbox(bots.apps["tehran"]) == 0  # not the first bot's to send
+    assert await deliver_outbox(bots.apps["rey"]) == 1
+    assert [c.params["text"] for c in sent_to(bots.apis["rey"], REY_RESIDENT)][-1] == "سلام"
+
+
+async def test_one_bots_429s_hold_up_none_of_the_others_messages(bots: TwoBots) -> None:
+    def flood(call: ApiCall) -> tuple[int, dict[str, object]] | None:
+        if call.method.startswith("send") and call.chat_id != REY_RESIDENT:
+            return 429, {
+                "ok": False, "error_code": 429, "description": "Too Many Requests: retry after 30",
+                "parameters": {"retry_after": 30},
+            }  # fmt: skip
+        return None
+
+    bots.apis["rey"].fail = flood
+    rey = bots.user("rey", REY_RESIDENT)
+    tehran = bots.user("tehran", TEHRAN_RESIDENT)
+    await report(rey, "دولت‌آباد")
+    started = time.monotonic()
+    await report(tehran, "یوسف‌آباد")
+    assert time.monotonic() - started < 10
+    # Tehran's card went out at once; Rey's waits its 30 seconds, pending, not given up.
+    assert [m for m in bots.apis["tehran"].delivered(TEHRAN_MUNICIPAL)]
+    assert not bots.apis["rey"].delivered(REY_MUNICIPAL)
+    async with runtime_of(bots.apps["tehran"]).session_factory() as session:
+        waiting = (
+            await session.scalars(
+                select(OutboxMessage.status).where(OutboxMessage.chat_id == bot_side(REY_MUNICIPAL))
+            )
+        ).all()
+    assert waiting and set(waiting) == {OutboxStatus.PENDING}
+
+
+# --- configuration -----------------------------------------------------------------------------
+
+WEBHOOKS = """
+[telegram]
+mode = "webhook"
+webhook_url = "https://mahalle.example.ir/telegram"
+"""
+
+
+def _bots_block(*entries: tuple[str, str, str]) -> str:
+    """[[bots]] entries: (key, counties as TOML, extra lines)."""
+    return "".join(
+        f'[[bots]]\nkey = "{key}"\ncounties = {counties}\n'
+        f'token_env = "{key.upper()}_TOKEN"\nwebhook_secret_env = "{key.upper()}_SECRET"\n{extra}'
+        for key, counties, extra in entries
+    )
+
+
+def _config(tmp_path: Path, bots_block: str, head: str = "") -> Path:
+    return _config_with(
+        tmp_path, head + _county_block("varamin") + _county_block("rey") + bots_block
+    )
+
+
+ENVIRON = {
+    "VARAMIN_TOKEN": TOKENS["tehran"], "REY_TOKEN": TOKENS["rey"],
+    "VARAMIN_SECRET": "v" * 40, "REY_SECRET": "r" * 40,
+}  # fmt: skip
+
+
+def test_each_bot_has_its_token_messenger_and_webhook_path(tmp_path: Path) -> None:
+    path = _config(
+        tmp_path,
+        _bots_block(
+            ("varamin", '["varamin"]', ""),
+            ("rey", '["rey"]', 'base_url = "https://tapi.bale.ai/bot"\n'),
+        ),
+        WEBHOOKS,
+    )
+    settings = load_settings(path, environ=ENVIRON)
+    assert settings.bot_keys == ["varamin", "rey"]
+    varamin, rey = (settings.for_bot(key) for key in settings.bot_keys)
+    assert varamin.require_token() == TOKENS["tehran"] and rey.require_token() == TOKENS["rey"]
+    assert (varamin.telegram.platform, rey.telegram.platform) == ("telegram", "bale")
+    assert rey.telegram.deep_link_base == "https://ble.ir/"
+    route = varamin.telegram.webhook_route()
+    assert (route.url_path, route.webhook_url, route.secret_token) == (
+        "telegram/varamin", "https://mahalle.example.ir/telegram/varamin", "v" * 40,
+    )  # fmt: skip
+    route = rey.telegram.webhook_route()  # Bale: the secret is a path segment, no header
+    assert route.url_path == f"telegram/rey/{'r' * 40}" and route.secret_token is None
+    assert settings.bot_of_county("rey") == "rey" and settings.counties_of_bot("rey") == ["rey"]
+
+
+def test_a_config_without_bots_is_one_bot_as_before() -> None:
+    settings = load_settings(EXAMPLE_CONFIG, environ={"MAHALLE_BOT_TOKEN": TOKENS["tehran"]})
+    assert settings.bot_keys == ["main"] and settings.for_bot("main") is settings
+    assert settings.require_token() == TOKENS["tehran"]
+    assert settings.telegram.webhook_route().url_path == "telegram"
+    assert settings.counties_of_bot("main") is None
+
+
+@pytest.mark.parametrize(
+    ("block", "environ", "error"),
+    [
+        (
+            _bots_block(("varamin", '["varamin", "rey"]', ""), ("rey", '["rey"]', "")),
+            ENVIRON, "a county is served by one bot only, repeated: rey",
+        ),
+        (_bots_block(("varamin", '["varamin"]', "")), ENVIRON, "no bot serves counties: rey"),
+        (
+            _bots_block(("varamin", '["varamin"]', ""), ("rey", '["rey", "shemiran"]', "")),
+            ENVIRON, "bots serve unknown counties: shemiran",
+        ),
+        (
+            _bots_block(("varamin", '["varamin"]', 'token = "1:x"\n'), ("rey", '["rey"]', "")),
+            ENVIRON, "secrets must not be written in the config file",
+        ),
+        (
+            _bots_block(("varamin", '["varamin"]', ""), ("rey", '["rey"]', "")),
+            {**ENVIRON, "REY_TOKEN": "your-token-here"}, "REY_TOKEN: this is a placeholder",
+        ),
+    ],
+)  # fmt: skip
+def test_a_wrong_bots_section_is_refused_in_one_line(
+    tmp_path: Path, block: str, environ: dict[str, str], error: str
+) -> None:
+    with pytest.raises(ConfigError, match=error):
+        load_settings(_config(tmp_path, block), environ=environ)
+
+
+def test_a_missing_token_names_the_variable_of_its_bot(tmp_path: Path) -> None:
+    path = _config(tmp_path, _bots_block(("varamin", '["varamin"]', ""), ("rey", '["rey"]', "")))
+    settings = load_settings(path, environ={"VARAMIN_TOKEN": TOKENS["tehran"]})
+    with pytest.raises(ConfigError, match="REY_TOKEN is not set: it holds the token of bot 'rey'"):
+        settings.require_token()
