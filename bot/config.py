@@ -479,6 +479,16 @@ class BotEntry(_Section):
     webhook_secret_env: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]*$")
     telegram: TelegramSettings
 
+    @model_validator(mode="after")
+    def _own_webhook_path(self) -> BotEntry:
+        """Each bot at a path of its own on the one webhook server: /telegram/<key>."""
+        if self.telegram.webhook_path == "telegram":
+            path = f"telegram/{self.key}"
+            object.__setattr__(
+                self, "telegram", self.telegram.model_copy(update={"webhook_path": path})
+            )
+        return self
+
     def require_token(self) -> str:
         """This bot's token, or a ConfigError naming the variable to set."""
         if self.telegram.token is None:
@@ -753,8 +763,6 @@ def _bot_from_environment(entry: Any, telegram: dict[str, Any], environ: Mapping
     secret_env = str(entry.get("webhook_secret_env", ""))
     if secret := environ.get(secret_env, "").strip():
         merged["webhook_secret"] = check_webhook_secret(secret, secret_env)
-    # Each bot at a path of its own on the one webhook server: /telegram/<key>.
-    merged["webhook_path"] = f"telegram/{key}"
     if "webhook_url" not in entry and merged.get("webhook_url"):
         merged["webhook_url"] = f"{str(merged['webhook_url']).rstrip('/')}/{key}"
     return {**own, "telegram": merged}

@@ -32,8 +32,8 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 class _BotUpdates(tornado.web.RequestHandler):
     """One bot's webhook: checks its secret, hands the update to its application."""
 
-    def initialize(self, application: AnyApplication, secret: str | None) -> None:
-        self.application_ = application
+    def initialize(self, bot_application: AnyApplication, secret: str | None) -> None:
+        self.bot_application = bot_application
         self.secret = secret
 
     async def post(self) -> None:
@@ -45,12 +45,12 @@ class _BotUpdates(tornado.web.RequestHandler):
                 return
         try:
             data = json.loads(self.request.body)
-            update = Update.de_json(data, self.application_.bot)
+            update = Update.de_json(data, self.bot_application.bot)
         except (ValueError, TypeError, KeyError):
             self.set_status(400)
             return
         if update is not None:
-            await self.application_.update_queue.put(update)
+            await self.bot_application.update_queue.put(update)
         self.set_status(200)
 
 
@@ -112,7 +112,7 @@ async def _receive(
             (
                 f"/{route.url_path}",
                 _BotUpdates,
-                {"application": application, "secret": route.secret_token},
+                {"bot_application": application, "secret": route.secret_token},
             )
         )
         await application.bot.set_webhook(

@@ -4,14 +4,18 @@ flood budget and outbox sender; a person is reached through the bot they wrote t
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
 
+from bot import serving
 from bot.config import ConfigError, Settings, TelegramSettings, load_settings
 from bot.context import runtime_of
 from bot.services import outbox
@@ -31,6 +35,7 @@ from tests.fakebot import (
     texts,
 )
 from tests.test_counties import _config_with, _county_block, rey_agency_chat, two_counties
+from tests.test_platform import free_port
 from tests.test_report_flow import DESCRIPTION, confirm_report
 
 TOKENS = {
@@ -288,3 +293,71 @@ def test_a_missing_token_names_the_variable_of_its_bot(tmp_path: Path) -> None:
     settings = load_settings(path, environ={"VARAMIN_TOKEN": TOKENS["tehran"]})
     with pytest.raises(ConfigError, match="REY_TOKEN is not set: it holds the token of bot 'rey'"):
         settings.require_token()
+
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+
+def _start(update_id: int, user_id: int) -> dict[str, object]:
+    """A resident's /start as a Bot API server posts it."""
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": int(time.time()),
+            "chat": {"id": user_id, "type": "private", "first_name": "x"},
+            "from": {"id": user_id, "is_bot": False, "first_name": "x"},
+            "text": "/start",
+            "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+        },
+    }
+
+
+@pytest.mark.one_messenger
+async def test_both_bots_webhooks_share_one_port_each_with_its_secret(database_url: str) -> None:
+    settings = two_bots(database_url)
+    secrets = {"tehran": "t" * 40, "rey": "r" * 40}
+    bots = []
+    for entry in settings.bots:
+        telegram = entry.telegram.model_copy(
+            update={
+                "mode": "webhook",
+                "webhook_url": f"https://bot.example.ir/telegram/{entry.key}",
+                "webhook_secret": SecretStr(secrets[entry.key]),
+            }
+        )
+        bots.append(entry.model_copy(update={"telegram": telegram}))
+    settings = settings.model_copy(update={"bots": bots})
+    apis = {key: FakeBotAPI() for key in TOKENS}
+    apps = await start_bots(settings, apis, TOKENS)
+    for app in apps:
+        await app.start()
+    port = free_port()
+    server = await serving._receive(apps, settings, ["message"], port)
+    try:
+        # Each bot registered its own address and secret.
+        for key, api in apis.items():
+            (call,) = [c for c in api.calls if c.method == "setWebhook"]
+            assert call.params["url"] == f"https://bot.example.ir/telegram/{key}"
+            assert call.params["secret_token"] == secrets[key]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            wrong = await client.post(
+                "/telegram/rey", json=_start(1, REY_RESIDENT),
+                headers={serving.SECRET_HEADER: secrets["tehran"]},
+            )  # fmt: skip
+            right = await client.post(
+                "/telegram/rey", json=_start(2, REY_RESIDENT),
+                headers={serving.SECRET_HEADER: secrets["rey"]},
+            )  # fmt: skip
+        assert (wrong.status_code, right.status_code) == (403, 200)
+        for _ in range(100):  # the update is handled after the server answered
+            if apis["rey"].to_chat(REY_RESIDENT):
+                break
+            await asyncio.sleep(0.05)
+        assert [c.method for c in apis["rey"].to_chat(REY_RESIDENT)] == ["sendMessage"]
+        assert not apis["tehran"].to_chat(REY_RESIDENT)
+    finally:
+        server.stop()
+        for app in reversed(apps):
+            await app.stop()
+            await stop_bot(app)
