@@ -7,7 +7,6 @@ import gc
 import logging
 from typing import Any
 
-from sqlalchemy import ColumnElement
 from telegram.constants import UpdateType
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
@@ -184,7 +183,7 @@ def build_application(
         group_per_minute=GROUP_PER_MINUTE if settings.telegram.rate_limit else None,
         groups=runtime.groups,
         sends_at_once=outbox_sends_at_once(settings),
-        mine=_rows_of(settings, bot_key),
+        mine=outbox.rows_of_bot(settings, bot_key),
     )
     if role != "web":  # a web process only receives: a campaign launched there is due at once,
         # and the leading worker's job (every 5 s) starts it; two runners would double the rate
@@ -198,23 +197,6 @@ def build_application(
         )
     register_handlers(application, settings, translate)
     return application
-
-
-def _rows_of(settings: Settings, bot_key: str) -> ColumnElement[bool] | None:
-    """Which outbox rows this bot sends; None when it is the only one."""
-    if len(settings.bot_keys) == 1:
-        return None
-    own, others = set[int](), set[int]()
-    for county in settings.counties:
-        (own if settings.bot_of_county(county.key) == bot_key else others).update(
-            county.named_chats()
-        )
-    return outbox.sent_by(
-        bot_key=bot_key,
-        own_chats=own,
-        others_chats=others - own,
-        first=bot_key == settings.bot_keys[0],
-    )
 
 
 def _one_on_sqlite(settings: Settings, configured: int) -> int:

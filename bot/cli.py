@@ -430,7 +430,7 @@ async def _status(settings: Settings) -> int:
     try:
         async with create_session_factory(engine)() as session:
             now = utcnow()
-            health = await read_health(session=session, now=now)
+            health = await read_health(session=session, now=now, settings=settings)
     except (DBAPIError, OSError) as error:
         raise ConfigError(
             f"cannot read the database ({type(error).__name__}): is it running, and upgraded "

@@ -18,7 +18,9 @@ from sqlalchemy import select
 from bot import serving
 from bot.config import ConfigError, Settings, TelegramSettings, load_settings
 from bot.context import runtime_of
+from bot.jalali import utcnow
 from bot.services import outbox
+from bot.services.health import read_health
 from models.entities import OutboxMessage, OutboxStatus, User
 from tests.conftest import EXAMPLE_CONFIG, agency_chat
 from tests.fakebot import (
@@ -361,3 +363,21 @@ async def test_both_bots_webhooks_share_one_port_each_with_its_secret(database_u
         for app in reversed(apps):
             await app.stop()
             await stop_bot(app)
+
+
+async def test_status_shows_each_bots_waiting_messages(bots: TwoBots) -> None:
+    await bots.user("rey", REY_RESIDENT).send("/start")
+    runtime = runtime_of(bots.apps["tehran"])
+    async with runtime.session_factory() as session, session.begin():
+        for chat in (REY_RESIDENT, bot_side(REY_MUNICIPAL), bot_side(TEHRAN_MUNICIPAL)):
+            outbox.enqueue(
+                session, chat_id=chat, purpose=outbox.COORDINATOR_NOTICE, payload={"text": "x"}
+            )
+    async with runtime.session_factory() as session:
+        health = await read_health(session=session, now=utcnow(), settings=runtime.settings)
+    assert {key: waiting.count for key, (waiting, _) in health.bots.items()} == {
+        "tehran": 1, "rey": 2,
+    }  # fmt: skip
+    lines = health.lines(utcnow())
+    assert any(line.startswith("bot rey: messages waiting 2") for line in lines)
+    assert any(line.startswith("bot tehran: messages waiting 1") for line in lines)

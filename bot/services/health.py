@@ -7,15 +7,16 @@ missing or stuck, not that it is busy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from bot.config import Settings
 from bot.leader import LOCK_KEY
-from bot.services.outbox import sendable
+from bot.services.outbox import rows_of_bot, sendable
 from models.db import dialect_of, table_of
 from models.entities import (
     Campaign,
@@ -82,6 +83,8 @@ class Health:
     broadcasts_scheduled: int
     # None on SQLite, where the one process runs them.
     jobs_held: bool | None
+    # With several bots: each one's messages waiting, and those that may go now, by bot key.
+    bots: dict[str, tuple[Backlog, Backlog]] = field(default_factory=dict)
 
     def lines(self, now: datetime) -> list[str]:
         """The state, a line a part."""
@@ -96,6 +99,11 @@ class Health:
             f"broadcasts running: {self.broadcasts_running}, "
             f"scheduled: {self.broadcasts_scheduled}",
             f"scheduled jobs run by: {jobs[self.jobs_held]}",
+            *(
+                f"bot {key}: messages waiting {_count(waiting, now)}, "
+                f"that may go now {_count(due, now)}"
+                for key, (waiting, due) in self.bots.items()
+            ),
         ]
 
     def problems(self, now: datetime) -> list[str]:
@@ -107,6 +115,9 @@ class Health:
             found.append("updates wait in the inbox: are the web processes running?")
         if self.outbox_sendable.waited(now) > OUTBOX_STUCK:
             found.append("messages that may go are not being sent: is a worker running?")
+        for key, (_, due) in self.bots.items():
+            if due.waited(now) > OUTBOX_STUCK:
+                found.append(f"bot {key}'s messages are not being sent: is its token working?")
         if self.unplaced.waited(now) > UNPLACED_STUCK:
             found.append("cases wait to be placed: see the worker's log")
         if self.refused_cards:
@@ -162,9 +173,21 @@ async def _jobs_held(session: AsyncSession) -> bool | None:
     return bool(held)
 
 
-async def read_health(*, session: AsyncSession, now: datetime) -> Health:
-    """The deployment's state as of `now`."""
+async def read_health(
+    *, session: AsyncSession, now: datetime, settings: Settings | None = None
+) -> Health:
+    """The deployment's state as of `now` (with the settings: each bot's part too)."""
     outbox = table_of(OutboxMessage).c
+    pending = outbox.status == outbox_status(OutboxStatus.PENDING)
+    bots = {}
+    for key in settings.bot_keys if settings is not None and settings.bots else []:
+        assert settings is not None
+        mine = rows_of_bot(settings, key)
+        assert mine is not None
+        bots[key] = (
+            await _backlog(session, outbox.created_at, pending, mine),
+            await _backlog(session, outbox.next_attempt_at, *sendable(now), mine),
+        )
     campaigns = await session.execute(
         select(Campaign.status, func.count())
         .where(Campaign.status.in_((CampaignStatus.RUNNING, CampaignStatus.SCHEDULED)))
@@ -194,4 +217,5 @@ async def read_health(*, session: AsyncSession, now: datetime) -> Health:
         broadcasts_running=by_status.get(CampaignStatus.RUNNING, 0),
         broadcasts_scheduled=by_status.get(CampaignStatus.SCHEDULED, 0),
         jobs_held=await _jobs_held(session),
+        bots=bots,
     )

@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from bot.config import Settings
 from bot.jalali import utcnow
 from models.db import dialect_of
 from models.entities import Case, OutboxMessage, OutboxStatus, User, outbox_status
@@ -101,6 +102,20 @@ def sent_by(
     if own_chats:
         return or_(OutboxMessage.chat_id.in_(list(own_chats)), person)
     return person
+
+
+def rows_of_bot(settings: Settings, bot_key: str) -> ColumnElement[bool] | None:
+    """Which rows one bot of several sends (`sent_by`); None when the deployment has one."""
+    if len(settings.bot_keys) == 1:
+        return None
+    own, others = set[int](), set[int]()
+    for county in settings.counties:
+        mine = settings.bot_of_county(county.key) == bot_key
+        (own if mine else others).update(county.named_chats())
+    return sent_by(
+        bot_key=bot_key, own_chats=own, others_chats=others - own,
+        first=bot_key == settings.bot_keys[0],
+    )  # fmt: skip
 
 
 async def claim_next(
