@@ -33,7 +33,6 @@ from typing import Any
 from sqlalchemy import func, select
 from telegram import Update
 
-from bot.inbox import InboxQueue
 from bot.pipeline import settle
 from models.db import create_engine, create_session_factory
 from models.entities import Case, CaseStatus
@@ -173,14 +172,11 @@ class SlowBotAPI(FakeBotAPI):
 async def _fetch_updates(app: Any, queue: asyncio.Queue[Any]) -> None:
     """The process's update loop, as PTB's: each update is given to the application's update
     processor in a task of its own (which handles several chats' updates at once, each chat's in
-    turn). In a web process, each is kept in the inbox first, as the webhook does."""
+    turn)."""
     handling: set[asyncio.Task[None]] = set()
 
     async def handle(update: object, done: asyncio.Future[None]) -> None:
         try:
-            if isinstance(app.update_queue, InboxQueue):
-                await app.update_queue.put(update)
-                update = app.update_queue.get_nowait()
             await app.update_processor.process_update(update, app.process_update(update))
         finally:
             done.set_result(None)

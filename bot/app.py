@@ -21,7 +21,6 @@ from bot.delivery import OutboxSender
 from bot.digits import ltr
 from bot.flood import FloodLimiter
 from bot.i18n import Translator
-from bot.inbox import InboxQueue
 from bot.jobs import schedule_jobs
 from bot.leader import Leadership
 from bot.logfilter import install as keep_logs_private
@@ -45,7 +44,7 @@ AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 GROUP_PER_MINUTE = 20
 # The updates the handlers act on, asked of Telegram by name: unasked, Telegram keeps whatever
 # the bot's token was last set to (another program's choice could leave the buttons dead), and
-# sends channel posts and member changes nobody reads, each through the inbox.
+# sends channel posts and member changes nobody reads.
 ALLOWED_UPDATES = [UpdateType.MESSAGE, UpdateType.EDITED_MESSAGE, UpdateType.CALLBACK_QUERY]
 # Bot commands and the locale key of each one's description in the messenger's menu.
 COMMAND_KEYS = RESIDENT_COMMANDS
@@ -150,8 +149,6 @@ def build_application(
     builder = (builder or default_builder(settings)).concurrent_updates(
         ChatOrderedProcessor(concurrent_updates(settings))
     )
-    if role == "web":  # the inbox's statements each stand alone: no BEGIN/COMMIT round trips
-        builder = builder.update_queue(InboxQueue(create_session_factory(engine, autocommit=True)))
     application = (
         builder.application_class(TurnTakingApplication)
         .context_types(ContextTypes(context=MahalleContext))
@@ -278,9 +275,6 @@ async def _post_init(application: AnyApplication) -> None:
     if application.job_queue is not None:
         application.job_queue.run_repeating(_refresh_banned, interval=60, first=60, name="banned")
     if runtime.role == "web":  # receiving only: sending and jobs belong to the worker processes
-        if isinstance(application.update_queue, InboxQueue):
-            sweeping = application.update_queue.sweep_forever(application.bot)
-            runtime.tasks.append(asyncio.create_task(sweeping, name="inbox"))
         return
     # Lead now if nobody does: a job with first=0 would fire only after its first interval,
     # because the scheduler starts after the jobs are added.

@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -264,7 +263,8 @@ async def _upgrade(settings: Settings) -> None:
 def _run(settings: Settings, role: str, port: int | None = None) -> None:
     from telegram.error import InvalidToken, NetworkError
 
-    from bot.app import ALLOWED_UPDATES, build_application, concurrent_updates
+    from bot.app import ALLOWED_UPDATES, build_applications, concurrent_updates
+    from bot.serving import serve
 
     settings.require_token()
     if role != "all" and not settings.database.url.startswith("postgresql"):
@@ -274,41 +274,38 @@ def _run(settings: Settings, role: str, port: int | None = None) -> None:
     for gap in settings.setup_gaps():
         log.warning("not configured: %s", gap)
     asyncio.run(_upgrade(settings))
-    if len(settings.bot_keys) > 1:
-        _run_bots(settings, role, port)
-        return
-    application = build_application(settings, role=role, freeze_startup=True)
-    telegram = settings.telegram
-    log.info("starting (%s, %s) on %s", role, telegram.mode, telegram.base_url)
+    modes = {settings.for_bot(key).telegram.mode for key in settings.bot_keys}
+    if len(modes) > 1:
+        raise ConfigError("[[bots]]: all bots poll, or all take webhooks; not some of each")
+    applications = build_applications(settings, role=role, freeze_startup=True)
+    for key in settings.bot_keys:
+        telegram = settings.for_bot(key).telegram
+        log.info("bot %s: %s on %s", key, telegram.mode, telegram.base_url)
+    log.info("starting (%s)", role)
     if role != "worker":  # what an operator tuning [bot] concurrent_updates looks for
         log.info("updates of different chats handled at once: %d", concurrent_updates(settings))
     try:
-        if role == "worker":
-            asyncio.run(_serve_worker(application))
-        elif telegram.mode == "webhook":
-            assert telegram.webhook_secret is not None  # enforced by the settings
-            # Telegram: /telegram, the secret in a header. Bale: /telegram/<secret>, no header.
-            route = telegram.webhook_route()
-            application.run_webhook(
-                listen=telegram.webhook_listen,
-                port=port or telegram.webhook_port,
-                url_path=route.url_path,
-                webhook_url=route.webhook_url,
-                secret_token=route.secret_token,
-                allowed_updates=ALLOWED_UPDATES,
-            )
-        else:
-            application.run_polling(allowed_updates=ALLOWED_UPDATES)
+        asyncio.run(
+            serve(applications, settings, role=role, allowed_updates=ALLOWED_UPDATES, port=port)
+        )
     except InvalidToken:
-        raise ConfigError(
-            f"the Bot API at {telegram.base_url} refused the token in MAHALLE_BOT_TOKEN; "
-            "copy it again from @BotFather (or Bale's @botfather)"
-        ) from None
+        raise ConfigError(_refused_token(settings)) from None
     except NetworkError as error:
+        address = settings.for_bot(settings.bot_keys[0]).telegram.base_url
         raise ConfigError(
-            f"cannot reach the Bot API at {telegram.base_url} ({error}); check the network, "
+            f"cannot reach the Bot API at {address} ({error}); check the network, "
             "or [telegram] base_url for Bale"
         ) from None
+
+
+def _refused_token(settings: Settings) -> str:
+    """What to tell an operator whose token the Bot API refused."""
+    if settings.bots:
+        return "a Bot API refused one of the bots' tokens; check each [[bots]] token_env variable"
+    return (
+        f"the Bot API at {settings.telegram.base_url} refused the token in MAHALLE_BOT_TOKEN; "
+        "copy it again from @BotFather (or Bale's @botfather)"
+    )
 
 
 def _triage(arguments: argparse.Namespace, settings: Settings) -> None:
@@ -442,49 +439,6 @@ async def _status(settings: Settings) -> int:
     print("\n".join(health.lines(now)))
     print("\n".join(f"needs a look: {problem}" for problem in problems) or "all well")
     return 1 if problems else 0
-
-
-def _run_bots(settings: Settings, role: str, port: int | None) -> None:
-    """Several bots ([[bots]]) in this process."""
-    from telegram.error import InvalidToken
-
-    from bot.app import ALLOWED_UPDATES, build_applications
-    from bot.serving import serve
-
-    if role == "web":
-        raise ConfigError(
-            "--role web serves one bot: with [[bots]], run --role all (each process receives "
-            "and sends for every bot), or --role worker beside them"
-        )
-    modes = {settings.for_bot(key).telegram.mode for key in settings.bot_keys}
-    if len(modes) > 1:
-        raise ConfigError("[[bots]]: all bots poll, or all take webhooks; not some of each")
-    applications = build_applications(settings, role=role, freeze_startup=True)
-    log.info("starting %d bots (%s): %s", len(applications), role, ", ".join(settings.bot_keys))
-    try:
-        asyncio.run(
-            serve(applications, settings, role=role, allowed_updates=ALLOWED_UPDATES, port=port)
-        )
-    except InvalidToken:
-        raise ConfigError(
-            "a Bot API refused one of the bots' tokens; check each [[bots]] token_env variable"
-        ) from None
-
-
-async def _serve_worker(application: Any) -> None:
-    """A worker receives no updates: it starts, sends and runs jobs until told to stop."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signal_number in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signal_number, stop.set)
-    await application.initialize()
-    await application.post_init(application)
-    await application.start()
-    log.info("worker running; stop with Ctrl+C or SIGTERM")
-    await stop.wait()
-    await application.stop()
-    await application.shutdown()
-    await application.post_shutdown(application)
 
 
 class _AbortedRetryLoops(logging.Filter):

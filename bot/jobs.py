@@ -12,7 +12,6 @@ from telegram.ext import Application, ContextTypes
 
 from bot.context import runtime_of
 from bot.jalali import TEHRAN, utcnow
-from bot.persistence import drop_states
 from bot.pipeline import (
     check_deadlines,
     drop_old_contacts,
@@ -25,7 +24,7 @@ from bot.pipeline import (
     start_due_campaigns,
 )
 from bot.runtime import Runtime
-from bot.services import deadlines, drafts, inbox
+from bot.services import deadlines, drafts, handled
 from bot.services.worktime import warn_if_holidays_run_out
 
 log = logging.getLogger(__name__)
@@ -86,7 +85,9 @@ async def _retention(context: ContextTypes.DEFAULT_TYPE) -> None:
     await drop_sent_texts(runtime, now=utcnow())
     await expire_drafts(context.application, now=utcnow())
     async with runtime.session_factory() as session:
-        await inbox.forget_handled(session=session, handled_before=utcnow() - inbox.HANDLED_KEPT)
+        await handled.forget_handled(
+            session=session, handled_before=utcnow() - handled.HANDLED_KEPT
+        )
 
 
 async def _close_resolved(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -110,14 +111,13 @@ async def close_unanswered(runtime: Runtime, *, now: datetime) -> int:
 
 async def expire_drafts(application: AnyApplication, *, now: datetime) -> int:
     """Delete drafts untouched for `[privacy] draft_expiry_days` before `now`, with their
-    conversations' states, in the database and in this process's memory; how many drafts."""
+    conversations' states; how many drafts. In memory, the conversation ends by its own
+    timeout, of the same length; a step taken meanwhile finds its draft gone and starts over."""
     runtime = runtime_of(application)
     days = runtime.settings.privacy.draft_expiry_days
     async with runtime.session_factory() as session:
         expired = await drafts.expire(session=session, older_than=now - timedelta(days=days))
         await session.commit()
-    gone = set(expired.states)
-    drop_states(application, lambda name, key: (name, key) in gone)
     return expired.drafts
 
 

@@ -1,15 +1,19 @@
-"""Running several bots in one process: each polls, or each has its path on one webhook server.
+"""Running a deployment's bots in one process: start them, receive the updates of those this
+process leads (bot.receiving), stop them all.
 
-A deployment with one bot runs as PTB's `run_polling`/`run_webhook` do. With several (`[[bots]]`)
-one process starts every bot's application, polls for each or serves each at `/telegram/<key>`
-on one port (Telegram's header secret, or Bale's secret path, per bot), and stops them all,
-the first bot's (which closes the shared database pool) last. The web server is tornado, the
-one PTB's own webhook server is built on, used through its public API.
+Receiving is polling, or webhooks on one port: each bot at its path (`/telegram` for a single
+bot, `/telegram/<key>` for each of several), with Telegram's secret header or Bale's secret
+path. A webhook is answered once its update was handled (or after HANDLED_WAIT), so an update
+a process was handling when it died is sent again by Telegram, to whichever process then
+receives for the bot; a process that does not receive for a bot answers 503, which nginx takes
+as "try the next process". The web server is tornado, the one PTB's own webhook server is built
+on, used through its public API.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -21,37 +25,66 @@ import tornado.web
 from telegram import Update
 from telegram.ext import Application
 
-from bot.config import Settings
+from bot.config import Settings, TelegramSettings
+from bot.context import runtime_of
+from bot.receiving import Receivers
+from bot.turns import TurnTakingApplication
+from handlers import reload_conversations
 
 log = logging.getLogger(__name__)
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+# A webhook waits this long for its update to be handled before it is answered all the same
+# (Telegram gives up on an answer after about a minute, and would send the update again).
+HANDLED_WAIT = 30.0
+# How long a process taking over a bot waits for its chats' conversation states to be read.
+RELOAD_WAIT = 30.0
 
 
 class _BotUpdates(tornado.web.RequestHandler):
-    """One bot's webhook: checks its secret, hands the update to its application."""
+    """One bot's webhook: checks its secret, hands the update over, answers once handled."""
 
-    def initialize(self, bot_application: AnyApplication, secret: str | None) -> None:
+    def initialize(
+        self, bot_application: AnyApplication, secret: str | None, receivers: Receivers, key: str
+    ) -> None:
         self.bot_application = bot_application
-        self.secret = secret
+        self.secret, self.receivers, self.key = secret, receivers, key
 
     async def post(self) -> None:
-        """An update: refused without the bot's secret, else queued and answered at once."""
+        """An update: refused without the bot's secret or when another process receives for
+        the bot; else handled, then answered."""
         if self.secret is not None:
             given = self.request.headers.get(SECRET_HEADER, "")
             if not hmac.compare_digest(given.encode(), self.secret.encode()):
                 self.set_status(403)
                 return
+        if not self.receivers.leads(self.key):
+            self.set_status(503)  # nginx passes it to the next process
+            return
         try:
-            data = json.loads(self.request.body)
-            update = Update.de_json(data, self.bot_application.bot)
-        except (ValueError, TypeError, KeyError):
+            update = Update.de_json(json.loads(self.request.body), self.bot_application.bot)
+        except (ValueError, TypeError, KeyError, AttributeError):
             self.set_status(400)
             return
         if update is not None:
-            await self.bot_application.update_queue.put(update)
+            await _handed_over(self.bot_application, update)
         self.set_status(200)
+
+
+async def _handed_over(application: AnyApplication, update: Update) -> None:
+    """Queue the update and wait, at most HANDLED_WAIT, until it was handled."""
+    if not isinstance(application, TurnTakingApplication):
+        await application.update_queue.put(update)
+        return
+    handled = application.when_handled(update.update_id)
+    await application.update_queue.put(update)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(handled), HANDLED_WAIT)
+
+
+def _telegram(settings: Settings, key: str) -> TelegramSettings:
+    return settings.for_bot(key).telegram
 
 
 async def serve(
@@ -61,14 +94,17 @@ async def serve(
     role: str,
     allowed_updates: Sequence[str],
     port: int | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Start every bot, receive their updates until SIGINT or SIGTERM, stop them all."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signal_number in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signal_number, stop.set)
+    """Start every bot, receive for those this process leads until SIGINT or SIGTERM (or
+    `stop`), stop them all, the first bot's (which closes the shared pool) last."""
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signal_number, stop.set)
     started: list[AnyApplication] = []
-    server = None
+    receiving: Receiving | None = None
     try:
         for application in applications:
             await application.initialize()
@@ -77,57 +113,93 @@ async def serve(
             await application.start()
             started.append(application)
         if role != "worker":
-            server = await _receive(applications, settings, allowed_updates, port)
-        log.info("%d bots running; stop with Ctrl+C or SIGTERM", len(applications))
+            receiving = Receiving(applications, settings, list(allowed_updates))
+            await receiving.start(port)
+        log.info("running; stop with Ctrl+C or SIGTERM")
         await stop.wait()
     finally:
-        if server is not None:
-            server.stop()
+        if receiving is not None:
+            await receiving.stop()
         for application in reversed(started):
-            if application.updater is not None and application.updater.running:
-                await application.updater.stop()
             await application.stop()
             await application.shutdown()
             if application.post_shutdown is not None:
                 await application.post_shutdown(application)
 
 
-async def _receive(
-    applications: list[AnyApplication],
-    settings: Settings,
-    allowed_updates: Sequence[str],
-    port: int | None,
-) -> Any:
-    """Poll for each bot, or register each one's webhook and serve them on one port."""
-    bots = [settings.for_bot(key).telegram for key in settings.bot_keys]
-    if all(telegram.mode == "polling" for telegram in bots):
-        for application in applications:
-            assert application.updater is not None
-            await application.updater.start_polling(allowed_updates=list(allowed_updates))
-        return None
-    routes = []
-    for application, telegram in zip(applications, bots, strict=True):
-        route = telegram.webhook_route()
-        routes.append(
-            (
-                f"/{route.url_path}",
-                _BotUpdates,
-                {"bot_application": application, "secret": route.secret_token},
+class Receiving:
+    """Polling or the webhook server, for the bots this process leads."""
+
+    def __init__(
+        self, applications: list[AnyApplication], settings: Settings, allowed_updates: list[str]
+    ) -> None:
+        self.keys = settings.bot_keys
+        self.applications = dict(zip(self.keys, applications, strict=True))
+        self.telegram = {key: _telegram(settings, key) for key in self.keys}
+        self.allowed_updates = allowed_updates
+        self.webhooks = self.telegram[self.keys[0]].mode == "webhook"
+        engine = runtime_of(applications[0]).engine
+        self.receivers = Receivers(engine, self.keys, on_gain=self._gain, on_loss=self._loss)
+        self._server: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._started = False
+
+    async def start(self, port: int | None) -> None:
+        """Listen (webhooks), take the bots nobody receives for, and keep trying."""
+        if self.webhooks:
+            first = self.telegram[self.keys[0]]
+            routes = [
+                (
+                    f"/{self.telegram[key].webhook_route().url_path}",
+                    _BotUpdates,
+                    {
+                        "bot_application": self.applications[key],
+                        "secret": self.telegram[key].webhook_route().secret_token,
+                        "receivers": self.receivers,
+                        "key": key,
+                    },
+                )
+                for key in self.keys
+            ]
+            self._server = tornado.web.Application(routes).listen(
+                port or first.webhook_port, address=first.webhook_listen
             )
-        )
-        await application.bot.set_webhook(
-            url=route.webhook_url,
-            secret_token=route.secret_token,
-            allowed_updates=list(allowed_updates),
-        )
-    first = bots[0]
-    server = tornado.web.Application(routes).listen(
-        port or first.webhook_port, address=first.webhook_listen
-    )
-    log.info(
-        "webhooks of %d bots on %s:%d",
-        len(routes),
-        first.webhook_listen,
-        port or first.webhook_port,
-    )
-    return server
+            log.info("webhooks on %s:%d", first.webhook_listen, port or first.webhook_port)
+        await self.receivers.step()
+        self._started = True  # states were read at start-up; a bot taken over later reads them
+        self._task = asyncio.create_task(self.receivers.run_forever(), name="receivers")
+
+    async def _gain(self, key: str) -> None:
+        """This process now receives for the bot: read its chats' conversation states again
+        (after start-up: another process moved them on meanwhile), then register its webhook
+        or start polling."""
+        application, telegram = self.applications[key], self.telegram[key]
+        if self._started:
+            loaded = reload_conversations(application)
+            if loaded is not None:
+                await asyncio.wait_for(loaded.wait(), RELOAD_WAIT)
+        if self.webhooks:
+            route = telegram.webhook_route()
+            await application.bot.set_webhook(
+                url=route.webhook_url,
+                secret_token=route.secret_token,
+                allowed_updates=self.allowed_updates,
+            )
+        elif application.updater is not None:
+            await application.updater.start_polling(allowed_updates=self.allowed_updates)
+
+    async def _loss(self, key: str) -> None:
+        """Another process receives for the bot now: stop polling (a webhook answers 503)."""
+        updater = self.applications[key].updater
+        if not self.webhooks and updater is not None and updater.running:
+            await updater.stop()
+
+    async def stop(self) -> None:
+        """Stop receiving and hand every bot to the standbys."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._server is not None:
+            self._server.stop()
+        await self.receivers.release_all()

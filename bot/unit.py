@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import Executable
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from models.db import UNREACHABLE
@@ -48,12 +47,6 @@ class UpdateUnit:
         self._closed = False
         # Conversation states the update changed, written by the persistence in its session.
         self.held_states: dict[tuple[str, Any], object | None] = {}
-        # Whether the update is handled in its chat's turn (bot.turns), whose end then writes
-        # the held states, together with the deletion of the update's inbox row.
-        self.in_turn = False
-        # Session-level locks taken on the connection: a connection that may still hold one
-        # when the update ends is closed, never handed to another update.
-        self._locks_held = 0
 
     @property
     def dialect(self) -> str:
@@ -83,36 +76,6 @@ class UpdateUnit:
         finally:
             self._in_block = False
             await self._end_block()
-
-    async def take_session_lock(self, statement: Executable, params: dict[str, Any]) -> None:
-        """Run `statement`, which takes a lock that outlives transactions (a PostgreSQL
-        session-level advisory lock), on the update's connection. What the database raises is
-        raised, and the connection dropped: whatever it holds goes with it."""
-        self._locks_held += 1  # counted first: a failure midway must not pass the lock on
-        try:
-            await self._run_alone(statement, params)
-        except BaseException:
-            await self._drop_connection()
-            raise
-
-    async def release_session_lock(self, statement: Executable, params: dict[str, Any]) -> None:
-        """Run `statement`, which releases a lock `take_session_lock` took. When the database
-        cannot be reached, the connection is dropped, which releases it as well."""
-        if not self._locks_held:
-            return  # the connection that held it was dropped (the database went away), and it too
-        try:
-            await self._run_alone(statement, params)
-        except UNREACHABLE:
-            await self._drop_connection()
-        else:
-            self._locks_held -= 1
-
-    async def _run_alone(self, statement: Executable, params: dict[str, Any]) -> None:
-        """Run one statement between blocks, as a transaction of its own: no BEGIN and ROLLBACK
-        round trips around it."""
-        assert not self._in_block, "a block's transaction would be ended by it"
-        async with self._autocommitting() as connection:
-            await connection.execute(statement, params)
 
     @contextlib.asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncSession]:
@@ -154,13 +117,10 @@ class UpdateUnit:
     async def _drop_connection(self) -> None:
         session, connection = self._session, self._connection
         self._session = self._connection = None
-        locked, self._locks_held = self._locks_held > 0, 0
         with contextlib.suppress(*UNREACHABLE):
             if session is not None:
                 await session.close()
             if connection is not None:
-                if locked:  # closed rather than pooled: its session-level locks end with it
-                    await connection.invalidate()
                 await connection.close()
 
     async def _open(self) -> AsyncSession:

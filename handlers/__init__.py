@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import warnings
+from datetime import timedelta
 from typing import Any
 
 from telegram import Message, Update
@@ -23,6 +25,7 @@ from bot.config import Settings
 from bot.i18n import Translator
 from bot.jalali import CODE_RE, SPOKEN_CODE
 from bot.normalize import squash
+from bot.persistence import SQLConversationPersistence
 from handlers import (
     asking,
     broadcast,
@@ -151,6 +154,8 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
     return ConversationHandler(
         name="resident",
         persistent=True,
+        # A step left this long ends, as its draft is deleted (bot/jobs.py, `expire_drafts`).
+        conversation_timeout=timedelta(days=settings.privacy.draft_expiry_days),
         entry_points=[
             CommandHandler("new", report.new_report, filters=PRIVATE),
             MessageHandler(PRIVATE & _labels(translate, "menu-new-report"), report.new_report),
@@ -254,6 +259,9 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
             ),
         },
         fallbacks=[
+            # Forgotten mid-flow: the flow ends with what it had (outside one, the same button
+            # is handled further down).
+            CallbackQueryHandler(resident.forget_confirmed_in_flow, pattern=r"^fm:(yes|no)$"),
             CallbackQueryHandler(report.already_confirmed, pattern=r"^rc:"),
             CallbackQueryHandler(followup.finish_current_first, pattern=r"^an:"),
             CallbackQueryHandler(common.stale_button, pattern=r"^(rn|rx|re|mn|ba|bt|bs|bg|rg|gn):"),
@@ -261,24 +269,31 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
     )
 
 
-def _state_loader(conversation: ConversationHandler[Any]) -> Any:
-    """With several web processes, a chat's next update may reach another process than the last:
-    read the chat's conversation state from the database before the conversation looks at it."""
-
-    async def load_state(update: Update, context: Any) -> None:
-        chat, user = update.effective_chat, update.effective_user
-        if chat is None or user is None or chat.type != "private":
-            return
-        key = (chat.id, user.id)
-        state = await context.application.persistence.get_state(conversation.name, key)
-        # PTB keeps states in this dict; a write without tracking does not echo back to the db.
-        states = conversation._conversations  # no public way to refresh one key
-        if state is None:
-            states.pop(key, None)
-        else:
-            states.update_no_track({key: state})  # type: ignore[attr-defined]
-
-    return load_state
+def reload_conversations(application: AnyApplication) -> asyncio.Event | None:
+    """Read every chat's conversation state from the database again, for a process that starts
+    receiving a bot's updates another process received until now: the resident conversation is
+    replaced by a fresh one in its place, which PTB fills from the persistence in the background.
+    The event is set once the states were read; None when there is nothing to read."""
+    persistence = application.persistence
+    if not isinstance(persistence, SQLConversationPersistence):
+        return None
+    runtime = application.bot_data["runtime"]
+    for group, handlers in application.handlers.items():
+        if not any(isinstance(h, ConversationHandler) and h.persistent for h in handlers):
+            continue
+        kept = list(handlers)
+        fresh = [
+            _resident_conversation(runtime.settings, runtime.translate)
+            if isinstance(h, ConversationHandler) and h.persistent
+            else h
+            for h in kept
+        ]
+        loaded = persistence.next_load()
+        for handler in kept:
+            application.remove_handler(handler, group)
+        application.add_handlers(fresh, group=group)
+        return loaded
+    return None
 
 
 def register_handlers(
@@ -287,8 +302,6 @@ def register_handlers(
     """Add every handler in order: guards first, conversations, menus, catch-alls, persistence."""
     application.add_handler(TypeHandler(Update, common.guard), group=-2)
     conversation = _resident_conversation(settings, translate)
-    if application.bot_data["runtime"].role == "web":
-        application.add_handler(TypeHandler(Update, _state_loader(conversation)), group=-3)
     application.add_handler(
         MessageHandler(PRIVATE & filters.UpdateType.EDITED_MESSAGE, common.edited_message), group=-1
     )

@@ -15,10 +15,9 @@ from telegram.ext import ApplicationHandlerStop
 from bot.context import MahalleContext
 from bot.deeplink import parse_start_payload
 from bot.digits import ltr
-from bot.inbox import InboxQueue
 from bot.jalali import utcnow
 from bot.persistence import SQLConversationPersistence
-from bot.services import inbox, users
+from bot.services import handled, users
 from handlers import keyboards, staff
 from handlers.buttons import alert
 from models.db import UNREACHABLE
@@ -185,14 +184,10 @@ async def _belongs_to_this_bot(user_id: int, context: MahalleContext) -> None:
 
 
 async def _handled_already(update: Update, context: MahalleContext) -> bool:
-    """Whether the update was handled before (it arrived again). One kept in a web process's
-    inbox was checked at receipt, and is recorded as handled as its chat's turn ends; any other
-    is recorded here, as its handling starts."""
-    queue = context.application.update_queue
-    if isinstance(queue, InboxQueue) and update.update_id in queue.kept:
-        return False
+    """Whether the update was handled before (it arrived again); it is recorded as handled
+    here, as its handling starts (bot/services/handled.py)."""
     async with context.autocommit() as session:  # one statement
-        fresh = await inbox.claim(
+        fresh = await handled.claim(
             session=session, update_id=context.runtime.handled_key(update.update_id), now=utcnow()
         )
     return not fresh

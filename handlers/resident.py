@@ -11,13 +11,13 @@ from telegram import (
     Update,
 )
 from telegram.error import BadRequest
+from telegram.ext import ConversationHandler
 
 from bot.cards import status_key
 from bot.context import MahalleContext
 from bot.digits import isolate
 from bot.fit import TEXT_LIMIT, cut, units, within
 from bot.jalali import TrackingCode, format_date, format_datetime
-from bot.persistence import drop_states
 from bot.services import cases, users
 from handlers import keyboards, participation, picker
 from handlers.buttons import acknowledge, alert, keyboard_removed
@@ -339,6 +339,13 @@ async def forget_me(update: Update, context: MahalleContext) -> None:
     await update.effective_message.reply_text(context.t("forget-explain"), reply_markup=markup)
 
 
+async def forget_confirmed_in_flow(update: Update, context: MahalleContext) -> object:
+    """The forget buttons pressed mid-flow: forgotten, the flow ends; kept, it goes on."""
+    await forget_confirmed(update, context)
+    query = update.callback_query
+    return ConversationHandler.END if query is not None and query.data == "fm:yes" else None
+
+
 async def forget_confirmed(update: Update, context: MahalleContext) -> None:
     """Remove the presser's identity and contact; their cases stay, anonymised."""
     query = update.callback_query
@@ -352,8 +359,6 @@ async def forget_confirmed(update: Update, context: MahalleContext) -> None:
             session=session, user_id=query.from_user.id, cards=context.runtime.card_renderer
         )
         await session.commit()
-    user_id = query.from_user.id
-    drop_states(context.application, lambda _, key: user_id in key)
     if context.user_data is not None:
         context.user_data.clear()
     await context.bot.send_message(

@@ -146,7 +146,7 @@ class PressWindow(Base):
 
 class HandledUpdate(Base):
     """An update already handled (or, in one process, being handled), kept for a day: one that
-    arrives again, sent twice by Telegram or replayed, is dropped (bot/services/inbox.py)."""
+    arrives again, sent twice by Telegram or replayed, is dropped (bot/services/handled.py)."""
 
     __tablename__ = "handled_updates"
     __table_args__ = (Index("ix_handled_updates_handled_at", "handled_at"),)
@@ -165,21 +165,6 @@ class GroupPacing(Base):
     chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     level: Mapped[float] = mapped_column(Float)
     measured_at: Mapped[datetime] = mapped_column()
-
-
-class InboxUpdate(Base):
-    """A chat's update a web process received and has not finished handling: written
-    before Telegram is answered, deleted once handled (see bot/inbox.py)."""
-
-    __tablename__ = "inbox"
-    __table_args__ = (Index("ix_inbox_chat_update", "chat_id", "update_id"),)
-
-    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    chat_id: Mapped[int] = mapped_column(BigInteger)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    received_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # How often a sweep handed it to a process that started on it (bot/inbox.py).
-    handlings: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class CaseSequence(Base):

@@ -15,6 +15,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from bot import receiving as receiving_module
 from bot import serving
 from bot.config import ConfigError, Settings, TelegramSettings, load_settings
 from bot.context import runtime_of
@@ -35,6 +36,7 @@ from tests.fakebot import (
     start_bots,
     stop_bot,
     texts,
+    wait_for,
 )
 from tests.test_counties import _config_with, _county_block, rey_agency_chat, two_counties
 from tests.test_platform import free_port
@@ -316,7 +318,10 @@ def _start(update_id: int, user_id: int) -> dict[str, object]:
 
 
 @pytest.mark.one_messenger
-async def test_both_bots_webhooks_share_one_port_each_with_its_secret(database_url: str) -> None:
+async def test_both_bots_webhooks_share_one_port_each_with_its_secret(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(receiving_module, "RETRY_SECONDS", 0.1)
     settings = two_bots(database_url)
     secrets = {"tehran": "t" * 40, "rey": "r" * 40}
     bots = []
@@ -335,7 +340,10 @@ async def test_both_bots_webhooks_share_one_port_each_with_its_secret(database_u
     for app in apps:
         await app.start()
     port = free_port()
-    server = await serving._receive(apps, settings, ["message"], port)
+    receiving = serving.Receiving(apps, settings, ["message"])
+    await receiving.start(port)
+    # One more bot a try (processes started together share them out): both, soon.
+    await wait_for(lambda: receiving.receivers.leading == set(TOKENS), what="both bots", seconds=5)
     try:
         # Each bot registered its own address and secret.
         for key, api in apis.items():
@@ -359,7 +367,7 @@ async def test_both_bots_webhooks_share_one_port_each_with_its_secret(database_u
         assert [c.method for c in apis["rey"].to_chat(REY_RESIDENT)] == ["sendMessage"]
         assert not apis["tehran"].to_chat(REY_RESIDENT)
     finally:
-        server.stop()
+        await receiving.stop()
         for app in reversed(apps):
             await app.stop()
             await stop_bot(app)

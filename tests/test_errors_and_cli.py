@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.ext import AIORateLimiter, ApplicationBuilder
 
 from bot import cli
 from bot.app import _post_init_then_freeze, build_application
@@ -183,22 +183,37 @@ def test_webhook_mode_takes_the_secret_and_the_chats_at_once_from_the_config(
     monkeypatch.setenv("MAHALLE_BOT_TOKEN", "7012345678:AAHk9dQ2rXv_4mZpLw8sT3uYbN1cE6fG0jI")
     monkeypatch.setenv("MAHALLE_WEBHOOK_SECRET", "a-long-random-secret-of-forty-characters")
     monkeypatch.setenv("MAHALLE_DATABASE_URL", database_url)
-    seen: dict[str, Any] = {}
-    monkeypatch.setattr(
-        Application, "run_webhook", lambda self, **kwargs: seen.update(kwargs, app=self)
-    )
+    seen = served(monkeypatch)
     caplog.set_level(logging.INFO)
     assert cli.main(["run", "--config", str(config)]) == 0
-    assert seen["secret_token"] == "a-long-random-secret-of-forty-characters"
-    assert seen["webhook_url"] == "https://bot.example.ir/telegram"
+    route = seen["settings"].telegram.webhook_route()
+    assert route.secret_token == "a-long-random-secret-of-forty-characters"
+    assert route.webhook_url == "https://bot.example.ir/telegram"
     # Asked by name: Telegram would otherwise keep what the token was last set to.
     assert {"message", "callback_query"} <= set(seen["allowed_updates"])
     assert "channel_post" not in seen["allowed_updates"]
     # The configured number of chats at once on PostgreSQL; SQLite takes one writer at a time.
     at_once = 24 if database_url.startswith("postgresql") else 1
-    assert seen["app"].update_processor.handled_at_once == at_once
+    [app] = seen["applications"]
+    assert app.update_processor.handled_at_once == at_once
     assert f"updates of different chats handled at once: {at_once}" in caplog.text
-    assert seen["app"].post_init is _post_init_then_freeze, "a server freezes what it loaded"
+    assert app.post_init is _post_init_then_freeze, "a server freezes what it loaded"
+
+
+def served(monkeypatch: pytest.MonkeyPatch, error: Exception | None = None) -> dict[str, Any]:
+    """What `mahalle run` hands to bot.serving.serve (which then returns at once, or raises
+    `error` as starting the bots would)."""
+    from bot import serving
+
+    seen: dict[str, Any] = {}
+
+    async def serve(applications: list[Any], settings: Any, **kwargs: Any) -> None:
+        seen.update(kwargs, applications=applications, settings=settings)
+        if error is not None:
+            raise error
+
+    monkeypatch.setattr(serving, "serve", serve)
+    return seen
 
 
 async def test_what_start_up_loaded_is_out_of_the_collectors_full_passes(
@@ -228,13 +243,7 @@ def test_an_unreachable_bot_api_is_one_clear_line(
         (NetworkError("connect failed"), "cannot reach the Bot API"),
         (InvalidToken("Unauthorized"), "refused the token"),
     ):
-
-        def fail(
-            self: Application[Any, Any, Any, Any, Any, Any], error: Exception = failure, **_: Any
-        ) -> None:
-            raise error
-
-        monkeypatch.setattr(Application, "run_polling", fail)
+        served(monkeypatch, failure)
         assert cli.main(["run", "--config", str(EXAMPLE_CONFIG)]) == 2
         assert expected in capsys.readouterr().err
 
@@ -278,7 +287,7 @@ def test_start_up_says_what_is_not_configured_and_where_reports_go(
     """The shipped example has no coordinators and no agency chats: start-up says so plainly."""
     monkeypatch.setenv("MAHALLE_BOT_TOKEN", "7012345678:AAHk9dQ2rXv_4mZpLw8sT3uYbN1cE6fG0jI")
     monkeypatch.setenv("MAHALLE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
-    monkeypatch.setattr(Application, "run_polling", lambda *_, **__: None)
+    served(monkeypatch)
     with caplog.at_level(logging.WARNING):
         assert cli.main(["run", "--config", str(EXAMPLE_CONFIG)]) == 0
     gaps = [r.getMessage() for r in caplog.records if r.getMessage().startswith("not configured")]

@@ -345,8 +345,9 @@ async def test_an_abandoned_draft_expires_with_its_conversation(
     assert list(drafts) == [1002] and list(states) == ["[1002, 1002]"]
     assert registrations == [], "nor a group registration left half-way"
     [reply] = texts(await resident.send_photo("LATE-PHOTO"))
-    assert "دریافت شد" not in reply and "پیش‌نویس" not in reply, "the old report is not taken up"
-    assert "منو" in reply, "the menu instead"
+    assert "دریافت شد" not in reply, "the old report is not taken up"
+    assert "پاک شده" in reply and "گزارش جدید" in reply, "the draft is said gone, a new one offered"
+    assert resident.reply_keyboard()[0] == "📝 گزارش جدید", "the menu again"
     assert await cases_in(settings) == []
 
 

@@ -12,13 +12,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
 from telegram import Update
 
-from bot.inbox import InboxQueue
 from handlers.common import is_benign
-from models.db import create_engine, create_session_factory
-from models.entities import InboxUpdate
 from tests.conftest import make_settings
 from tests.fakebot import FakeBotAPI, start_bot, stop_bot
 from tests.test_report_flow import cases_in
@@ -175,45 +171,6 @@ def refused_but_forged(api: FakeBotAPI) -> list[tuple[str, str]]:
     name any message) and edits that change nothing (the bot takes both as done)."""
     forgiven = "Bad Request: message to edit not found"
     return [(call.method, why) for call, why in api.unmeant_refusals(forgiven)]
-
-
-@pytest.mark.telegram_refuses  # forged presses name messages that do not exist
-async def test_hostile_updates_pass_through_a_web_processs_inbox(database_url: str) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("web processes need PostgreSQL")
-    app, api = await start_bot(
-        make_settings(database_url, telegram={"rate_limit": False}), role="web"
-    )
-    queue = app.update_queue
-    assert isinstance(queue, InboxQueue)
-    errors: list[BaseException] = []
-
-    async def record(update: object, context: Any) -> None:
-        if not is_benign(context.error):
-            errors.append(context.error)
-
-    app.add_error_handler(record)
-
-    kept = 0
-
-    async def through_the_inbox(update: Update) -> None:  # as the webhook, then the fetcher
-        nonlocal kept
-        await queue.put(update)
-        kept += len(queue.kept)
-        while not queue.empty():
-            await app.process_update(queue.get_nowait())
-            queue.task_done()
-
-    await _run_examples(app, api, handle=through_the_inbox, examples=60)
-    await stop_bot(app)
-    assert errors == []
-    assert not refused_but_forged(api)
-    assert kept > 0 and not queue.kept, "updates were kept, and every one was handled"
-    engine = create_engine(database_url)
-    async with create_session_factory(engine)() as session:
-        left = await session.scalar(select(func.count()).select_from(InboxUpdate))
-    await engine.dispose()
-    assert left == 0, "and left the inbox"
 
 
 def _through_the_processor(app: Any) -> Callable[[Update], Awaitable[None]]:

@@ -12,13 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
-from telegram.ext import Application
 
 from bot import cli
 from bot.app import ALLOWED_UPDATES
 from bot.config import ConfigError, Settings, TelegramSettings, load_settings
+from bot.serving import Receiving
 from tests.conftest import COORDINATOR, EXAMPLE_CONFIG, make_settings
 from tests.fakebot import ChatUser, start_bot, stop_bot, texts, wait_for
+from tests.test_errors_and_cli import served
 
 TOKEN = "7012345678:AAHk9dQ2rXv_4mZpLw8sT3uYbN1cE6fG0jI"
 SECRET = "Zq8vN3kLp0Xw7Rt2Yb5Hc9Md4Fg6Js1A"
@@ -154,14 +155,15 @@ async def test_invite_links_on_bale_open_the_bot_in_bale(database_url: str) -> N
 def run_webhook_arguments(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str, lines: str
 ) -> dict[str, Any]:
-    """What `mahalle run` passes to run_webhook with these [telegram] lines."""
+    """Where `mahalle run`'s webhook server listens and what it registers, with these
+    [telegram] lines."""
     monkeypatch.setenv("MAHALLE_BOT_TOKEN", TOKEN)
     monkeypatch.setenv("MAHALLE_WEBHOOK_SECRET", SECRET)
     monkeypatch.setenv("MAHALLE_DATABASE_URL", database_url)
-    seen: dict[str, Any] = {}
-    monkeypatch.setattr(Application, "run_webhook", lambda self, **kwargs: seen.update(kwargs))
+    seen = served(monkeypatch)
     assert cli.main(["run", "--config", str(config_with(tmp_path, lines))]) == 0
-    return seen
+    route: dict[str, Any] = seen["settings"].telegram.webhook_route()._asdict()
+    return route
 
 
 def test_bale_webhooks_listen_at_the_secret_path_and_send_no_header(
@@ -221,17 +223,10 @@ async def test_the_bale_webhook_server_answers_at_the_secret_path_alone(
     )
     settings = make_settings(database_url).model_copy(update={"telegram": bale})
     app, api = await start_bot(settings)
-    route, port = bale.webhook_route(), free_port()
-    assert app.updater is not None
-    await app.updater.start_webhook(
-        listen="127.0.0.1",
-        port=port,
-        url_path=route.url_path,
-        webhook_url=route.webhook_url,
-        secret_token=route.secret_token,
-        allowed_updates=ALLOWED_UPDATES,
-    )
+    port = free_port()
     await app.start()
+    receiving = Receiving([app], settings, list(ALLOWED_UPDATES))
+    await receiving.start(port)
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient() as client:
@@ -248,7 +243,7 @@ async def test_the_bale_webhook_server_answers_at_the_secret_path_alone(
             )
             await wait_for(lambda: bool(texts(api.to_chat(6100))), what="the welcome")
     finally:
-        await app.updater.stop()
+        await receiving.stop()
         await app.stop()
         await stop_bot(app)
     assert [response.status_code for response in refused] == [404, 404, 404, 404]
@@ -270,16 +265,12 @@ async def test_the_telegram_webhook_server_still_wants_the_header(database_url: 
             "rate_limit": False,
         }
     )
-    app, api = await start_bot(
-        make_settings(database_url).model_copy(update={"telegram": telegram})
-    )
-    route, port = telegram.webhook_route(), free_port()
-    assert app.updater is not None
-    await app.updater.start_webhook(
-        listen="127.0.0.1", port=port, url_path=route.url_path,
-        webhook_url=route.webhook_url, secret_token=route.secret_token,
-    )  # fmt: skip
+    settings = make_settings(database_url).model_copy(update={"telegram": telegram})
+    app, api = await start_bot(settings)
+    port = free_port()
     await app.start()
+    receiving = Receiving([app], settings, list(ALLOWED_UPDATES))
+    await receiving.start(port)
     try:
         async with httpx.AsyncClient() as client:
             url = f"http://127.0.0.1:{port}/telegram"
@@ -291,7 +282,7 @@ async def test_the_telegram_webhook_server_still_wants_the_header(database_url: 
             )
             await wait_for(lambda: bool(texts(api.to_chat(6201))), what="the welcome")
     finally:
-        await app.updater.stop()
+        await receiving.stop()
         await app.stop()
         await stop_bot(app)
     assert (bare.status_code, signed.status_code) == (403, 200)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import Any
 
 import pytest
 
 from bot import cli
 from bot.leader import Leadership
-from models.db import create_engine, create_session_factory
+from models.db import create_engine
 from tests.conftest import EXAMPLE_CONFIG, make_settings
 from tests.fakebot import start_bot, stop_bot
 
@@ -59,7 +57,7 @@ async def test_web_processes_neither_send_nor_run_jobs(database_url: str) -> Non
     await app.initialize()
     await app.post_init(app)  # type: ignore[misc]
     runtime = app.bot_data["runtime"]
-    assert [t.get_name() for t in runtime.tasks] == ["inbox"], "only the inbox sweep"
+    assert runtime.tasks == [], "no outbox sender"
     assert app.job_queue is not None
     assert [job.name for job in app.job_queue.jobs()] == ["banned"], "only the block list refresh"
     await stop_bot(app)
@@ -67,116 +65,11 @@ async def test_web_processes_neither_send_nor_run_jobs(database_url: str) -> Non
     worker, _ = await start_bot(
         make_settings(database_url, telegram={"rate_limit": False}, outbox={"worker": True})
     )
-    assert [t.get_name() for t in worker.bot_data["runtime"].tasks] == ["outbox"]
+    assert [t.get_name() for t in worker.bot_data["runtime"].tasks] == ["outbox-main"]
     assert worker.job_queue is not None
     scheduled = {job.name for job in worker.job_queue.jobs()}
     assert scheduled >= {"leadership", "deadlines", "campaigns", "digest", "weekly-report"}
     await stop_bot(worker)
-
-
-async def test_consecutive_updates_of_one_chat_on_different_web_processes(
-    database_url: str,
-) -> None:
-    from tests.fakebot import ChatUser
-    from tests.test_report_flow import DESCRIPTION, cases_in
-
-    settings = make_settings(database_url, telegram={"rate_limit": False})
-    app_a, api_a = await start_bot(settings, role="web")
-    app_b, api_b = await start_bot(settings, role="web")
-    on_a, on_b = ChatUser(app_a, api_a, 1001), ChatUser(app_b, api_b, 1001)
-    await on_a.send("📝 گزارش جدید")
-    await on_b.send("جهاد")  # typed on the picker process A showed
-    await on_b.press("جهاد")
-    await on_a.send(DESCRIPTION)
-    await on_b.send("ادامه ⬅️")
-    await on_a.send("🙈 ناشناس بمانم")
-    await on_a.press("ثبت گزارش")
-    [case] = await cases_in(settings)
-    assert case.text_original == DESCRIPTION and case.neighbourhood.name == "جهاد"
-    await stop_bot(app_a)
-    await stop_bot(app_b)
-
-
-async def test_an_instant_answer_on_another_web_process_waits_for_the_saved_state(
-    database_url: str,
-) -> None:
-    from tests.fakebot import ChatUser, texts
-
-    if not database_url.startswith("postgresql"):
-        pytest.skip("several web processes need PostgreSQL")
-    settings = make_settings(database_url, telegram={"rate_limit": False})
-    app_a, api_a = await start_bot(settings, role="web")
-    app_b, api_b = await start_bot(settings, role="web")
-    persistence = app_a.persistence
-    assert persistence is not None
-    save = persistence.update_conversation
-
-    saving = asyncio.Event()
-
-    async def slow_save(**state: Any) -> None:  # a busy database: the reply is out, the state not
-        saving.set()
-        await asyncio.sleep(0.5)
-        await save(**state)
-
-    persistence.update_conversation = slow_save  # type: ignore[method-assign,assignment]
-    on_a, on_b = ChatUser(app_a, api_a, 1001), ChatUser(app_b, api_b, 1001)
-    first = asyncio.create_task(on_a.send("📝 گزارش جدید"))
-    await asyncio.wait_for(saving.wait(), 5)
-    assert api_a.to_chat(1001), "the resident reads the question…"
-    answer = await on_b.send("جهاد")  # …and answers at once, on the other process
-    await first
-    assert any("جهاد" in label for label in on_b.button_labels()), texts(answer)
-    await stop_bot(app_a)
-    await stop_bot(app_b)
-
-
-async def test_an_unreachable_database_does_not_stop_an_update_at_the_chat_turn(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    from bot.turns import chat_turn
-    from bot.unit import update_unit
-
-    nowhere = create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/none")
-    handled = False
-    async with (
-        update_unit(nowhere, create_session_factory(nowhere)) as unit,
-        chat_turn(unit, 1001) as held,
-    ):
-        handled = True  # the handlers run, and answer "try again in a minute" on their own
-    await nowhere.dispose()
-    assert handled and not held
-    assert "could not take a chat's turn" in caplog.text
-
-
-async def test_a_process_stuck_in_a_chat_turn_does_not_stop_another(
-    database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    from sqlalchemy import text
-
-    from bot import turns
-    from tests.fakebot import ChatUser
-
-    if not database_url.startswith("postgresql"):
-        pytest.skip("several web processes need PostgreSQL")
-    monkeypatch.setattr(turns, "TURN_WAIT", "1s")
-    app, api = await start_bot(
-        make_settings(database_url, telegram={"rate_limit": False}), role="web"
-    )
-    stuck = create_engine(database_url)  # a process that took the resident's turn and hangs
-    async with stuck.connect() as hung:
-        await hung.execute(
-            text("SELECT pg_advisory_xact_lock(:space, :chat)"),
-            {"space": turns.TURN_SPACE, "chat": turns.chat_key(1001)},
-        )
-        started = time.monotonic()
-        answer = await asyncio.wait_for(ChatUser(app, api, 1001).send("/start"), 10)
-        waited = time.monotonic() - started
-        other = await asyncio.wait_for(ChatUser(app, api, 1002).send("/start"), 10)
-    await stuck.dispose()
-    await stop_bot(app)
-    assert answer and other, "both residents answered"
-    assert 0.9 < waited < 5, f"waited {waited:.1f} s for the stuck turn"
-    assert "could not take a chat's turn" in caplog.text
 
 
 async def test_button_presses_add_up_across_web_processes(database_url: str) -> None:

@@ -12,10 +12,11 @@ from sqlalchemy import update
 from bot import cli
 from bot.config import Settings
 from bot.jalali import utcnow
+from bot.receiving import Receivers
 from bot.services import outbox
 from bot.services.health import Health, read_health
 from models.db import create_engine, create_session_factory
-from models.entities import Case, CaseStatus, InboxUpdate
+from models.entities import Case, CaseStatus
 from tests.conftest import EXAMPLE_CONFIG
 from tests.fakebot import ChatUser, start_bot, stop_bot
 from tests.test_agency import report
@@ -45,13 +46,18 @@ async def test_a_running_deployment_is_all_well(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     app, api = await start_bot(settings)
+    receivers = Receivers(app.bot_data["runtime"].engine, settings.bot_keys)
+    await receivers.step()  # as `mahalle run` does: this process receives the bot's updates
     await report(ChatUser(app, api, 1001))  # placed, its messages delivered
     code, printed, _ = await status_command(settings.database.url, monkeypatch, capsys)
+    await receivers.release_all()
     await stop_bot(app)
     assert code == 0 and printed.splitlines()[-1] == "all well", printed
     assert "cases waiting to be placed: 0" in printed
     postgresql = settings.database.url.startswith("postgresql")
     assert ("run by: a worker" if postgresql else "the one process (SQLite)") in printed
+    if postgresql:
+        assert "updates of bot main received by: a process" in printed
 
 
 async def test_what_waits_too_long_is_named_and_the_exit_code_says_so(
@@ -63,11 +69,6 @@ async def test_what_waits_too_long_is_named_and_the_exit_code_says_so(
     now = utcnow()
     engine = create_engine(settings.database.url)
     async with create_session_factory(engine)() as session:
-        session.add(
-            InboxUpdate(
-                update_id=7, chat_id=1001, payload={}, received_at=now - timedelta(minutes=3)
-            )
-        )
         outbox.enqueue(session, chat_id=1001, purpose=outbox.REPORTER_NOTICE, payload={"text": "x"})
         await session.flush()
         await session.execute(
@@ -78,16 +79,16 @@ async def test_what_waits_too_long_is_named_and_the_exit_code_says_so(
     # The message fell due ten minutes ago: as if read then.
     health = await health_of(settings)
     later = now + timedelta(minutes=10)
-    assert health.inbox.count == 1 and health.unplaced.count == 1
-    assert len(health.problems(later)) == 3 + (health.jobs_held is False)
+    assert health.unplaced.count == 1
+    postgresql = settings.database.url.startswith("postgresql")
+    assert len(health.problems(later)) == 2 + 2 * postgresql  # jobs and receiving too
 
     code, printed, _ = await status_command(settings.database.url, monkeypatch, capsys)
     assert code == 1, printed
-    assert "updates waiting in the inbox: 1 (the oldest for 3 min)" in printed
     assert "cases waiting to be placed: 1 (the oldest for 60 min)" in printed
-    assert "needs a look: updates wait in the inbox" in printed
-    if settings.database.url.startswith("postgresql"):
+    if postgresql:
         assert "needs a look: no process runs the scheduled jobs" in printed
+        assert "needs a look: no process receives the updates of bot main" in printed
 
 
 async def test_an_unreadable_database_is_one_clear_line(

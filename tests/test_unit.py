@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -147,44 +146,12 @@ async def test_a_block_that_only_read_leaves_nothing_for_a_migration_to_wait_on(
             await migration.rollback()
 
 
-async def test_a_session_lock_never_released_does_not_pass_to_the_next_update(
-    engine: AsyncEngine,
-) -> None:
-    """A chat's turn outlives transactions; when its release never ran (the task was cancelled,
-    the release failed), the connection holding it must be closed, not pooled for another
-    update, which would hold that chat's turn for as long as the process lives."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("session-level advisory locks are PostgreSQL's")
-    taking = text("SELECT pg_advisory_lock(7, 8)")
-    async with update_unit(engine, create_session_factory(engine)) as unit:
-        await unit.take_session_lock(taking, {})
-    other = create_engine(engine.url.render_as_string(hide_password=False))
-    async with other.connect() as connection:
-        free = False
-        for _ in range(50):  # the server ends a closed connection's backend in a moment
-            free = bool(await connection.scalar(text("SELECT pg_try_advisory_lock(7, 8)")))
-            if free:
-                break
-            await asyncio.sleep(0.1)
-    await other.dispose()
-    assert free, "the lock went with its connection"
-    mine = text(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
-    )
-    async with (
-        update_unit(engine, create_session_factory(engine)) as unit,
-        unit.session() as session,
-    ):
-        held = await session.scalar(mine)
-    assert held == 0, "the next update's connection holds no lock"
-
-
 async def test_reads_that_stand_alone_pay_no_transaction_and_the_next_block_has_one(
     engine: AsyncEngine,
 ) -> None:
-    """A web process reads the inbox and the chat's state on every update: each read as a
-    transaction of its own, not between BEGIN and ROLLBACK (three round trips for one); the
-    blocks after it are transactions again, whose uncommitted writes are rolled back."""
+    """Most of an update's blocks are one read or one write: each as a transaction of its own,
+    not between BEGIN and ROLLBACK (three round trips for one); the blocks after it are
+    transactions again, whose uncommitted writes are rolled back."""
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite reads take no transaction anyway")
     transaction_id = text("SELECT txid_current()")  # one per transaction

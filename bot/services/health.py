@@ -16,6 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from bot.config import Settings
 from bot.leader import LOCK_KEY
+from bot.receiving import RECEIVER_SPACE
 from bot.services.outbox import rows_of_bot, sendable
 from models.db import dialect_of, table_of
 from models.entities import (
@@ -23,14 +24,11 @@ from models.entities import (
     CampaignStatus,
     Case,
     CaseStatus,
-    InboxUpdate,
     OutboxMessage,
     OutboxStatus,
     outbox_status,
 )
 
-# Web processes sweep the inbox every 5 s for updates older than 10 s.
-INBOX_STUCK = timedelta(seconds=60)
 # A message that may go (due, the first of its chat's) waits for nothing but a worker; a busy
 # group's next card is put off to its turn, and is not counted until then.
 OUTBOX_STUCK = timedelta(minutes=5)
@@ -54,6 +52,13 @@ _JOBS_HELD = text(
     " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 )
 
+# Which bots' receiving locks are held (two int keys: the space, then the bot; objsubid 2).
+_RECEIVERS_HELD = text(
+    "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2"
+    " AND classid::bigint = :space AND objid::bigint < :count"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
 
 @dataclass(frozen=True)
 class Backlog:
@@ -71,7 +76,6 @@ class Backlog:
 class Health:
     """The deployment's backlogs and who runs the scheduled jobs."""
 
-    inbox: Backlog
     outbox: Backlog  # every message still to send, since it was queued
     outbox_sendable: Backlog  # those that may go now, since they fell due
     outbox_dead: int
@@ -83,6 +87,8 @@ class Health:
     broadcasts_scheduled: int
     # None on SQLite, where the one process runs them.
     jobs_held: bool | None
+    # Whether some process receives each bot's updates, by bot key; None on SQLite.
+    receivers: dict[str, bool] | None = None
     # With several bots: each one's messages waiting, and those that may go now, by bot key.
     bots: dict[str, tuple[Backlog, Backlog]] = field(default_factory=dict)
 
@@ -90,7 +96,6 @@ class Health:
         """The state, a line a part."""
         jobs = {True: "a worker", False: "no process", None: "the one process (SQLite)"}
         return [
-            f"updates waiting in the inbox: {_count(self.inbox, now)}",
             f"messages waiting in the outbox: {_count(self.outbox, now)}",
             f"messages of the last day that could not be delivered: {self.outbox_dead}",
             f"cases waiting to be placed: {_count(self.unplaced, now)}",
@@ -99,6 +104,10 @@ class Health:
             f"broadcasts running: {self.broadcasts_running}, "
             f"scheduled: {self.broadcasts_scheduled}",
             f"scheduled jobs run by: {jobs[self.jobs_held]}",
+            *(
+                f"updates of bot {key} received by: {'a process' if held else 'no process'}"
+                for key, held in (self.receivers or {}).items()
+            ),
             *(
                 f"bot {key}: messages waiting {_count(waiting, now)}, "
                 f"that may go now {_count(due, now)}"
@@ -111,8 +120,9 @@ class Health:
         found = []
         if self.jobs_held is False:
             found.append("no process runs the scheduled jobs: is a worker running?")
-        if self.inbox.waited(now) > INBOX_STUCK:
-            found.append("updates wait in the inbox: are the web processes running?")
+        for key, received in (self.receivers or {}).items():
+            if not received:
+                found.append(f"no process receives the updates of bot {key}: is one running?")
         if self.outbox_sendable.waited(now) > OUTBOX_STUCK:
             found.append("messages that may go are not being sent: is a worker running?")
         for key, (_, due) in self.bots.items():
@@ -173,6 +183,16 @@ async def _jobs_held(session: AsyncSession) -> bool | None:
     return bool(held)
 
 
+async def _receivers_held(session: AsyncSession, bot_keys: list[str]) -> dict[str, bool] | None:
+    """Whether a process holds each bot's receiving lock (bot/receiving.py); None on SQLite."""
+    if dialect_of(session) != "postgresql":
+        return None
+    held = set(
+        await session.scalars(_RECEIVERS_HELD.bindparams(space=RECEIVER_SPACE, count=len(bot_keys)))
+    )
+    return {key: index in held for index, key in enumerate(bot_keys)}
+
+
 async def read_health(
     *, session: AsyncSession, now: datetime, settings: Settings | None = None
 ) -> Health:
@@ -195,7 +215,6 @@ async def read_health(
     )
     by_status: dict[str, int] = {status: count for status, count in campaigns}
     return Health(
-        inbox=await _backlog(session, table_of(InboxUpdate).c.received_at),
         outbox=await _backlog(
             session, outbox.created_at, outbox.status == outbox_status(OutboxStatus.PENDING)
         ),
@@ -217,5 +236,6 @@ async def read_health(
         broadcasts_running=by_status.get(CampaignStatus.RUNNING, 0),
         broadcasts_scheduled=by_status.get(CampaignStatus.SCHEDULED, 0),
         jobs_held=await _jobs_held(session),
+        receivers=await _receivers_held(session, settings.bot_keys if settings else ["main"]),
         bots=bots,
     )
