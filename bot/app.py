@@ -181,6 +181,7 @@ def build_application(
         groups=runtime.groups,
         sends_at_once=outbox_sends_at_once(settings),
         mine=outbox.rows_of_bot(settings, bot_key),
+        bot_key=bot_key if len(settings.bot_keys) > 1 else None,
     )
     if role != "web":  # a web process only receives: a campaign launched there is due at once,
         # and the leading worker's job (every 5 s) starts it; two runners would double the rate
@@ -191,6 +192,7 @@ def build_application(
             intro=translate("broadcast-intro", settings.bot.language),
             on_progress=progress_reporter(application.bot, runtime),
             sends_at_once=broadcast_sends_at_once(settings),
+            bot_key=bot_key if len(settings.bot_keys) > 1 else None,
         )
     register_handlers(application, settings, translate)
     return application

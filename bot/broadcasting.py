@@ -106,8 +106,12 @@ class CampaignSender:
         clock: Callable[[], float] = time.monotonic,
         rate_per_second: float | None = None,
         sends_at_once: int = 1,
+        bot_key: str | None = None,
     ) -> None:
         self.bot = bot
+        # With several bots, the one this sender is: a person who blocked it is marked blocked
+        # only when it is the bot that reaches them.
+        self.bot_key = bot_key
         self.session_factory = session_factory
         self.settings = settings
         # The configured rate (at most 30); benchmarks may lift it.
@@ -205,7 +209,9 @@ class CampaignSender:
             self._hold_back(seconds_to_wait(error))
             raise
         except Forbidden as error:
-            await broadcasts.mark(session, recipient, RecipientStatus.BLOCKED, error=str(error))
+            await broadcasts.mark(
+                session, recipient, RecipientStatus.BLOCKED, error=str(error), bot_key=self.bot_key
+            )
             return "blocked"
         except BadRequest as error:
             await broadcasts.mark(session, recipient, RecipientStatus.FAILED, error=str(error))

@@ -288,8 +288,8 @@ def _run(settings: Settings, role: str, port: int | None = None) -> None:
         asyncio.run(
             serve(applications, settings, role=role, allowed_updates=ALLOWED_UPDATES, port=port)
         )
-    except InvalidToken:
-        raise ConfigError(_refused_token(settings)) from None
+    except InvalidToken as error:
+        raise ConfigError(_refused_token(settings, str(error))) from None
     except NetworkError as error:
         address = settings.for_bot(settings.bot_keys[0]).telegram.base_url
         raise ConfigError(
@@ -298,10 +298,14 @@ def _run(settings: Settings, role: str, port: int | None = None) -> None:
         ) from None
 
 
-def _refused_token(settings: Settings) -> str:
+def _refused_token(settings: Settings, bot_key: str) -> str:
     """What to tell an operator whose token the Bot API refused."""
     if settings.bots:
-        return "a Bot API refused one of the bots' tokens; check each [[bots]] token_env variable"
+        entry = next((e for e in settings.bots if e.key == bot_key), settings.bots[0])
+        return (
+            f"the Bot API at {entry.telegram.base_url} refused the token of bot {entry.key!r} "
+            f"in {entry.token_env}; copy it again from @BotFather (or Bale's @botfather)"
+        )
     return (
         f"the Bot API at {settings.telegram.base_url} refused the token in MAHALLE_BOT_TOKEN; "
         "copy it again from @BotFather (or Bale's @botfather)"

@@ -637,6 +637,11 @@ class Settings(_Section):
             raise ValueError(f"bot keys must be unique, repeated: {repeated}")
         if repeated := _repeated([entry.token_env for entry in self.bots]):
             raise ValueError(f"each bot needs a token of its own, repeated token_env: {repeated}")
+        tokens = [e.telegram.token.get_secret_value() for e in self.bots if e.telegram.token]
+        if len(tokens) != len(set(tokens)):
+            same = [e.token_env for e in self.bots if e.telegram.token and tokens.count(
+                e.telegram.token.get_secret_value()) > 1]  # fmt: skip
+            raise ValueError(f"each bot needs a token of its own: {', '.join(same)} hold the same")
         counties = [county.key for county in self.counties]
         served = [key for entry in self.bots for key in entry.counties]
         if unknown := sorted(set(served) - set(counties)):
@@ -763,6 +768,11 @@ def _bot_from_environment(entry: Any, telegram: dict[str, Any], environ: Mapping
     secret_env = str(entry.get("webhook_secret_env", ""))
     if secret := environ.get(secret_env, "").strip():
         merged["webhook_secret"] = check_webhook_secret(secret, secret_env)
+    elif merged.get("mode") == "webhook":
+        raise ConfigError(
+            f"bots.{key}: webhook mode needs a secret: name a variable in webhook_secret_env "
+            f"and put the secret there{f' ({secret_env} is not set)' if secret_env else ''}"
+        )
     if "webhook_url" not in entry and merged.get("webhook_url"):
         merged["webhook_url"] = f"{str(merged['webhook_url']).rstrip('/')}/{key}"
     return {**own, "telegram": merged}

@@ -105,8 +105,11 @@ class OutboxSender:
         groups: GroupChats | None = None,
         sends_at_once: int = 1,
         mine: ColumnElement[bool] | None = None,
+        bot_key: str | None = None,
     ) -> None:
         self.bot = bot
+        # With several bots: this sender's bot, and which rows are its (outbox.sent_by).
+        self.bot_key = bot_key
         # With several bots in one deployment: which rows are this bot's (outbox.sent_by).
         self.mine = mine
         self.session_factory = session_factory
@@ -290,7 +293,9 @@ class OutboxSender:
         await session.execute(
             update(Agency).where(Agency.chat_id == row.chat_id).values(chat_id=new_chat_id)
         )
-        await outbox.move_chat(session, old_chat_id=row.chat_id, new_chat_id=new_chat_id)
+        await outbox.move_chat(
+            session, old_chat_id=row.chat_id, new_chat_id=new_chat_id, bot_key=self.bot_key
+        )
 
     async def _call(self, row: OutboxMessage) -> Message | tuple[Message, ...] | bool:
         payload: dict[str, Any] = _within_limits(row) | no_retries(self.bot)

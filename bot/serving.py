@@ -23,6 +23,7 @@ from typing import Any
 
 import tornado.web
 from telegram import Update
+from telegram.error import InvalidToken
 from telegram.ext import Application
 
 from bot.config import Settings, TelegramSettings
@@ -38,6 +39,8 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # A webhook waits this long for its update to be handled before it is answered all the same
 # (Telegram gives up on an answer after about a minute, and would send the update again).
 HANDLED_WAIT = 30.0
+# An update is a few kilobytes; a bigger body is refused before it is read whole.
+MAX_BODY = 1024 * 1024
 # How long a process taking over a bot waits for its chats' conversation states to be read.
 RELOAD_WAIT = 30.0
 
@@ -63,8 +66,12 @@ class _BotUpdates(tornado.web.RequestHandler):
             self.set_status(503)  # nginx passes it to the next process
             return
         try:
-            update = Update.de_json(json.loads(self.request.body), self.bot_application.bot)
+            data = json.loads(self.request.body)
+            shaped = isinstance(data, dict) and isinstance(data.get("update_id"), int)
+            update = Update.de_json(data, self.bot_application.bot) if shaped else None
         except (ValueError, TypeError, KeyError, AttributeError):
+            update = None
+        if update is None:
             self.set_status(400)
             return
         if update is not None:
@@ -106,8 +113,11 @@ async def serve(
     started: list[AnyApplication] = []
     receiving: Receiving | None = None
     try:
-        for application in applications:
-            await application.initialize()
+        for key, application in zip(settings.bot_keys, applications, strict=True):
+            try:
+                await application.initialize()
+            except InvalidToken as error:  # which bot's, for the operator
+                raise InvalidToken(key) from error
             if application.post_init is not None:
                 await application.post_init(application)
             await application.start()
@@ -150,7 +160,7 @@ class Receiving:
             first = self.telegram[self.keys[0]]
             routes = [
                 (
-                    f"/{self.telegram[key].webhook_route().url_path}",
+                    f"/{self.telegram[key].webhook_route().url_path}/?",
                     _BotUpdates,
                     {
                         "bot_application": self.applications[key],
@@ -161,8 +171,10 @@ class Receiving:
                 )
                 for key in self.keys
             ]
-            self._server = tornado.web.Application(routes).listen(
-                port or first.webhook_port, address=first.webhook_listen
+            # No request log: on Bale the path is the webhook's secret.
+            web = tornado.web.Application(routes, log_function=lambda _: None)
+            self._server = web.listen(
+                port or first.webhook_port, address=first.webhook_listen, max_body_size=MAX_BODY
             )
             log.info("webhooks on %s:%d", first.webhook_listen, port or first.webhook_port)
         await self.receivers.step()

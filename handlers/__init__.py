@@ -152,7 +152,10 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
         return [*leave, *handlers, MessageHandler(filters.ALL, report.unexpected(state, expect))]
 
     return ConversationHandler(
-        name="resident",
+        # Each bot of several keeps its own: a person may write to two of them.
+        name="resident"
+        if settings.serving == settings.bot_keys[0]
+        else f"resident-{settings.serving}",
         persistent=True,
         # A step left this long ends, as its draft is deleted (bot/jobs.py, `expire_drafts`).
         conversation_timeout=timedelta(days=settings.privacy.draft_expiry_days),

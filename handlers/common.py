@@ -257,7 +257,9 @@ async def on_error(update: object, context: MahalleContext) -> None:
         return
     log.error("error while handling an update", exc_info=error)
     settings = context.runtime.settings
-    admin_chat = settings.bot.admin_chat_id or settings.counties[0].coordinator_chat_id
+    served = context.runtime.served_counties  # a bot of several tells its own county's
+    county = settings.county_named(served[0] if served else None)
+    admin_chat = settings.bot.admin_chat_id or county.coordinator_chat_id
     update_id = update.update_id if isinstance(update, Update) else None
     if admin_chat is not None and _admin_should_hear(context, type(error).__name__):
         line = context.t("error-admin-line", error=type(error).__name__, update=str(update_id))
@@ -289,6 +291,8 @@ async def _send_quietly(context: MahalleContext, chat_id: int, text: str) -> Non
 async def _mark_blocked(context: MahalleContext, user_id: int) -> None:
     try:
         async with context.session() as session:
-            await users.mark_blocked(session=session, user_id=user_id)
+            await users.mark_blocked(
+                session=session, user_id=user_id, bot_key=context.runtime.bot_key
+            )
     except Exception:
         log.warning("could not mark user %s as blocked", user_id, exc_info=True)

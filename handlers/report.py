@@ -187,6 +187,8 @@ async def new_report(update: Update, context: MahalleContext) -> object:
             session=session, user_id=user_id_of(update), language=context.language
         )
         saved = user.neighbourhood if user.neighbourhood and user.neighbourhood.active else None
+        if not places.served(saved, context.runtime.served_counties):
+            saved = None  # saved in another bot of the deployment, for another county
         await drafts.save_draft(session=session, user_id=user.id, draft=ReportDraft())  # commits
     context.remember_language(user.language)
     await message_of(update).reply_text(

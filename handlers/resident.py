@@ -18,7 +18,7 @@ from bot.context import MahalleContext
 from bot.digits import isolate
 from bot.fit import TEXT_LIMIT, cut, units, within
 from bot.jalali import TrackingCode, format_date, format_datetime
-from bot.services import cases, users
+from bot.services import cases, places, users
 from handlers import keyboards, participation, picker
 from handlers.buttons import acknowledge, alert, keyboard_removed
 from handlers.common import remember_user
@@ -254,7 +254,8 @@ async def my_neighbourhood(update: Update, context: MahalleContext) -> str:
             session=session, user_id=update.effective_user.id, language=context.language
         )
         await session.commit()
-        current = user.neighbourhood.name if user.neighbourhood else None
+        mine = places.served(user.neighbourhood, context.runtime.served_counties)
+        current = user.neighbourhood.name if user.neighbourhood and mine else None
     context.remember_language(user.language)
     key = "my-neighbourhood-current" if current else "my-neighbourhood-none"
     await update.effective_message.reply_text(

@@ -325,6 +325,9 @@ class OutboxMessage(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     chat_id: Mapped[int] = mapped_column(BigInteger)
+    # The bot that sends it, where the deployment's settings cannot tell (a group that became a
+    # supergroup under a new id); None: the chat's own bot (bot.services.outbox.sent_by).
+    bot_key: Mapped[str | None] = mapped_column(String(32))
     method: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     purpose: Mapped[str] = mapped_column(String(32))

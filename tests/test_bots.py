@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,10 +21,10 @@ from bot import serving
 from bot.config import ConfigError, Settings, TelegramSettings, load_settings
 from bot.context import runtime_of
 from bot.jalali import utcnow
-from bot.services import outbox
+from bot.services import outbox, users
 from bot.services.health import read_health
 from models.entities import OutboxMessage, OutboxStatus, User
-from tests.conftest import EXAMPLE_CONFIG, agency_chat
+from tests.conftest import COORDINATOR_CHAT, EXAMPLE_CONFIG, agency_chat
 from tests.fakebot import (
     BOT_USER,
     AnyApplication,
@@ -38,7 +39,7 @@ from tests.fakebot import (
     texts,
     wait_for,
 )
-from tests.test_counties import _config_with, _county_block, rey_agency_chat, two_counties
+from tests.test_counties import REY_CHAT, _config_with, _county_block, rey_agency_chat, two_counties
 from tests.test_platform import free_port
 from tests.test_report_flow import DESCRIPTION, confirm_report
 
@@ -389,3 +390,166 @@ async def test_status_shows_each_bots_waiting_messages(bots: TwoBots) -> None:
     lines = health.lines(utcnow())
     assert any(line.startswith("bot rey: messages waiting 2") for line in lines)
     assert any(line.startswith("bot tehran: messages waiting 1") for line in lines)
+
+
+# --- what a second look found ------------------------------------------------------------------
+
+
+async def test_a_place_saved_through_one_bot_is_not_offered_by_the_other(bots: TwoBots) -> None:
+    tehran = bots.user("tehran", 5005)
+    await tehran.send("🏘 محلهٔ من")
+    await tehran.send("یوسف‌آباد")
+    await tehran.press("یوسف‌آباد")
+    rey = bots.user("rey", 5005)
+    await rey.send("📝 گزارش جدید")
+    assert not any("یوسف" in label for label in rey.button_labels()), "not Tehran's place"
+    assert "یوسف" not in texts(await rey.send("🏘 محلهٔ من"))[0]
+
+
+async def test_a_second_bots_group_that_became_a_supergroup_is_still_its_own(
+    bots: TwoBots,
+) -> None:
+    new_chat = -1009999
+
+    def migrate(call: ApiCall) -> tuple[int, dict[str, object]] | None:
+        if call.method.startswith("send") and call.chat_id == REY_MUNICIPAL:
+            return 400, {
+                "ok": False, "error_code": 400,
+                "description": "Bad Request: group chat was upgraded to a supergroup chat",
+                "parameters": {"migrate_to_chat_id": bot_side(new_chat)},
+            }  # fmt: skip
+        return None
+
+    bots.apis["rey"].fail = migrate
+    await report(bots.user("rey", REY_RESIDENT), "دولت‌آباد")
+    for _ in range(3):
+        await deliver_outbox(bots.apps["rey"])
+        await deliver_outbox(bots.apps["tehran"])
+    assert not bots.apis["tehran"].to_chat(new_chat), "not through the other bot"
+    assert sent_to(bots.apis["rey"], new_chat), "the card followed its group, through its bot"
+    bots.apis["rey"].refused.clear()  # the one refusal was the migration itself
+
+
+async def test_a_conversation_begun_in_one_bot_is_not_taken_up_by_the_other(
+    database_url: str,
+) -> None:
+    settings = two_bots(database_url)
+
+    async def start() -> TwoBots:
+        apis = {key: FakeBotAPI() for key in TOKENS}
+        return TwoBots(await start_bots(settings, apis, TOKENS), apis)
+
+    first = await start()
+    tehran = first.user("tehran", 6006)
+    await tehran.send("📝 گزارش جدید")
+    await tehran.send("یوسف‌آباد")
+    await tehran.press("یوسف‌آباد")  # asked for the description now
+    for app in reversed(list(first.apps.values())):
+        await stop_bot(app)
+    second = await start()  # a restart reads every state again
+    answer = texts(await second.user("rey", 6006).send("سلام، این ربات چطوری کار میکنه؟"))
+    for app in reversed(list(second.apps.values())):
+        await stop_bot(app)
+    assert not any("عکس" in text or "ادامه" in text for text in answer), answer
+
+
+async def test_blocking_one_bot_leaves_the_person_reachable_through_the_other(
+    bots: TwoBots,
+) -> None:
+    person = 8008
+    await bots.user("tehran", person).send("/start")
+    await bots.user("rey", person).send("/start")  # now reached through Rey's bot
+    runtime = runtime_of(bots.apps["tehran"])
+    async with runtime.session_factory() as session:
+        await users.mark_blocked(session=session, user_id=person, bot_key="tehran")
+        assert (await session.get(User, person)).blocked_bot is False  # type: ignore[union-attr]
+        await users.mark_blocked(session=session, user_id=person, bot_key="rey")
+    async with runtime.session_factory() as session:
+        assert (await session.get(User, person)).blocked_bot is True  # type: ignore[union-attr]
+
+
+async def test_a_second_bots_errors_reach_its_own_countys_coordinators(bots: TwoBots) -> None:
+    def broken(call: ApiCall) -> tuple[int, dict[str, object]] | None:
+        if call.method == "sendMessage" and call.chat_id == REY_RESIDENT:
+            return 400, {"ok": False, "error_code": 400, "description": "Bad Request: odd"}
+        return None
+
+    bots.apis["rey"].fail = broken
+    await bots.user("rey", REY_RESIDENT).send("/start")
+    bots.apis["rey"].fail = None
+    bots.apis["rey"].refused.clear()
+    assert sent_to(bots.apis["rey"], REY_CHAT), "Rey's coordinators hear of it"
+    assert not sent_to(bots.apis["rey"], COORDINATOR_CHAT), "not Tehran's, where it is no member"
+
+
+def test_two_bots_on_one_token_are_refused(tmp_path: Path) -> None:
+    path = _config(tmp_path, _bots_block(("varamin", '["varamin"]', ""), ("rey", '["rey"]', "")))
+    same = {"VARAMIN_TOKEN": TOKENS["tehran"], "REY_TOKEN": TOKENS["tehran"]}
+    with pytest.raises(ConfigError, match="VARAMIN_TOKEN, REY_TOKEN hold the same"):
+        load_settings(path, environ=same)
+
+
+def test_a_webhook_bot_without_its_secret_names_its_variable(tmp_path: Path) -> None:
+    path = _config(
+        tmp_path, _bots_block(("varamin", '["varamin"]', ""), ("rey", '["rey"]', "")), WEBHOOKS
+    )
+    with pytest.raises(ConfigError, match=r"bots\.rey: webhook mode needs a secret.*REY_SECRET"):
+        load_settings(path, environ={k: v for k, v in ENVIRON.items() if k != "REY_SECRET"})
+
+
+@pytest.mark.one_messenger
+async def test_the_webhook_server_logs_no_path_and_refuses_odd_bodies(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    settings = two_bots(database_url)
+    secret = "r" * 40
+    bale = {
+        "platform": "bale", "mode": "webhook", "webhook_secret": SecretStr(secret),
+        "webhook_url": "https://bot.example.ir/telegram/rey",
+        "base_url": "https://tapi.bale.ai/bot", "base_file_url": "https://tapi.bale.ai/file/bot",
+        "deep_link_base": "https://ble.ir/",
+    }  # fmt: skip
+    entries = [
+        entry.model_copy(update={"telegram": entry.telegram.model_copy(update={**bale})})
+        if entry.key == "rey"
+        else entry.model_copy(
+            update={"telegram": entry.telegram.model_copy(update={"mode": "webhook"})}
+        )
+        for entry in settings.bots
+    ]
+    settings = settings.model_copy(update={"bots": entries})
+    apis = {key: FakeBotAPI() for key in TOKENS}
+    apps = await start_bots(settings, apis, TOKENS)
+    for app in apps:
+        await app.start()
+    port = free_port()
+    receiving = serving.Receiving(apps, settings, ["message"])
+    await receiving.start(port)
+    path = f"/telegram/rey/{secret}"
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            odd = [
+                (await client.post(path, json=body)).status_code
+                for body in ([1, 2], "x", None, {}, {"update_id": "abc"})
+            ]
+            fine = await client.post(f"{path}/", json=_start(3, REY_RESIDENT))
+            try:  # refused unread: an answer, or the connection closed
+                huge: int | str = (
+                    await client.post(path, content=b"{" + b" " * (2 * 1024 * 1024) + b"}")
+                ).status_code
+            except httpx.HTTPError as error:
+                huge = type(error).__name__
+    finally:
+        await receiving.stop()
+        for app in reversed(apps):
+            await app.stop()
+            await stop_bot(app)
+    assert (
+        odd == [400] * 5
+        and fine.status_code == 200
+        and huge in (400, 413, "ReadError", "RemoteProtocolError")
+    )
+    served = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
+    assert all(secret not in r.getMessage() for r in served), "Bale's secret: never in the log"
+    assert "Uncaught exception" not in caplog.text

@@ -17,6 +17,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -229,14 +230,17 @@ async def mark(
     *,
     error: str | None = None,
     intro_shown: bool = False,
+    bot_key: str | None = None,
 ) -> None:
-    """Record a final outcome for one recipient; blocked users are remembered everywhere."""
+    """Record a final outcome for one recipient; blocked users are remembered everywhere (with
+    several bots, when the bot they blocked is the one that reaches them)."""
     recipient.status = status
     recipient.attempts += 1
     recipient.last_error = error[:500] if error else None
     if status == RecipientStatus.BLOCKED:
+        theirs = or_(User.bot_key.is_(None), User.bot_key == bot_key) if bot_key else true()
         await session.execute(
-            update(User).where(User.id == recipient.user_id).values(blocked_bot=True)
+            update(User).where(User.id == recipient.user_id, theirs).values(blocked_bot=True)
         )
     if intro_shown:
         await session.execute(

@@ -100,8 +100,8 @@ def sent_by(
     if others_chats:
         person = and_(OutboxMessage.chat_id.not_in(list(others_chats)), person)
     if own_chats:
-        return or_(OutboxMessage.chat_id.in_(list(own_chats)), person)
-    return person
+        person = or_(OutboxMessage.chat_id.in_(list(own_chats)), person)
+    return or_(OutboxMessage.bot_key == bot_key, and_(OutboxMessage.bot_key.is_(None), person))
 
 
 def rows_of_bot(settings: Settings, bot_key: str) -> ColumnElement[bool] | None:
@@ -183,12 +183,15 @@ async def mark_dead(session: AsyncSession, row: OutboxMessage, *, error: str) ->
         await session.execute(update(Case).where(Case.id == row.case_id).values(undeliverable=True))
 
 
-async def move_chat(session: AsyncSession, *, old_chat_id: int, new_chat_id: int) -> None:
-    """A group became a supergroup: its pending rows follow it."""
+async def move_chat(
+    session: AsyncSession, *, old_chat_id: int, new_chat_id: int, bot_key: str | None = None
+) -> None:
+    """A group became a supergroup: its pending rows follow it, still sent by the bot that
+    sent to it (given, with several bots: the new id is in no county's settings)."""
     await session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.chat_id == old_chat_id, OutboxMessage.status == _PENDING)
-        .values(chat_id=new_chat_id)
+        .values(chat_id=new_chat_id, bot_key=bot_key)
     )
 
 

@@ -69,6 +69,11 @@ async def get_neighbourhood(
     return place
 
 
+def served(place: Neighbourhood | None, counties: Collection[str] | None) -> bool:
+    """Whether a place (its district loaded) is one of the counties a bot serves (None: all)."""
+    return place is not None and (counties is None or place.district.county_key in counties)
+
+
 def _in_counties(counties: Collection[str]) -> Select[Any]:
     """A subquery of the ids of some counties' neighbourhoods."""
     return (

@@ -86,12 +86,16 @@ async def save_neighbourhood(
     await session.commit()
 
 
-async def mark_blocked(*, session: AsyncSession, user_id: int) -> None:
-    """The user blocked the bot: stop writing to them until they write again."""
+async def mark_blocked(*, session: AsyncSession, user_id: int, bot_key: str | None = None) -> None:
+    """The user blocked the bot: stop writing to them until they write again. With several
+    bots, only when it is the bot that reaches them (they may have left one for another)."""
     user = await session.get(User, user_id)
-    if user is not None and not user.blocked_bot:
-        user.blocked_bot = True
-        await session.commit()
+    if user is None or user.blocked_bot:
+        return
+    if bot_key is not None and user.bot_key not in (None, bot_key):
+        return
+    user.blocked_bot = True
+    await session.commit()
 
 
 async def toggle_broadcasts(*, session: AsyncSession, user_id: int) -> bool:

@@ -1,4 +1,5 @@
-"""a person belongs to the bot they last wrote to, in a deployment serving several bots
+"""a person belongs to the bot they last wrote to, in a deployment serving several bots;
+an outbox row may name the bot that sends it
 
 Revision ID: 0027
 Revises: 0026
@@ -19,8 +20,12 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.add_column(sa.Column("bot_key", sa.String(length=32), nullable=True))
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("bot_key", sa.String(length=32), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_column("bot_key")
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.drop_column("bot_key")
