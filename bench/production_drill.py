@@ -13,6 +13,10 @@ Consecutive updates of one chat reach different web processes when the proxy bal
 with --burst two of them are sent without waiting for the first one's answer.
 Prints how many got their tracking code, how many cards reached the agency chat, and latencies.
 
+With several bots (`[[bots]]`), run one drill a bot at once, each at its webhook path
+(`--webhook https://…/telegram/<key>`), its own stand-in (`--api`) and a neighbourhood of its
+counties (`--place`, `--place-button`).
+
 On Bale (`--bale`), updates carry no secret header (the secret is the webhook's path,
 `--webhook https://…/telegram/<secret>`) and commands come without their entity; with
 `--polling`, updates are handed to the stand-in (`python -m tests.httpapi --bale`), from which
@@ -32,7 +36,8 @@ from typing import Any
 import httpx
 
 DESCRIPTION = "سطل زباله سر کوچه سه روز است خالی نشده و بوی بدی می‌دهد"
-_update_ids = itertools.count(int(time.time()))
+# Milliseconds: a drill run a minute after another must not repeat its ids (those are dropped).
+_update_ids = itertools.count(int(time.time() * 1000))
 _message_ids = itertools.count(1)
 
 
@@ -43,34 +48,35 @@ class Resident:
         self.user = {"id": user_id, "is_bot": False, "first_name": f"drill{user_id}"}
         self.client, self.arguments = client, arguments
         self.latencies: list[float] = []
+        self.retries = 0  # updates sent again after a 502, 503 or 504
 
     async def shown(self) -> list[dict[str, Any]]:
         """The messages this chat shows now, from the Bot API stand-in."""
         answer = await self.client.get(f"{self.arguments.api}/_chat/{self.user['id']}")
         return list(answer.json())
 
-    async def _post(self, update: dict[str, Any], expect: str | None) -> None:
+    async def _post(self, update: dict[str, Any], expect: str | tuple[str, ...] | None) -> None:
         """Post an update and wait for the answer a person waits for: a new message holding
         `expect` (an answer may come in several messages, which arrive apart under load). With
         no `expect`, go on as soon as the webhook took it, as someone typing on does."""
         before = len(await self.shown())
         started = time.perf_counter()
         update["update_id"] = next(_update_ids)
-        if self.arguments.polling:
-            response = await self.client.post(f"{self.arguments.api}/_update", json=update)
-        elif self.arguments.bale:  # Bale sends no header: the secret is in the path
-            response = await self.client.post(self.arguments.webhook, json=update)
-        else:
-            response = await self.client.post(
-                self.arguments.webhook,
-                json=update,
-                headers={"X-Telegram-Bot-Api-Secret-Token": self.arguments.secret},
-            )
+        response = await self._send(update)
+        for _ in range(60):  # as Telegram does: an update not taken is sent again, later
+            if response.status_code not in (502, 503, 504):
+                break
+            self.retries += 1
+            await asyncio.sleep(1)
+            response = await self._send(update)
         response.raise_for_status()
         if expect is None:
             return
         deadline = started + 30
-        while not any(expect in shown["text"] for shown in (await self.shown())[before:]):
+        wanted = (expect,) if isinstance(expect, str) else expect
+        while not any(
+            text in shown["text"] for shown in (await self.shown())[before:] for text in wanted
+        ):
             if time.perf_counter() > deadline:
                 raise TimeoutError(f"no answer to update {update['update_id']}")
             await asyncio.sleep(0.01)
@@ -78,6 +84,18 @@ class Resident:
         # A person reads the answer before the next step (--think 0: answers at once; web
         # processes then take turns on the chat, so the next step still sees this one saved).
         await asyncio.sleep(self.arguments.think)
+
+    async def _send(self, update: dict[str, Any]) -> httpx.Response:
+        """Post the update as the messenger would."""
+        if self.arguments.polling:
+            return await self.client.post(f"{self.arguments.api}/_update", json=update)
+        if self.arguments.bale:  # Bale sends no header: the secret is in the path
+            return await self.client.post(self.arguments.webhook, json=update)
+        return await self.client.post(
+            self.arguments.webhook,
+            json=update,
+            headers={"X-Telegram-Bot-Api-Secret-Token": self.arguments.secret},
+        )
 
     async def say(self, text: str, expect: str | None) -> None:
         """Send a text message (a leading /word is a command)."""
@@ -89,7 +107,7 @@ class Resident:
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text)}]
         await self._post({"message": message}, expect)
 
-    async def press(self, label: str, expect: str) -> None:
+    async def press(self, label: str, expect: str | tuple[str, ...]) -> None:
         """Press the newest inline button whose label contains `label`, once it shows: an answer
         in two messages (a heading, then the summary with its buttons) may arrive apart."""
         deadline = time.perf_counter() + 30
@@ -121,14 +139,17 @@ class Resident:
         """The whole report flow; whether a tracking code came back."""
         await self.say("/start", "سلام")
         await self.say("📝 گزارش جدید", "نام محله")
-        await self.say("یوسف آباد", "منظورتان")
-        await self.press("یوسف‌آباد", "شرح دهید")
+        await self.say(self.arguments.place, "منظورتان")
+        await self.press(self.arguments.place_button, "شرح دهید")
         # --burst: "continue" follows the description before its answer shows; handled the
         # other way round, "continue" would be taken for a (too short) description.
         await self.say(DESCRIPTION, None if self.arguments.burst else "عکس")
         await self.say("ادامه ⬅️", "ناشناس")
         await self.say("🙈 ناشناس بمانم", "📍")
-        await self.press("ثبت گزارش", "کد پیگیری")
+        await self.press("ثبت گزارش", ("کد پیگیری", "گزارشی مشابه"))
+        if not any("کد پیگیری" in shown["text"] for shown in await self.shown()):
+            # A neighbour's open case reads the same: "me too" is offered; file this one anyway.
+            await self.press("ثبت گزارش خودم", "کد پیگیری")
         return any("۱۴۰" in shown["text"] for shown in await self.shown())
 
 
@@ -151,7 +172,7 @@ async def drill(arguments: argparse.Namespace) -> None:
     print(
         f"residents={arguments.users} with_code={sum(o is True for o in outcomes)} "
         f"failed={len(failures)} agency_cards={cards} updates={len(latencies)} "
-        f"seconds={elapsed:.1f}"
+        f"seconds={elapsed:.1f} sent_again={sum(r.retries for r in residents)}"
     )
     if latencies:
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
@@ -178,6 +199,8 @@ def main() -> None:
         help="send the description and 'continue' back to back, without waiting in between",
     )
     parser.add_argument("--first-id", type=int, default=500_000)
+    parser.add_argument("--place", default="یوسف آباد", help="the neighbourhood typed")
+    parser.add_argument("--place-button", default="یوسف‌آباد", help="the button then pressed")
     parser.add_argument("--agency-chat", type=int, help="count the cards that reached this chat")
     asyncio.run(drill(parser.parse_args()))
 

@@ -15,8 +15,9 @@ from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
 from bot.jalali import utcnow
+from bot.services import handled
 from bot.unit import UpdateUnit, unit_of_this_task
-from models.db import built_once, dialect_insert, table_of
+from models.db import built_once, dialect_insert, dialect_of, table_of
 from models.entities import ConversationState
 
 # A web process reads a chat's state on every update, and every update that moves a conversation
@@ -38,6 +39,15 @@ def _replacing(upsert: postgresql.Insert | sqlite.Insert) -> Executable:
 @built_once
 def _state_upsert(dialect: str) -> Executable:
     return _replacing(dialect_insert(dialect, _STATES))
+
+
+# As an update ends (PostgreSQL), its state and its record as handled in one statement.
+@built_once
+def _state_upsert_recording(dialect: str) -> Executable:
+    return _replacing(dialect_insert(dialect, _STATES).add_cte(handled.RECORDING))
+
+
+_FORGET_STATE_RECORDING = _FORGET_STATE.add_cte(handled.RECORDING)
 
 
 class SQLConversationPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
@@ -120,7 +130,8 @@ class SQLConversationPersistence(BasePersistence[dict[Any, Any], dict[Any, Any],
         one_statement = len(unit.held_states) <= 1
         async with unit.autocommit() if one_statement else unit.session() as session:
             for (name, key), state in unit.held_states.items():
-                await _store(session, name, key, state)
+                recording, unit.to_record = unit.to_record, None
+                await _store(session, name, key, state, recording=recording)
             unit.held_states.clear()
             await session.commit()
 
@@ -169,13 +180,23 @@ class SQLConversationPersistence(BasePersistence[dict[Any, Any], dict[Any, Any],
 
 
 async def _store(
-    session: AsyncSession, name: str, key: ConversationKey, state: object | None
+    session: AsyncSession,
+    name: str,
+    key: ConversationKey,
+    state: object | None,
+    *,
+    recording: int | None = None,
 ) -> None:
-    """Upsert one chat's state, or delete it when the conversation ended."""
+    """Upsert one chat's state, or delete it when the conversation ended; with `recording`,
+    record that update as handled too, in the same statement on PostgreSQL."""
     row: dict[str, Any] = {"name": name, "key": json.dumps(list(key))}
+    together = recording is not None and dialect_of(session) == "postgresql"
+    if together:
+        row["handled_update_id"] = recording
+    elif recording is not None:
+        await handled.record(session=session, update_id=recording, now=utcnow())
     if state is None:
-        await session.execute(_FORGET_STATE, row)
+        await session.execute(_FORGET_STATE_RECORDING if together else _FORGET_STATE, row)
         return
-    await session.execute(
-        _state_upsert(session), {**row, "state": str(state), "updated_at": utcnow()}
-    )
+    upsert = _state_upsert_recording(session) if together else _state_upsert(session)
+    await session.execute(upsert, {**row, "state": str(state), "updated_at": utcnow()})

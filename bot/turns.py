@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,8 +22,13 @@ from telegram.ext import Application, BaseUpdateProcessor
 
 from bot.bale import with_command_entities
 from bot.context import RUNTIME_KEY
+from bot.jalali import utcnow
 from bot.persistence import SQLConversationPersistence
+from bot.services import handled
 from bot.unit import UpdateUnit, update_unit
+from models.db import UNREACHABLE
+
+log = logging.getLogger(__name__)
 
 
 def chat_of(update: object) -> int | None:
@@ -89,6 +95,19 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
         """Nothing to release."""
 
 
+async def _record_handled(unit: UpdateUnit) -> None:
+    """Record the update as handled, unless its conversation state's statement did."""
+    if unit.to_record is None:
+        return
+    recording, unit.to_record = unit.to_record, None
+    try:
+        async with unit.autocommit() as session:  # one statement
+            await handled.record(session=session, update_id=recording, now=utcnow())
+            await session.commit()
+    except UNREACHABLE as error:  # the update was answered; a repeat of it would be again
+        log.warning("could not record an update as handled (%s)", type(error).__name__)
+
+
 class TurnTakingApplication(Application[Any, Any, Any, Any, Any, Any]):
     """PTB's Application that handles each update with one database session, and tells a
     webhook waiting on an update when it was handled."""
@@ -113,6 +132,7 @@ class TurnTakingApplication(Application[Any, Any, Any, Any, Any, Any]):
             async with update_unit(runtime.engine, runtime.session_factory) as unit:
                 with self._holding_states(update, unit):
                     await super().process_update(update)
+                await _record_handled(unit)
         finally:
             if isinstance(update, Update):
                 waiting = self._waiting.pop(update.update_id, None)

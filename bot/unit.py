@@ -47,6 +47,9 @@ class UpdateUnit:
         self._closed = False
         # Conversation states the update changed, written by the persistence in its session.
         self.held_states: dict[tuple[str, Any], object | None] = {}
+        # The update's key among those handled, to record as it ends (bot/services/handled.py);
+        # None once recorded, or for an update not to record (one that arrived again).
+        self.to_record: int | None = None
 
     @property
     def dialect(self) -> str:

@@ -294,7 +294,11 @@ def reload_conversations(application: AnyApplication) -> asyncio.Event | None:
         loaded = persistence.next_load()
         for handler in kept:
             application.remove_handler(handler, group)
-        application.add_handlers(fresh, group=group)
+        with warnings.catch_warnings():
+            # PTB warns that updates may come before the states are read: none does, the
+            # process receives for the bot only once `loaded` is set.
+            warnings.filterwarnings("ignore", "A persistent `ConversationHandler`")
+            application.add_handlers(fresh, group=group)
         return loaded
     return None
 

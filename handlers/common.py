@@ -18,6 +18,7 @@ from bot.digits import ltr
 from bot.jalali import utcnow
 from bot.persistence import SQLConversationPersistence
 from bot.services import handled, users
+from bot.unit import unit_of_this_task
 from handlers import keyboards, staff
 from handlers.buttons import alert
 from models.db import UNREACHABLE
@@ -184,13 +185,18 @@ async def _belongs_to_this_bot(user_id: int, context: MahalleContext) -> None:
 
 
 async def _handled_already(update: Update, context: MahalleContext) -> bool:
-    """Whether the update was handled before (it arrived again); it is recorded as handled
-    here, as its handling starts (bot/services/handled.py)."""
+    """Whether the update was handled before (it arrived again); it is recorded as handled as
+    its handling ends (bot/services/handled.py)."""
+    key = context.runtime.handled_key(update.update_id)
+    unit = unit_of_this_task()
+    if unit is None:  # handled outside an update's unit: recorded at once
+        async with context.autocommit() as session:  # one statement
+            return not await handled.claim(session=session, update_id=key, now=utcnow())
     async with context.autocommit() as session:  # one statement
-        fresh = await handled.claim(
-            session=session, update_id=context.runtime.handled_key(update.update_id), now=utcnow()
-        )
-    return not fresh
+        if await handled.seen(session=session, update_id=key):
+            return True
+    unit.to_record = key
+    return False
 
 
 async def _limit_presses(query: CallbackQuery, user_id: int, context: MahalleContext) -> None:

@@ -6,6 +6,7 @@ handled, so Telegram sends again what a dying process had not handled."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -160,3 +161,32 @@ async def test_each_bot_has_one_receiver_and_processes_share_them_out(database_u
         await other.release_all()
         for engine in engines:
             await engine.dispose()
+
+
+async def test_an_update_its_process_died_on_is_handled_when_sent_again(
+    database_url: str,
+) -> None:
+    """Killed mid-update, the process answered no webhook: Telegram sends the update again, and
+    it is handled then (it was not recorded as handled before its end)."""
+    app, api = await start_bot(make_settings(database_url, telegram={"rate_limit": False}))
+    hang = asyncio.Event()
+    original = api.do_request
+
+    async def hanging(url: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        if url.endswith("/sendMessage") and not hang.is_set():
+            await asyncio.sleep(3600)  # the process dies while the answer is on its way
+        return await original(url, method, *args, **kwargs)
+
+    api.do_request = hanging  # type: ignore[method-assign]
+    resident = ChatUser(app, api, 1003)
+    start = resident.text_update("/start")
+    dying = asyncio.create_task(app.process_update(start))
+    await asyncio.sleep(0.5)
+    dying.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await dying
+    hang.set()
+    assert not texts(api.to_chat(1003))
+    await app.process_update(start)  # sent again, to the process receiving now
+    await stop_bot(app)
+    assert "سلام" in texts(api.to_chat(1003))[0]

@@ -1,18 +1,21 @@
 """The updates already handled, kept for a day, so that one arriving again is handled once.
 
 Telegram sends an update again when its first delivery was not answered in time, and a
-replayed update carries the id of the first. An update is recorded as its handling starts
-(`claim`): a process killed mid-update does not handle the rest of it again after a restart,
-rather than handling half of it twice. A webhook is answered only once its update was handled
-(bot/serving.py), so an update a process had received but not started on when it died is sent
-again by Telegram, and handled by the process receiving for the bot then.
+replayed update carries the id of the first. An update is looked up as its handling starts
+(`seen`) and recorded as handled as it ends, in the statement that saves its conversation state
+(`RECORDING`, PostgreSQL) or on its own. A webhook is answered only once its update was handled
+(bot/serving.py), so an update the receiving process died on is sent again by Telegram and
+handled, from its start, by the process receiving for the bot then: every step is written so
+that taking it again repeats nothing (a draft saved twice is one draft; a report confirmed
+twice is one case, the second press told it was sent).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Executable, bindparam, delete
+from sqlalchemy import Executable, bindparam, delete, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.db import built_once, dialect_insert, table_of
@@ -32,6 +35,36 @@ def _claim(dialect: str) -> Executable:
         .on_conflict_do_nothing()
         .returning(_HANDLED.c.update_id)
     )
+
+
+_SEEN = select(_HANDLED.c.update_id).where(_HANDLED.c.update_id == bindparam("update_id"))
+# Recording the update as handled, as a part of another statement (PostgreSQL), so that an
+# update ends with one statement: its new conversation state written and its id recorded.
+RECORDING = (
+    postgresql_insert(_HANDLED)
+    .values(update_id=bindparam("handled_update_id"), handled_at=func.now())
+    .on_conflict_do_nothing()
+    .cte("recorded")
+)
+
+
+async def seen(*, session: AsyncSession, update_id: int) -> bool:
+    """Whether the update was handled before (it arrived again). One statement."""
+    return await session.scalar(_SEEN, {"update_id": update_id}) is not None
+
+
+@built_once
+def _record(dialect: str) -> Executable:
+    return (
+        dialect_insert(dialect, _HANDLED)
+        .values(update_id=bindparam("update_id"), handled_at=bindparam("now"))
+        .on_conflict_do_nothing()
+    )
+
+
+async def record(*, session: AsyncSession, update_id: int, now: datetime) -> None:
+    """Record that the update was handled (in the caller's transaction)."""
+    await session.execute(_record(session), {"update_id": update_id, "now": now})
 
 
 async def claim(*, session: AsyncSession, update_id: int, now: datetime) -> bool:
