@@ -133,6 +133,7 @@ class WorkCalendar:
         self.holidays = holidays
         self.hours = hours or WorkingHours()
         self._first: date | None = None
+        self._windows: dict[date, tuple[datetime, datetime] | None] = {}
         # _before[i]: working seconds from the first day up to (not including) day i.
         self._before: list[float] = [0.0]
 
@@ -203,7 +204,10 @@ class WorkCalendar:
 
     def _overlap(self, day: date, start: datetime, end: datetime) -> float:
         """Working seconds of one day that fall between `start` and `end`."""
-        window = _window(day, self.holidays, self.hours)
+        if day in self._windows:
+            window = self._windows[day]
+        else:
+            window = self._windows[day] = _window(day, self.holidays, self.hours)
         if window is None:
             return 0.0
         return max((min(window[1], end) - max(window[0], start)).total_seconds(), 0.0)
