@@ -188,18 +188,16 @@ async def _add_medians(
     """Each agency's median hours to accept, in working time (office hours, without Fridays and
     holidays: what the deadlines count), and to resolve, in calendar hours. Working time is
     counted per case by the calendar (a lookup each); the resolve median stays in the database."""
-    accepted = await session.stream(
-        select(Case.agency_key, Case.forwarded_at, Case.accepted_at)
-        .where(
+    accepted = await session.execute(
+        select(Case.agency_key, Case.forwarded_at, Case.accepted_at).where(
             *in_period,
             Case.agency_key.is_not(None),
             Case.forwarded_at.is_not(None),
             Case.accepted_at.is_not(None),
         )
-        .execution_options(yield_per=5000)
     )
     waits: defaultdict[str, list[float]] = defaultdict(list)
-    async for agency, forwarded, accepted_at in accepted:
+    for agency, forwarded, accepted_at in accepted:
         if agency is None or forwarded is None or accepted_at is None:
             continue  # the query left them out: for the type checker
         waited = calendar.elapsed(as_utc(forwarded), as_utc(accepted_at))
