@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import jdatetime
@@ -47,6 +47,22 @@ def format_date(moment: datetime, language: str = "fa") -> str:
     """'۴ آذر ۱۴۰۵' (Persian) or '4 Azar 1405' (English), in Tehran time."""
     local = _as_tehran(moment, language)
     text = f"{local.day} {local.strftime('%B')} {local.year}"
+    return persian_digits(text) if language == "fa" else text
+
+
+def format_week(start: datetime, end: datetime, language: str = "fa", *, year: bool = True) -> str:
+    """The days of [start, end) as people name a week: '۱۵ تا ۲۱ آذر ۱۴۰۵', '۲۹ آبان تا ۵ آذر
+    ۱۴۰۵', or with both years when it spans two; the year left out with `year=False`."""
+    first, last = _as_tehran(start, language), _as_tehran(end - timedelta(microseconds=1), language)
+    until = {"fa": "تا", "en": "to"}.get(language, "–")
+    if first.year != last.year:
+        head = f"{first.day} {first.strftime('%B')} {first.year}"
+    elif first.month != last.month:
+        head = f"{first.day} {first.strftime('%B')}"
+    else:
+        head = str(first.day)
+    tail = f"{last.day} {last.strftime('%B')}" + (f" {last.year}" if year else "")
+    text = f"{head} {until} {tail}"
     return persian_digits(text) if language == "fa" else text
 
 

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Bot
 
 from bot.digits import persian_digits
-from bot.jalali import format_date, utcnow
-from bot.reports import stats_text, weekly_chart
+from bot.jalali import format_week, utcnow
+from bot.reports import agency_week_text, stats_text, weekly_chart
 from bot.runtime import Runtime
 from bot.services import (
     asking,
@@ -210,9 +210,12 @@ async def send_daily_digest(runtime: Runtime, *, now: datetime) -> bool:
 
 
 async def send_weekly_report(bot: Bot, runtime: Runtime, *, now: datetime) -> None:
-    """Each council's chart and figures for the seven days before `now`."""
+    """Each council's chart and figures for the last complete Saturday-to-Friday week (Tehran)
+    before `now`, beside the four weeks before it; the county and the week named once, in the
+    chart's caption."""
     settings = runtime.settings
     language = settings.bot.language
+    start, end = stats.report_week(now)
 
     def t(key: str, /, **values: object) -> str:
         return runtime.translate(key, language, **values)
@@ -223,22 +226,29 @@ async def send_weekly_report(bot: Bot, runtime: Runtime, *, now: datetime) -> No
             continue
         async with runtime.session_factory() as session:
             figures = await stats.collect(
-                session, settings=settings, start=now - timedelta(days=7), end=now, now=now,
+                session, settings=settings, start=start, end=end, now=now,
                 county_key=county.key,
             )  # fmt: skip
             earlier = await council.earlier_weeks(
-                session, county_key=settings.case_filter_county(county.key), end=now
+                session, county_key=settings.case_filter_county(county.key), start=start
+            )
+            agencies = await stats.agency_week(
+                session, settings=settings, county_key=county.key, start=start, end=end
             )
             decisions = await council.weekly_lines(
                 session, county_key=county.key, cards=runtime.card_renderer, now=now
             )
             read = await handbook.confirmation_share(session, county.key)
-        chart = await asyncio.to_thread(weekly_chart, figures, t, language)
-        caption = t("weekly-caption") + "\n" + t(
-            "weekly-caption-county", county=county.name,
-            start=format_date(now - timedelta(days=7), language), end=format_date(now, language),
-        )  # fmt: skip
-        quiet = [t("weekly-empty")] if figures.total == 0 else []
+        chart = await asyncio.to_thread(
+            weekly_chart, figures, t, language, earlier=earlier, agencies=agencies
+        )
+        caption = t("weekly-heading", county=county.name, week=format_week(start, end, language))
+        heading = t("weekly-figures-title", total=figures.total)
+        if figures.total:
+            quiet = [stats_text(figures, t, language, heading=heading)]
+        else:  # an empty week says so, without a list of empty figures
+            quiet = [heading + "\n" + t("weekly-empty")]
+        quiet.append(agency_week_text(agencies, t))
         quiet.append(
             t(
                 "weekly-earlier", counts=" / ".join(t("weekly-count", n=n) for n in earlier),
@@ -253,7 +263,7 @@ async def send_weekly_report(bot: Bot, runtime: Runtime, *, now: datetime) -> No
                     percent=shown(round(read.fraction * 100)),
                 )
             )  # fmt: skip
-        text = "\n\n".join([stats_text(figures, t, language), *quiet, decisions])
+        text = "\n\n".join([*quiet, decisions])
         sender = runtime.for_county(county.key).bot or bot  # the bot that serves the county
         for target in [*([chat] if chat is not None else []), *council.members_of(county)]:
             await sender.send_photo(target, chart, caption=caption)

@@ -6,9 +6,9 @@ import csv
 import importlib.resources
 import io
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,9 @@ from sqlalchemy.orm import selectinload
 
 from bot.cards import STATUS_KEYS, code_for_display
 from bot.digits import persian_digits
-from bot.jalali import TEHRAN, format_date, format_datetime
+from bot.jalali import TEHRAN, format_date, format_datetime, format_week
 from bot.services.reference import neighbourhoods_of_county
-from bot.services.stats import Stats
+from bot.services.stats import AgencyWeek, Stats
 from models.entities import Agency, Case, CaseStatus, Domain, LocalGroup
 
 Translate = Callable[..., str]
@@ -31,14 +31,16 @@ def _number(value: float | None, language: str, *, digits: int = 1) -> str:
     if value is None:
         return "—"
     text = f"{value:.{digits}f}".rstrip("0").rstrip(".") if digits else str(round(value))
-    return persian_digits(text) if language == "fa" else text
+    return persian_digits(text).replace(".", "٫") if language == "fa" else text
 
 
-def stats_text(stats: Stats, t: Translate, language: str) -> str:
-    """The /stats answer and the text of the weekly report."""
+def stats_text(stats: Stats, t: Translate, language: str, *, heading: str | None = None) -> str:
+    """The /stats answer and the text of the weekly report (which names its week once, above,
+    and gives its own `heading` here)."""
     count = (lambda n: persian_digits(n)) if language == "fa" else str
     lines = [
-        t(
+        heading
+        or t(
             "stats-title",
             start=format_date(stats.start, language),
             end=format_date(stats.end, language),
@@ -90,6 +92,18 @@ def stats_text(stats: Stats, t: Translate, language: str) -> str:
     return "\n".join(lines)
 
 
+def agency_week_text(agencies: Sequence[AgencyWeek], t: Translate) -> str:
+    """The weekly report's part on agencies: open at the week's end, resolved in it, overdue."""
+    if not agencies:
+        return t("weekly-agencies-none")
+    lines = [t("weekly-agencies-title")]
+    lines += [
+        t("weekly-agency-line", name=a.name, open=a.open, resolved=a.resolved, overdue=a.overdue)
+        for a in agencies
+    ]
+    return "\n".join(lines)
+
+
 def _font() -> Any:
     from matplotlib.font_manager import FontProperties
 
@@ -98,45 +112,129 @@ def _font() -> Any:
     return FontProperties(fname=str(path), size=10)
 
 
-def weekly_chart(stats: Stats, t: Translate, language: str) -> bytes:
-    """A PNG: cases by domain, and each agency's median hours to accept. Matplotlib shapes and
-    orders Persian itself (libraqm), given a font that has the letters."""
-    import matplotlib
+BLUE, ORANGE, GREEN, RED, GREY = "#2a7ab0", "#d9822b", "#3a9a5b", "#c8443c", "#9aa5ad"
 
-    matplotlib.use("Agg")
+
+def weekly_chart(
+    stats: Stats,
+    t: Translate,
+    language: str,
+    *,
+    earlier: Sequence[int] = (),
+    agencies: Sequence[AgencyWeek] = (),
+) -> bytes:
+    """The weekly chart (`weekly_figure`) as a PNG."""
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
 
-    font = _font()
-    figure, (domains, agencies) = plt.subplots(2, 1, figsize=(8, 8))
-    names = [name for name, _ in stats.by_domain][::-1] or ["—"]
-    values = [n for _, n in stats.by_domain][::-1] or [0]
-    domains.barh(range(len(names)), values, color="#2a7ab0")
-    domains.set_yticks(range(len(names)), names, fontproperties=font)
-    domains.set_title(t("chart-by-domain"), fontproperties=font)
-    timed = [a for a in stats.agencies if a.median_accept_hours is not None][::-1]
-    agencies.barh(range(len(timed)), [a.median_accept_hours or 0 for a in timed], color="#d9822b")
-    agencies.set_yticks(range(len(timed)), [a.name for a in timed], fontproperties=font)
-    agencies.set_title(t("chart-accept-hours"), fontproperties=font)
-    for axis in (domains, agencies):
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ticks = axis.get_xticks()
-        axis.set_xticks(
-            ticks, [_number(tick, language, digits=0) for tick in ticks], fontproperties=font
-        )
-    figure.suptitle(
-        t(
-            "chart-title",
-            start=format_date(stats.start, language),
-            end=format_date(stats.end, language),
-        ),
-        fontproperties=font,
-    )
-    figure.tight_layout()
+    figure = weekly_figure(stats, t, language, earlier=earlier, agencies=agencies)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     plt.close(figure)
     return buffer.getvalue()
+
+
+def weekly_figure(
+    stats: Stats,
+    t: Translate,
+    language: str,
+    *,
+    earlier: Sequence[int] = (),
+    agencies: Sequence[AgencyWeek] = (),
+) -> Any:
+    """The week in four panels, every bar labelled with its number: cases by domain; this week
+    beside the weeks before it (`earlier`, latest first); each agency's open, resolved and
+    overdue cases; each agency's median working hours to accept. A panel with nothing to show
+    says so in words. The week and county are named once, in the message the chart goes with.
+    Matplotlib shapes and orders Persian itself (libraqm), given a font that has the letters."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    font = _font()
+    figure, panels = plt.subplots(2, 2, figsize=(12, 9))
+    (domains, weeks), (workload, accept) = panels
+    quiet = stats.total == 0
+
+    def labelled(axis: Any, bars: Any, values: Sequence[float], digits: int = 0) -> None:
+        shown = [_number(value, language, digits=digits) for value in values]
+        axis.bar_label(bars, shown, padding=3, fontproperties=font)
+
+    def empty(axis: Any, title: str, instead: str) -> None:
+        axis.set_title(title, fontproperties=font)
+        sentence = t("chart-empty") if quiet else t(instead)  # an empty week, or an empty panel
+        axis.text(
+            0.5, 0.5, sentence, ha="center", va="center", transform=axis.transAxes,
+            fontproperties=font, color="#555555",
+        )  # fmt: skip
+        axis.set_xticks([])
+        axis.set_yticks([])
+
+    def counted(axis: Any, names: list[str], bars: Any, values: Sequence[float]) -> None:
+        axis.set_yticks(range(len(names)), names, fontproperties=font)
+        axis.set_xlim(0, max([*values, 1]) * 1.18)  # room for the labels
+        axis.set_xticks([])
+        labelled(axis, bars, values)
+
+    if quiet or not stats.by_domain:
+        empty(domains, t("chart-by-domain"), "chart-no-domain")
+    else:
+        names = [name for name, _ in stats.by_domain][::-1]
+        values = [n for _, n in stats.by_domain][::-1]
+        counted(domains, names, domains.barh(range(len(names)), values, color=BLUE), values)
+        domains.set_title(t("chart-by-domain"), fontproperties=font)
+
+    totals = [*reversed(earlier), stats.total]
+    starts = [stats.start - timedelta(days=7 * back) for back in range(len(totals) - 1, -1, -1)]
+    labels = [format_week(s, s + timedelta(days=7), language, year=False) for s in starts]
+    colours = [GREY] * (len(totals) - 1) + [BLUE]
+    bars = weeks.bar(range(len(totals)), totals, color=colours)
+    weeks.set_xticks(range(len(totals)), labels, fontproperties=font, rotation=20)
+    weeks.set_ylim(0, max([*totals, 1]) * 1.18)
+    weeks.set_yticks([])
+    labelled(weeks, bars, totals)
+    weeks.set_title(t("chart-weeks"), fontproperties=font)
+
+    shown = list(agencies)[:8][::-1]
+    if not shown:
+        empty(workload, t("chart-agencies"), "chart-no-agencies")
+    else:
+        rows = range(len(shown))
+        height = 0.27
+        series = [
+            ([a.open for a in shown], t("chart-open"), BLUE, height),
+            ([a.resolved for a in shown], t("chart-resolved"), GREEN, 0.0),
+            ([a.overdue for a in shown], t("chart-overdue"), RED, -height),
+        ]
+        top = max([1, *(v for values, *_ in series for v in values)])
+        for values, label, colour, shift in series:
+            bars = workload.barh(
+                [r + shift for r in rows], values, height=height, color=colour, label=label
+            )
+            labelled(workload, bars, values)
+        workload.set_yticks(rows, [a.name for a in shown], fontproperties=font)
+        workload.set_xlim(0, top * 1.18)
+        workload.set_xticks([])
+        workload.legend(prop=font, loc="lower right")
+        workload.set_title(t("chart-agencies"), fontproperties=font)
+
+    timed = [a for a in stats.agencies if a.median_accept_hours is not None][:8][::-1]
+    if not timed:
+        empty(accept, t("chart-accept-hours"), "chart-no-accept")
+    else:
+        hours = [a.median_accept_hours or 0.0 for a in timed]
+        bars = accept.barh(range(len(timed)), hours, color=ORANGE)
+        accept.set_yticks(range(len(timed)), [a.name for a in timed], fontproperties=font)
+        accept.set_xlim(0, max([*hours, 1]) * 1.18)
+        accept.set_xticks([])
+        labelled(accept, bars, hours, digits=1)
+        accept.set_title(t("chart-accept-hours"), fontproperties=font)
+
+    for axis in (domains, weeks, workload, accept):
+        for side in ("top", "right"):
+            axis.spines[side].set_visible(False)
+    figure.tight_layout()
+    return figure
 
 
 @dataclass(frozen=True)

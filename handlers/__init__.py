@@ -382,6 +382,7 @@ def register_handlers(
             CommandHandler("decision", council.new_decision, filters=PRIVATE),
             CommandHandler("council_export", council.export, filters=PRIVATE),
             CallbackQueryHandler(council.pattern_pressed, pattern=r"^agp:"),
+            CallbackQueryHandler(council.case_pressed, pattern=r"^agc:"),
             CallbackQueryHandler(council.agency_picked, pattern=r"^cx:"),
             CallbackQueryHandler(council.decision_button, pattern=r"^dec:"),
             CommandHandler("staff", desk.staff_list, filters=PRIVATE),

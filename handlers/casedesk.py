@@ -30,7 +30,7 @@ from bot.jalali import (
     utcnow,
 )
 from bot.rules import Act, Verdict
-from bot.services import casework, lookup, routing
+from bot.services import casework, council, lookup, routing
 from bot.services.lookup import Filters, Scope
 from bot.services.reference import list_agencies
 from handlers import common
@@ -185,8 +185,21 @@ async def show_case(update: Update, context: MahalleContext, desk: Desk, case: C
         rows.append([_button(context, context.t("button-desk-card"), CARD, case.id)])
     elif case.status == CaseStatus.TRIAGE and desk.county_key is not None:
         rows.append([_button(context, context.t("button-desk-place"), CARD, case.id)])
+    rows += _agenda_row(context, desk, case)
     text = await case_text(context, case)
     await message.reply_text(text, reply_markup=InlineKeyboardMarkup(rows) if rows else None)
+
+
+def _agenda_row(
+    context: MahalleContext, desk: Desk, case: Case
+) -> list[list[InlineKeyboardButton]]:
+    """Under a case a coordinator looks at (their private chat or the county's coordinators'
+    group): the button that puts it on the council's next agenda. Whoever presses it is
+    checked again by the rules table where the item is added."""
+    if desk.county_key is None:
+        return []
+    label = context.t("button-agenda-add")
+    return [[_button(context, label, council.AGENDA_CASE_PREFIX, case.id)]]
 
 
 async def find(update: Update, context: MahalleContext) -> None:
@@ -637,7 +650,12 @@ async def open_pressed(update: Update, context: MahalleContext) -> None:
         await _send_card(context, query, desk, case)
         return
     assert query.message is not None
-    await context.bot.send_message(query.message.chat.id, await case_text(context, case))
+    rows = _agenda_row(context, desk, case)
+    await context.bot.send_message(
+        query.message.chat.id,
+        await case_text(context, case),
+        reply_markup=InlineKeyboardMarkup(rows) if rows else None,
+    )
 
 
 async def card_pressed(update: Update, context: MahalleContext) -> None:

@@ -1,7 +1,8 @@
-"""The council's desk in chat: /agenda_add and the pattern buttons under /stats (coordinators),
-/agenda (coordinators and council members), /meeting and /decision (the secretary, with typed
-steps in their private chat), the decision card's buttons (the responsible agency, with the
-progress report typed in the presser's private chat), and /council_export (CSV for the minutes).
+"""The council's desk in chat: /agenda_add, the agenda button under a case as coordinators see
+it and the pattern buttons under /stats (coordinators), /agenda (coordinators and council
+members), /meeting and /decision (the secretary, with typed steps in their private chat), the
+decision card's buttons (the responsible agency, with the progress report typed in the
+presser's private chat), and /council_export (CSV for the minutes).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from bot.services import council, outbox, stats
 from bot.services.transitions import TransitionRefusedError
 from handlers import staff
 from handlers.buttons import acknowledge, alert, already_done, refused
-from models.entities import Agency, CouncilDecision, CouncilStep, DecisionStatus
+from models.entities import Agency, Case, CouncilDecision, CouncilStep, DecisionStatus
 
 PATTERN_PREFIX = "agp"  # `agp:<neighbourhood id>:<domain key>`: put a pattern on the agenda
 AGENCY_PREFIX = "cx"  # `cx:<agency key>`: the decision's responsible agency
@@ -149,6 +150,37 @@ async def pattern_pressed(update: Update, context: MahalleContext) -> None:
             return
         await session.commit()
     await alert(query, context.t("agenda-added" if added else "agenda-already", item=text))
+
+
+async def case_pressed(update: Update, context: MahalleContext) -> None:
+    """The case card's agenda button: a coordinator puts the case on the next agenda, once."""
+    query = update.callback_query
+    assert query is not None
+    parts = context.runtime.card_renderer.signer.verify(query.data)
+    if (
+        parts is None
+        or len(parts) != 2
+        or parts[0] != council.AGENDA_CASE_PREFIX
+        or not parts[1].isdigit()
+    ):
+        await alert(query, context.t("button-stale"))
+        return
+    async with context.session() as session:
+        case = await session.get(Case, int(parts[1]))
+        if case is None:
+            await alert(query, context.t("button-stale"))
+            return
+        try:
+            added, case = await council.put_case(
+                session, settings=context.runtime.settings, user_id=query.from_user.id,
+                case=case, now=utcnow(), refusal="agenda-button-refused",
+            )  # fmt: skip
+        except council.CouncilRefusedError as error:
+            await alert(query, context.t(error.reason))
+            return
+        await session.commit()
+    item = code_for_display(case.code, context.language)
+    await alert(query, context.t("agenda-added" if added else "agenda-already", item=item))
 
 
 async def show_agenda(update: Update, context: MahalleContext) -> None:

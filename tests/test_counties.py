@@ -4,6 +4,7 @@ council; a coordinator sees and reaches only their county; a one-county config i
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -216,9 +217,12 @@ async def test_figures_and_broadcasts_stay_within_the_coordinators_county(
 async def test_weekly_reports_go_to_each_council_with_its_own_figures(bot: Bot) -> None:
     from bot.jalali import utcnow
     from bot.pipeline import send_weekly_report
+    from bot.services.stats import week_start
 
     await report_in(bot.user(1001), "دولت‌آباد")
-    await send_weekly_report(bot.app.bot, bot.app.bot_data["runtime"], now=utcnow())
+    # The report goes on the Saturday morning after the week the case was filed in.
+    saturday = week_start(utcnow()) + timedelta(days=7, hours=8)
+    await send_weekly_report(bot.app.bot, bot.app.bot_data["runtime"], now=saturday)
     rey_text = [c.text for c in bot.api.to_chat(REY_COUNCIL) if c.method == "sendMessage"]
     tehran_text = [c.text for c in bot.api.to_chat(COORDINATOR_CHAT) if c.method == "sendMessage"]
     assert title(rey_text[0]).endswith("— ۱ گزارش")

@@ -197,7 +197,8 @@ def test_latest_late_hand_over_agrees_with_working_time(
 async def test_statistics_agree_with_going_through_the_cases_one_by_one(
     database_url: str,
 ) -> None:
-    """Overdue as the deadline job decides it, medians as Python's `statistics` works them out."""
+    """Overdue as the deadline job decides it, medians as Python's `statistics` works them out
+    (hours to accept in working time, to resolve in calendar hours)."""
     settings = make_settings(
         database_url, deadlines={"holidays": ["1405/09/03", "1405/08/24"]}
     )  # a Monday and a Saturday holiday among the example's working-time rules
@@ -244,10 +245,12 @@ async def test_statistics_agree_with_going_through_the_cases_one_by_one(
         )
         name = names[row["agency_key"]]
         overdue[name] += any(kind != "remind" for kind in kinds)
-        for milestone in ("accepted_at", "resolved_at"):
-            if milestone in row:
-                taken = row[milestone] - row["forwarded_at"]
-                hours[name, milestone].append(taken.total_seconds() / 3600)
+        if "accepted_at" in row:  # in working time, as the deadlines count it
+            taken = check.calendar.elapsed(row["forwarded_at"], row["accepted_at"])
+            hours[name, "accepted_at"].append(taken.total_seconds() / 3600)
+        if "resolved_at" in row:
+            taken = row["resolved_at"] - row["forwarded_at"]
+            hours[name, "resolved_at"].append(taken.total_seconds() / 3600)
     found = {a.name: round(a.overdue_rate * a.cases) for a in figures.agencies}
     assert found == {name: overdue[name] for name in found}
     assert sum(found.values()) > 20, "the generated cases include overdue ones"
@@ -371,11 +374,14 @@ async def test_statistics_figures(bot: Bot, settings: Settings, session_factory:
                 )
             )
         ).one()
-        # Accepted three hours after it was forwarded: the audit row and the case's milestone.
+        # Accepted three working hours after it was forwarded (a Sunday morning, 08:00 to 11:00
+        # in Tehran): the audit row and the case's milestones.
         accepted.created_at = forwarded.created_at + timedelta(hours=3)
         accepted_case = await session.get(Case, accepted.case_id)
         assert accepted_case is not None and accepted_case.forwarded_at is not None
-        accepted_case.accepted_at = accepted_case.forwarded_at + timedelta(hours=3)
+        sunday_morning = datetime(2026, 11, 29, 8, 0, tzinfo=TEHRAN)
+        accepted_case.forwarded_at = sunday_morning
+        accepted_case.accepted_at = sunday_morning + timedelta(hours=3)
         case = await session.get(Case, cases[0].id)
         assert case is not None
         case.rating, case.reopen_count = 4, 1
@@ -513,9 +519,9 @@ async def test_weekly_report_sends_a_chart_and_the_figures(bot: Bot) -> None:
     from bot.pipeline import send_weekly_report
 
     await report(bot.user(1001))
-    await send_weekly_report(
-        bot.app.bot, bot.app.bot_data["runtime"], now=datetime.now(UTC) + timedelta(minutes=1)
-    )
+    # On the Saturday morning after the week the case was filed in.
+    saturday = stats.week_start(datetime.now(UTC)) + timedelta(days=7, hours=8)
+    await send_weekly_report(bot.app.bot, bot.app.bot_data["runtime"], now=saturday)
     [photo] = [c for c in bot.api.to_chat(COORDINATOR_CHAT) if c.method == "sendPhoto"]
     assert photo.files["photo"][1].startswith(b"\x89PNG")
     figures = [c.text for c in bot.api.to_chat(COORDINATOR_CHAT) if c.method == "sendMessage"][-1]

@@ -41,6 +41,7 @@ from models.entities import (
 )
 
 DECISION_PREFIX = "dec"  # `dec:<act>:<decision id>` on a decision's card
+AGENDA_CASE_PREFIX = "agc"  # `agc:<case id>`: a case onto the next meeting's agenda
 DECISION_CARD = "decision-card"
 COUNCIL_NOTE = "council-note"
 MAX_TEXT = 1000
@@ -157,11 +158,26 @@ async def add_case(
     case = await session.scalar(select(Case).where(Case.code == code))
     if case is None:
         raise CouncilRefusedError("agenda-case-unknown")
+    return await put_case(session, settings=settings, user_id=user_id, case=case, now=now)
+
+
+async def put_case(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    user_id: int,
+    case: Case,
+    now: datetime,
+    refusal: str = "agenda-case-unknown",
+) -> tuple[bool, Case]:
+    """Put a case on its county's next agenda for this person, once (whether it was new
+    there), if the rules table lets them (`Act.AGENDA_ADD`: a coordinator of the case's
+    county); else CouncilRefusedError(`refusal`) with nothing changed."""
     county_key = await county_of_neighbourhood(session, case.neighbourhood_id)
     county = settings.county_named(county_key) if county_key else None
     roles = {Role.COORDINATOR} if county and user_id in county.coordinators else set()
     if judge(Act.AGENDA_ADD, roles, case.status) is not Verdict.ALLOWED or county is None:
-        raise CouncilRefusedError("agenda-case-unknown")
+        raise CouncilRefusedError(refusal)
     meeting = await next_meeting(session, county_key=county.key, now=now)
     text = isolate(case.text_original[:200])
     added = await _add_item(
@@ -580,15 +596,16 @@ async def wait_for(
 
 
 async def earlier_weeks(
-    session: AsyncSession, *, county_key: str | None, end: datetime, weeks: int = 4
+    session: AsyncSession, *, county_key: str | None, start: datetime, weeks: int = 4
 ) -> list[int]:
-    """How many cases were filed in each of the `weeks` seven-day spans before `end`'s week
-    (the latest first), for the weekly report's comparison."""
+    """How many cases were filed in each of the `weeks` Saturday-to-Friday weeks before the
+    week that begins at `start` (a Saturday 00:00 in Tehran), the latest first, for the weekly
+    report's comparison."""
     counts = []
     for back in range(1, weeks + 1):
-        start = end - timedelta(days=7 * (back + 1))
+        begins = start - timedelta(days=7 * back)
         query = select(func.count(Case.id)).where(
-            Case.created_at >= start, Case.created_at < start + timedelta(days=7)
+            Case.created_at >= begins, Case.created_at < begins + timedelta(days=7)
         )
         if county_key is not None:
             query = query.where(Case.neighbourhood_id.in_(neighbourhoods_of_county(county_key)))

@@ -5,19 +5,21 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from statistics import median
 from typing import Any
 
 import jdatetime
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.jalali import TEHRAN
-from bot.services.deadlines import OverdueCheck
+from bot.jalali import TEHRAN, as_utc
+from bot.services.deadlines import OPEN_AT_AGENCY, OverdueCheck
 from bot.services.participation import Participation, period_figures
 from bot.services.reference import neighbourhoods_of_county
 from bot.services.taskview import cooperation_figures
+from bot.services.worktime import WorkCalendar
 from models.entities import Agency, Case, Domain, Neighbourhood, TriageCorrection
 
 
@@ -27,7 +29,7 @@ class AgencyFigures:
 
     name: str
     cases: int
-    median_accept_hours: float | None
+    median_accept_hours: float | None  # working hours (bot/services/worktime.py)
     median_resolve_hours: float | None
     overdue_rate: float
     reopen_rate: float
@@ -68,6 +70,13 @@ def week_start(now: datetime) -> datetime:
     )
 
 
+def report_week(now: datetime) -> tuple[datetime, datetime]:
+    """The last complete Iranian week before `now`: Saturday 00:00 to the Friday's end (Tehran),
+    as [start, end). On a Saturday morning, the week that has just ended."""
+    end = week_start(now).astimezone(UTC)
+    return end - timedelta(days=7), end
+
+
 def month_start(now: datetime) -> datetime:
     """The first day (Tehran midnight) of the Jalali month containing `now`."""
     local = jdatetime.datetime.fromgregorian(datetime=now.astimezone(TEHRAN).replace(tzinfo=None))
@@ -92,15 +101,51 @@ async def collect(
     if scope := settings.case_filter_county(county_key):
         in_period = (*in_period, Case.neighbourhood_id.in_(neighbourhoods_of_county(scope)))
     tally = _Tally()
-    escalated = OverdueCheck(settings.deadlines).escalated_clause(now)
-    for row in await session.execute(_counts(in_period, escalated)):
+    check = OverdueCheck(settings.deadlines)
+    for row in await session.execute(_counts(in_period, check.escalated_clause(now))):
         tally.add_group(*row)
-    await _add_medians(session, tally, in_period)
+    await _add_medians(session, tally, in_period, check.calendar)
     await _add_reroutes(session, tally, in_period)
     figures = await tally.figures(session, start=start, end=end)
     figures.participation = await period_figures(session, start=start, end=end, county_key=scope)
     figures.shared_cases, figures.agency_pairs = await cooperation_figures(session, in_period)
     return figures
+
+
+@dataclass(frozen=True)
+class AgencyWeek:
+    """One agency at the end of a week: its cases still open then, those it resolved in the
+    week, and those past a deadline the coordinators hear about (bot/services/deadlines.py)."""
+
+    name: str
+    open: int
+    resolved: int
+    overdue: int
+
+
+async def agency_week(
+    session: AsyncSession, *, settings: Settings, county_key: str, start: datetime, end: datetime
+) -> list[AgencyWeek]:
+    """Each agency of the county with something open, resolved or overdue at the end of the
+    week [start, end), most open first. A case resolved after the week ended counts as open at
+    its end; overdue is the deadline machinery's escalation, as it stood when the week ended."""
+    before_end = Case.created_at < end
+    open_then = and_(before_end, or_(Case.status.in_(OPEN_AT_AGENCY), Case.resolved_at >= end))
+    resolved = and_(Case.resolved_at >= start, Case.resolved_at < end)
+    overdue = and_(before_end, OverdueCheck(settings.deadlines).escalated_clause(end))
+    rows = await session.execute(
+        select(
+            Agency.name,
+            func.sum(case((open_then, 1), else_=0)),
+            func.sum(case((resolved, 1), else_=0)),
+            func.sum(case((overdue, 1), else_=0)),
+        )
+        .join(Case, Case.agency_key == Agency.key)
+        .where(Agency.county_key == county_key, or_(open_then, resolved))
+        .group_by(Agency.key, Agency.name)
+    )
+    found = [AgencyWeek(str(name), int(o or 0), int(r or 0), int(d or 0)) for name, o, r, d in rows]
+    return sorted(found, key=lambda a: (-a.open, -a.resolved, a.name))
 
 
 async def _add_reroutes(session: AsyncSession, tally: _Tally, in_period: tuple[Any, ...]) -> None:
@@ -137,30 +182,40 @@ def _counts(in_period: tuple[Any, ...], escalated: ColumnElement[bool]) -> Any:
     )  # fmt: skip
 
 
-async def _add_medians(session: AsyncSession, tally: _Tally, in_period: tuple[Any, ...]) -> None:
-    """Each agency's median hours to accept and to resolve, worked out by the database."""
-    hours = _hours_expression(session)
-    to_accept = hours(Case.accepted_at, Case.forwarded_at)
-    to_resolve = hours(Case.resolved_at, Case.forwarded_at)
-    if session.get_bind().dialect.name == "postgresql":  # both medians in one pass
+async def _add_medians(
+    session: AsyncSession, tally: _Tally, in_period: tuple[Any, ...], calendar: WorkCalendar
+) -> None:
+    """Each agency's median hours to accept, in working time (office hours, without Fridays and
+    holidays: what the deadlines count), and to resolve, in calendar hours. Working time is
+    counted per case by the calendar (a lookup each); the resolve median stays in the database."""
+    accepted = await session.execute(
+        select(Case.agency_key, Case.forwarded_at, Case.accepted_at).where(
+            *in_period,
+            Case.agency_key.is_not(None),
+            Case.forwarded_at.is_not(None),
+            Case.accepted_at.is_not(None),
+        )
+    )
+    waits: defaultdict[str, list[float]] = defaultdict(list)
+    for agency, forwarded, accepted_at in accepted:
+        if agency is None or forwarded is None or accepted_at is None:
+            continue  # the query left them out: for the type checker
+        waited = calendar.elapsed(as_utc(forwarded), as_utc(accepted_at))
+        waits[agency].append(waited.total_seconds() / 3600)
+    tally.accept_medians.update({agency: median(hours) for agency, hours in waits.items()})
+    to_resolve = _hours_expression(session)(Case.resolved_at, Case.forwarded_at)
+    if session.get_bind().dialect.name == "postgresql":
         found = await session.execute(
-            select(
-                Case.agency_key,
-                func.percentile_cont(0.5).within_group(to_accept),
-                func.percentile_cont(0.5).within_group(to_resolve),  # NULLs are left out
-            )
-            .where(*in_period, Case.agency_key.is_not(None), Case.accepted_at.is_not(None))
+            select(Case.agency_key, func.percentile_cont(0.5).within_group(to_resolve))
+            .where(*in_period, Case.agency_key.is_not(None), Case.resolved_at.is_not(None))
             .group_by(Case.agency_key)
         )
-        for agency, accept, resolve in found:
-            if accept is not None:
-                tally.accept_medians[agency] = float(accept)
-            if resolve is not None:
-                tally.resolve_medians[agency] = float(resolve)
+        tally.resolve_medians.update(
+            {agency: float(hours) for agency, hours in found if hours is not None}
+        )
         return
-    for taken, medians in ((to_accept, tally.accept_medians), (to_resolve, tally.resolve_medians)):
-        found = await session.execute(_middle_rows(taken, in_period))
-        medians.update({agency: float(median) for agency, median in found})
+    found = await session.execute(_middle_rows(to_resolve, in_period))
+    tally.resolve_medians.update({agency: float(hours) for agency, hours in found})
 
 
 def _middle_rows(hours: Any, in_period: tuple[Any, ...]) -> Any:

@@ -133,6 +133,8 @@ class WorkCalendar:
         self.holidays = holidays
         self.hours = hours or WorkingHours()
         self._first: date | None = None
+        # Each Tehran day's office hours as POSIX seconds ((0, 0) for a day off).
+        self._opens: dict[date, tuple[float, float]] = {}
         # _before[i]: working seconds from the first day up to (not including) day i.
         self._before: list[float] = [0.0]
 
@@ -169,14 +171,13 @@ class WorkCalendar:
         if not self.working_days:
             return end - start
         first_day, last_day = start.astimezone(TEHRAN).date(), end.astimezone(TEHRAN).date()
-        if first_day == last_day:
-            return timedelta(seconds=self._overlap(first_day, start, end))
-        seconds = (
-            self._overlap(first_day, start, end)
-            + self._seconds_between(first_day + timedelta(days=1), last_day)
-            + self._overlap(last_day, start, end)
-        )
-        return timedelta(seconds=seconds)
+        if self._first is None or not (
+            self._first <= first_day
+            and last_day < self._first + timedelta(days=len(self._before) - 1)
+        ):
+            self._cover(first_day, last_day + timedelta(days=1))
+        worked = self._worked_by(end, last_day) - self._worked_by(start, first_day)
+        return timedelta(seconds=worked)
 
     def latest_start(self, end: datetime, amount: timedelta) -> datetime:
         """The latest moment from which `amount` of working time has passed by `end`: a case
@@ -201,20 +202,19 @@ class WorkCalendar:
                 late = middle
         return latest - early * ONE_MICROSECOND
 
-    def _overlap(self, day: date, start: datetime, end: datetime) -> float:
-        """Working seconds of one day that fall between `start` and `end`."""
-        window = _window(day, self.holidays, self.hours)
-        if window is None:
-            return 0.0
-        return max((min(window[1], end) - max(window[0], start)).total_seconds(), 0.0)
-
-    def _seconds_between(self, first: date, last: date) -> float:
-        """Working seconds of the whole days from `first` up to (not including) `last`."""
-        if last <= first:
-            return 0.0
-        self._cover(first, last)
+    def _worked_by(self, moment: datetime, day: date) -> float:
+        """Working seconds from the first day the totals reach up to `moment`, on Tehran's `day`
+        (which the totals reach): a difference of two of these is the working time between two
+        moments, whatever lies between them."""
         assert self._first is not None
-        return self._before[(last - self._first).days] - self._before[(first - self._first).days]
+        opens = self._opens.get(day)
+        if opens is None:
+            window = _window(day, self.holidays, self.hours)
+            opens = self._opens[day] = (
+                (window[0].timestamp(), window[1].timestamp()) if window else (0.0, 0.0)
+            )
+        done = min(max(moment.timestamp() - opens[0], 0.0), opens[1] - opens[0])
+        return self._before[(day - self._first).days] + done
 
     def _cover(self, first: date, last: date) -> None:
         """Extend the running totals to reach from `first` to `last`."""
