@@ -139,6 +139,16 @@ def _parser() -> argparse.ArgumentParser:
             "check.",
         )
     )
+    figures = with_config(
+        commands.add_parser(
+            "stats",
+            help="reports of the last days, in all, by bot and by county",
+            description="Print how many reports were filed in the last days and where they "
+            "stand: for the whole deployment, then for each bot ([[bots]]) and each county it "
+            "serves. Coordinators see their county's figures with /stats in the bot.",
+        )
+    )
+    figures.add_argument("--days", type=int, default=7, help="how many days back (default 7)")
     doctor = with_config(
         commands.add_parser(
             "doctor",
@@ -420,6 +430,46 @@ def _create_private(path: Path) -> None:
         os.close(descriptor)
 
 
+async def _stats_lines(settings: Settings, *, days: int) -> list[str]:
+    """`mahalle stats`: the deployment's reports of the last days, then each bot's counties'."""
+    from datetime import timedelta
+
+    from bot.jalali import utcnow
+    from bot.services import stats
+    from models.db import create_engine, create_session_factory
+
+    if days < 1:
+        raise ConfigError("--days must be 1 or more")
+    now = utcnow()
+    engine = create_engine(settings.database.url)
+
+    def line(label: str, figures: stats.Stats) -> str:
+        statuses = ", ".join(f"{status} {count}" for status, count in figures.by_status)
+        return f"{label}: {figures.total} reports" + (f" ({statuses})" if statuses else "")
+
+    try:
+        async with create_session_factory(engine)() as session:
+
+            async def of(county_key: str | None) -> stats.Stats:
+                return await stats.collect(
+                    session, settings=settings, start=now - timedelta(days=days), end=now,
+                    now=now, county_key=county_key,
+                )  # fmt: skip
+
+            lines = [line(f"all, the last {days} days", await of(None))]
+            if len(settings.counties) == 1 and not settings.bots:
+                return lines
+            for bot_key in settings.bot_keys:
+                counties = settings.counties_of_bot(bot_key) or [c.key for c in settings.counties]
+                per_county = [(key, await of(key)) for key in counties]
+                total = sum(figures.total for _, figures in per_county)
+                lines.append(f"bot {bot_key}: {total} reports")
+                lines += [line(f"  county {key}", figures) for key, figures in per_county]
+            return lines
+    finally:
+        await engine.dispose()
+
+
 async def _status(settings: Settings) -> int:
     from sqlalchemy.exc import DBAPIError
 
@@ -485,6 +535,8 @@ def _main(arguments: argparse.Namespace) -> int:
             asyncio.run(_export(arguments, settings))
         elif arguments.command == "status":
             return asyncio.run(_status(settings))
+        elif arguments.command == "stats":
+            print("\n".join(asyncio.run(_stats_lines(settings, days=arguments.days))))
         elif arguments.command == "handbook":
             print(asyncio.run(publish_handbook(settings, folder=arguments.folder, by=arguments.by)))
         elif arguments.command == "doctor":

@@ -16,8 +16,8 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from bot import cli, serving
 from bot import receiving as receiving_module
-from bot import serving
 from bot.config import ConfigError, Settings, TelegramSettings, load_settings
 from bot.context import runtime_of
 from bot.jalali import utcnow
@@ -553,3 +553,14 @@ async def test_the_webhook_server_logs_no_path_and_refuses_odd_bodies(
     served = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
     assert all(secret not in r.getMessage() for r in served), "Bale's secret: never in the log"
     assert "Uncaught exception" not in caplog.text
+
+
+async def test_mahalle_stats_counts_in_all_by_bot_and_by_county(bots: TwoBots) -> None:
+    await report(bots.user("tehran", TEHRAN_RESIDENT), "یوسف‌آباد")
+    await report(bots.user("rey", REY_RESIDENT), "دولت‌آباد")
+    await report(bots.user("rey", REY_RESIDENT + 1), "ابن‌بابویه")
+    lines = await cli._stats_lines(runtime_of(bots.apps["tehran"]).settings, days=1)
+    assert lines[0].startswith("all, the last 1 days: 3 reports")
+    assert lines[1:3] == ["bot tehran: 1 reports", "  county main: 1 reports (forwarded 1)"]
+    assert lines[3] == "bot rey: 2 reports"
+    assert lines[4].startswith("  county rey: 2 reports")
