@@ -133,8 +133,9 @@ def _parser() -> argparse.ArgumentParser:
         commands.add_parser(
             "status",
             help="what waits, and whether anything is stuck (exit 1 if so)",
-            description="Print what waits (updates in the inbox, messages in the outbox, cases "
-            "to place, broadcasts) and whether a worker runs the scheduled jobs. Exits 1 when "
+            description="Print what waits (messages in the outbox, cases to place, broadcasts), "
+            "whether a worker runs the scheduled jobs and a process receives each bot's updates. "
+            "Exits 1 when "
             "something has waited far longer than a running deployment lets it, for a monitoring "
             "check.",
         )
