@@ -222,11 +222,12 @@ def outbox_sends_at_once(settings: Settings) -> int:
 
 def pooled_connections(settings: Settings, role: str) -> int:
     """Connections a process keeps open: one for each update handled at once (web) and each
-    broadcast and outbox send in flight (worker), and four for the outbox's statistics, the
-    jobs, the receiving locks and the cases being placed."""
+    broadcast and outbox send in flight (worker), one for each bot's receiving lock it may hold,
+    and four for the outbox's statistics, the jobs, the block list and the cases being placed."""
     updates = concurrent_updates(settings) if role != "worker" else 0
     sends = broadcast_sends_at_once(settings) + outbox_sends_at_once(settings)
-    return updates + (sends if role != "web" else 0) + 4
+    receivers = len(settings.bot_keys) if role != "worker" else 0
+    return updates + (sends if role != "web" else 0) + receivers + 4
 
 
 def _unreachable_notice(runtime: Runtime, chat_id: int) -> tuple[int, str] | None:
