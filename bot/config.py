@@ -198,7 +198,7 @@ class BotSettings(_Section):
 
 class TriageSettings(_Section):
     # Below this confidence a report goes to the coordinator's triage queue instead of an agency.
-    threshold: float = Field(default=0.85, ge=0, le=1)
+    threshold: float = Field(default=0.80, ge=0, le=1)
     # Below the threshold the reporter is asked which kind of problem it is; unanswered this
     # many minutes, the case goes to the coordinators' triage queue.
     answer_wait_minutes: int = Field(default=30, ge=1, le=1440)
