@@ -58,6 +58,28 @@ STEPS = [
     ("press", "ثبت گزارش"),
 ]
 
+DESCRIPTION = STEPS[4][1]
+_DIGITS = "۰۱۲۳۴۵۶۷۸۹"
+
+
+def made_own(text: str, user_id: int) -> str:
+    """A description made this resident's own: the same text from every resident would be
+    offered as the first one's open case to join ("me too") and make no case. Numbers of their
+    own (the same in every run; triage reads words, not numbers) leave it unlike any other
+    resident's."""
+    numbers = random.Random(user_id)
+    own = " ".join(
+        "".join(numbers.choice(_DIGITS) for _ in range(numbers.randint(3, 6))) for _ in range(14)
+    )
+    return f"{text} {own}"
+
+
+def steps_of(user_id: int) -> list[tuple[str, str]]:
+    """STEPS with this resident's description made their own."""
+    return [
+        (kind, made_own(value, user_id) if value == DESCRIPTION else value) for kind, value in STEPS
+    ]
+
 
 async def _fresh_database(url: str | None) -> str:
     """The given database emptied and migrated, or a new SQLite file."""
@@ -104,7 +126,7 @@ async def run(users: int, database_url: str | None, role: str = "all") -> None:
         resident = (InboxResident if role == "web" else ChatUser)(
             app, api, user_id, deliver=False, settle=False
         )
-        for kind, value in STEPS:
+        for kind, value in steps_of(user_id):
             before = time.perf_counter()
             await (resident.send(value) if kind == "send" else resident.press(value))
             latencies.append(time.perf_counter() - before)
@@ -231,7 +253,7 @@ async def run_open_loop(
     async def resident(index: int) -> None:
         person = QueuedResident(queue, app, api, first_user + index, deliver=False)
         due = started + index * len(STEPS) / rate
-        for kind, value in STEPS:
+        for kind, value in steps_of(first_user + index):
             await asyncio.sleep(max(due - time.perf_counter(), 0))
             await (person.send(value) if kind == "send" else person.press(value))
             latencies.append(time.perf_counter() - due)
