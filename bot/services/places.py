@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import BoundingBox, Settings
 from bot.normalize import squash
-from bot.services.reference import county_of_neighbourhood, neighbourhoods_of_county
+from bot.services.reference import county_of_neighbourhood, snapshot
 from models.entities import District, Neighbourhood
 
 # Below this similarity a typed name is not offered as a match.
@@ -80,18 +80,23 @@ async def search_neighbourhoods(
     wanted = squash(typed)
     if len(wanted) < 2:
         return []
-    query = select(Neighbourhood).where(Neighbourhood.active)
-    if county_key is not None:
-        query = query.where(Neighbourhood.id.in_(neighbourhoods_of_county(county_key)))
-    places = (await session.scalars(query)).all()
+    # Scored on the process's snapshot of the places; only the matches are loaded.
+    places = (await snapshot(session)).places.values()
     scored = [
         (score, place)
         for place in places
-        if _may_match(wanted, place.search_key)
+        if place.active
+        and (county_key is None or place.county_key == county_key)
+        and _may_match(wanted, place.search_key)
         and (score := _similarity(wanted, place.search_key)) >= MATCH_THRESHOLD
     ]
     scored.sort(key=lambda pair: (-pair[0], pair[1].position))
-    return [place for _, place in scored[:limit]]
+    ids = [place.id for _, place in scored[:limit]]
+    if not ids:
+        return []
+    matches = await session.scalars(select(Neighbourhood).where(Neighbourhood.id.in_(ids)))
+    found = {place.id: place for place in matches}
+    return [found[place_id] for place_id in ids if place_id in found]
 
 
 async def bounding_box(
