@@ -4,12 +4,13 @@ report flow, in one run.
 
     .venv/bin/python -m bench.echo_ratio --users 200 [--database-url postgresql+asyncpg://…]
 
-The second bot is the floor of a bot whose conversation lives in the database, as issue 5
-asks of ours, on our stack: it reads its chat's row and writes it back, in one transaction a
-message, on the same engine and pool settings as ours. On PostgreSQL a third bot shows the least
-any bot can do whose conversation lives in the database: on the bare driver (asyncpg), no
-SQLAlchemy, it reads its chat's row and writes it back, each one statement, no transaction
-around them (two round trips and one commit a message).
+The second bot, `echo_kept`, is the floor of a bot whose conversation lives in the database, on
+our stack: for each message it takes a connection from our engine's pool (our pool settings)
+and runs one statement that reads its chat's last text and writes the new one, committed on its
+own. On PostgreSQL a third bot, `echo_bare_driver`, shows the least any bot can do whose
+conversation lives in the database: one asyncpg connection held for the whole run, no pool and
+no SQLAlchemy, the same one statement a message: one round trip. On PostgreSQL each bot's round
+trips an update are counted too (writes to the database's socket; the Bot API is the fake).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import asyncio
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Update
 from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
 
-from bench.report_flow import NO_REPORT_LIMITS, STEPS, _fresh_database
+from bench.report_flow import NO_REPORT_LIMITS, _fresh_database, steps_of
+from bench.round_trips import counting_socket_writes
 from bot.pipeline import settle
 from models.db import create_engine
 from tests.conftest import make_settings
@@ -40,43 +43,45 @@ async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await update.effective_message.reply_text(update.effective_message.text)
 
 
-READ_CHAT = text("SELECT last_text FROM echo_chat WHERE chat_id = :chat_id")
-WRITE_CHAT = text(
+# The chat's last text read and the new one kept, in one statement: the CTE reads the row as it
+# was before the upsert changes it.
+KEEP_CHAT = text(
+    "WITH before AS (SELECT last_text FROM echo_chat WHERE chat_id = :chat_id) "
     "INSERT INTO echo_chat (chat_id, last_text) VALUES (:chat_id, :last_text) "
-    "ON CONFLICT (chat_id) DO UPDATE SET last_text = excluded.last_text"
+    "ON CONFLICT (chat_id) DO UPDATE SET last_text = excluded.last_text "
+    "RETURNING (SELECT last_text FROM before)"
 )
 # asyncpg's own placeholders
-RAW_READ_CHAT = READ_CHAT.text.replace(":chat_id", "$1")
-RAW_WRITE_CHAT = WRITE_CHAT.text.replace(":chat_id", "$1").replace(":last_text", "$2")
+RAW_KEEP_CHAT = KEEP_CHAT.text.replace(":chat_id", "$1").replace(":last_text", "$2")
 
 
 def durable_echo(engine: AsyncEngine) -> Any:
     """An echo handler that reads and writes its chat's row before it answers."""
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def echo_kept(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Keep the text as the chat's last, then say it back."""
+        """Keep the text as the chat's last, reading the one before; then say it back."""
         message = update.effective_message
         assert message is not None and message.text is not None
-        async with engine.begin() as connection:
-            await connection.execute(READ_CHAT, {"chat_id": message.chat_id})
+        async with autocommit.connect() as connection:
             await connection.execute(
-                WRITE_CHAT, {"chat_id": message.chat_id, "last_text": message.text}
+                KEEP_CHAT, {"chat_id": message.chat_id, "last_text": message.text}
             )
         await message.reply_text(message.text)
 
     return echo_kept
 
 
-def bare_driver_echo(pool: asyncpg.Pool) -> Any:
-    """An echo handler that reads and writes its chat's row on the bare driver, then answers."""
+def bare_driver_echo(connection: asyncpg.Connection) -> Any:
+    """An echo handler that reads and writes its chat's row on the bare driver, then answers.
+    One connection held for the run: no pool, so nothing to check out and no reset on release
+    (asyncpg's pool runs a reset query on each)."""
 
     async def echo_bare(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Read the chat's row, keep the text, each in one statement; then say it back."""
+        """Keep the text as the chat's last, reading the one before; then say it back."""
         message = update.effective_message
         assert message is not None and message.text is not None
-        async with pool.acquire() as connection:
-            await connection.fetchval(RAW_READ_CHAT, message.chat_id)
-            await connection.execute(RAW_WRITE_CHAT, message.chat_id, message.text)
+        await connection.fetchval(RAW_KEEP_CHAT, message.chat_id, message.text)
         await message.reply_text(message.text)
 
     return echo_bare
@@ -97,6 +102,7 @@ class Timing:
     latencies: list[float]
     elapsed: float
     cpu: float
+    writes: int = 0  # to the database's socket (PostgreSQL)
 
     def per_update(self) -> tuple[float, float]:
         """Milliseconds an update: of the run's wall time, and of this process's CPU."""
@@ -109,23 +115,27 @@ class Timing:
         return (
             f"{name}: updates={len(ms)} ms_per_update={wall:.2f} cpu_ms_per_update={cpu:.2f} "
             f"p50_ms={statistics.median(ms):.2f} p99_ms={ms[int(len(ms) * 0.99) - 1]:.2f}"
+            + (f" round_trips_per_update={self.writes / len(ms):.2f}" if self.writes else "")
         )
 
 
-async def timed(app: Any, api: FakeBotAPI, users: int, steps: list[tuple[str, str]]) -> Timing:
+async def timed(
+    app: Any, api: FakeBotAPI, users: int, steps: Callable[[int], list[tuple[str, str]]]
+) -> Timing:
     """Each update's handling time, and the whole run's (with the cases placed after it)."""
     latencies = []
-    started, cpu_started = time.perf_counter(), time.process_time()
-    for user_id in range(10_000, 10_000 + users):
-        person = ChatUser(app, api, user_id, deliver=False, settle=False)
-        for kind, value in steps:
-            before = time.perf_counter()
-            await (person.send(value) if kind == "send" else person.press(value))
-            latencies.append(time.perf_counter() - before)
-    if "runtime" in app.bot_data:
-        await settle(app.bot_data["runtime"])
-    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    return Timing(latencies, elapsed, cpu)
+    with counting_socket_writes() as writes:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for user_id in range(10_000, 10_000 + users):
+            person = ChatUser(app, api, user_id, deliver=False, settle=False)
+            for kind, value in steps(user_id):
+                before = time.perf_counter()
+                await (person.send(value) if kind == "send" else person.press(value))
+                latencies.append(time.perf_counter() - before)
+        if "runtime" in app.bot_data:
+            await settle(app.bot_data["runtime"])
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    return Timing(latencies, elapsed, cpu, writes[0])
 
 
 def ratio(name: str, timing: Timing, floor: Timing) -> str:
@@ -136,7 +146,10 @@ def ratio(name: str, timing: Timing, floor: Timing) -> str:
 
 async def run(users: int, database_url: str | None) -> None:
     api = FakeBotAPI()
-    texts = [("send", value) for kind, value in STEPS if kind == "send"]
+
+    def texts(user_id: int) -> list[tuple[str, str]]:
+        return [("send", value) for kind, value in steps_of(user_id) if kind == "send"]
+
     bare = await echo_app(api, echo)
     echo_timing = await timed(bare, api, users, texts)
     await bare.shutdown()
@@ -153,11 +166,11 @@ async def run(users: int, database_url: str | None) -> None:
     await kept.shutdown()
     floors = [("echo", echo_timing), ("echo_kept", kept_timing)]
     if url.startswith("postgresql"):
-        pool = await asyncpg.create_pool(url.replace("+asyncpg", ""), min_size=5)
-        bare_driver = await echo_app(api, bare_driver_echo(pool))
+        held = await asyncpg.connect(url.replace("+asyncpg", ""))
+        bare_driver = await echo_app(api, bare_driver_echo(held))
         floors.append(("echo_bare_driver", await timed(bare_driver, api, users, texts)))
         await bare_driver.shutdown()
-        await pool.close()
+        await held.close()
     async with engine.begin() as connection:
         await connection.execute(text("DROP TABLE echo_chat"))
     await engine.dispose()
@@ -165,13 +178,17 @@ async def run(users: int, database_url: str | None) -> None:
     app, api = await start_bot(
         make_settings(url, telegram={"rate_limit": False}, bot=NO_REPORT_LIMITS)
     )
-    ours_timing = await timed(app, api, users, STEPS)
+    ours_timing = await timed(app, api, users, steps_of)
     await stop_bot(app)
     print(f"backend={url.split(':', 1)[0]}")
     for name, timing in [*floors, ("mahalle", ours_timing)]:
         print(timing.line(name))
     for name, timing in [*floors[1:], ("mahalle", ours_timing)]:
         print(ratio(name, timing, echo_timing))
+    # The goal's measure: our CPU an update against the least a bot keeping its conversation
+    # in the database can spend (the bare driver on PostgreSQL, our stack's floor on SQLite).
+    name, floor = floors[-1]
+    print(f"mahalle_vs_{name}: cpu_ratio={ours_timing.per_update()[1] / floor.per_update()[1]:.1f}")
 
 
 def main() -> None:

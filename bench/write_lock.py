@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from bench.report_flow import NO_REPORT_LIMITS, STEPS, _fresh_database
+from bench.report_flow import NO_REPORT_LIMITS, _fresh_database, steps_of
 from bot import pipeline
 from tests.conftest import make_settings
 from tests.fakebot import ChatUser, start_bot, stop_bot
@@ -67,7 +67,7 @@ async def run(users: int) -> None:
     pipeline.route_submitted = marked
     for user_id in range(10_000, 10_000 + users):
         resident = ChatUser(app, api, user_id, deliver=False, settle=False)
-        for kind, value in STEPS:
+        for kind, value in steps_of(user_id):
             await (resident.send(value) if kind == "send" else resident.press(value))
     await pipeline.settle(runtime)
     await stop_bot(app)

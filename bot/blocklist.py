@@ -13,6 +13,7 @@ import contextlib
 import logging
 from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.runtime import Runtime
@@ -55,14 +56,19 @@ class BlockListListener:
         if self.runtime.engine.dialect.name != "postgresql" or self.listening:
             return
         await self.close()
-        try:
-            connection = await self.runtime.engine.connect()
-            await connection.get_raw_connection()
-            self._connection = connection
-            await self._driver().add_listener(BLOCKLIST_CHANNEL, self._heard)
-        except UNREACHABLE as error:
-            log.warning("cannot listen for block list changes (%s)", type(error).__name__)
-            await self.close()
+        # Pooled connections are not probed before use: one the database dropped a moment ago
+        # may be handed out before the driver has seen it close, so a failure is tried once more.
+        for attempt in range(2):
+            try:
+                connection = await self.runtime.engine.connect()
+                await connection.get_raw_connection()
+                self._connection = connection
+                await self._driver().add_listener(BLOCKLIST_CHANNEL, self._heard)
+                return
+            except (*UNREACHABLE, asyncpg.InterfaceError, asyncpg.PostgresError) as error:
+                await self.close()
+                if attempt:
+                    log.warning("cannot listen for block list changes (%s)", type(error).__name__)
 
     def _heard(self, *_: object) -> None:
         """A change was committed somewhere: reload (the list is small)."""

@@ -22,6 +22,7 @@ from bot.services import (
     deadlines,
     handbook,
     outbox,
+    reference,
     stats,
     tasks,
     users,
@@ -29,7 +30,7 @@ from bot.services import (
 from bot.services.routing import route_new_case
 from bot.services.transitions import TransitionRefusedError
 from bot.triage import TriageResult
-from models.entities import Case, CaseStatus, Domain
+from models.entities import Case, CaseStatus
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ async def route_submitted(
 async def keep_second_domain(session: AsyncSession, case: Case, result: TriageResult) -> None:
     """Keep the second domain a report also concerns, when it is a domain and not the first."""
     second = result.second
-    if second and second != result.domain and await session.get(Domain, second) is not None:
+    if second and second != result.domain and await reference.is_domain(session, second):
         case.second_domain_key = second
 
 

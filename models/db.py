@@ -46,9 +46,13 @@ def create_engine(url: str, *, connections: int = 5) -> AsyncEngine:
 
     else:
         engine = create_async_engine(
-            url, pool_size=connections, max_overflow=10, hide_parameters=True
+            url,
+            pool_size=connections,
+            max_overflow=10,
+            hide_parameters=True,
+            pool_recycle=RECYCLE_SECONDS,
         )
-        event.listen(engine.sync_engine, "checkout", _ping_on_checkout)
+        event.listen(engine.sync_engine, "checkout", _replace_if_closed)
     event.listen(engine.sync_engine, "handle_error", _without_values)
     return engine
 
@@ -118,15 +122,22 @@ def _chain(error: BaseException) -> list[BaseException]:
     return found
 
 
-def _ping_on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-    """Probe a pooled connection before it is used, so one the database dropped (a restart, a
-    network cut) is replaced instead of failing an update: the pool retries the checkout with a
-    new connection. `pool_pre_ping` does the same in three round trips on every checkout (it
-    wraps the probe in BEGIN and ROLLBACK, for PgBouncer's transaction mode); this is one."""
-    try:
-        dbapi_connection.run_async(lambda driver: driver.fetchrow(";"))
-    except Exception as error:  # whatever the driver raises for a dead connection
-        raise DisconnectionError() from error
+# A pooled connection older than this is closed and opened anew when next taken, so one a
+# firewall or proxy forgot while it sat idle is not handed to an update.
+RECYCLE_SECONDS = 1800
+
+
+def _replace_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Replace a pooled connection the database already closed (a restart, a terminated
+    backend: the server says so and closes the socket, and the driver notices while the
+    connection sits in the pool), without a round trip: the pool retries the checkout with a
+    new connection. A probe on every checkout (`pool_pre_ping`, or a one-statement ping) cost
+    a round trip an update for the rare connection that died. One that died unseen (a network
+    cut) fails its first statement; SQLAlchemy then marks every connection pooled before it
+    stale, so the update answers "try again" and the next one gets new connections."""
+    driver = getattr(dbapi_connection, "_connection", None)
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError()
 
 
 def create_session_factory(

@@ -167,6 +167,60 @@ async def test_dropped_database_connections_are_replaced_without_a_restart(
     await stop_bot(app)
 
 
+async def test_the_first_update_after_a_database_restart_is_handled_in_full(
+    database_url: str,
+) -> None:
+    """Connections the database closed while they sat in the pool are replaced as they are
+    taken: the next update is handled as if nothing happened, not told to try again."""
+    from sqlalchemy import text
+
+    from tests.fakebot import ChatUser, texts
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("connection drops are a PostgreSQL matter")
+    app, api = await start_bot(make_settings(database_url, telegram={"rate_limit": False}))
+    resident = ChatUser(app, api, 1001)
+    await resident.send("/start")
+    assert "گزارش جدید" in texts(await resident.send("📝 گزارش جدید"))[0]
+    killer = create_engine(database_url)
+    async with killer.connect() as connection:
+        dropped = await connection.scalar(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND backend_type = 'client backend'"
+            )
+        )
+    await killer.dispose()
+    assert dropped >= 1
+    await asyncio.sleep(0.1)  # the closed sockets reach the process, as between real updates
+    replies = texts(await resident.send("یوسف آباد"))
+    assert replies == ["منظورتان کدام است؟"], "the report's step was read and answered"
+    assert not any("یک دقیقهٔ دیگر" in reply for reply in texts(api.calls))
+    await stop_bot(app)
+
+
+async def test_a_pooled_connection_the_database_closed_is_replaced_as_it_is_taken(
+    database_url: str,
+) -> None:
+    """No round trip probes a connection before use; one the server closed is still never
+    handed out: the statement after a terminated backend runs on a new connection."""
+    from sqlalchemy import text
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("connection drops are a PostgreSQL matter")
+    engine, killer = create_engine(database_url), create_engine(database_url)
+    async with engine.connect() as connection:
+        first = await connection.scalar(text("SELECT pg_backend_pid()"))
+    async with killer.connect() as connection:
+        await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+    await killer.dispose()
+    await asyncio.sleep(0.1)  # the server's goodbye reaches the idle connection
+    async with engine.connect() as connection:
+        assert await connection.scalar(text("SELECT pg_backend_pid()")) not in (None, first)
+    await engine.dispose()
+
+
 async def _drop_connections_repeatedly(database_url: str, stop: asyncio.Event) -> int:
     """Terminate every other connection to the database every 50 ms until told to stop."""
     from sqlalchemy import text

@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection
 from difflib import SequenceMatcher
-from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import BoundingBox, Settings
 from bot.normalize import squash
-from bot.services.reference import county_of_neighbourhood, neighbourhoods_of_county
+from bot.services.reference import county_of_neighbourhood, snapshot
 from models.entities import District, Neighbourhood
 
 # Below this similarity a typed name is not offered as a match.
@@ -60,27 +59,14 @@ async def get_neighbourhood(
     place = await session.get(Neighbourhood, neighbourhood_id)
     if place is None or not place.active:
         return None
-    if counties is not None:
-        county = await session.scalar(
-            select(District.county_key).where(District.id == place.district_id)
-        )
-        if county not in counties:
-            return None
+    if not served(place, counties):  # the district is loaded with it
+        return None
     return place
 
 
 def served(place: Neighbourhood | None, counties: Collection[str] | None) -> bool:
     """Whether a place (its district loaded) is one of the counties a bot serves (None: all)."""
     return place is not None and (counties is None or place.district.county_key in counties)
-
-
-def _in_counties(counties: Collection[str]) -> Select[Any]:
-    """A subquery of the ids of some counties' neighbourhoods."""
-    return (
-        select(Neighbourhood.id)
-        .join(District, District.id == Neighbourhood.district_id)
-        .where(District.county_key.in_(list(counties)))
-    )
 
 
 def _may_match(typed: str, name: str) -> bool:
@@ -117,20 +103,24 @@ async def search_neighbourhoods(
     wanted = squash(typed)
     if len(wanted) < 2:
         return []
-    query = select(Neighbourhood).where(Neighbourhood.active)
-    if county_key is not None:
-        query = query.where(Neighbourhood.id.in_(neighbourhoods_of_county(county_key)))
-    if counties is not None:
-        query = query.where(Neighbourhood.id.in_(_in_counties(counties)))
-    places = (await session.scalars(query)).all()
+    # Scored on the process's snapshot of the places; only the matches are loaded.
+    places = (await snapshot(session)).places.values()
     scored = [
         (score, place)
         for place in places
-        if _may_match(wanted, place.search_key)
+        if place.active
+        and (county_key is None or place.county_key == county_key)
+        and (counties is None or place.county_key in counties)
+        and _may_match(wanted, place.search_key)
         and (score := _similarity(wanted, place.search_key)) >= MATCH_THRESHOLD
     ]
     scored.sort(key=lambda pair: (-pair[0], pair[1].position))
-    return [place for _, place in scored[:limit]]
+    ids = [place.id for _, place in scored[:limit]]
+    if not ids:
+        return []
+    matches = await session.scalars(select(Neighbourhood).where(Neighbourhood.id.in_(ids)))
+    found = {place.id: place for place in matches}
+    return [found[place_id] for place_id in ids if place_id in found]
 
 
 async def bounding_box(

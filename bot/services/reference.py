@@ -1,10 +1,20 @@
-"""Loading the county's places, agencies and domains from the config into the database."""
+"""Loading the county's places, agencies and domains from the config into the database, and
+holding them in memory for the updates that read them.
+
+Reference data changes only when a process starts and writes the config into the database
+(`sync_reference_data`), so each process keeps a snapshot of it, one for each engine (a test
+process has several databases), taken on first use and dropped by every sync: an update that
+needs a neighbourhood's county or a domain's agency reads it from memory instead of querying.
+The snapshot holds plain values, never ORM objects, so no session's state is shared.
+"""
 
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, select, text, update
+from sqlalchemy import Engine, Select, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import SINGLE_COUNTY, Settings
@@ -22,6 +32,61 @@ async def sync_reference_data(*, session: AsyncSession, settings: Settings) -> N
     await _sync_places(session=session, settings=settings)
     await _sync_agencies_and_domains(session=session, settings=settings)
     await session.commit()
+    _snapshots.clear()  # every engine's: another one may be on the same database
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """A neighbourhood as the snapshot holds it."""
+
+    id: int
+    search_key: str
+    position: int
+    active: bool
+    county_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The reference data an update reads: places by id, each domain's agency kind, and each
+    county's agency of each kind."""
+
+    places: dict[int, Place]
+    domain_kinds: dict[str, str]
+    agency_keys: dict[tuple[str, str], str]
+
+
+_snapshots: weakref.WeakKeyDictionary[Engine, Snapshot] = weakref.WeakKeyDictionary()
+
+
+async def snapshot(session: AsyncSession) -> Snapshot:
+    """This process's snapshot of the session's database, loaded on first use."""
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    held = _snapshots.get(engine)
+    if held is not None:
+        return held
+    places = await session.execute(
+        select(
+            Neighbourhood.id,
+            Neighbourhood.search_key,
+            Neighbourhood.position,
+            Neighbourhood.active,
+            District.county_key,
+        ).join(District, District.id == Neighbourhood.district_id)
+    )
+    domains = await session.execute(select(Domain.key, Domain.agency_kind))
+    agencies = await session.execute(
+        select(Agency.county_key, Agency.kind, Agency.key).order_by(Agency.key.desc())
+    )
+    held = Snapshot(
+        places={row.id: Place(*row) for row in places},
+        domain_kinds={key: kind for key, kind in domains},
+        # The first agency by key of a county and kind, as a query for one would find.
+        agency_keys={(county, kind): key for county, kind, key in agencies},
+    )
+    _snapshots[engine] = held
+    return held
 
 
 async def _sync_places(*, session: AsyncSession, settings: Settings) -> None:
@@ -72,22 +137,21 @@ async def list_agencies(*, session: AsyncSession, county_key: str | None = None)
 
 async def county_of_neighbourhood(session: AsyncSession, neighbourhood_id: int) -> str:
     """The key of the county a neighbourhood lies in."""
-    key = await session.scalar(
-        select(District.county_key)
-        .join(Neighbourhood, Neighbourhood.district_id == District.id)
-        .where(Neighbourhood.id == neighbourhood_id)
-    )
-    return key or SINGLE_COUNTY
+    place = (await snapshot(session)).places.get(neighbourhood_id)
+    return place.county_key if place is not None and place.county_key else SINGLE_COUNTY
+
+
+async def is_domain(session: AsyncSession, domain_key: str) -> bool:
+    """Whether a domain of this key exists."""
+    return domain_key in (await snapshot(session)).domain_kinds
 
 
 async def agency_for(session: AsyncSession, *, county_key: str, domain_key: str) -> Agency | None:
     """The county's agency for a domain."""
-    domain = await session.get(Domain, domain_key)
-    if domain is None:
-        return None
-    return await session.scalar(
-        select(Agency).where(Agency.county_key == county_key, Agency.kind == domain.agency_kind)
-    )
+    held = await snapshot(session)
+    kind = held.domain_kinds.get(domain_key)
+    key = held.agency_keys.get((county_key, kind)) if kind is not None else None
+    return await session.get(Agency, key) if key is not None else None
 
 
 def neighbourhoods_of_county(county_key: str) -> Select[Any]:

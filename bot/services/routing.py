@@ -24,9 +24,12 @@ log = logging.getLogger(__name__)
 
 
 async def case_view(
-    session: AsyncSession, case_id: int, *, duplicate_of: str | None = None
+    session: AsyncSession, case_id: int, *, duplicate_of: str | None = None, placed: bool = False
 ) -> CaseView:
-    """Everything a card shows about a case, as it is now."""
+    """Everything a card shows about a case, as it is now. `placed`: the case has just left
+    "submitted", in this transaction: no one can have joined it, offered help with it or been
+    asked to work on it yet (each needs a case at an agency or with a coordinator), so those
+    are not read."""
     case = await session.get(Case, case_id, populate_existing=True)
     assert case is not None
     domain = await session.get(Domain, case.domain_key) if case.domain_key else None
@@ -45,9 +48,9 @@ async def case_view(
         last_change=latest.created_at if latest else None, confidence=case.triage_confidence,
         group_name=group.name if group else None, reporter_known=case.reporter_id is not None,
         latitude=case.latitude, longitude=case.longitude,
-        joined=await participation.joined_count(session, case_id),
-        offers=tuple(await participation.accepted_offers(session, case_id)),
-        tasks=await card_lines(session, case.id),
+        joined=0 if placed else await participation.joined_count(session, case_id),
+        offers=() if placed else tuple(await participation.accepted_offers(session, case_id)),
+        tasks=() if placed else await card_lines(session, case.id),
         second_domain_title=also.title if also else None,
         second_agency=await second_agency_to_ask(session, case) if also else None,
         reporter_chose_domain=case.reporter_chose_domain,
@@ -205,12 +208,13 @@ async def forward(
     if agency.chat_id is not None:
         with session.no_autoflush:
             duplicate = await find_duplicate(session, case=case, domain_key=domain_key, now=now)
-    await transition(
+    left = await transition(
         session, case_id=case.id, allowed_from=allowed_from, to=CaseStatus.FORWARDED,
         actor_id=actor_id, actor_name=actor_name, note=note, now=now,
         domain_key=domain_key, agency_key=agency.key, card_chat_id=None, card_message_id=None,
         undeliverable=False, reporter_chose_domain=by_reporter,
     )  # fmt: skip
+    placed = left == CaseStatus.SUBMITTED
     if agency.chat_id is None:
         log.warning("agency %s has no chat; case %s waits for a reroute", agency.key, case.code)
         case.undeliverable = True
@@ -231,7 +235,7 @@ async def forward(
             method="sendLocation", case_id=case.id,
             payload={"latitude": case.latitude, "longitude": case.longitude},
         )  # fmt: skip
-    view = await case_view(session, case.id, duplicate_of=duplicate)
+    view = await case_view(session, case.id, duplicate_of=duplicate, placed=placed)
     outbox.enqueue(
         session,
         chat_id=agency.chat_id,
@@ -252,7 +256,8 @@ async def forward(
             agency=agency.name,
         ),
     )
-    await participation.tell_joined(session, case, cards, "notice-forwarded")
+    if not placed:  # a case just placed has no one who joined it
+        await participation.tell_joined(session, case, cards, "notice-forwarded")
 
 
 def _keep_correction(
