@@ -294,8 +294,9 @@ def _handling(app: Any, api_latency: float) -> str:
 async def run_open_loop_processes(
     users: int, rate: float, database_url: str, processes: int, extra: list[str]
 ) -> None:
-    """The open loop shared by several web processes (separate OS processes on one database),
-    each offered its share of the rate and of the residents; latencies are pooled."""
+    """The open loop shared by several processes (separate OS processes on one database), each
+    offered its share of the rate and residents of its own, as each bot of several is received
+    by a process of its own; latencies are pooled."""
     await _fresh_database(database_url)
     start_at = time.time() + 10  # every process has started its bot by then
     share = users // processes
