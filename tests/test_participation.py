@@ -283,6 +283,7 @@ async def test_a_local_groups_offers_accepted_declined_and_a_strangers_press_ref
 
 async def test_the_weekly_report_counts_joins_and_offers(bot: Bot, settings: Settings) -> None:
     from bot.pipeline import send_weekly_report
+    from bot.services import stats
 
     await add_staff(settings, 2001, "municipality", CLERK_NAME)
     await add_staff(settings, 2002, "police", "احمدی")
@@ -298,9 +299,9 @@ async def test_the_weekly_report_counts_joins_and_offers(bot: Bot, settings: Set
     await offer(founder, theft, "سر زدن به سالمندان")
     await bot.in_group(2001, MUNICIPALITY, CLERK_NAME).press("می‌پذیریم")
 
-    await send_weekly_report(
-        bot.app.bot, bot.app.bot_data["runtime"], now=datetime.now(UTC) + timedelta(minutes=1)
-    )
+    # On the Saturday morning after the week all this happened in.
+    saturday = stats.week_start(datetime.now(UTC)) + timedelta(days=7, hours=8)
+    await send_weekly_report(bot.app.bot, bot.app.bot_data["runtime"], now=saturday)
     figures = [c.text for c in bot.api.to_chat(COORDINATOR_CHAT) if c.method == "sendMessage"][-1]
     assert "مشارکت مردم: ۱ بار" in figures
     assert "۲ پیشنهاد کمک از تشکل‌ها، ۱ پذیرفته" in figures
