@@ -50,11 +50,13 @@ def format_date(moment: datetime, language: str = "fa") -> str:
     return persian_digits(text) if language == "fa" else text
 
 
-def format_week(start: datetime, end: datetime, language: str = "fa", *, year: bool = True) -> str:
-    """The days of [start, end) as people name a week: '۱۵ تا ۲۱ آذر ۱۴۰۵', '۲۹ آبان تا ۵ آذر
-    ۱۴۰۵', or with both years when it spans two; the year left out with `year=False`."""
+def format_week(
+    start: datetime, end: datetime, language: str = "fa", *, until: str, year: bool = True
+) -> str:
+    """The days of [start, end) as people name a week, the two joined by `until` (the locale's
+    "week-until"): '15 to 21 Azar 1405', '29 Aban to 5 Azar 1405', or with both years when it
+    spans two; the year left out with `year=False`."""
     first, last = _as_tehran(start, language), _as_tehran(end - timedelta(microseconds=1), language)
-    until = {"fa": "تا", "en": "to"}.get(language, "–")
     if first.year != last.year:
         head = f"{first.day} {first.strftime('%B')} {first.year}"
     elif first.month != last.month:

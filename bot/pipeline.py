@@ -243,7 +243,8 @@ async def send_weekly_report(bot: Bot, runtime: Runtime, *, now: datetime) -> No
         chart = await asyncio.to_thread(
             weekly_chart, figures, t, language, earlier=earlier, agencies=agencies
         )
-        caption = t("weekly-heading", county=county.name, week=format_week(start, end, language))
+        week = format_week(start, end, language, until=t("week-until"))
+        caption = t("weekly-heading", county=county.name, week=week)
         heading = t("weekly-figures-title", total=figures.total)
         if figures.total:
             quiet = [stats_text(figures, t, language, heading=heading)]

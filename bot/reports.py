@@ -186,7 +186,10 @@ def weekly_figure(
 
     totals = [*reversed(earlier), stats.total]
     starts = [stats.start - timedelta(days=7 * back) for back in range(len(totals) - 1, -1, -1)]
-    labels = [format_week(s, s + timedelta(days=7), language, year=False) for s in starts]
+    until = t("week-until")
+    labels = [
+        format_week(s, s + timedelta(days=7), language, until=until, year=False) for s in starts
+    ]
     colours = [GREY] * (len(totals) - 1) + [BLUE]
     bars = weeks.bar(range(len(totals)), totals, color=colours)
     weeks.set_xticks(range(len(totals)), labels, fontproperties=font, rotation=20)
