@@ -19,6 +19,19 @@ LOCK_KEY = 0x6D6168616C6C65  # "mahalle"
 RETRY_SECONDS = 30
 
 
+async def still_open(connection: AsyncConnection) -> bool:
+    """Whether a lock's connection survived (a database restart drops it, lock and all); one
+    that did not is dropped."""
+    try:
+        await connection.scalar(text("SELECT 1"))
+        await connection.commit()
+    except Exception:
+        with contextlib.suppress(Exception):
+            await connection.invalidate()
+        return False
+    return True
+
+
 class Leadership:
     """Tries to hold the jobs lock; `leading` says whether this process has it."""
 
@@ -32,7 +45,7 @@ class Leadership:
         if self.engine.dialect.name != "postgresql":
             return True
         if self._connection is not None:
-            if await self._still_held(self._connection):
+            if await still_open(self._connection):
                 return True
             log.warning("lost the jobs lock with its database connection; trying to take it back")
             self._connection, self.leading = None, False
@@ -52,17 +65,6 @@ class Leadership:
         await connection.commit()  # keep the session-level lock, end the transaction
         self._connection, self.leading = connection, True
         log.info("this process now runs the scheduled jobs")
-        return True
-
-    async def _still_held(self, connection: AsyncConnection) -> bool:
-        """Whether the lock's connection survived (a database restart drops it, lock and all)."""
-        try:
-            await connection.scalar(text("SELECT 1"))
-            await connection.commit()
-        except Exception:
-            with contextlib.suppress(Exception):
-                await connection.invalidate()
-            return False
         return True
 
     async def step_down(self) -> None:

@@ -26,6 +26,8 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.leader import still_open
+
 log = logging.getLogger(__name__)
 
 # The two-number advisory locks of receivers: a key space of their own, the bot's index second.
@@ -75,7 +77,7 @@ class Receivers:
                     await self.on_gain(key)
             return
         for key, connection in list(self._held.items()):
-            if connection is None or not await _still_open(connection):
+            if connection is None or not await still_open(connection):
                 del self._held[key]
                 log.warning("lost the receiving lock of bot %s with its connection", key)
                 await self.on_loss(key)
@@ -132,15 +134,3 @@ class Receivers:
             except Exception:  # the connection died already, and the lock with it
                 with contextlib.suppress(Exception):
                     await connection.invalidate()
-
-
-async def _still_open(connection: AsyncConnection) -> bool:
-    """Whether the lock's connection survived (a database restart drops it, lock and all)."""
-    try:
-        await connection.scalar(text("SELECT 1"))
-        await connection.commit()
-    except Exception:
-        with contextlib.suppress(Exception):
-            await connection.invalidate()
-        return False
-    return True

@@ -40,7 +40,7 @@ from tests.fakebot import (
     wait_for,
 )
 from tests.test_counties import REY_CHAT, _config_with, _county_block, rey_agency_chat, two_counties
-from tests.test_platform import free_port
+from tests.test_platform import free_port, start_update
 from tests.test_report_flow import DESCRIPTION, confirm_report
 
 TOKENS = {
@@ -303,21 +303,6 @@ def test_a_missing_token_names_the_variable_of_its_bot(tmp_path: Path) -> None:
 # --- webhooks ----------------------------------------------------------------------------------
 
 
-def _start(update_id: int, user_id: int) -> dict[str, object]:
-    """A resident's /start as a Bot API server posts it."""
-    return {
-        "update_id": update_id,
-        "message": {
-            "message_id": update_id,
-            "date": int(time.time()),
-            "chat": {"id": user_id, "type": "private", "first_name": "x"},
-            "from": {"id": user_id, "is_bot": False, "first_name": "x"},
-            "text": "/start",
-            "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
-        },
-    }
-
-
 @pytest.mark.one_messenger
 async def test_both_bots_webhooks_share_one_port_each_with_its_secret(
     database_url: str, monkeypatch: pytest.MonkeyPatch
@@ -353,11 +338,11 @@ async def test_both_bots_webhooks_share_one_port_each_with_its_secret(
             assert call.params["secret_token"] == secrets[key]
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             wrong = await client.post(
-                "/telegram/rey", json=_start(1, REY_RESIDENT),
+                "/telegram/rey", json=start_update(1, REY_RESIDENT),
                 headers={serving.SECRET_HEADER: secrets["tehran"]},
             )  # fmt: skip
             right = await client.post(
-                "/telegram/rey", json=_start(2, REY_RESIDENT),
+                "/telegram/rey", json=start_update(2, REY_RESIDENT),
                 headers={serving.SECRET_HEADER: secrets["rey"]},
             )  # fmt: skip
         assert (wrong.status_code, right.status_code) == (403, 200)
@@ -533,7 +518,7 @@ async def test_the_webhook_server_logs_no_path_and_refuses_odd_bodies(
                 (await client.post(path, json=body)).status_code
                 for body in ([1, 2], "x", None, {}, {"update_id": "abc"})
             ]
-            fine = await client.post(f"{path}/", json=_start(3, REY_RESIDENT))
+            fine = await client.post(f"{path}/", json=start_update(3, REY_RESIDENT))
             try:  # refused unread: an answer, or the connection closed
                 huge: int | str = (
                     await client.post(path, content=b"{" + b" " * (2 * 1024 * 1024) + b"}")
