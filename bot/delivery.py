@@ -32,7 +32,7 @@ from bot.chats import GroupChats
 from bot.fit import CAPTION_LIMIT, TEXT_LIMIT, units, within
 from bot.flood import no_retries, seconds_to_wait
 from bot.jalali import utcnow
-from bot.lanes import run_lanes, to_the_end
+from bot.lanes import run_lanes, stopping, to_the_end
 from bot.services import outbox, pacing
 from models.entities import Agency, OutboxMessage
 
@@ -165,6 +165,8 @@ class OutboxSender:
             try:
                 await self.deliver_due()
             except Exception:  # a database hiccup must not end delivery for good
+                if stopping():  # a stop the driver wrapped in an error of its own
+                    raise asyncio.CancelledError from None
                 log.exception("outbox delivery failed; retrying shortly")
             if self._flood_wait:  # no transaction is open: the row's 429 is committed
                 log.warning("flood limit hit; the outbox pauses %.0f s", self._flood_wait)

@@ -47,3 +47,11 @@ async def to_the_end(step: Coroutine[Any, Any, T]) -> T:
         if not task.cancelled() and (error := task.exception()) is not None:
             log.info("a send ended with %s as its sender stopped", type(error).__name__)
         raise
+
+
+def stopping() -> bool:
+    """Whether the running task is being cancelled. A cancellation that reaches the database
+    driver mid-statement may come back as the driver's own error (asyncpg's, through
+    SQLAlchemy), which a loop that goes on after errors would take for a hiccup and never stop."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.lanes import stopping
 from bot.leader import still_open
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,8 @@ class Receivers:
             try:
                 await self.step()
             except Exception:  # the database may be away; the next try may find it back
+                if stopping():  # a stop the driver wrapped in an error of its own
+                    raise asyncio.CancelledError from None
                 log.exception("checking which bots this process receives for failed")
             await asyncio.sleep(RETRY_SECONDS)
 

@@ -559,3 +559,25 @@ async def test_a_message_failing_every_time_is_given_up_after_its_attempts(
     assert case.undeliverable
     assert len([m for m in api.delivered(COORDINATOR_CHAT) if m.buttons()]) == 1
     await stop_bot(app)
+
+
+async def test_a_stopped_worker_stops_though_the_driver_turns_the_stop_into_its_own_error(
+    bot: Bot,
+) -> None:
+    """Cancelled mid-statement, asyncpg (through SQLAlchemy) may raise its own error instead of
+    the cancellation; the worker, which goes on after errors, must stop all the same."""
+    sender = bot.app.bot_data["runtime"].sender
+
+    async def wrapped_stop() -> int:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            raise RuntimeError("the driver's error for an interrupted statement") from None
+        return 0
+
+    sender.deliver_due = wrapped_stop
+    worker = asyncio.create_task(sender.run_forever(0.05))
+    await asyncio.sleep(0.1)
+    worker.cancel()
+    done, _ = await asyncio.wait([worker], timeout=2)
+    assert done and worker.cancelled(), "the worker stopped"
