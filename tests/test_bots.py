@@ -484,8 +484,9 @@ def test_a_webhook_bot_without_its_secret_names_its_variable(tmp_path: Path) -> 
 
 @pytest.mark.one_messenger
 async def test_the_webhook_server_logs_no_path_and_refuses_odd_bodies(
-    database_url: str, caplog: pytest.LogCaptureFixture
+    database_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(receiving_module, "RETRY_SECONDS", 0.1)
     caplog.set_level(logging.DEBUG)
     settings = two_bots(database_url)
     secret = "r" * 40
@@ -511,6 +512,7 @@ async def test_the_webhook_server_logs_no_path_and_refuses_odd_bodies(
     port = free_port()
     receiving = serving.Receiving(apps, settings, ["message"])
     await receiving.start(port)
+    await wait_for(lambda: receiving.receivers.leading == set(TOKENS), what="both bots", seconds=5)
     path = f"/telegram/rey/{secret}"
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
