@@ -74,8 +74,8 @@ class Receivers:
         if not self.shared:
             for key in self.bot_keys:
                 if key not in self._held:
-                    self._held[key] = None
                     await self.on_gain(key)
+                    self._held[key] = None
             return
         for key, connection in list(self._held.items()):
             if connection is None or not await still_open(connection):
@@ -86,11 +86,16 @@ class Receivers:
             if key in self._held:
                 continue
             connection = await self._take(key)
-            if connection is not None:
-                self._held[key] = connection
-                log.info("this process now receives the updates of bot %s", key)
+            if connection is None:
+                continue
+            try:  # ready first (its chats' states read), then its updates are taken
                 await self.on_gain(key)
-                return  # one more a try: processes started together share the bots out
+            except BaseException:
+                await self._let_go(key, connection)
+                raise
+            self._held[key] = connection
+            log.info("this process now receives the updates of bot %s", key)
+            return  # one more a try: processes started together share the bots out
 
     async def _take(self, key: str) -> AsyncConnection | None:
         """The bot's lock on a connection of its own, or None when another process holds it."""
@@ -125,15 +130,18 @@ class Receivers:
         for key, connection in list(self._held.items()):
             del self._held[key]
             await self.on_loss(key)
-            if connection is None:
-                continue
-            try:
-                # Unlock explicitly: closing only returns the connection to the pool, lock and all.
-                await connection.execute(
-                    text("SELECT pg_advisory_unlock(:space, :bot)"),
-                    {"space": RECEIVER_SPACE, "bot": self.bot_keys.index(key)},
-                )
-                await connection.close()
-            except Exception:  # the connection died already, and the lock with it
-                with contextlib.suppress(Exception):
-                    await connection.invalidate()
+            if connection is not None:
+                await self._let_go(key, connection)
+
+    async def _let_go(self, key: str, connection: AsyncConnection) -> None:
+        """Release a bot's lock and close its connection."""
+        try:
+            # Unlock explicitly: closing only returns the connection to the pool, lock and all.
+            await connection.execute(
+                text("SELECT pg_advisory_unlock(:space, :bot)"),
+                {"space": RECEIVER_SPACE, "bot": self.bot_keys.index(key)},
+            )
+            await connection.close()
+        except Exception:  # the connection died already, and the lock with it
+            with contextlib.suppress(Exception):
+                await connection.invalidate()
