@@ -112,8 +112,10 @@ class Life:
     async def card(self) -> tuple[ChatUser, SentMessage]:
         """The case's agency card, and the coordinator in that chat (who may act on it)."""
         case = await self.case()
+        answers: list[str] = []  # what the resident's and the coordinator's presses were told
         if case.status == "submitted":  # triage unsure: its reporter was asked, and does not know
-            await self.resident.press("نمی‌دانم")
+            calls = await self.resident.press("نمی‌دانم")
+            answers += [c.text for c in calls if c.text]
             case = await self.case()
         if case.status == "triage":  # the coordinator places it
             coordinator = self.bot.in_group(COORDINATOR, COORDINATOR_CHAT, "دبیرخانه")
@@ -122,9 +124,14 @@ class Life:
                 for m in self.bot.api.delivered(COORDINATOR_CHAT)
                 if persian_digits(case.code) in m.text and m.buttons()
             ]
-            await coordinator.press_data(_button(card, "خدمات شهری"), card)
+            calls = await coordinator.press_data(_button(card, "خدمات شهری"), card)
+            answers += [c.text for c in calls if c.text]
             case = await self.case()
-        assert case.card_chat_id is not None and case.card_message_id is not None, case.status
+        assert case.card_chat_id is not None and case.card_message_id is not None, (
+            case.status,
+            answers,
+            (case.text_original or "")[:80],
+        )
         assert case.agency_key is not None
         if not self.staffed:  # one clerk per example: presses are limited per person
             await add_staff(self.settings, self.clerk_id, case.agency_key, "کارشناس")
