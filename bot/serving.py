@@ -86,8 +86,10 @@ async def _handed_over(application: AnyApplication, update: Update) -> None:
         return
     handled = application.when_handled(update.update_id)
     await application.update_queue.put(update)
-    with contextlib.suppress(TimeoutError):
+    try:
         await asyncio.wait_for(asyncio.shield(handled), HANDLED_WAIT)
+    except TimeoutError:
+        application.stop_waiting(update.update_id)
 
 
 def _telegram(settings: Settings, key: str) -> TelegramSettings:

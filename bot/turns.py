@@ -121,6 +121,10 @@ class TurnTakingApplication(Application[Any, Any, Any, Any, Any, Any]):
         """A future done once the update with this id was handled (or failed)."""
         return self._waiting.setdefault(update_id, asyncio.get_running_loop().create_future())
 
+    def stop_waiting(self, update_id: int) -> None:
+        """The webhook answered without waiting any longer: nobody needs to hear of it."""
+        self._waiting.pop(update_id, None)
+
     async def process_update(self, update: object) -> None:
         """Handle the update with one database session (bot/unit.py)."""
         update = with_command_entities(update, self.bot)
