@@ -11,7 +11,6 @@ from telegram.constants import UpdateType
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
 from bot.bale import BaleRequest, runs_on_bale
-from bot.blocklist import BlockListListener, reload_blocked
 from bot.broadcasting import CampaignSender, progress_reporter
 from bot.cards import Cards
 from bot.chats import GroupChats
@@ -23,6 +22,7 @@ from bot.flood import FloodLimiter
 from bot.i18n import Translator
 from bot.jobs import schedule_jobs
 from bot.leader import Leadership
+from bot.listening import Listener, channels_for, reload_blocked
 from bot.logfilter import install as keep_logs_private
 from bot.menus import RESIDENT_COMMANDS, publish
 from bot.persistence import SQLConversationPersistence
@@ -271,9 +271,9 @@ async def _post_init(application: AnyApplication) -> None:
     if not await runtime.triage.reload_if_changed():
         await asyncio.to_thread(lambda: runtime.triage.model)  # train the shipped model off-loop
     await _publish_commands(application)
-    if runtime.role != "worker":  # a worker handles no updates
-        runtime.blocklist = BlockListListener(runtime)
-        await runtime.blocklist.listen()
+    if runtime.engine.dialect.name == "postgresql":
+        runtime.listener = Listener(runtime, channels_for(runtime.role))
+        await runtime.listener.listen()
     await reload_blocked(runtime)
     if application.job_queue is not None:
         application.job_queue.run_repeating(_refresh_banned, interval=60, first=60, name="banned")
@@ -306,8 +306,8 @@ async def _publish_commands(application: AnyApplication) -> None:
 async def _refresh_banned(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Reload who is blocked, and listen again if the listening connection died."""
     runtime = runtime_of(context.application)
-    if runtime.blocklist is not None:
-        await runtime.blocklist.listen()
+    if runtime.listener is not None:
+        await runtime.listener.listen()
     await reload_blocked(runtime)
 
 
@@ -322,6 +322,6 @@ async def _post_shutdown(application: AnyApplication) -> None:
         return
     await settle(runtime)  # cases being placed (the route-stranded job would, a minute later)
     await runtime.leadership.step_down()
-    if runtime.blocklist is not None:
-        await runtime.blocklist.close()
+    if runtime.listener is not None:
+        await runtime.listener.close()
     await runtime.engine.dispose()

@@ -18,9 +18,9 @@ from bot.triage.service import Triage
 if TYPE_CHECKING:
     from telegram import Bot
 
-    from bot.blocklist import BlockListListener
     from bot.broadcasting import CampaignSender
     from bot.delivery import OutboxSender
+    from bot.listening import Listener
 
 
 # Each bot's share of the handled updates' keys: Telegram's update ids stay below 2³¹.
@@ -48,9 +48,9 @@ class Runtime:
     placing: set[asyncio.Task[None]] = field(default_factory=set)
     # Broadcasts being sent by this process, by campaign id.
     campaign_tasks: dict[int, asyncio.Task[None]] = field(default_factory=dict)
-    # Users a coordinator blocked, and what reloads them when another process changes them.
+    # Users a coordinator blocked; and what hears other processes (a block, messages queued).
     banned: set[int] = field(default_factory=set)
-    blocklist: BlockListListener | None = None
+    listener: Listener | None = None
     # When the admin chat last heard of each kind of error (an outage must not flood it).
     admin_told: dict[str, float] = field(default_factory=dict)
     # Which chats are groups (Bale's have positive ids): the config's, and those updates showed.

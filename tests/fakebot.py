@@ -799,8 +799,8 @@ async def crash_bot(app: AnyApplication) -> None:
     with it, the jobs lock's and the block list listener's too (else the lock outlives a test)."""
     runtime = app.bot_data["runtime"]
     await runtime.leadership.step_down()
-    if runtime.blocklist is not None:
-        await runtime.blocklist.close()
+    if runtime.listener is not None:
+        await runtime.listener.close()
     await runtime.engine.dispose()
 
 

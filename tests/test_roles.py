@@ -120,8 +120,8 @@ async def test_a_block_on_one_process_holds_on_the_others_at_once(database_url: 
         )
     await killer.dispose()
     runtime_b = app_b.bot_data["runtime"]
-    await wait_for(lambda: not runtime_b.blocklist.listening, what="the closed socket", seconds=2)
-    await runtime_b.blocklist.listen()
+    await wait_for(lambda: not runtime_b.listener.listening, what="the closed socket", seconds=2)
+    await runtime_b.listener.listen()
     await coordinator.send("/unblock 1001")
     await wait_for(lambda: 1001 not in runtime_b.banned, what="B to hear of it", seconds=2)
     assert texts(await abuser.send("/start"))
@@ -281,3 +281,34 @@ async def test_database_dropped_under_load_answers_politely_and_recovers(
         await report(person)
     assert len(await cases_in(settings)) == len(people)
     await stop_bot(app)
+
+
+async def test_a_card_queued_by_a_web_process_leaves_the_worker_at_once(database_url: str) -> None:
+    from tests.conftest import agency_chat
+    from tests.fakebot import ChatUser, texts, wait_for
+    from tests.test_report_flow import confirm_report, walk_to_summary
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a web and a worker process need PostgreSQL")
+    # The worker looks for due messages by itself only every 60 seconds.
+    outbox = {"worker": True, "poll_seconds": 60}
+    web, web_api = await start_bot(
+        make_settings(database_url, telegram={"rate_limit": False}), role="web"
+    )
+    worker, worker_api = await start_bot(
+        make_settings(database_url, telegram={"rate_limit": False}, outbox=outbox), role="worker"
+    )
+    assert worker.bot_data["runtime"].listener.listening
+    await asyncio.sleep(0.5)  # the worker's first look at the outbox, on starting, is done
+    resident = ChatUser(web, web_api, 1001)
+    await walk_to_summary(resident)
+    assert any("کد پیگیری" in text for text in texts(await confirm_report(resident)))
+    municipality = agency_chat(0)
+
+    def card_sent() -> bool:
+        return any(c.method == "sendMessage" for c in worker_api.to_chat(municipality))
+
+    await wait_for(card_sent, what="the worker to send the card", seconds=5)
+    assert web_api.to_chat(municipality) == [], "the web process sends nothing itself"
+    await stop_bot(web)
+    await stop_bot(worker)

@@ -34,6 +34,10 @@ REPORTER_NOTICE = "reporter-notice"
 AGENCY_RELAY = "agency-relay"
 COORDINATOR_NOTICE = "coordinator-notice"
 
+# The PostgreSQL channel every statement adding to the outbox notifies (a trigger, migration
+# 0031): a worker listening wakes its senders at the commit (bot/listening.py).
+OUTBOX_CHANNEL = "mahalle_outbox"
+
 # Written into the SQL, so that the partial indexes on waiting rows serve the queries.
 _PENDING = outbox_status(OutboxStatus.PENDING)
 

@@ -45,7 +45,7 @@ from models.entities import (
     User,
 )
 
-# The PostgreSQL channel on which a change to who is blocked is announced (bot/blocklist.py).
+# The PostgreSQL channel on which a change to who is blocked is announced (bot/listening.py).
 BLOCKLIST_CHANNEL = "mahalle_blocklist"
 
 

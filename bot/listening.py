@@ -1,9 +1,17 @@
-"""Who is blocked, known to every process within moments of a coordinator's /block.
+"""What other processes announce, heard within moments: a change to who is blocked, and
+messages queued for delivery.
 
 Each process keeps the blocked users in memory, so checking an update costs no query. On
 PostgreSQL, blocking or unblocking notifies a channel in the same transaction (bot.services.users),
-and every process listens on a connection of its own and reloads the list when it hears it. The
-reload every minute stays, for a listening connection that died; it opens a new one.
+and every process that handles updates listens on a connection of its own and reloads the list
+when it hears it. The reload every minute stays, for a listening connection that died; it opens
+a new one.
+
+A web process that queues a card cannot wake a worker's sender by calling it: they are apart.
+Every statement that adds to the outbox notifies a channel instead (a trigger, migration 0031,
+so it costs the web process no round trip), delivered at the commit; a worker listens and
+wakes its senders, so a card leaves at once rather than at the sender's next poll. A process
+that does everything wakes its own senders after its commits and does not listen.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -18,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.runtime import Runtime
 from bot.services import users
+from bot.services.outbox import OUTBOX_CHANNEL
 from bot.services.users import BLOCKLIST_CHANNEL
 from models.db import UNREACHABLE
 
@@ -32,17 +42,30 @@ async def reload_blocked(runtime: Runtime) -> None:
         each.banned = banned
 
 
-class BlockListListener:
-    """Reloads the block list whenever another process changes it (PostgreSQL only)."""
+def channels_for(role: str) -> tuple[str, ...]:
+    """What a process in this role listens for: blocks where updates are handled, queued
+    messages where a worker sends them."""
+    if role == "worker":
+        return (OUTBOX_CHANNEL,)
+    return (BLOCKLIST_CHANNEL,)
 
-    def __init__(self, runtime: Runtime) -> None:
+
+class Listener:
+    """Hears other processes' announcements on one connection of its own (PostgreSQL only)."""
+
+    def __init__(self, runtime: Runtime, channels: tuple[str, ...]) -> None:
         self.runtime = runtime
+        self.channels = channels
         self._connection: AsyncConnection | None = None
         self._reloads: set[asyncio.Task[None]] = set()
+        self._callbacks: dict[str, Callable[..., None]] = {
+            BLOCKLIST_CHANNEL: self._blocklist_changed,
+            OUTBOX_CHANNEL: self._messages_queued,
+        }
 
     @property
     def listening(self) -> bool:
-        """Whether a live connection listens for changes."""
+        """Whether a live connection listens."""
         driver = self._driver()
         return driver is not None and not driver.is_closed()
 
@@ -52,7 +75,7 @@ class BlockListListener:
         return self._connection.sync_connection.connection.driver_connection
 
     async def listen(self) -> None:
-        """Listen for changes, on a new connection if there is none or it died."""
+        """Listen, on a new connection if there is none or it died."""
         if self.runtime.engine.dialect.name != "postgresql" or self.listening:
             return
         await self.close()
@@ -63,15 +86,20 @@ class BlockListListener:
                 connection = await self.runtime.engine.connect()
                 await connection.get_raw_connection()
                 self._connection = connection
-                await self._driver().add_listener(BLOCKLIST_CHANNEL, self._heard)
+                for channel in self.channels:
+                    await self._driver().add_listener(channel, self._callbacks[channel])
                 return
             except (*UNREACHABLE, asyncpg.InterfaceError, asyncpg.PostgresError) as error:
                 await self.close()
                 if attempt:
-                    log.warning("cannot listen for block list changes (%s)", type(error).__name__)
+                    log.warning("cannot listen to other processes (%s)", type(error).__name__)
 
-    def _heard(self, *_: object) -> None:
-        """A change was committed somewhere: reload (the list is small)."""
+    def _messages_queued(self, *_: object) -> None:
+        """Another process committed messages to send: every bot's sender looks now."""
+        self.runtime.wake_outbox()
+
+    def _blocklist_changed(self, *_: object) -> None:
+        """A block or unblock was committed somewhere: reload (the list is small)."""
         reload = asyncio.create_task(self._reload(), name="blocklist-reload")
         self._reloads.add(reload)
         reload.add_done_callback(self._reloads.discard)
