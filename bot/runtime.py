@@ -13,7 +13,9 @@ from bot.chats import GroupChats
 from bot.config import Settings
 from bot.i18n import Translator
 from bot.leader import Leadership
+from bot.services.handled import HandledHere
 from bot.triage.service import Triage
+from bot.windows import Windows
 
 if TYPE_CHECKING:
     from telegram import Bot
@@ -25,6 +27,9 @@ if TYPE_CHECKING:
 
 # Each bot's share of the handled updates' keys: Telegram's update ids stay below 2³¹.
 UPDATE_RANGE = 2**44
+# A person may press 20 buttons in 10 seconds and send `[bot] updates_per_minute` messages a
+# minute (handlers/common.py).
+PRESS_WINDOW_SECONDS, MESSAGE_WINDOW_SECONDS = 10.0, 60.0
 
 
 @dataclass
@@ -60,6 +65,16 @@ class Runtime:
     bot_key: str = "main"
     bot: Bot | None = None
     siblings: dict[str, Runtime] = field(default_factory=dict)
+    # The updates of this bot the process handled (bot/services/handled.py), and each person's
+    # presses and messages in the current window (bot/windows.py): this process alone receives
+    # the bot's updates while it holds them.
+    handled_here: HandledHere = field(init=False)
+    presses: Windows = field(default_factory=lambda: Windows(PRESS_WINDOW_SECONDS))
+    messages: Windows = field(default_factory=lambda: Windows(MESSAGE_WINDOW_SECONDS))
+
+    def __post_init__(self) -> None:
+        low = self.settings.bot_keys.index(self.bot_key) * UPDATE_RANGE
+        self.handled_here = HandledHere(low, low + UPDATE_RANGE - 1)
 
     @property
     def leads(self) -> bool:
@@ -74,7 +89,7 @@ class Runtime:
     def handled_key(self, update_id: int) -> int:
         """An update's key among those handled: each bot numbers its updates from its own
         start, so every bot after the first has a range of its own (the first keeps the ids)."""
-        return update_id + self.settings.bot_keys.index(self.bot_key) * UPDATE_RANGE
+        return update_id + self.handled_here.low
 
     def for_chat(self, chat_id: int) -> Runtime:
         """The runtime of the bot whose counties name this chat (this one, if none does)."""

@@ -188,6 +188,7 @@ class Receiving:
         (after start-up: another process moved them on meanwhile), then register its webhook
         or start polling."""
         application, telegram = self.applications[key], self.telegram[key]
+        runtime_of(application).handled_here.begin_receiving()
         if self._started:
             loaded = reload_conversations(application)
             if loaded is not None:

@@ -137,6 +137,8 @@ class TurnTakingApplication(Application[Any, Any, Any, Any, Any, Any]):
                 with self._holding_states(update, unit):
                     await super().process_update(update)
                 await _record_handled(unit)
+                if unit.handled_key is not None:  # a repeat is dropped without a statement
+                    runtime.handled_here.add(unit.handled_key)
         finally:
             if isinstance(update, Update):
                 waiting = self._waiting.pop(update.update_id, None)

@@ -50,6 +50,8 @@ class UpdateUnit:
         # The update's key among those handled, to record as it ends (bot/services/handled.py);
         # None once recorded, or for an update not to record (one that arrived again).
         self.to_record: int | None = None
+        # The same key, kept once recorded: the process remembers it as handled here.
+        self.handled_key: int | None = None
 
     @property
     def dialect(self) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from datetime import timedelta
 
 from telegram import CallbackQuery, Message, Update
 from telegram.constants import ChatType
@@ -143,8 +142,8 @@ async def stale_button(update: Update, context: MahalleContext) -> None:
     await alert(update.callback_query, context.t("button-stale"))
 
 
-PRESS_WINDOW, PRESSES_PER_WINDOW = timedelta(seconds=10), 20
-UPDATE_WINDOW = timedelta(minutes=1)
+# Presses a person may make in a window of bot.runtime.PRESS_WINDOW_SECONDS.
+PRESSES_PER_WINDOW = 20
 
 
 async def guard(update: Update, context: MahalleContext) -> None:
@@ -192,22 +191,22 @@ async def _handled_already(update: Update, context: MahalleContext) -> bool:
     if unit is None:  # handled outside an update's unit: recorded at once
         async with context.autocommit() as session:  # one statement
             return not await handled.claim(session=session, update_id=key, now=utcnow())
-    async with context.autocommit() as session:  # one statement
-        if await handled.seen(session=session, update_id=key):
-            return True
-    unit.to_record = key
+    if key in context.runtime.handled_here:  # no statement: handled by this process
+        return True
+    if context.runtime.handled_here.may_be_elsewhere(key):
+        async with context.autocommit() as session:  # one statement, after a takeover
+            if await context.runtime.handled_here.handled_before(session=session, key=key):
+                return True
+    unit.to_record = unit.handled_key = key
     return False
 
 
 async def _limit_presses(query: CallbackQuery, user_id: int, context: MahalleContext) -> None:
     """Count a button press; past the limit, say "slow down" in the button's box and stop."""
-    async with context.autocommit() as session:  # one statement
-        presses = await users.count_press(
-            session=session, user_id=user_id, now=utcnow(), window=PRESS_WINDOW
-        )
-    if presses > PRESSES_PER_WINDOW:
+    if context.runtime.presses.count(user_id) > PRESSES_PER_WINDOW:
         # A message per press would answer a masher's flood with one of our own.
         await alert(query, context.t("slow-down"), unsaid_when_late=True)
+        _dropped_unrecorded()
         raise ApplicationHandlerStop
 
 
@@ -217,11 +216,7 @@ async def _limit_messages(update: Update, user_id: int, context: MahalleContext)
     message = update.effective_message
     if message is None:
         return
-    async with context.autocommit() as session:  # one statement
-        counted = await users.count_in_window(
-            session=session, user_id=user_id, kind=users.UPDATES, now=utcnow(),
-            window=UPDATE_WINDOW,
-        )  # fmt: skip
+    counted = context.runtime.messages.count(user_id)
     allowed = context.runtime.settings.bot.updates_per_minute
     if counted <= allowed:
         return
@@ -231,7 +226,16 @@ async def _limit_messages(update: Update, user_id: int, context: MahalleContext)
         )
         with contextlib.suppress(TelegramError):  # an answer lost in a flood is no loss
             await message.reply_text(context.t("slow-down-messages"))
+    _dropped_unrecorded()
     raise ApplicationHandlerStop
+
+
+def _dropped_unrecorded() -> None:
+    """An update dropped for a flood is not written down as handled: a flood costs the
+    database nothing (were it sent again, it would be counted and dropped again)."""
+    unit = unit_of_this_task()
+    if unit is not None:
+        unit.to_record = None
 
 
 async def persist_conversations(update: object, context: MahalleContext) -> None:

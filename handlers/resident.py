@@ -362,6 +362,8 @@ async def forget_confirmed(update: Update, context: MahalleContext) -> None:
         await session.commit()
     if context.user_data is not None:
         context.user_data.clear()
+    context.runtime.presses.forget(query.from_user.id)
+    context.runtime.messages.forget(query.from_user.id)
     await context.bot.send_message(
         query.from_user.id,
         context.t("forget-done", cases=cases_kept),

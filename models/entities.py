@@ -131,19 +131,6 @@ class User(Base):
     neighbourhood: Mapped[Neighbourhood | None] = relationship(lazy="joined")
 
 
-class PressWindow(Base):
-    """A user's button presses, or updates, in the current rate-limit window of that kind,
-    shared by every process (bot/services/users.py)."""
-
-    __tablename__ = "press_windows"
-
-    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    # What is counted: "press" (button presses) or "update" (messages).
-    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
-    started_at: Mapped[datetime] = mapped_column()
-    counted: Mapped[int] = mapped_column(Integer)
-
-
 class HandledUpdate(Base):
     """An update already handled (or, in one process, being handled), kept for a day: one that
     arrives again, sent twice by Telegram or replayed, is dropped (bot/services/handled.py)."""

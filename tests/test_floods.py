@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from telegram import Update
 
 from bot.config import BotSettings, Settings
+from bot.jalali import utcnow
 from bot.pipeline import settle
 from bot.services import drafts, handled
 from models.db import create_engine, create_session_factory
@@ -171,19 +172,35 @@ async def test_in_a_group_each_member_counts_alone_and_coordinators_are_not_limi
     assert _welcomes(bot.api, COORDINATOR) == 35
 
 
-async def test_the_limit_adds_up_across_web_processes(database_url: str) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("several web processes need PostgreSQL")
+async def test_a_flood_past_the_limit_costs_the_database_nothing(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One process receives the bot's updates and counts each person's in its memory: a
+    person flooding the bot past the limit is answered "slow down" once and the rest are
+    dropped without a statement, whatever the flood's size."""
+    from sqlalchemy import event
+
     settings = _deployed(database_url)
-    (app_a, api_a), (app_b, api_b) = [await start_bot(settings, role="web") for _ in range(2)]
-    on_a, on_b = ChatUser(app_a, api_a, 1001), ChatUser(app_b, api_b, 1001)
-    for n in range(40):  # 20 on each: neither process alone passes the limit of 30
-        await (on_a if n % 2 else on_b).send("/start")
-    sent = texts(api_a.to_chat(1001)) + texts(api_b.to_chat(1001))
-    await stop_bot(app_a)
-    await stop_bot(app_b)
+    app, api = await start_bot(settings)
+    flooder = ChatUser(app, api, 1001)
+    for _ in range(30):
+        await flooder.send("/start")
+    statements: list[str] = []
+
+    def executed(*arguments: Any) -> None:
+        statements.append(arguments[2])
+
+    engine = app.bot_data["runtime"].engine.sync_engine
+    event.listen(engine, "before_cursor_execute", executed)
+    flooding = ChatUser(app, api, 1001, deliver=False)  # the test's own outbox look left out
+    for _ in range(200):
+        await flooding.send("/start")
+    event.remove(engine, "before_cursor_execute", executed)
+    sent = texts(api.to_chat(1001))
+    await stop_bot(app)
     assert sum(WELCOME in text for text in sent) == 30
     assert sum(SLOW_DOWN in text for text in sent) == 1 and len(sent) == 31
+    assert statements == [], "no statement for 200 dropped messages"
 
 
 # --- an update that arrives again -------------------------------------------------------------
@@ -348,3 +365,39 @@ async def test_an_album_within_the_limit_gets_one_answer(
     async with session_factory() as session:
         draft = await drafts.load_draft(session=session, user_id=resident.user_id)
     assert draft is not None and len(draft.photo_file_ids) == 4
+
+
+async def test_only_an_update_older_than_the_process_receiving_is_looked_up(
+    database_url: str,
+) -> None:
+    """The process receiving a bot knows what it handled; the database is asked only about an
+    update no newer than the newest recorded when it began receiving (a redelivery after a
+    takeover), so a new update costs no look-up."""
+    from sqlalchemy import event
+
+    engine = create_engine(database_url)
+    factory = create_session_factory(engine)
+    async with factory() as session:
+        for key in (5, 9):  # handled by the process that received before
+            assert await handled.claim(session=session, update_id=key, now=utcnow())
+    here = handled.HandledHere(0, 99)
+    looked_up: list[str] = []
+    event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: looked_up.append(a[2]))
+    async with factory() as session:
+        assert here.may_be_elsewhere(10), "the mark is not read yet"
+        assert not await here.handled_before(session=session, key=10)
+        assert here.mark == 9 and len(looked_up) == 1, "one statement: the newest recorded"
+        assert not here.may_be_elsewhere(10) and not here.may_be_elsewhere(11)
+        assert await here.handled_before(session=session, key=9), "the other process's"
+        assert not await here.handled_before(session=session, key=7), "a gap: never handled"
+        assert len(looked_up) == 3
+        here.add(10)
+        assert 10 in here and not here.may_be_elsewhere(10)
+    here.KEPT = 2
+    for key in (11, 12, 13):
+        here.add(key)
+    assert 10 not in here and 11 not in here and here.mark == 11, "forgotten, left to the database"
+    assert here.may_be_elsewhere(11) and not here.may_be_elsewhere(12)
+    here.begin_receiving()  # it let the bot go and took it again: others may have handled
+    assert here.may_be_elsewhere(14) and 13 in here and here.mark is None
+    await engine.dispose()

@@ -10,7 +10,7 @@ from bot.config import Settings
 from bot.pipeline import drop_old_contacts, drop_sent_texts
 from bot.services import outbox
 from models.db import create_engine, create_session_factory
-from models.entities import CaseEvent, OutboxMessage, PressWindow, User
+from models.entities import CaseEvent, OutboxMessage, User
 from tests.conftest import Bot
 from tests.fakebot import ChatUser, deliver_outbox, query_too_old, texts
 from tests.test_agency import add_staff
@@ -54,13 +54,13 @@ async def test_forget_me_removes_identity_and_keeps_anonymous_cases(
     engine = create_engine(settings.database.url)
     async with create_session_factory(engine)() as session:
         assert await session.get(User, 1001) is None
-        windows = select(PressWindow).where(PressWindow.user_id == 1001)
-        assert (await session.scalars(windows)).all() == [], "nor their presses and messages"
         mentions = await session.scalar(
             select(func.count()).select_from(CaseEvent).where(CaseEvent.actor_id == 1001)
         )
     await engine.dispose()
     assert mentions == 0
+    runtime = bot.app.bot_data["runtime"]
+    assert 1001 not in runtime.presses and 1001 not in runtime.messages, "nor their counts"
     assert "پیدا نشد" in texts(await resident.send("1405-1"))[0], "the case is no longer theirs"
 
 

@@ -72,25 +72,6 @@ async def test_web_processes_neither_send_nor_run_jobs(database_url: str) -> Non
     await stop_bot(worker)
 
 
-async def test_button_presses_add_up_across_web_processes(database_url: str) -> None:
-    from tests.fakebot import ChatUser
-
-    settings = make_settings(database_url, telegram={"rate_limit": False})
-    app_a, api_a = await start_bot(settings, role="web")
-    app_b, api_b = await start_bot(settings, role="web")
-    on_a, on_b = ChatUser(app_a, api_a, 1001), ChatUser(app_b, api_b, 1001)
-    await on_a.send("📋 گزارش‌های من")
-    await on_b.send("📋 گزارش‌های من")
-    slowed = []
-    for n in range(24):  # 12 on each: neither process alone passes the limit of 20
-        calls = await (on_a if n % 2 else on_b).press_data("my:p:0")
-        alerts = [c.text for c in calls if c.method == "answerCallbackQuery" and c.text]
-        slowed.append(any("آهسته‌تر" in text for text in alerts))
-    assert slowed == [False] * 20 + [True] * 4
-    await stop_bot(app_a)
-    await stop_bot(app_b)
-
-
 async def test_a_block_on_one_process_holds_on_the_others_at_once(database_url: str) -> None:
     from sqlalchemy import text
 

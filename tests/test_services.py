@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.jalali import TrackingCode
-from bot.services import cases, places, users
+from bot.services import cases, places
 from bot.services.drafts import ReportDraft, load_draft, save_draft
 from bot.services.reference import sync_reference_data
 from bot.services.users import get_or_create_user
@@ -216,21 +216,32 @@ async def test_processes_started_together_load_the_places_once(settings: Setting
     assert districts == len(settings.counties[0].districts)
 
 
-async def test_presses_are_counted_per_user_and_window(session_factory: Sessions) -> None:
-    start, window = datetime(2026, 11, 25, 12, tzinfo=UTC), timedelta(seconds=10)
-    async with session_factory() as session:
-        counts = [
-            await users.count_press(session=session, user_id=7, now=start, window=window)
-            for _ in range(3)
-        ]
-        other = await users.count_press(session=session, user_id=8, now=start, window=window)
-        inside = await users.count_press(
-            session=session, user_id=7, now=start + timedelta(seconds=9), window=window
-        )
-        after = await users.count_press(
-            session=session, user_id=7, now=start + timedelta(seconds=10), window=window
-        )
+def test_presses_are_counted_per_person_and_window() -> None:
+    from bot.windows import Windows
+
+    now = [100.0]
+    presses = Windows(10, clock=lambda: now[0])
+    counts = [presses.count(7) for _ in range(3)]
+    other = presses.count(8)
+    now[0] += 9.9
+    inside = presses.count(7)
+    now[0] += 0.1
+    after = presses.count(7)
     assert (counts, other, inside, after) == ([1, 2, 3], 1, 4, 1)
+    presses.forget(7)
+    assert 7 not in presses and presses.count(7) == 1
+
+
+def test_windows_over_are_swept_out_as_new_ones_start() -> None:
+    from bot.windows import Windows
+
+    now = [0.0]
+    messages = Windows(60, clock=lambda: now[0])
+    for person in range(Windows.SWEEP_EVERY - 1):
+        messages.count(person)
+    now[0] = 61.0
+    messages.count(-1)  # the sweep: every earlier window is over
+    assert len(messages) == 1 and -1 in messages
 
 
 async def test_confirm_pressed_twice_at_once_makes_one_case_and_no_error(

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import (
-    Executable,
     ScalarSelect,
-    bindparam,
-    case,
     delete,
     exists,
     or_,
@@ -24,7 +21,7 @@ from bot.jalali import utcnow
 from bot.normalize import normalize
 from bot.rules import BlockRefusal, judge_block, judge_unblock
 from bot.services import casework, outbox, participation, tasks
-from models.db import built_once, dialect_insert, table_of
+from models.db import dialect_insert
 from models.entities import (
     BanEvent,
     CampaignRecipient,
@@ -39,7 +36,6 @@ from models.entities import (
     LocalGroup,
     Neighbourhood,
     PendingInput,
-    PressWindow,
     Staff,
     TriageCorrection,
     User,
@@ -216,8 +212,8 @@ async def _forget_founder(session: AsyncSession, *, user_id: int, marker: str) -
 
 async def _drop_owned_rows(session: AsyncSession, *, user_id: int) -> None:
     """Delete the rows that are theirs alone: draft, conversations, waiting inputs,
-    memberships, staff places, broadcast deliveries, button presses, the record of their being
-    blocked and unblocked."""
+    memberships, staff places, broadcast deliveries, the record of their being blocked and
+    unblocked."""
     owned_rows = (
         (BanEvent, BanEvent.user_id),
         (Draft, Draft.user_id),
@@ -225,7 +221,6 @@ async def _drop_owned_rows(session: AsyncSession, *, user_id: int) -> None:
         (GroupMember, GroupMember.user_id),
         (Staff, Staff.user_id),
         (CampaignRecipient, CampaignRecipient.user_id),
-        (PressWindow, PressWindow.user_id),
     )
     for table, column in owned_rows:
         await session.execute(delete(table).where(column == user_id))
@@ -305,51 +300,3 @@ async def set_banned(*, session: AsyncSession, user_id: int, banned: bool, actor
 async def banned_ids(*, session: AsyncSession) -> set[int]:
     """Everyone currently blocked."""
     return set((await session.scalars(select(User.id).where(User.banned.is_(True)))).all())
-
-
-_WINDOWS = table_of(PressWindow)
-# The kinds of window: button presses, and messages (every other update a person sends).
-PRESSES, UPDATES = "press", "update"
-
-
-@built_once
-def _counted_in_window(dialect: str) -> Executable:
-    """Count one press or update: a new window starts when the last one is over (built once:
-    every update runs it)."""
-    window_over = _WINDOWS.c.started_at <= bindparam("window_start")
-    upsert = dialect_insert(dialect, _WINDOWS).values(
-        user_id=bindparam("user_id"), kind=bindparam("kind"), started_at=bindparam("now"), counted=1
-    )
-    return upsert.on_conflict_do_update(
-        index_elements=["user_id", "kind"],
-        set_={
-            "counted": case((window_over, 1), else_=_WINDOWS.c.counted + 1),
-            "started_at": case(
-                (window_over, upsert.excluded.started_at), else_=_WINDOWS.c.started_at
-            ),
-        },
-    ).returning(_WINDOWS.c.counted)
-
-
-async def count_in_window(
-    *, session: AsyncSession, user_id: int, kind: str, now: datetime, window: timedelta
-) -> int:
-    """Count a press or an update (`kind`) of a user; returns how many of that kind fall in the
-    window this one does. One statement, in the database, so that updates spread over several
-    web processes add up."""
-    counted = await session.execute(
-        _counted_in_window(session),
-        {"user_id": user_id, "kind": kind, "now": now, "window_start": now - window},
-    )
-    number = int(counted.scalar_one())
-    await session.commit()
-    return number
-
-
-async def count_press(
-    *, session: AsyncSession, user_id: int, now: datetime, window: timedelta
-) -> int:
-    """Count a button press; returns the user's presses in the window it falls in."""
-    return await count_in_window(
-        session=session, user_id=user_id, kind=PRESSES, now=now, window=window
-    )
