@@ -42,7 +42,7 @@ def user_id_of(update: Update) -> int:
 async def remember_user(update: Update, context: MahalleContext) -> None:
     """Create the user's row on first contact and remember their language for this process."""
     assert update.effective_user is not None
-    async with context.session() as session:
+    async with context.autocommit() as session:  # a read; when new, a write whole in one
         user = await users.get_or_create_user(
             session=session, user_id=update.effective_user.id, language=context.language
         )

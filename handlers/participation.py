@@ -16,14 +16,14 @@ from bot.context import MahalleContext
 from bot.digits import isolate
 from bot.jalali import format_date, utcnow
 from bot.normalize import normalize
-from bot.services import casework, drafts, offers, participation
+from bot.services import casework, drafts, offers, participation, reference
 from bot.services.drafts import ReportDraft
 from bot.services.participation import JoinOutcome
 from handlers import keyboards
 from handlers.buttons import acknowledge, alert, close_with, keyboard_removed, signed
 from handlers.common import message_of, user_id_of
 from handlers.staff import display_name
-from models.entities import Case, Domain
+from models.entities import Case
 
 JOIN_PREFIX = "pj"  # pj:j:<case id>:<draft token's start> (join), pj:l:<case id> (leave)
 TOKEN_PART = 8
@@ -42,16 +42,16 @@ async def offer_to_join(update: Update, context: MahalleContext, draft: ReportDr
     join it instead (once per draft). True when the offer was shown and the report waits."""
     if draft.similar_shown or draft.neighbourhood_id is None or not draft.text:
         return False
-    async with context.session() as session:
+    async with context.autocommit() as session:  # a read, and a write whole in one statement
         case = await participation.find_similar(
             session, neighbourhood_id=draft.neighbourhood_id, text=normalize(draft.text),
             user_id=user_id_of(update), now=utcnow(),
         )  # fmt: skip
+        if case is None:  # the report is filed now: nothing to remember (a refused filing
+            return False  # looks again at the next press)
         draft.similar_shown = True
         await drafts.save_draft(session=session, user_id=user_id_of(update), draft=draft)
-        if case is None:
-            return False
-        domain = await session.get(Domain, case.domain_key) if case.domain_key else None
+        domain = await reference.domain_title(session, case.domain_key)
     signer = context.runtime.card_renderer.signer
     join = signer.sign(JOIN_PREFIX, "j", case.id, draft.token[:TOKEN_PART])
     mine = f"rc:{draft.token}"  # the report's own confirm: filed as it is
@@ -64,7 +64,7 @@ async def offer_to_join(update: Update, context: MahalleContext, draft: ReportDr
     text = context.t(
         "similar-open-case",
         code=_code(case, context),
-        domain=domain.title if domain else "",
+        domain=domain or "",
         status=context.t(status_key(case.status, undeliverable=case.undeliverable)),
         date=format_date(case.created_at, context.language),
     )

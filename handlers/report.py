@@ -173,7 +173,8 @@ async def _after(update: Update, context: MahalleContext, draft: ReportDraft, do
 async def new_report(update: Update, context: MahalleContext) -> object:
     """Start a report, unless the hourly limit is reached."""
     limit = context.runtime.settings.bot.reports_per_hour
-    async with context.session() as session:
+    # Reads, and writes whole in one statement each (the person's row when new, the draft).
+    async with context.autocommit() as session:
         wait = await cases.minutes_until_allowed(
             session=session, reporter_id=user_id_of(update), limit=limit
         )
@@ -411,15 +412,14 @@ async def confirm(update: Update, context: MahalleContext) -> object:
         return Step.CONFIRM
     limit = context.runtime.settings.bot.reports_per_hour
     async with context.session() as session:
-        wait = await cases.minutes_until_allowed(
-            session=session, reporter_id=user_id_of(update), limit=limit
-        )
-        if wait:
-            await alert(query, context.t("rate-limited", limit=limit, minutes=wait))
+        allowed = await cases.allowance(
+            session=session, reporter_id=user_id_of(update), limit=limit,
+            limit_all=context.runtime.settings.bot.reports_per_minute_all,
+        )  # fmt: skip
+        if allowed.minutes:
+            await alert(query, context.t("rate-limited", limit=limit, minutes=allowed.minutes))
             return Step.CONFIRM
-        if await cases.everyone_busy(
-            session=session, limit=context.runtime.settings.bot.reports_per_minute_all
-        ):
+        if allowed.everyone_busy:
             await alert(query, context.t("busy-everyone"))
             return Step.CONFIRM
         submission = await cases.submit_report(

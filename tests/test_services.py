@@ -161,6 +161,14 @@ async def test_hourly_limit_tells_how_long_to_wait(session_factory: Sessions) ->
             )
             == 0
         )
+        at_once = await cases.allowance(
+            session=session, reporter_id=9, limit=3, limit_all=3, now=now - timedelta(minutes=9)
+        )
+        assert at_once == cases.Allowance(minutes=20, everyone_busy=False), "one in the minute"
+        busy = await cases.allowance(
+            session=session, reporter_id=8, limit=3, limit_all=1, now=now - timedelta(minutes=9)
+        )
+        assert busy == cases.Allowance(minutes=0, everyone_busy=True), "another's case counts"
 
 
 async def test_a_reporter_sees_only_their_own_cases(session_factory: Sessions) -> None:

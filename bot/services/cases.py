@@ -5,6 +5,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -69,37 +70,59 @@ def visible_count(text: str) -> int:
     )
 
 
-async def reports_since(
-    *, session: AsyncSession, reporter_id: int, since: datetime
-) -> list[datetime]:
-    """When the reporter's cases since `since` were created, oldest first."""
-    query = (
-        select(Case.created_at)
-        .where(Case.reporter_id == reporter_id, Case.created_at >= since)
-        .order_by(Case.created_at)
-    )
-    return list((await session.scalars(query)).all())
+@dataclass(frozen=True)
+class Allowance:
+    """Whether a report may be filed now: the minutes until the reporter's hourly limit lets
+    them (0: it does), and whether everyone's cases of the last minute reached theirs."""
+
+    minutes: int
+    everyone_busy: bool
+
+
+async def allowance(
+    *,
+    session: AsyncSession,
+    reporter_id: int,
+    limit: int,
+    limit_all: int,
+    now: datetime | None = None,
+) -> Allowance:
+    """The reporter's limit of `limit` cases an hour and everyone's of `limit_all` a minute,
+    read in one statement."""
+    now = now or utcnow()
+    recent = select(Case.id).where(Case.created_at >= now - GLOBAL_WINDOW).limit(limit_all)
+    everyone = select(func.count()).select_from(recent.subquery()).scalar_subquery()
+    oldest_counted = _oldest_counted(reporter_id, limit, now)
+    oldest, filed = (await session.execute(select(oldest_counted, everyone))).one()
+    return Allowance(_minutes_until(oldest, now), int(filed or 0) >= limit_all)
 
 
 async def minutes_until_allowed(
     *, session: AsyncSession, reporter_id: int, limit: int, now: datetime | None = None
 ) -> int:
-    """0 when the reporter may submit now, else the minutes until the hourly limit lets them."""
+    """0 when the reporter may file now, else the minutes until the hourly limit lets them."""
     now = now or utcnow()
-    recent = await reports_since(session=session, reporter_id=reporter_id, since=now - RATE_WINDOW)
-    if len(recent) < limit:
+    oldest = await session.scalar(select(_oldest_counted(reporter_id, limit, now)))
+    return _minutes_until(oldest, now)
+
+
+def _oldest_counted(reporter_id: int, limit: int, now: datetime) -> Any:
+    """The reporter's limit-th newest case of the hour (none: they may file)."""
+    return (
+        select(Case.created_at)
+        .where(Case.reporter_id == reporter_id, Case.created_at >= now - RATE_WINDOW)
+        .order_by(Case.created_at.desc())
+        .offset(limit - 1)
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def _minutes_until(oldest: datetime | None, now: datetime) -> int:
+    if oldest is None:
         return 0
-    oldest = recent[-limit]
     oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=now.tzinfo)
     return max(1, int((oldest + RATE_WINDOW - now).total_seconds() // 60) + 1)
-
-
-async def everyone_busy(*, session: AsyncSession, limit: int, now: datetime | None = None) -> bool:
-    """Whether the cases filed in the last minute, by everyone, reached the global limit."""
-    now = now or utcnow()
-    recent = select(Case.id).where(Case.created_at >= now - GLOBAL_WINDOW).limit(limit)
-    count = await session.scalar(select(func.count()).select_from(recent.subquery()))
-    return int(count or 0) >= limit
 
 
 async def _next_sequence(*, session: AsyncSession, year: int) -> int:
@@ -121,9 +144,8 @@ async def submit_report(
     *, session: AsyncSession, reporter_id: int, draft: ReportDraft, now: datetime | None = None
 ) -> Submission:
     """Turn a draft into a case, once: the case, its first audit row and the draft's removal
-    are one transaction, and a draft confirmed again returns the case it already became."""
-    if existing := await _case_by_draft(session=session, token=draft.token):
-        return Submission(existing, created=False)
+    are one transaction, and a draft confirmed again returns the case it already became (its
+    token is unique: the second filing fails, and finds the first's case)."""
     if draft.neighbourhood_id is None or not draft.text:
         raise DraftIncompleteError
     now = now or utcnow()

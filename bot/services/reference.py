@@ -53,6 +53,7 @@ class Snapshot:
 
     places: dict[int, Place]
     domain_kinds: dict[str, str]
+    domain_titles: dict[str, str]
     agency_keys: dict[tuple[str, str], str]
 
 
@@ -75,13 +76,14 @@ async def snapshot(session: AsyncSession) -> Snapshot:
             District.county_key,
         ).join(District, District.id == Neighbourhood.district_id)
     )
-    domains = await session.execute(select(Domain.key, Domain.agency_kind))
+    domains = (await session.execute(select(Domain.key, Domain.agency_kind, Domain.title))).all()
     agencies = await session.execute(
         select(Agency.county_key, Agency.kind, Agency.key).order_by(Agency.key.desc())
     )
     held = Snapshot(
         places={row.id: Place(*row) for row in places},
-        domain_kinds={key: kind for key, kind in domains},
+        domain_kinds={key: kind for key, kind, _ in domains},
+        domain_titles={key: title for key, _, title in domains},
         # The first agency by key of a county and kind, as a query for one would find.
         agency_keys={(county, kind): key for county, kind, key in agencies},
     )
@@ -139,6 +141,11 @@ async def county_of_neighbourhood(session: AsyncSession, neighbourhood_id: int) 
     """The key of the county a neighbourhood lies in."""
     place = (await snapshot(session)).places.get(neighbourhood_id)
     return place.county_key if place is not None and place.county_key else SINGLE_COUNTY
+
+
+async def domain_title(session: AsyncSession, domain_key: str | None) -> str | None:
+    """A domain's title, or None when there is no such domain."""
+    return (await snapshot(session)).domain_titles.get(domain_key) if domain_key else None
 
 
 async def is_domain(session: AsyncSession, domain_key: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +16,7 @@ from bot.rules import Act, allowed_from
 from bot.services import outbox, participation
 from bot.services.duplicates import find_duplicate
 from bot.services.reference import agency_for, county_of_neighbourhood
+from bot.services.reference import domain_title as domain_title_of
 from bot.services.taskview import card_lines, second_agency_to_ask
 from bot.services.transitions import last_event, transition
 from bot.triage import OTHER, TriageResult
@@ -30,17 +32,19 @@ async def case_view(
     "submitted", in this transaction: no one can have joined it, offered help with it or been
     asked to work on it yet (each needs a case at an agency or with a coordinator), so those
     are not read."""
-    case = await session.get(Case, case_id, populate_existing=True)
+    # A case just placed is as this session holds it: the placing's update set what it wrote
+    # (bot.services.transitions); any other is read afresh.
+    case = await session.get(Case, case_id, populate_existing=not placed)
     assert case is not None
-    domain = await session.get(Domain, case.domain_key) if case.domain_key else None
+    domain_title = await domain_title_of(session, case.domain_key)
     second = case.second_domain_key
-    also = await session.get(Domain, second) if second and second != case.domain_key else None
+    also = await domain_title_of(session, second) if second and second != case.domain_key else None
     agency = await session.get(Agency, case.agency_key) if case.agency_key else None
     latest = await last_event(session, case_id)
     group = await session.get(LocalGroup, case.group_id) if case.group_id else None
     return CaseView(
         case_id=case.id, code=case.code, status=case.status, domain_key=case.domain_key,
-        domain_title=domain.title if domain else "", agency_name=agency.name if agency else "",
+        domain_title=domain_title or "", agency_name=agency.name if agency else "",
         neighbourhood=case.neighbourhood.name, district=case.neighbourhood.district.name,
         created_at=case.created_at, text=case.text_original,
         phone=case.reporter_phone if case.share_phone else None, duplicate_of=duplicate_of,
@@ -51,7 +55,7 @@ async def case_view(
         joined=0 if placed else await participation.joined_count(session, case_id),
         offers=() if placed else tuple(await participation.accepted_offers(session, case_id)),
         tasks=() if placed else await card_lines(session, case.id),
-        second_domain_title=also.title if also else None,
+        second_domain_title=also,
         second_agency=await second_agency_to_ask(session, case) if also else None,
         reporter_chose_domain=case.reporter_chose_domain,
     )  # fmt: skip
@@ -124,13 +128,12 @@ async def route_new_case(
         agency = await agency_for(
             session, county_key=await county_of(session, case), domain_key=result.domain
         )
-    # Set after the reads above: on SQLite, the first write takes the database's one write lock,
-    # and every other update's write waits for this transaction to end.
-    case.triage_confidence = result.confidence
+    # Written with the case's status, by the one update of the transition.
+    confidence: dict[str, Any] = {"triage_confidence": result.confidence}
     if agency is not None and agency.chat_id is not None:
         await forward(
             session, case=case, domain_key=result.domain, allowed_from={CaseStatus.SUBMITTED},
-            actor_id=None, actor_name=None, cards=cards, now=now, agency=agency,
+            actor_id=None, actor_name=None, cards=cards, now=now, agency=agency, also=confidence,
         )  # fmt: skip
         return CaseStatus.FORWARDED
     if agency is not None:
@@ -143,6 +146,7 @@ async def route_new_case(
         settings=settings,
         cards=cards,
         now=now,
+        also=confidence,
     )
     return CaseStatus.TRIAGE
 
@@ -156,11 +160,13 @@ async def send_to_triage(
     settings: Settings,
     cards: Cards,
     now: datetime,
+    also: dict[str, Any] | None = None,
 ) -> None:
-    """Put the case in the coordinators' queue with a card that lets them pick the domain."""
+    """Put the case in the coordinators' queue with a card that lets them pick the domain.
+    `also`: more of the case's columns to write with its status."""
     await transition(
         session, case_id=case.id, allowed_from={CaseStatus.SUBMITTED}, to=CaseStatus.TRIAGE,
-        actor_id=None, actor_name=None, now=now, domain_key=guessed,
+        actor_id=None, actor_name=None, now=now, domain_key=guessed, **(also or {}),
     )  # fmt: skip
     view = await case_view(session, case.id)
     card = cards.triage(view, await domain_choices(session), reason_key)
@@ -194,10 +200,12 @@ async def forward(
     note: str | None = None,
     agency: Agency | None = None,
     by_reporter: bool = False,
+    also: dict[str, Any] | None = None,
 ) -> None:
     """Hand the case to the agency of `domain_key` (looked up in the case's county unless the
     caller already did): status, card with attachments, reporter told. `by_reporter`: the
-    reporter chose the domain (the card says so)."""
+    reporter chose the domain (the card says so); `also`: more of the case's columns to write
+    with its status."""
     if agency is None:
         county_key = await county_of(session, case)
         agency = await agency_for(session, county_key=county_key, domain_key=domain_key)
@@ -208,11 +216,13 @@ async def forward(
     if agency.chat_id is not None:
         with session.no_autoflush:
             duplicate = await find_duplicate(session, case=case, domain_key=domain_key, now=now)
+            # Read before anything is queued, so what is queued is written in one go.
+            reporter = await reporter_of(session, case)
     left = await transition(
         session, case_id=case.id, allowed_from=allowed_from, to=CaseStatus.FORWARDED,
         actor_id=actor_id, actor_name=actor_name, note=note, now=now,
         domain_key=domain_key, agency_key=agency.key, card_chat_id=None, card_message_id=None,
-        undeliverable=False, reporter_chose_domain=by_reporter,
+        undeliverable=False, reporter_chose_domain=by_reporter, **(also or {}),
     )  # fmt: skip
     placed = left == CaseStatus.SUBMITTED
     if agency.chat_id is None:
@@ -243,7 +253,6 @@ async def forward(
         payload=cards.agency(view),
         case_id=case.id,
     )
-    reporter = await reporter_of(session, case)
     language = reporter.language if reporter else cards.language
     notify_reporter(
         session,

@@ -6,9 +6,10 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.jalali import utcnow
 from models.entities import Case, CaseEvent, CaseStatus
@@ -31,7 +32,11 @@ class TransitionRefusedError(Exception):
 
 
 async def last_event(session: AsyncSession, case_id: int) -> CaseEvent | None:
-    """The case's most recent audit row."""
+    """The case's most recent audit row: one this transaction added and has not yet written,
+    or else the newest written."""
+    pending = [e for e in session.new if isinstance(e, CaseEvent) and e.case_id == case_id]
+    if pending:
+        return pending[-1]
     query = (
         select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id.desc()).limit(1)
     )
@@ -74,6 +79,7 @@ async def transition(
         latest = await last_event(session, case_id)
         status = await session.scalar(select(Case.status).where(Case.id == case_id))
         raise TransitionRefusedError(status, latest.actor_name if latest else None)
+    _as_written(session, case_id, {"status": to, "updated_at": now, **values})
     session.add(
         CaseEvent(
             case_id=case_id, from_status=current, to_status=to,
@@ -82,3 +88,15 @@ async def transition(
         )
     )  # fmt: skip
     return str(current)
+
+
+def _as_written(session: AsyncSession, case_id: int, values: dict[str, Any]) -> None:
+    """The case as this session holds it takes the values the update wrote, as if read back
+    (the update bypasses the session): what follows reads them without another statement.
+    A value the database computes (a milestone's first time) is left as it was."""
+    case = session.identity_map.get(session.identity_key(Case, case_id))
+    if not isinstance(case, Case):
+        return
+    for key, value in values.items():
+        if not isinstance(value, ColumnElement):
+            set_committed_value(case, key, value)
