@@ -12,6 +12,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.jalali import utcnow
+from models.db import dialect_of
 from models.entities import Case, CaseEvent, CaseStatus
 
 # The statuses whose first arrival is kept on the case itself, for the agencies' figures.
@@ -58,27 +59,47 @@ async def transition(
     """Compare-and-set the status; returns the status it left. Two people pressing at once:
     one update matches, the other raises TransitionRefusedError naming who won."""
     now = now or utcnow()
-    found = (
-        await session.execute(select(Case.status, Case.agency_key).where(Case.id == case_id))
-    ).first()
-    current, holder = (found[0], found[1]) if found is not None else (None, None)
-    changed = 0
-    if current in allowed_from:
-        if milestone := MILESTONES.get(to):  # the first time only
-            values[milestone.key] = func.coalesce(milestone, now)
-        if to in (CaseStatus.FORWARDED, CaseStatus.REOPENED):  # the deadlines start again
-            values["handed_over_at"] = now
-        result = await session.execute(
-            update(Case)
-            .where(Case.id == case_id, Case.status == current)
-            .values(status=to, updated_at=now, **values)
-            .execution_options(synchronize_session=False)
+    if milestone := MILESTONES.get(to):  # the first time only
+        values[milestone.key] = func.coalesce(milestone, now)
+    if to in (CaseStatus.FORWARDED, CaseStatus.REOPENED):  # the deadlines start again
+        values["handed_over_at"] = now
+    found: Any = None
+    if dialect_of(session) == "postgresql":
+        # One statement: the row locked and read as it stands, then changed only if its status
+        # allows the step; the status it left comes back. Another step on the case waits for
+        # the lock, then reads the status this one left.
+        before = (
+            select(Case.id, Case.status, Case.agency_key)
+            .where(Case.id == case_id)
+            .with_for_update()
+            .cte("before")
         )
-        changed = result.rowcount  # type: ignore[attr-defined]
-    if changed != 1:
+        found = (
+            await session.execute(
+                update(Case)
+                .where(Case.id == before.c.id, before.c.status.in_(list(allowed_from)))
+                .values(status=to, updated_at=now, **values)
+                .returning(before.c.status, before.c.agency_key)
+                .execution_options(synchronize_session=False)
+            )
+        ).first()
+    else:  # SQLite: one writer at a time, and no round trips to save
+        read = (
+            await session.execute(select(Case.status, Case.agency_key).where(Case.id == case_id))
+        ).first()
+        if read is not None and read[0] in allowed_from:
+            result = await session.execute(
+                update(Case)
+                .where(Case.id == case_id, Case.status == read[0])
+                .values(status=to, updated_at=now, **values)
+                .execution_options(synchronize_session=False)
+            )
+            found = read if result.rowcount == 1 else None  # type: ignore[attr-defined]
+    if found is None:
         latest = await last_event(session, case_id)
         status = await session.scalar(select(Case.status).where(Case.id == case_id))
         raise TransitionRefusedError(status, latest.actor_name if latest else None)
+    current, holder = found[0], found[1]
     _as_written(session, case_id, {"status": to, "updated_at": now, **values})
     session.add(
         CaseEvent(
