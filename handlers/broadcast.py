@@ -8,6 +8,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot.broadcasting import send_content
 from bot.context import MahalleContext
+from bot.digits import ltr
 from bot.fit import units
 from bot.jalali import format_datetime, parse_jalali_datetime, utcnow
 from bot.normalize import split_list
@@ -17,7 +18,7 @@ from bot.services.reference import list_agencies
 from handlers import keyboards
 from handlers.buttons import acknowledge, alert, keyboard_removed
 from handlers.common import message_of, user_id_of
-from handlers.coordinator import coordinator_button, county_scope
+from handlers.coordinator import coordinator_button, county_scope, other_bot
 from handlers.report import END
 from models.entities import Campaign
 
@@ -50,6 +51,9 @@ async def _save(campaign: Campaign, context: MahalleContext, **changes: Any) -> 
 
 async def start(update: Update, context: MahalleContext) -> object:
     """/broadcast: ask for the content."""
+    if bot := other_bot(update, context):
+        await message_of(update).reply_text(context.t("coordinator-other-bot", bot=ltr(bot)))
+        return END
     async with context.session() as session:
         await broadcasts.start_draft(session, created_by=user_id_of(update))
         await session.commit()

@@ -10,7 +10,7 @@ from telegram import Update
 
 from bot.cards import PLACE_PREFIX
 from bot.context import MahalleContext
-from bot.digits import isolate
+from bot.digits import isolate, ltr
 from bot.jalali import utcnow
 from bot.rules import Act, Verdict
 from bot.services import casework, routing
@@ -26,6 +26,19 @@ def is_coordinator(update: Update, context: MahalleContext) -> bool:
     """Whether the sender is named as a coordinator (of some county) in the config."""
     user = update.effective_user
     return user is not None and user.id in context.runtime.settings.coordinators
+
+
+def other_bot(update: Update, context: MahalleContext) -> str | None:
+    """With several bots: the @username of the bot serving the coordinator's county, when it
+    is not this one (a coordinator works through their county's bot, whose chats and people
+    their acts reach); else None."""
+    runtime, user = context.runtime, update.effective_user
+    county = runtime.settings.county_of_coordinator(user.id) if user else None
+    served = runtime.served_counties
+    if county is None or served is None or county.key in served:
+        return None
+    theirs = runtime.for_county(county.key).bot
+    return f"@{theirs.username}" if theirs is not None else county.key
 
 
 def county_scope(update: Update, context: MahalleContext) -> str | None:
@@ -48,6 +61,9 @@ async def coordinator_button(
     if parts is not None and not is_coordinator(update, context):
         await alert(query, context.t("coordinators-only"))
         return None
+    if parts is not None and (bot := other_bot(update, context)):
+        await alert(query, context.t("coordinator-other-bot", bot=ltr(bot)))
+        return None
     return parts
 
 
@@ -61,6 +77,12 @@ def coordinators_only(command: Command) -> Command:
     async def guarded(update: Update, context: MahalleContext) -> None:
         if not is_coordinator(update, context):
             await unexpected_outside_flow(update, context)
+            return
+        if bot := other_bot(update, context):
+            assert update.effective_message is not None
+            await update.effective_message.reply_text(
+                context.t("coordinator-other-bot", bot=ltr(bot))
+            )
             return
         await command(update, context)
 
