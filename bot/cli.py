@@ -170,6 +170,12 @@ def _parser() -> argparse.ArgumentParser:
         help="where the test messages go: your private chat with the bot (press Start there "
         "first) or a group the bot is in; once the bot has run, /chatid there tells the number",
     )
+    doctor.add_argument(
+        "--bot",
+        metavar="KEY",
+        help="with several bots ([[bots]] in the config): the one to check, with its own token "
+        "variable, messenger and server; run once for each bot",
+    )
     book = commands.add_parser(
         "handbook",
         help="the network's handbook (duties and executive framework)",
@@ -227,12 +233,22 @@ async def publish_handbook(
     )
 
 
-def _doctor(settings: Settings, chat_id: int) -> int:
+def _doctor(settings: Settings, chat_id: int, bot_key: str | None = None) -> int:
     """`mahalle doctor`: the table and advice on stdout; 0 when Mahalle can work there."""
     from bot.doctor import run_doctor
 
+    if settings.bots and bot_key is None:
+        raise ConfigError(
+            f"the config has several bots ({', '.join(settings.bot_keys)}): name the one to "
+            "check with --bot KEY, and run once for each"
+        )
+    if bot_key is not None:
+        if not settings.bots and bot_key != settings.bot_keys[0]:
+            raise ConfigError(f"the config has one bot, not {bot_key!r}: leave --bot out")
+        settings = settings.for_bot(bot_key)
     token = settings.require_token()
-    print(f"checking {settings.telegram.base_url} in chat {chat_id} …", flush=True)
+    which = f"bot {bot_key}: " if settings.bots else ""
+    print(f"checking {which}{settings.telegram.base_url} in chat {chat_id} …", flush=True)
     lines, status = asyncio.run(
         run_doctor(
             telegram=settings.telegram,
@@ -541,7 +557,7 @@ def _main(arguments: argparse.Namespace) -> int:
         elif arguments.command == "handbook":
             print(asyncio.run(publish_handbook(settings, folder=arguments.folder, by=arguments.by)))
         elif arguments.command == "doctor":
-            return _doctor(settings, arguments.chat)
+            return _doctor(settings, arguments.chat, arguments.bot)
         else:
             asyncio.run(_upgrade(settings))
             print(f"database is up to date: {settings.database.url.split('@')[-1]}")

@@ -313,3 +313,36 @@ async def test_over_real_http_with_ptbs_own_client_every_method_works() -> None:
     assert {result for result, _ in table(lines).values()} == {"works"}, "\n".join(lines)
     methods = [call.method for call in recorder.calls]
     assert methods.count("deleteMessage") == 8 and "sendMediaGroup" in methods
+
+
+def test_with_several_bots_each_is_checked_by_name(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from tests.test_bots import ENVIRON, TOKENS, _bots_block, _config
+
+    bale = 'base_url = "https://tapi.bale.ai/bot"\n'
+    config = str(
+        _config(tmp_path, _bots_block(("varamin", '["varamin"]', ""), ("rey", '["rey"]', bale)))
+    )
+    for name, value in ENVIRON.items():
+        monkeypatch.setenv(name, value)
+    api = FakeBotAPI(fail=bale_like("true"))
+    urls: list[str] = []
+    original = api.do_request
+
+    async def record(url: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        urls.append(url)
+        return await original(url, *args, **kwargs)
+
+    api.do_request = record  # type: ignore[method-assign]
+    monkeypatch.setattr(doctor, "default_request", lambda: api)
+    assert cli.main(["doctor", "--chat", str(CHAT), "--config", config]) == 2
+    assert "--bot KEY" in capsys.readouterr().err and not urls, "which bot, before any call"
+    assert cli.main(["doctor", "--chat", str(CHAT), "--config", config, "--bot", "tehran"]) == 2
+    assert "no bot 'tehran'" in capsys.readouterr().err and not urls
+
+    assert cli.main(["doctor", "--chat", str(CHAT), "--config", config, "--bot", "rey"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("checking bot rey: https://tapi.bale.ai/bot in chat")
+    assert urls and all(u.startswith(f"https://tapi.bale.ai/bot{TOKENS['rey']}/") for u in urls)
+    assert TOKENS["rey"] not in out + err
