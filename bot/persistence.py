@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Executable, bindparam, delete, select
+from sqlalchemy import Executable, bindparam, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram.ext import BasePersistence, PersistenceInput
@@ -16,7 +16,7 @@ from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
 from bot.jalali import utcnow
 from bot.services import handled
-from bot.unit import UpdateUnit, unit_of_this_task
+from bot.unit import Alongside, UpdateUnit, unit_of_this_task
 from models.db import built_once, dialect_insert, dialect_of, table_of
 from models.entities import ConversationState
 
@@ -48,6 +48,46 @@ def _state_upsert_recording(dialect: str) -> Executable:
 
 
 _FORGET_STATE_RECORDING = _FORGET_STATE.add_cte(handled.RECORDING)
+
+# A conversation's next state, written ahead in the statement that saves the step's data
+# (PostgreSQL): `state_ahead`.
+_MOVED = cast(
+    postgresql.Insert,
+    _replacing(
+        postgresql.insert(_STATES).values(
+            name=bindparam("ahead_name"),
+            key=bindparam("ahead_key"),
+            state=bindparam("ahead_state"),
+            updated_at=func.now(),
+        )
+    ),
+).cte("moved")
+
+
+def state_ahead(name: str, key: ConversationKey, state: object) -> Alongside | None:
+    """What a step's own statement may carry so that its update needs no statement of its own
+    as it ends: the conversation's next state, and the update's record as handled. For a step
+    whose handler saves its data and then only replies and returns `state`; the update's end
+    writes the state it came out at if that is another (a reply that failed leaves the step
+    where it was, in memory: the state written ahead then matches the data saved, and the next
+    update moves on from memory). None outside an update, and on SQLite (no round trips)."""
+    unit = unit_of_this_task()
+    if unit is None or unit.dialect != "postgresql":
+        return None
+    row: dict[str, Any] = {
+        "ahead_name": name, "ahead_key": json.dumps(list(key)), "ahead_state": str(state),
+    }  # fmt: skip
+    ctes: tuple[Any, ...] = (_MOVED,)
+    recording = unit.to_record
+    if recording is not None:
+        ctes, row["handled_update_id"] = (_MOVED, handled.RECORDING), recording
+
+    def written() -> None:
+        unit.ahead[(name, key)] = str(state)
+        if recording is not None and unit.to_record == recording:
+            unit.to_record = None
+
+    return Alongside(ctes, row, written)
 
 
 class SQLConversationPersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
@@ -127,6 +167,11 @@ class SQLConversationPersistence(BasePersistence[dict[Any, Any], dict[Any, Any],
         """Write and commit the conversation states the unit's update changed. One state or
         none (nearly every update) is one statement, atomic on its own without BEGIN and COMMIT
         round trips; several are one transaction."""
+        for held, state in list(unit.held_states.items()):  # written ahead as it came out
+            if held in unit.ahead and unit.ahead[held] == str(state):
+                del unit.held_states[held]
+        if not unit.held_states:
+            return
         one_statement = len(unit.held_states) <= 1
         async with unit.autocommit() if one_statement else unit.session() as session:
             for (name, key), state in unit.held_states.items():

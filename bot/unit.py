@@ -18,10 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import CTE
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from models.db import UNREACHABLE
@@ -30,6 +32,16 @@ log = logging.getLogger(__name__)
 
 # The unit of the update this task is handling, if any.
 current_unit: ContextVar[UpdateUnit | None] = ContextVar("current_unit", default=None)
+
+
+@dataclass(frozen=True)
+class Alongside:
+    """More for a statement to write (PostgreSQL: data-modifying CTEs, with their parameters),
+    and what to note once it was written."""
+
+    ctes: tuple[CTE, ...]
+    parameters: dict[str, Any]
+    written: Callable[[], None]
 
 
 class UpdateUnit:
@@ -52,6 +64,9 @@ class UpdateUnit:
         self.to_record: int | None = None
         # The same key, kept once recorded: the process remembers it as handled here.
         self.handled_key: int | None = None
+        # Conversation states written ahead, with the step's data (bot/persistence.py): the
+        # update's end writes them only if they came out otherwise.
+        self.ahead: dict[tuple[str, Any], str] = {}
 
     @property
     def dialect(self) -> str:

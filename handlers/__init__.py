@@ -153,9 +153,7 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
 
     return ConversationHandler(
         # Each bot of several keeps its own: a person may write to two of them.
-        name="resident"
-        if settings.serving == settings.bot_keys[0]
-        else f"resident-{settings.serving}",
+        name=common.resident_conversation(settings),
         persistent=True,
         # A step left this long ends, as its draft is deleted (bot/jobs.py, `expire_drafts`).
         conversation_timeout=timedelta(days=settings.privacy.draft_expiry_days),

@@ -11,13 +11,14 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ApplicationHandlerStop
 
+from bot.config import Settings
 from bot.context import MahalleContext
 from bot.deeplink import parse_start_payload
 from bot.digits import ltr
 from bot.jalali import utcnow
-from bot.persistence import SQLConversationPersistence
+from bot.persistence import SQLConversationPersistence, state_ahead
 from bot.services import handled, users
-from bot.unit import unit_of_this_task
+from bot.unit import Alongside, unit_of_this_task
 from handlers import keyboards, staff
 from handlers.buttons import alert
 from models.db import UNREACHABLE
@@ -37,6 +38,22 @@ def user_id_of(update: Update) -> int:
     """Who sent the update."""
     assert update.effective_user is not None
     return update.effective_user.id
+
+
+def resident_conversation(settings: Settings) -> str:
+    """The name of the residents' conversation: each bot of several keeps its own, as a person
+    may write to two of them."""
+    first = settings.serving == settings.bot_keys[0]
+    return "resident" if first else f"resident-{settings.serving}"
+
+
+def step_ahead(update: Update, context: MahalleContext, state: object) -> Alongside | None:
+    """The residents' conversation's next state, for the step's own statement to write."""
+    chat, user = update.effective_chat, update.effective_user
+    if chat is None or user is None:
+        return None
+    name = resident_conversation(context.runtime.settings)
+    return state_ahead(name, (chat.id, user.id), state)
 
 
 async def remember_user(update: Update, context: MahalleContext) -> None:

@@ -20,7 +20,7 @@ from bot.services import cases, drafts, places, users
 from bot.services.drafts import MAX_PHOTOS, MAX_VOICE_SECONDS, MAX_VOICES, ReportDraft
 from handlers import keyboards, participation, picker
 from handlers.buttons import acknowledge, alert, keyboard_removed
-from handlers.common import message_of, unexpected_kind, user_id_of
+from handlers.common import message_of, step_ahead, unexpected_kind, user_id_of
 from handlers.danger import emergency_text
 from handlers.groups import on_behalf_buttons, reporter_groups
 from models.entities import Neighbourhood
@@ -50,9 +50,14 @@ async def _load(update: Update, context: MahalleContext) -> ReportDraft | None:
         return await drafts.load_draft(session=session, user_id=user_id_of(update))
 
 
-async def _save(update: Update, context: MahalleContext, draft: ReportDraft) -> None:
+async def _save(
+    update: Update, context: MahalleContext, draft: ReportDraft, then: Step | None = None
+) -> None:
+    """Save the draft; `then`: the step the handler goes on to, after no more than a reply,
+    written with it (one statement for the whole update)."""
+    also = step_ahead(update, context, then) if then is not None else None
     async with context.autocommit() as session:  # one statement
-        await drafts.save_draft(session=session, user_id=user_id_of(update), draft=draft)
+        await drafts.save_draft(session=session, user_id=user_id_of(update), draft=draft, also=also)
 
 
 async def _draft_lost(update: Update, context: MahalleContext) -> object:
@@ -106,7 +111,6 @@ async def _ask_privacy(update: Update, context: MahalleContext) -> Step:
 
 async def _show_summary(update: Update, context: MahalleContext, draft: ReportDraft) -> Step:
     draft.editing = False
-    await _save(update, context, draft)
     async with context.autocommit() as session:
         place = await places.get_neighbourhood(
             session=session, neighbourhood_id=draft.neighbourhood_id or 0,
@@ -114,9 +118,10 @@ async def _show_summary(update: Update, context: MahalleContext, draft: ReportDr
         )  # fmt: skip
     if place is None:  # removed from the config since it was picked
         draft.neighbourhood_id = None
-        await _save(update, context, draft)
+        await _save(update, context, draft, Step.NEIGHBOURHOOD)
         await message_of(update).reply_text(context.t("neighbourhood-gone"))
         return await _ask_neighbourhood(update, context, None)
+    await _save(update, context, draft, Step.CONFIRM)
     on_behalf, name, district = "", place.name, place.district.name
     if draft.group_id:
         names = {g.id: g.name for g in await reporter_groups(context, user_id_of(update))}
@@ -152,19 +157,19 @@ async def _after(update: Update, context: MahalleContext, draft: ReportDraft, do
     if done is Step.PRIVACY and not draft.editing:
         member_of = await reporter_groups(context, user_id_of(update))
         if member_of:
-            await _save(update, context, draft)
+            await _save(update, context, draft, Step.GROUP)
             await message_of(update).reply_text(
                 context.t("ask-on-behalf"), reply_markup=on_behalf_buttons(context, member_of)
             )
             return Step.GROUP
     if draft.editing or done in (Step.PRIVACY, Step.GROUP):
         return await _show_summary(update, context, draft)
-    await _save(update, context, draft)
-    if done is Step.NEIGHBOURHOOD:
-        return await _ask_description(update, context)
-    if done is Step.DESCRIPTION:
-        return await _ask_media(update, context)
-    return await _ask_privacy(update, context)
+    ask, then = {
+        Step.NEIGHBOURHOOD: (_ask_description, Step.DESCRIPTION),
+        Step.DESCRIPTION: (_ask_media, Step.MEDIA),
+    }.get(done, (_ask_privacy, Step.PRIVACY))
+    await _save(update, context, draft, then)
+    return await ask(update, context)
 
 
 # --- entry ----------------------------------------------------------------------------------
@@ -190,7 +195,10 @@ async def new_report(update: Update, context: MahalleContext) -> object:
         saved = user.neighbourhood if user.neighbourhood and user.neighbourhood.active else None
         if not places.served(saved, context.runtime.served_counties):
             saved = None  # saved in another bot of the deployment, for another county
-        await drafts.save_draft(session=session, user_id=user.id, draft=ReportDraft())  # commits
+        ahead = step_ahead(update, context, Step.NEIGHBOURHOOD)  # what _ask_neighbourhood returns
+        await drafts.save_draft(  # commits
+            session=session, user_id=user.id, draft=ReportDraft(), also=ahead
+        )
     context.remember_language(user.language)
     await message_of(update).reply_text(
         context.t("report-started"), reply_markup=keyboards.cancel_only(context.t)

@@ -165,3 +165,36 @@ async def test_reads_that_stand_alone_pay_no_transaction_and_the_next_block_has_
             session.add(User(id=51))
             await session.flush()  # written, never committed
     assert await users_named(engine, 51) == 0, "what the block wrote was rolled back"
+
+
+async def test_a_report_step_writes_its_draft_next_step_and_record_in_one_statement(
+    bot: Bot,
+) -> None:
+    """The draft a step saves, the conversation's next step and the update's record as handled
+    go to the database in one statement (PostgreSQL): all three or none."""
+    from models.entities import Draft, HandledUpdate
+
+    runtime = bot.app.bot_data["runtime"]
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no round trips to save")
+    resident = ChatUser(bot.app, bot.api, 1001, deliver=False, settle=False)
+    for text_sent in ("/start", "📝 گزارش جدید", "یوسف آباد"):
+        await resident.send(text_sent)
+    writes: list[str] = []
+
+    def executed(_c: object, _cur: object, statement: str, *_: object) -> None:
+        if not statement.lstrip().upper().startswith("SELECT"):
+            writes.append(statement)
+
+    event.listen(runtime.engine.sync_engine, "before_cursor_execute", executed)
+    await resident.press("یوسف‌آباد")
+    event.remove(runtime.engine.sync_engine, "before_cursor_execute", executed)
+    assert len(writes) == 1 and "moved" in writes[0] and "recorded" in writes[0], writes
+    async with runtime.session_factory() as session:
+        step = await session.scalar(
+            select(ConversationState.state).where(ConversationState.key == "[1001, 1001]")
+        )
+        draft = await session.get(Draft, 1001)
+        handled = await session.scalar(select(func.max(HandledUpdate.update_id)))
+    assert step == "description" and draft is not None and draft.data["neighbourhood_id"]
+    assert handled == runtime.handled_key(next(resident._update_ids) - 1)

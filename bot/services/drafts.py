@@ -13,6 +13,7 @@ from sqlalchemy import Executable, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.jalali import utcnow
+from bot.unit import Alongside
 from models.db import built_once, dialect_insert, table_of
 from models.entities import ConversationState, Draft, GroupStatus, LocalGroup
 
@@ -95,12 +96,21 @@ async def load_draft(*, session: AsyncSession, user_id: int) -> ReportDraft | No
     return ReportDraft.from_json(data) if data is not None else None
 
 
-async def save_draft(*, session: AsyncSession, user_id: int, draft: ReportDraft) -> None:
+async def save_draft(
+    *, session: AsyncSession, user_id: int, draft: ReportDraft, also: Alongside | None = None
+) -> None:
     """Store the draft and commit: the step is done only once this returns. One statement: a
-    step saves its draft on every update."""
+    step saves its draft on every update; `also` is more for that statement to write (the
+    conversation's next state, bot/persistence.py)."""
     values = {"user_id": user_id, "data": asdict(draft), "updated_at": utcnow()}
-    await session.execute(_draft_upsert(session), values)
+    if also is None:
+        await session.execute(_draft_upsert(session), values)
+    else:
+        statement = _draft_upsert(session).add_cte(*also.ctes)  # type: ignore[attr-defined]
+        await session.execute(statement, {**values, **also.parameters})
     await session.commit()
+    if also is not None:
+        also.written()
 
 
 async def discard_draft(*, session: AsyncSession, user_id: int) -> None:
