@@ -7,6 +7,9 @@ and every process that handles updates listens on a connection of its own and re
 when it hears it. The reload every minute stays, for a listening connection that died; it opens
 a new one.
 
+With several bots, a person's updates note which bot is theirs only when it changes; each
+process keeps who it knows, and a move to another bot is announced on a channel too.
+
 A web process that queues a card cannot wake a worker's sender by calling it: they are apart.
 Every statement that adds to the outbox notifies a channel instead (a trigger, migration 0031,
 so it costs the web process no round trip), delivered at the commit; a worker listens and
@@ -28,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.runtime import Runtime
 from bot.services import users
 from bot.services.outbox import OUTBOX_CHANNEL
-from bot.services.users import BLOCKLIST_CHANNEL
+from bot.services.users import BLOCKLIST_CHANNEL, WRITERS_CHANNEL
 from models.db import UNREACHABLE
 
 log = logging.getLogger(__name__)
@@ -43,11 +46,11 @@ async def reload_blocked(runtime: Runtime) -> None:
 
 
 def channels_for(role: str) -> tuple[str, ...]:
-    """What a process in this role listens for: blocks where updates are handled, queued
-    messages where a worker sends them."""
+    """What a process in this role listens for: blocks and people moving between bots where
+    updates are handled, queued messages where a worker sends them."""
     if role == "worker":
         return (OUTBOX_CHANNEL,)
-    return (BLOCKLIST_CHANNEL,)
+    return (BLOCKLIST_CHANNEL, WRITERS_CHANNEL)
 
 
 class Listener:
@@ -61,6 +64,7 @@ class Listener:
         self._callbacks: dict[str, Callable[..., None]] = {
             BLOCKLIST_CHANNEL: self._blocklist_changed,
             OUTBOX_CHANNEL: self._messages_queued,
+            WRITERS_CHANNEL: self._moved_to_a_bot,
         }
 
     @property
@@ -88,6 +92,10 @@ class Listener:
                 self._connection = connection
                 for channel in self.channels:
                     await self._driver().add_listener(channel, self._callbacks[channel])
+                # What was announced while nobody listened is unknown: who wrote to which bot
+                # is noted again from each person's next update.
+                for runtime in self.runtime.siblings.values() or [self.runtime]:
+                    runtime.writers.clear()
                 return
             except (*UNREACHABLE, asyncpg.InterfaceError, asyncpg.PostgresError) as error:
                 await self.close()
@@ -97,6 +105,18 @@ class Listener:
     def _messages_queued(self, *_: object) -> None:
         """Another process committed messages to send: every bot's sender looks now."""
         self.runtime.wake_outbox()
+
+    def _moved_to_a_bot(
+        self, _connection: object, _pid: object, _channel: str, payload: str
+    ) -> None:
+        """Someone wrote to a bot not theirs before ("user id:bot key"): the process's other
+        bots no longer know them as theirs."""
+        user_id, _, bot_key = payload.partition(":")
+        if not user_id.lstrip("-").isdigit():
+            return
+        for runtime in self.runtime.siblings.values() or [self.runtime]:
+            if runtime.bot_key != bot_key:
+                runtime.writers.discard(int(user_id))
 
     def _blocklist_changed(self, *_: object) -> None:
         """A block or unblock was committed somewhere: reload (the list is small)."""

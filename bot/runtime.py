@@ -32,6 +32,35 @@ UPDATE_RANGE = 2**44
 PRESS_WINDOW_SECONDS, MESSAGE_WINDOW_SECONDS = 10.0, 60.0
 
 
+class Remembered:
+    """A set of the most recently added ids, at most `limit` of them (the oldest go first)."""
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self.limit = limit
+        self._ids: dict[int, None] = {}
+
+    def add(self, key: int) -> None:
+        """Remember the id (as the newest)."""
+        self._ids.pop(key, None)
+        self._ids[key] = None
+        if len(self._ids) > self.limit:
+            del self._ids[next(iter(self._ids))]
+
+    def discard(self, key: int) -> None:
+        """Forget the id."""
+        self._ids.pop(key, None)
+
+    def clear(self) -> None:
+        """Forget every id."""
+        self._ids.clear()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
 @dataclass
 class Runtime:
     """Settings, the database, strings, triage, and the outbox sender; built once at start."""
@@ -71,6 +100,16 @@ class Runtime:
     handled_here: HandledHere = field(init=False)
     presses: Windows = field(default_factory=lambda: Windows(PRESS_WINDOW_SECONDS))
     messages: Windows = field(default_factory=lambda: Windows(MESSAGE_WINDOW_SECONDS))
+    # With several bots: people known to have this bot as theirs (users.bot_key), so their
+    # updates need not note it again; forgotten when they write to another (bot/listening.py).
+    writers: Remembered = field(default_factory=Remembered)
+
+    def wrote_here(self, user_id: int) -> None:
+        """The person's bot is now this one: the other bots of the process forget them."""
+        for other in self.siblings.values():
+            if other is not self:
+                other.writers.discard(user_id)
+        self.writers.add(user_id)
 
     def __post_init__(self) -> None:
         low = self.settings.bot_keys.index(self.bot_key) * UPDATE_RANGE

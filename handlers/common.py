@@ -174,7 +174,13 @@ async def guard(update: Update, context: MahalleContext) -> None:
     if user.id in runtime.banned:
         raise ApplicationHandlerStop
     chat = update.effective_chat
-    if len(runtime.siblings) > 1 and chat is not None and chat.type == ChatType.PRIVATE:
+    several = len(runtime.siblings) > 1
+    if (
+        several
+        and chat is not None
+        and chat.type == ChatType.PRIVATE
+        and user.id not in runtime.writers
+    ):
         await _belongs_to_this_bot(user.id, context)
     try:
         if await _handled_already(update, context):
@@ -189,13 +195,15 @@ async def guard(update: Update, context: MahalleContext) -> None:
 
 
 async def _belongs_to_this_bot(user_id: int, context: MahalleContext) -> None:
-    """With several bots, a person is reached through the bot they last wrote to."""
+    """With several bots, a person is reached through the bot they last wrote to: noted on
+    their first update to it since the process started or they wrote to another."""
     try:
         async with context.autocommit() as session:  # one statement, a write only on a change
             await users.write_to_bot(
                 session=session, user_id=user_id, bot_key=context.runtime.bot_key,
                 language=context.runtime.settings.bot.language,
             )  # fmt: skip
+        context.runtime.wrote_here(user_id)  # their next updates note nothing
     except UNREACHABLE:
         log.warning("could not note which bot a person wrote to; the database is unreachable")
 

@@ -12,7 +12,8 @@ from telegram import (
 )
 
 from bot.digits import persian_digits
-from models.entities import Case, District, Neighbourhood
+from bot.services.reference import DistrictRow
+from models.entities import Case, Neighbourhood
 
 Translate = Callable[..., str]
 
@@ -80,13 +81,13 @@ def saved_neighbourhood_offer(
 
 def district_list(
     t: Translate,
-    districts: Sequence[District],
+    districts: Sequence[DistrictRow],
     prefix: str,
     county_names: Mapping[str, str] | None = None,
 ) -> InlineKeyboardMarkup:
     """One button per district, named with its county when the deployment has several."""
 
-    def label(district: District) -> str:
+    def label(district: DistrictRow) -> str:
         county = (county_names or {}).get(district.county_key)
         return f"{county} · {district.name}" if county else district.name
 

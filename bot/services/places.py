@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import BoundingBox, Settings
 from bot.normalize import squash
-from bot.services.reference import county_of_neighbourhood, snapshot
-from models.entities import District, Neighbourhood
+from bot.services.reference import DistrictRow, county_of_neighbourhood, snapshot
+from models.entities import Neighbourhood
 
 # Below this similarity a typed name is not offered as a match.
 MATCH_THRESHOLD = 0.7
@@ -23,14 +23,16 @@ async def list_districts(
     session: AsyncSession,
     county_key: str | None = None,
     counties: Collection[str] | None = None,
-) -> list[District]:
-    """Active districts (of one county, or of some, when given) in config order."""
-    query = select(District).where(District.active).order_by(District.position)
-    if county_key is not None:
-        query = query.where(District.county_key == county_key)
-    if counties is not None:
-        query = query.where(District.county_key.in_(list(counties)))
-    return list((await session.scalars(query)).all())
+) -> list[DistrictRow]:
+    """Active districts (of one county, or of some, when given) in config order, from the
+    process's reference data (bot/services/reference.py)."""
+    return [
+        district
+        for district in (await snapshot(session)).districts
+        if district.active
+        and (county_key is None or district.county_key == county_key)
+        and (counties is None or district.county_key in counties)
+    ]
 
 
 async def neighbourhood_page(

@@ -47,11 +47,24 @@ class Place:
 
 
 @dataclass(frozen=True, slots=True)
+class DistrictRow:
+    """A district as the snapshot holds it."""
+
+    id: int
+    key: str
+    name: str
+    county_key: str
+    position: int
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """The reference data an update reads: places by id, each domain's agency kind, and each
     county's agency of each kind."""
 
     places: dict[int, Place]
+    districts: tuple[DistrictRow, ...]  # in config order
     domain_kinds: dict[str, str]
     domain_titles: dict[str, str]
     agency_keys: dict[tuple[str, str], str]
@@ -76,12 +89,19 @@ async def snapshot(session: AsyncSession) -> Snapshot:
             District.county_key,
         ).join(District, District.id == Neighbourhood.district_id)
     )
+    districts = await session.execute(
+        select(
+            District.id, District.key, District.name, District.county_key, District.position,
+            District.active,
+        ).order_by(District.position, District.id)
+    )  # fmt: skip
     domains = (await session.execute(select(Domain.key, Domain.agency_kind, Domain.title))).all()
     agencies = await session.execute(
         select(Agency.county_key, Agency.kind, Agency.key).order_by(Agency.key.desc())
     )
     held = Snapshot(
         places={row.id: Place(*row) for row in places},
+        districts=tuple(DistrictRow(*row) for row in districts),
         domain_kinds={key: kind for key, kind, _ in domains},
         domain_titles={key: title for key, _, title in domains},
         # The first agency by key of a county and kind, as a query for one would find.

@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    Executable,
     ScalarSelect,
+    bindparam,
     delete,
     exists,
+    func,
     or_,
     select,
     text,
@@ -21,7 +24,7 @@ from bot.jalali import utcnow
 from bot.normalize import normalize
 from bot.rules import BlockRefusal, judge_block, judge_unblock
 from bot.services import casework, outbox, participation, tasks
-from models.db import dialect_insert
+from models.db import built_once, dialect_insert, table_of
 from models.entities import (
     BanEvent,
     CampaignRecipient,
@@ -41,8 +44,11 @@ from models.entities import (
     User,
 )
 
-# The PostgreSQL channel on which a change to who is blocked is announced (bot/listening.py).
+# The PostgreSQL channels on which a change to who is blocked, and a person's moving to another
+# bot of the deployment ("user id:bot key"), are announced (bot/listening.py).
 BLOCKLIST_CHANNEL = "mahalle_blocklist"
+WRITERS_CHANNEL = "mahalle_writers"
+_USERS = table_of(User)
 
 
 async def get_or_create_user(*, session: AsyncSession, user_id: int, language: str) -> User:
@@ -57,20 +63,34 @@ async def get_or_create_user(*, session: AsyncSession, user_id: int, language: s
     return user
 
 
-async def write_to_bot(*, session: AsyncSession, user_id: int, bot_key: str, language: str) -> None:
+@built_once
+def _write_to_bot(dialect: str) -> Executable:
+    """The upsert noting a person's bot, returning their id when it changed (new, or moved);
+    on PostgreSQL it also tells every process (`WRITERS_CHANNEL`, bot/listening.py)."""
+    upsert = dialect_insert(dialect, _USERS).values(
+        id=bindparam("user_id"), language=bindparam("language"), bot_key=bindparam("bot_key"),
+        created_at=bindparam("now"),
+    )  # fmt: skip
+    noted = upsert.on_conflict_do_update(
+        index_elements=[_USERS.c.id],
+        set_={"bot_key": upsert.excluded.bot_key},
+        where=or_(_USERS.c.bot_key.is_(None), _USERS.c.bot_key != upsert.excluded.bot_key),
+    ).returning(_USERS.c.id)
+    if dialect != "postgresql":
+        return noted
+    moved = noted.cte("moved")
+    told = func.pg_notify(WRITERS_CHANNEL, func.concat(moved.c.id, ":", bindparam("bot_key")))
+    return select(moved.c.id, told)
+
+
+async def write_to_bot(*, session: AsyncSession, user_id: int, bot_key: str, language: str) -> bool:
     """Note the bot a person wrote to (a deployment with several): the one that reaches them.
-    One statement, committed; the row is written only when new or when they changed bots."""
-    upsert = dialect_insert(session, User).values(
-        id=user_id, language=language, bot_key=bot_key, created_at=utcnow()
-    )
-    await session.execute(
-        upsert.on_conflict_do_update(
-            index_elements=[User.id],
-            set_={"bot_key": upsert.excluded.bot_key},
-            where=or_(User.bot_key.is_(None), User.bot_key != upsert.excluded.bot_key),
-        )
-    )
+    One statement, committed; the row is written only when new or when they changed bots, and
+    then True."""
+    values = {"user_id": user_id, "language": language, "bot_key": bot_key, "now": utcnow()}
+    changed = (await session.execute(_write_to_bot(session), values)).first() is not None
     await session.commit()
+    return changed
 
 
 async def save_neighbourhood(
