@@ -419,7 +419,7 @@ async def confirm(update: Update, context: MahalleContext) -> object:
     if await participation.offer_to_join(update, context, draft):
         return Step.CONFIRM
     limit = context.runtime.settings.bot.reports_per_hour
-    async with context.session() as session:
+    async with context.autocommit() as session:  # a read, and a write whole in one statement
         allowed = await cases.allowance(
             session=session, reporter_id=user_id_of(update), limit=limit,
             limit_all=context.runtime.settings.bot.reports_per_minute_all,
@@ -430,8 +430,10 @@ async def confirm(update: Update, context: MahalleContext) -> object:
         if allowed.everyone_busy:
             await alert(query, context.t("busy-everyone"))
             return Step.CONFIRM
+        taken = await cases.take_code(session=session)
+    async with context.session() as session:
         submission = await cases.submit_report(
-            session=session, reporter_id=user_id_of(update), draft=draft
+            session=session, reporter_id=user_id_of(update), draft=draft, code=taken
         )
     # Committed: the case exists whatever happens next. It is placed in the background, in a
     # transaction of its own; the reporter hears where it went from the outbox.

@@ -140,17 +140,35 @@ async def _case_by_draft(*, session: AsyncSession, token: str) -> Case | None:
     return await session.scalar(select(Case).where(Case.draft_token == token))
 
 
+async def take_code(*, session: AsyncSession, now: datetime | None = None) -> TrackingCode:
+    """The next tracking code of the year, taken and committed at once: one statement, whose
+    row lock no other filing waits on beyond it (taken inside the filing's transaction, every
+    filing at a busy moment queued behind the one before until it committed). A filing that
+    then fails leaves a code unused."""
+    year = jalali_year(now or utcnow())
+    code = TrackingCode(year, await _next_sequence(session=session, year=year))
+    await session.commit()
+    return code
+
+
 async def submit_report(
-    *, session: AsyncSession, reporter_id: int, draft: ReportDraft, now: datetime | None = None
+    *,
+    session: AsyncSession,
+    reporter_id: int,
+    draft: ReportDraft,
+    now: datetime | None = None,
+    code: TrackingCode | None = None,
 ) -> Submission:
     """Turn a draft into a case, once: the case, its first audit row and the draft's removal
     are one transaction, and a draft confirmed again returns the case it already became (its
-    token is unique: the second filing fails, and finds the first's case)."""
+    token is unique: the second filing fails, and finds the first's case). `code`: taken
+    beforehand (`take_code`); else taken in the transaction."""
     if draft.neighbourhood_id is None or not draft.text:
         raise DraftIncompleteError
     now = now or utcnow()
-    code = TrackingCode(jalali_year(now), 0)
-    code = TrackingCode(code.year, await _next_sequence(session=session, year=code.year))
+    if code is None:
+        year = jalali_year(now)
+        code = TrackingCode(year, await _next_sequence(session=session, year=year))
     case = Case(
         code=code.canonical,
         year=code.year,
