@@ -1,0 +1,301 @@
+"""Several bots in one process, each serving its own county, under an open loop.
+
+A deployment may serve several counties, each through a bot of its own ([[bots]]); one process
+then receives for all of them. Here N bots (10 by default) run in one process on one database,
+each on its own fake Bot API with its own token, each serving a county of its own made in the
+example config's shape (its districts, neighbourhoods and agencies under keys of its own, its
+agencies', coordinators' and council's chats ids of their own). Each bot's residents go through
+the whole report flow (bench.report_flow's steps) in a neighbourhood of that bot's county.
+Updates fall due on a schedule, `--rate-per-bot` a second for each bot, whether or not the bots
+keep up (an open loop: latency counts from when each update was due, so a backlog shows), and
+enter each bot's application as its webhook hands them over (bench.report_flow's open loop).
+
+    .venv/bin/python -m bench.ten_bots --database-url postgresql+asyncpg://…/test
+    .venv/bin/python -m bench.ten_bots --bots 1 --database-url …            # one bot, 20/s
+    .venv/bin/python -m bench.ten_bots --rate-per-bot 10 --database-url …   # ten bots, 100/s
+    .venv/bin/python -m bench.ten_bots --users-per-bot 50 --seconds 0 --database-url …
+
+`--seconds` (default 30) sets how long residents keep arriving: each bot gets seconds × rate / 8
+residents (8 updates each), so seconds × rate updates; the last residents' steps run about 14 s
+beyond it (their think time). Printed: updates, each bot's and all bots' p50 / p99 / slowest
+latency, updates a second achieved (over the whole run: `seconds` well beyond the schedule's
+own length, `schedule_seconds`, means the bots fell behind), this process's CPU an update (and
+the whole machine's, with the database server and whatever else runs: compare on an idle
+machine), and the cases made, checked to be one for each resident, each placed, each in its
+bot's county.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import random
+import statistics
+import sys
+import time
+from typing import Any
+
+from sqlalchemy import func, select
+from telegram.ext import ApplicationBuilder
+
+from bench.report_flow import (
+    NO_REPORT_LIMITS,
+    STEPS,
+    THINK_SECONDS,
+    QueuedResident,
+    _fetch_updates,
+    _fresh_database,
+    _machine_cpu,
+    cases_made,
+    machine_busy_seconds,
+    steps_of,
+)
+from bot.app import build_applications, concurrent_updates
+from bot.config import CountySettings, Settings, TelegramSettings
+from bot.pipeline import settle
+from models.db import create_engine, create_session_factory
+from models.entities import Case, District, Neighbourhood
+from tests.conftest import make_settings
+from tests.fakebot import BOT_USER, AnyApplication, FakeBotAPI, stop_bot
+
+# Residents' ids: bot n's are FIRST_USER + n × USERS_APART and on.
+FIRST_USER = 10_000
+USERS_APART = 100_000
+
+
+def token_of(number: int) -> str:
+    """Bot `number`'s token (of the Bot API's shape, each its own)."""
+    bot_id = 700_000_000 + number
+    return f"{bot_id}:AAHb{number:03d}Qm2LpVw9Rt4Kz8Nc3Bd6Fg0Js5Yu"
+
+
+def county_like(template: CountySettings, number: int) -> CountySettings:
+    """A county of the template's shape with keys, names and chats of its own."""
+    key = f"c{number:02d}"
+    districts = [
+        district.model_copy(
+            update={
+                "key": f"{key}-{district.key}",
+                "neighbourhoods": [
+                    place.model_copy(update={"key": f"{key}-{place.key}"})
+                    for place in district.neighbourhoods
+                ],
+            }
+        )
+        for district in template.districts
+    ]
+    agencies = [
+        agency.model_copy(
+            update={
+                "key": f"{key}-{agency.key}",
+                "kind": agency.role,
+                "name": f"{agency.name} {number}",
+                "chat_id": -100_000_000 - number * 1000 - index,
+            }
+        )
+        for index, agency in enumerate(template.agencies)
+    ]
+    return template.model_copy(
+        update={
+            "key": key,
+            "name": f"شهرستان {number}",
+            "coordinators": [9_000_000 + number],
+            "coordinator_chat_id": -200_000_000 - number,
+            "council_chat_id": -300_000_000 - number,
+            "districts": districts,
+            "agencies": agencies,
+        }
+    )
+
+
+def many_bots(database_url: str, bots: int, concurrent: int | None) -> Settings:
+    """The example config made into `bots` counties, each served by a bot of its own."""
+    at_once = {"concurrent_updates": concurrent} if concurrent else {}
+    settings = make_settings(
+        database_url, telegram={"rate_limit": False}, bot={**NO_REPORT_LIMITS, **at_once}
+    )
+    counties = [county_like(settings.counties[0], n) for n in range(1, bots + 1)]
+    base = settings.telegram.model_dump()
+    entries = [
+        {
+            "key": county.key,
+            "counties": [county.key],
+            "token_env": f"MAHALLE_BOT_TOKEN_{county.key.upper()}",
+            "telegram": TelegramSettings.model_validate({**base, "token": token_of(n)}),
+        }
+        for n, county in enumerate(counties, start=1)
+    ]
+    return Settings.model_validate({**settings.model_dump(), "counties": counties, "bots": entries})
+
+
+async def start_many(settings: Settings) -> tuple[list[AnyApplication], list[FakeBotAPI]]:
+    """Every bot built and started as `mahalle run` does (start-up frozen), each on its own
+    fake Bot API."""
+    apis, builders = [], {}
+    for n, key in enumerate(settings.bot_keys, start=1):
+        api = FakeBotAPI()
+        api.bot_user = {**BOT_USER, "id": int(token_of(n).split(":")[0]), "username": f"{key}_bot"}
+        apis.append(api)
+        builders[key] = (
+            ApplicationBuilder().token(token_of(n)).request(api).get_updates_request(api)
+        )
+    apps = build_applications(settings, builders, freeze_startup=True)
+    for app in apps:
+        await app.initialize()
+        if app.post_init is not None:
+            await app.post_init(app)
+    return apps, apis
+
+
+async def cases_by_county(url: str) -> dict[str, int]:
+    """Cases made, by the county of their neighbourhood."""
+    engine = create_engine(url)
+    async with create_session_factory(engine)() as session:
+        rows = await session.execute(
+            select(District.county_key, func.count())
+            .select_from(Case)
+            .join(Neighbourhood, Case.neighbourhood_id == Neighbourhood.id)
+            .join(District, Neighbourhood.district_id == District.id)
+            .group_by(District.county_key)
+        )
+        counted = {str(county): int(cases) for county, cases in rows.all()}
+    await engine.dispose()
+    return counted
+
+
+def _percentiles(seconds: list[float]) -> str:
+    ms = sorted(x * 1000 for x in seconds)
+    return (
+        f"p50_ms={statistics.median(ms):.1f} p99_ms={ms[max(int(len(ms) * 0.99) - 1, 0)]:.1f} "
+        f"max_ms={ms[-1]:.1f}"
+    )
+
+
+async def run(
+    bots: int,
+    rate_per_bot: float,
+    users_per_bot: int,
+    database_url: str,
+    concurrent: int | None,
+) -> None:
+    """Every bot's residents on their schedules at once; then the figures, and the check that
+    each resident's case was made, placed and in their bot's county."""
+    url = await _fresh_database(database_url)
+    settings = many_bots(url, bots, concurrent)
+    apps, apis = await start_many(settings)
+    queues: list[asyncio.Queue[Any]] = [asyncio.Queue() for _ in apps]
+    fetchers = [
+        asyncio.create_task(_fetch_updates(app, queue))
+        for app, queue in zip(apps, queues, strict=True)
+    ]
+    latencies: list[list[float]] = [[] for _ in apps]
+    gap = len(STEPS) / rate_per_bot  # between one bot's residents' arrivals
+    started, cpu_started = time.perf_counter(), time.process_time()
+    machine_started = machine_busy_seconds()
+
+    async def resident(bot: int, index: int, thinking: random.Random) -> None:
+        user_id = FIRST_USER + bot * USERS_APART + index
+        person = QueuedResident(queues[bot], apps[bot], apis[bot], user_id, deliver=False)
+        person._update_ids = update_ids[bot]  # each bot numbers its own updates
+        # The bots' residents arrive in turn, not all bots' at the same moments.
+        due = started + (index + bot / bots) * gap
+        # Each bot's index-th resident writes what report_flow's index-th does: the triage is
+        # sure of those (a few other residents' numbers leave it unsure, and it asks them).
+        for kind, value in steps_of(FIRST_USER + index):
+            await asyncio.sleep(max(due - time.perf_counter(), 0))
+            await (person.send(value) if kind == "send" else person.press(value))
+            latencies[bot].append(time.perf_counter() - due)
+            last_due[0] = max(last_due[0], due)
+            due += THINK_SECONDS * thinking.uniform(0.5, 1.5)
+
+    update_ids = [itertools.count(1_000_000) for _ in apps]
+    last_due = [started]
+    residents = []
+    for bot in range(bots):
+        thinking = random.Random(FIRST_USER + bot)  # the same schedule in every run
+        residents += [resident(bot, index, thinking) for index in range(users_per_bot)]
+    await asyncio.gather(*residents)
+    for fetcher in fetchers:
+        fetcher.cancel()
+    for app in apps:
+        await settle(app.bot_data["runtime"])
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    machine_ended = machine_busy_seconds()
+    for app in reversed(apps):  # the first bot's closes the shared pool: last
+        await stop_bot(app)
+
+    every = [x for own in latencies for x in own]
+    for key, own in zip(settings.bot_keys, latencies, strict=True):
+        print(f"bot={key} updates={len(own)} {_percentiles(own)}")
+    print(
+        f"backend={url.split(':', 1)[0]} bots={bots} offered={rate_per_bot * bots:.0f}/s "
+        f"({rate_per_bot:g}/s a bot) users={bots * users_per_bot} updates={len(every)} "
+        f"seconds={elapsed:.1f} schedule_seconds={last_due[0] - started:.1f} "
+        f"updates_per_second={len(every) / elapsed:.1f} "
+        f"{_percentiles(every)} cpu_ms_per_update={cpu * 1000 / len(every):.2f}",
+        _machine_cpu(machine_started, machine_ended, len(every)),
+        f"at_once={concurrent_updates(settings)} a bot",
+    )
+    # A resident refused or a case left unplaced would make the figures a cheaper run's.
+    cases = await cases_made(url, bots * users_per_bot)
+    by_county = await cases_by_county(url)
+    expected = {county.key: users_per_bot for county in settings.counties}
+    assert by_county == expected, f"cases by county {by_county}, expected {expected}"
+    print(f"cases={cases}, each placed, {users_per_bot} in each bot's county")
+
+
+def main() -> None:
+    """Parse arguments and run the benchmark."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--bots", type=int, default=10, help="bots (and counties) in the process")
+    parser.add_argument(
+        "--rate-per-bot",
+        type=float,
+        default=20.0,
+        help="updates falling due a second for each bot, whether or not it keeps up",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=30.0,
+        help="how long residents keep arriving (seconds × rate / 8 residents a bot)",
+    )
+    parser.add_argument(
+        "--users-per-bot", type=int, help="residents of each bot (8 updates each), over --seconds"
+    )
+    parser.add_argument(
+        "--database-url",
+        required=True,
+        help="PostgreSQL (postgresql+asyncpg://…); SQLite is taken with a warning",
+    )
+    parser.add_argument(
+        "--concurrent-updates",
+        type=int,
+        help="updates each bot handles at once (default: the config's)",
+    )
+    arguments = parser.parse_args()
+    if not arguments.database_url.startswith("postgresql"):
+        print(
+            "warning: not PostgreSQL; SQLite handles one update at a time for all the bots",
+            file=sys.stderr,
+        )
+    users = arguments.users_per_bot or round(
+        arguments.seconds * arguments.rate_per_bot / len(STEPS)
+    )
+    assert users > 0, "no residents: give --seconds or --users-per-bot"
+    asyncio.run(
+        run(
+            arguments.bots,
+            arguments.rate_per_bot,
+            users,
+            arguments.database_url,
+            arguments.concurrent_updates,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
