@@ -36,7 +36,7 @@ import sys
 import time
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from telegram.ext import ApplicationBuilder
 
 from bench.report_flow import (
@@ -164,6 +164,59 @@ async def cases_by_county(url: str) -> dict[str, int]:
     return counted
 
 
+# What the database's sessions of this process wait on, sampled: the wait's kind and the start
+# of the statement that waits.
+WAITING = text(
+    "SELECT wait_event_type, wait_event, left(regexp_replace(query, '\\s+', ' ', 'g'), 48)"
+    " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    " AND state = 'active' AND wait_event_type IN ('Lock', 'LWLock')"
+)
+
+
+class Watch:
+    """Every `every` seconds: the pool's connections in use and the sessions waiting on a lock
+    in the database (PostgreSQL), to tell a process short of CPU from one whose updates wait."""
+
+    def __init__(self, url: str, pool: Any, every: float = 0.5) -> None:
+        self.url, self.pool, self.every = url, pool, every
+        self.samples = 0
+        self.pool_full = 0
+        self.in_use: list[int] = []
+        self.waits: dict[str, int] = {}
+
+    async def run(self) -> None:
+        """Sample until cancelled."""
+        engine = create_engine(self.url, connections=1)
+        capacity = self.pool.size() + self.pool._max_overflow
+        try:
+            async with engine.connect() as connection:
+                while True:
+                    await asyncio.sleep(self.every)
+                    self.samples += 1
+                    used = self.pool.checkedout()
+                    self.in_use.append(used)
+                    self.pool_full += used >= capacity
+                    for kind, event, query in (await connection.execute(WAITING)).all():
+                        what = f"{kind}:{event} {query}"
+                        self.waits[what] = self.waits.get(what, 0) + 1
+                    await connection.rollback()
+        finally:
+            await engine.dispose()
+
+    def line(self) -> str:
+        """The samples summed up: how often the pool was exhausted, and the mean number of
+        sessions waiting on each lock."""
+        if not self.samples:
+            return "watch: no samples"
+        waits = sorted(self.waits.items(), key=lambda item: -item[1])[:4]
+        shown = "; ".join(f"{n / self.samples:.1f} on {what}" for what, n in waits) or "none"
+        return (
+            f"watch: {self.samples} samples, pool in use mean {statistics.mean(self.in_use):.1f} "
+            f"(exhausted in {self.pool_full * 100 / self.samples:.0f} %), "
+            f"sessions waiting on a lock (mean): {shown}"
+        )
+
+
 def _percentiles(seconds: list[float]) -> str:
     ms = sorted(x * 1000 for x in seconds)
     return (
@@ -178,6 +231,7 @@ async def run(
     users_per_bot: int,
     database_url: str,
     concurrent: int | None,
+    watch: bool = False,
 ) -> None:
     """Every bot's residents on their schedules at once; then the figures, and the check that
     each resident's case was made, placed and in their bot's county."""
@@ -190,6 +244,8 @@ async def run(
         for app, queue in zip(apps, queues, strict=True)
     ]
     latencies: list[list[float]] = [[] for _ in apps]
+    watcher = Watch(url, apps[0].bot_data["runtime"].engine.pool) if watch else None
+    watching = asyncio.create_task(watcher.run()) if watcher else None
     gap = len(STEPS) / rate_per_bot  # between one bot's residents' arrivals
     started, cpu_started = time.perf_counter(), time.process_time()
     machine_started = machine_busy_seconds()
@@ -216,8 +272,8 @@ async def run(
         thinking = random.Random(FIRST_USER + bot)  # the same schedule in every run
         residents += [resident(bot, index, thinking) for index in range(users_per_bot)]
     await asyncio.gather(*residents)
-    for fetcher in fetchers:
-        fetcher.cancel()
+    for task in [*fetchers, *([watching] if watching else [])]:
+        task.cancel()
     for app in apps:
         await settle(app.bot_data["runtime"])
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
@@ -237,6 +293,8 @@ async def run(
         _machine_cpu(machine_started, machine_ended, len(every)),
         f"at_once={concurrent_updates(settings)} a bot",
     )
+    if watcher:
+        print(watcher.line())
     # A resident refused or a case left unplaced would make the figures a cheaper run's.
     cases = await cases_made(url, bots * users_per_bot)
     by_county = await cases_by_county(url)
@@ -276,6 +334,11 @@ def main() -> None:
         type=int,
         help="updates each bot handles at once (default: the config's)",
     )
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="PostgreSQL: sample the pool's use and the sessions waiting on a lock",
+    )
     arguments = parser.parse_args()
     if not arguments.database_url.startswith("postgresql"):
         print(
@@ -293,6 +356,7 @@ def main() -> None:
             users,
             arguments.database_url,
             arguments.concurrent_updates,
+            arguments.watch,
         )
     )
 
