@@ -4,7 +4,7 @@ A deployment may serve several counties, each through a bot of its own ([[bots]]
 then receives for all of them. Here N bots (10 by default) run in one process on one database,
 each on its own fake Bot API with its own token, each serving a county of its own made in the
 example config's shape (its districts, neighbourhoods and agencies under keys of its own, its
-agencies', coordinators' and council's chats ids of their own). Each bot's residents go through
+agencies', coordinators' and council's chat ids of their own). Each bot's residents go through
 the whole report flow (bench.report_flow's steps) in a neighbourhood of that bot's county.
 Updates fall due on a schedule, `--rate-per-bot` a second for each bot, whether or not the bots
 keep up (an open loop: latency counts from when each update was due, so a backlog shows), and
@@ -13,16 +13,20 @@ enter each bot's application as its webhook hands them over (bench.report_flow's
     .venv/bin/python -m bench.ten_bots --database-url postgresql+asyncpg://…/test
     .venv/bin/python -m bench.ten_bots --bots 1 --database-url …            # one bot, 20/s
     .venv/bin/python -m bench.ten_bots --rate-per-bot 10 --database-url …   # ten bots, 100/s
-    .venv/bin/python -m bench.ten_bots --users-per-bot 50 --seconds 0 --database-url …
+    .venv/bin/python -m bench.ten_bots --users-per-bot 50 --database-url …
+    .venv/bin/python -m bench.ten_bots --watch --database-url …   # the pool and the locks waited on
 
 `--seconds` (default 30) sets how long residents keep arriving: each bot gets seconds × rate / 8
 residents (8 updates each), so seconds × rate updates; the last residents' steps run about 14 s
-beyond it (their think time). Printed: updates, each bot's and all bots' p50 / p99 / slowest
-latency, updates a second achieved (over the whole run: `seconds` well beyond the schedule's
-own length, `schedule_seconds`, means the bots fell behind), this process's CPU an update (and
-the whole machine's, with the database server and whatever else runs: compare on an idle
-machine), and the cases made, checked to be one for each resident, each placed, each in its
-bot's county.
+beyond it (their think time). Printed: updates; each bot's and all bots' p50 / p99 / slowest
+latency; updates a second achieved over the whole run (`seconds` well beyond the schedule's own
+length, `schedule_seconds`, means the bots fell behind); this process's CPU an update and its
+share of one core (`process_cpu`: near 100 %, the process, one thread, is what limits; well
+below it with the bots behind, its updates wait on something else, or the machine gives it no
+more); the whole machine's CPU an update (with the database server and whatever else runs:
+compare on an idle machine); and the cases made, checked to be one for each resident, each
+placed, each in its bot's county. `--watch` adds how full the connection pool was and which
+locks the database's sessions waited on.
 """
 
 from __future__ import annotations
@@ -289,7 +293,8 @@ async def run(
         f"({rate_per_bot:g}/s a bot) users={bots * users_per_bot} updates={len(every)} "
         f"seconds={elapsed:.1f} schedule_seconds={last_due[0] - started:.1f} "
         f"updates_per_second={len(every) / elapsed:.1f} "
-        f"{_percentiles(every)} cpu_ms_per_update={cpu * 1000 / len(every):.2f}",
+        f"{_percentiles(every)} cpu_ms_per_update={cpu * 1000 / len(every):.2f} "
+        f"process_cpu={cpu * 100 / elapsed:.0f}%",
         _machine_cpu(machine_started, machine_ended, len(every)),
         f"at_once={concurrent_updates(settings)} a bot",
     )
