@@ -12,7 +12,7 @@ from telegram import (
 )
 
 from bot.digits import persian_digits
-from bot.services.reference import DistrictRow
+from bot.services.reference import DistrictRow, Place
 from models.entities import Case, Neighbourhood
 
 Translate = Callable[..., str]
@@ -129,14 +129,12 @@ def neighbourhood_list(
     return InlineKeyboardMarkup(rows)
 
 
-def search_results(
-    t: Translate, places: Sequence[Neighbourhood], prefix: str
-) -> InlineKeyboardMarkup:
+def search_results(t: Translate, places: Sequence[Place], prefix: str) -> InlineKeyboardMarkup:
     """Matches for a typed name, each with its district, and the full list as a way out."""
     rows = [
         [
             InlineKeyboardButton(
-                t("place-with-district", name=p.name, district=p.district.name),
+                t("place-with-district", name=p.name, district=p.district_name),
                 callback_data=f"{prefix}:n:{p.id}",
             )
         ]

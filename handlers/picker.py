@@ -10,9 +10,9 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 from bot.context import MahalleContext
 from bot.digits import isolate
 from bot.services import places
+from bot.services.reference import Place
 from handlers import keyboards
 from handlers.buttons import acknowledge, alert, tidying
-from models.entities import Neighbourhood
 
 
 async def _district_menu(context: MahalleContext, prefix: str) -> tuple[str, InlineKeyboardMarkup]:
@@ -70,7 +70,7 @@ async def browse(query: CallbackQuery, context: MahalleContext, prefix: str) -> 
     await acknowledge(query, query.edit_message_text(text, reply_markup=markup))
 
 
-async def picked(query: CallbackQuery, context: MahalleContext) -> Neighbourhood | None:
+async def picked(query: CallbackQuery, context: MahalleContext) -> Place | None:
     """The neighbourhood a `<prefix>:n:<id>` press names, or None after telling the user why.
 
     The picker's message becomes the choice ("neighbourhood: …"), its buttons gone."""

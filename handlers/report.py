@@ -122,7 +122,7 @@ async def _show_summary(update: Update, context: MahalleContext, draft: ReportDr
         await message_of(update).reply_text(context.t("neighbourhood-gone"))
         return await _ask_neighbourhood(update, context, None)
     await _save(update, context, draft, Step.CONFIRM)
-    on_behalf, name, district = "", place.name, place.district.name
+    on_behalf, name, district = "", place.name, place.district_name
     if draft.group_id:
         names = {g.id: g.name for g in await reporter_groups(context, user_id_of(update))}
         if draft.group_id in names:

@@ -275,7 +275,7 @@ async def save_picked(update: Update, context: MahalleContext) -> object:
         user = await users.get_or_create_user(
             session=session, user_id=update.effective_user.id, language=context.language
         )
-        await users.save_neighbourhood(session=session, user=user, neighbourhood=place)
+        await users.save_neighbourhood(session=session, user=user, neighbourhood_id=place.id)
     assert update.effective_message is not None
     await update.effective_message.reply_text(
         context.t("my-neighbourhood-saved", name=isolate(place.name)),

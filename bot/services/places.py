@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import BoundingBox, Settings
 from bot.normalize import squash
-from bot.services.reference import DistrictRow, county_of_neighbourhood, snapshot
+from bot.services.reference import DistrictRow, Place, county_of_neighbourhood, snapshot
 from models.entities import Neighbourhood
 
 # Below this similarity a typed name is not offered as a match.
@@ -55,13 +55,13 @@ async def neighbourhood_page(
 
 async def get_neighbourhood(
     *, session: AsyncSession, neighbourhood_id: int, counties: Collection[str] | None = None
-) -> Neighbourhood | None:
+) -> Place | None:
     """An active neighbourhood (of the given counties, when given), or None (unknown id,
-    removed from the config, or another bot's county)."""
-    place = await session.get(Neighbourhood, neighbourhood_id)
+    removed from the config, or another bot's county); from the process's reference data."""
+    place = (await snapshot(session)).places.get(neighbourhood_id)
     if place is None or not place.active:
         return None
-    if not served(place, counties):  # the district is loaded with it
+    if counties is not None and place.county_key not in counties:
         return None
     return place
 
@@ -99,9 +99,9 @@ async def search_neighbourhoods(
     limit: int = 6,
     county_key: str | None = None,
     counties: Collection[str] | None = None,
-) -> list[Neighbourhood]:
+) -> list[Place]:
     """Neighbourhoods (of one county, when given) whose name matches what was typed, tolerant
-    of letters, ZWNJ and typos."""
+    of letters, ZWNJ and typos; from the process's reference data."""
     wanted = squash(typed)
     if len(wanted) < 2:
         return []
@@ -117,12 +117,7 @@ async def search_neighbourhoods(
         and (score := _similarity(wanted, place.search_key)) >= MATCH_THRESHOLD
     ]
     scored.sort(key=lambda pair: (-pair[0], pair[1].position))
-    ids = [place.id for _, place in scored[:limit]]
-    if not ids:
-        return []
-    matches = await session.scalars(select(Neighbourhood).where(Neighbourhood.id.in_(ids)))
-    found = {place.id: place for place in matches}
-    return [found[place_id] for place_id in ids if place_id in found]
+    return [place for _, place in scored[:limit]]
 
 
 async def bounding_box(

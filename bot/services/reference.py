@@ -44,6 +44,8 @@ class Place:
     position: int
     active: bool
     county_key: str
+    name: str
+    district_name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,8 @@ async def snapshot(session: AsyncSession) -> Snapshot:
             Neighbourhood.position,
             Neighbourhood.active,
             District.county_key,
+            Neighbourhood.name,
+            District.name,
         ).join(District, District.id == Neighbourhood.district_id)
     )
     districts = await session.execute(

@@ -93,12 +93,11 @@ async def write_to_bot(*, session: AsyncSession, user_id: int, bot_key: str, lan
     return changed
 
 
-async def save_neighbourhood(
-    *, session: AsyncSession, user: User, neighbourhood: Neighbourhood
-) -> None:
+async def save_neighbourhood(*, session: AsyncSession, user: User, neighbourhood_id: int) -> None:
     """Remember the user's own neighbourhood, offered first on their next report."""
-    user.neighbourhood_id = neighbourhood.id
-    user.neighbourhood = neighbourhood
+    await session.execute(
+        update(User).where(User.id == user.id).values(neighbourhood_id=neighbourhood_id)
+    )
     await session.commit()
 
 
