@@ -60,9 +60,13 @@ def commands(keys: Mapping[str, str], translate: Callable[[str], str]) -> list[B
 
 
 def menus(settings: Settings) -> list[tuple[int | None, Mapping[str, str]]]:
-    """(chat, commands) of every menu: None is everyone's default (residents)."""
+    """(chat, commands) of every menu: None is everyone's default (residents). With several
+    bots, a bot's own counties' chats only: another bot's groups are not the bot's to reach."""
     found: list[tuple[int | None, Mapping[str, str]]] = [(None, RESIDENT_COMMANDS)]
+    served = settings.counties_of_bot(settings.serving)
     for county in settings.counties:
+        if served is not None and county.key not in served:
+            continue
         found += [(user_id, COORDINATOR_COMMANDS) for user_id in county.coordinators]
         found += [(a.chat_id, STAFF_COMMANDS) for a in county.agencies if a.chat_id is not None]
     return found

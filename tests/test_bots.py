@@ -24,7 +24,7 @@ from bot.jalali import utcnow
 from bot.services import outbox, users
 from bot.services.health import read_health
 from models.entities import OutboxMessage, OutboxStatus, User
-from tests.conftest import COORDINATOR_CHAT, EXAMPLE_CONFIG, agency_chat
+from tests.conftest import COORDINATOR, COORDINATOR_CHAT, EXAMPLE_CONFIG, agency_chat
 from tests.fakebot import (
     BOT_USER,
     AnyApplication,
@@ -39,8 +39,10 @@ from tests.fakebot import (
     texts,
     wait_for,
 )
+from tests.test_case_desk import scoped
 from tests.test_counties import (
     REY_CHAT,
+    REY_COORDINATOR,
     _config_with,
     _county_block,
     report_in,
@@ -167,6 +169,19 @@ async def test_a_person_is_reached_through_the_bot_they_last_wrote_to(bots: TwoB
     assert await deliver_outbox(bots.apps["tehran"]) == 0  # not the first bot's to send
     assert await deliver_outbox(bots.apps["rey"]) == 1
     assert [c.params["text"] for c in sent_to(bots.apis["rey"], REY_RESIDENT)][-1] == "سلام"
+
+
+async def test_each_bot_sets_command_menus_only_in_its_own_countys_chats(bots: TwoBots) -> None:
+    agencies = len(runtime_of(bots.apps["tehran"]).settings.counties[0].agencies)
+    expected = {
+        "tehran": {"default", COORDINATOR, *(agency_chat(i) for i in range(agencies))},
+        "rey": {"default", REY_COORDINATOR, *(rey_agency_chat(i) for i in range(agencies))},
+    }
+    for key, api in bots.apis.items():
+        if "setMyCommands" in api.dialect.missing:  # Bale: no menus, asked once and refused
+            assert [c.method for c in api.calls].count("setMyCommands") == 1
+        else:  # a group of the other county's is not this bot's: Telegram knows no such chat
+            assert set(scoped(api.calls)) == expected[key]
 
 
 async def test_one_bots_429s_hold_up_none_of_the_others_messages(bots: TwoBots) -> None:
