@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings, load_settings
+from bot.runtime import Runtime
 from bot.services.reference import sync_reference_data
 from models.db import create_engine, create_session_factory, upgrade_database
 from tests.fakebot import (
@@ -24,6 +25,7 @@ from tests.fakebot import (
     FakeBotAPI,
     bot_side,
     dialect,
+    leading,
     speak,
     start_bot,
     stop_bot,
@@ -167,6 +169,18 @@ class Bot:
 
     def __init__(self, app: AnyApplication, api: FakeBotAPI) -> None:
         self.app, self.api = app, api
+
+    @property
+    def jobs(self) -> AnyApplication:
+        """The application that runs the deployment's scheduled jobs: this one, or with
+        MAHALLE_TEST_BOTS=2 the first bot's (tests that run a job run it there)."""
+        return leading(self.app)
+
+    @property
+    def jobs_runtime(self) -> Runtime:
+        """The runtime the scheduled jobs are given (that of `jobs`)."""
+        runtime: Runtime = self.jobs.bot_data["runtime"]
+        return runtime
 
     def user(self, user_id: int = 1001) -> ChatUser:
         """A resident in a private chat."""

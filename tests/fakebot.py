@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import re
 import time
 from collections.abc import Callable
@@ -737,6 +738,94 @@ class ThroughBaleRequest(BaleCalls, _Forward):
     """The fake, reached through the request class of a Bale deployment (bot/bale.py)."""
 
 
+# MAHALLE_TEST_BOTS=2: the bot a test starts is the second of a deployment of two. A first bot,
+# which leads (runs the jobs) and owns the database pool, serves a county of its own that the
+# tests never speak to; the test's bot serves the test's counties and is the one it talks to.
+BOTS_ENV = "MAHALLE_TEST_BOTS"
+FIRST_BOT, TESTS_BOT = "first", "second"
+FIRST_TOKEN = "987654321:AAFirstBotOfTwoForOfflineTestsOnly_01"
+FIRST_BOT_USER = {**BOT_USER, "id": 987654321, "username": "mahalle_first_bot"}
+# The first bot's county: its own places, agencies, coordinator and group.
+ELSEWHERE, ELSEWHERE_COORDINATOR, ELSEWHERE_CHAT = "elsewhere", 9301, -100399
+
+
+def bots_in_deployment() -> int:
+    """How many bots the deployment of a test's bot has: 1, or 2 with MAHALLE_TEST_BOTS=2."""
+    value = os.environ.get(BOTS_ENV, "1")
+    if value not in {"1", "2"}:
+        raise ValueError(f"{BOTS_ENV} is 1 or 2, not {value!r}")
+    return int(value)
+
+
+def first_neighbourhood(settings: Any) -> str:
+    """The key of the first neighbourhood of a test's first county."""
+    return str(settings.counties[0].districts[0].neighbourhoods[0].key)
+
+
+def elsewhere_agency_chat(index: int) -> int:
+    """The test chat id of the index-th agency of the first bot's county."""
+    return -100300 - index
+
+
+def as_second_of_two(settings: Any) -> Any:
+    """The test's settings as a deployment of two bots ([[bots]]): the first serves a county
+    of its own, listed first; the second, with the test's token, serves the test's counties."""
+    from bot.config import CountySettings, DistrictSettings, Settings
+
+    template = settings.counties[0]
+    elsewhere = CountySettings(
+        key=ELSEWHERE,
+        name="شهرستان دوردست",
+        coordinators=[ELSEWHERE_COORDINATOR],
+        coordinator_chat_id=bot_side(ELSEWHERE_CHAT),
+        bounding_box={"min_lat": 29.5, "min_lon": 52.4, "max_lat": 29.7, "max_lon": 52.6},
+        districts=[
+            DistrictSettings(
+                key=f"{ELSEWHERE}-1",
+                name="بخش دوردست",
+                neighbourhoods=[{"key": f"{ELSEWHERE}-n1", "name": "محله دوردست"}],
+            )
+        ],
+        agencies=[
+            agency.model_copy(
+                update={
+                    "key": f"{ELSEWHERE}-{agency.key}",
+                    "kind": agency.role,
+                    "name": f"{agency.name} دوردست",
+                    "chat_id": bot_side(elsewhere_agency_chat(i)),
+                }
+            )
+            for i, agency in enumerate(template.agencies)
+        ],
+    )
+    base = settings.telegram.model_dump()
+    bots = [
+        {
+            "key": key,
+            "counties": counties,
+            "token_env": f"MAHALLE_TEST_TOKEN_{key.upper()}",
+            "telegram": {**base, "token": token},
+        }
+        for key, counties, token in (
+            (FIRST_BOT, [ELSEWHERE], FIRST_TOKEN),
+            (TESTS_BOT, [county.key for county in settings.counties], FAKE_TOKEN),
+        )
+    ]
+    counties = [elsewhere, *settings.counties]
+    return Settings.model_validate({**settings.model_dump(), "counties": counties, "bots": bots})
+
+
+# The applications of each two-bot deployment a test started, by its test bot's application:
+# stopping or crashing the test's bot stops or crashes its deployment.
+_DEPLOYMENTS: dict[int, list[AnyApplication]] = {}
+
+
+def leading(app: AnyApplication) -> AnyApplication:
+    """The application that runs the jobs of `app`'s deployment, as in production: `app`
+    itself, or with MAHALLE_TEST_BOTS=2 the first bot's."""
+    return _DEPLOYMENTS.get(id(app), [app])[0]
+
+
 async def start_bot(
     settings: Any,
     api: FakeBotAPI | None = None,
@@ -748,24 +837,42 @@ async def start_bot(
     """Build the real application on the fake transport and start it as `mahalle run` would
     (without polling): initialize, then post_init. `limited`: with Telegram's flood limiter.
     `freeze_startup`: as `mahalle run` (tests leave it off: a test process starts hundreds of
-    bots, and frozen cycles of the ones stopped would stay for the whole run)."""
+    bots, and frozen cycles of the ones stopped would stay for the whole run). With
+    MAHALLE_TEST_BOTS=2 the application returned is the second bot of two (`as_second_of_two`),
+    the first on a fake Bot API of its own."""
     from telegram.ext import ApplicationBuilder
 
-    from bot.app import build_application, flood_limiter
+    from bot.app import build_application, build_applications, flood_limiter
 
     api = api or FakeBotAPI()
-    request: BaseRequest = api
-    if settings.telegram.platform == "bale":  # the request class a Bale deployment uses
-        request = ThroughBaleRequest(api)
-    builder: Any = (
-        ApplicationBuilder().token(FAKE_TOKEN).request(request).get_updates_request(request)
-    )
-    if limited:
-        builder = builder.rate_limiter(flood_limiter())
-    app = build_application(settings, builder, role=role, freeze_startup=freeze_startup)
-    await app.initialize()
-    if app.post_init is not None:
-        await app.post_init(app)
+    two = bots_in_deployment() == 2 and not settings.bots
+    apis = {FIRST_BOT: FakeBotAPI(bot_user=dict(FIRST_BOT_USER)), TESTS_BOT: api} if two else {}
+    tokens = {FIRST_BOT: FIRST_TOKEN, TESTS_BOT: FAKE_TOKEN}
+    if two:
+        settings = as_second_of_two(settings)
+
+    def builder_for(fake: FakeBotAPI, token: str) -> Any:
+        request: BaseRequest = fake
+        if settings.telegram.platform == "bale":  # the request class a Bale deployment uses
+            request = ThroughBaleRequest(fake)
+        builder: Any = ApplicationBuilder().token(token).request(request)
+        builder = builder.get_updates_request(request)
+        return builder.rate_limiter(flood_limiter()) if limited else builder
+
+    if not two:
+        app = build_application(
+            settings, builder_for(api, FAKE_TOKEN), role=role, freeze_startup=freeze_startup
+        )
+        apps = [app]
+    else:
+        builders = {key: builder_for(fake, tokens[key]) for key, fake in apis.items()}
+        apps = build_applications(settings, builders, role=role, freeze_startup=freeze_startup)
+        app = apps[-1]
+        _DEPLOYMENTS[id(app)] = apps
+    for each in apps:
+        await each.initialize()
+        if each.post_init is not None:
+            await each.post_init(each)
     return app, api
 
 
@@ -797,15 +904,19 @@ async def start_bots(
 async def crash_bot(app: AnyApplication) -> None:
     """The process dies: no shutdown, no final persistence flush. Its database connections die
     with it, the jobs lock's and the block list listener's too (else the lock outlives a test)."""
-    runtime = app.bot_data["runtime"]
-    await runtime.leadership.step_down()
-    if runtime.listener is not None:
-        await runtime.listener.close()
-    await runtime.engine.dispose()
+    apps = _DEPLOYMENTS.pop(id(app), [app])
+    runtimes = [each.bot_data["runtime"] for each in apps]
+    await runtimes[0].leadership.step_down()
+    for runtime in runtimes:
+        if runtime.listener is not None:
+            await runtime.listener.close()
+    await runtimes[0].engine.dispose()
 
 
 async def stop_bot(app: AnyApplication) -> None:
-    """Shut the application down cleanly (persistence flushed, database pool closed)."""
-    await app.shutdown()
-    if app.post_shutdown is not None:
-        await app.post_shutdown(app)
+    """Shut the application down cleanly (persistence flushed, database pool closed); with
+    MAHALLE_TEST_BOTS=2, its deployment's, the first bot's (which closes the pool) last."""
+    for each in reversed(_DEPLOYMENTS.pop(id(app), [app])):
+        await each.shutdown()
+        if each.post_shutdown is not None:
+            await each.post_shutdown(each)

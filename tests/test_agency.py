@@ -389,7 +389,7 @@ async def test_a_failed_routing_still_gives_the_code_and_the_sweep_places_the_ca
     assert "کد پیگیری" in replies[0], "the case was committed, so the code is given"
     assert (await one_case(settings)).status == "submitted"
     monkeypatch.setattr("bot.pipeline.route_new_case", real)
-    runtime = bot.app.bot_data["runtime"]
+    runtime = bot.jobs_runtime
     assert await pipeline.route_stranded(runtime, now=utcnow() + timedelta(minutes=2)) == 1
     assert (await one_case(settings)).status == "forwarded"
 

@@ -159,11 +159,11 @@ async def test_no_answer_within_the_wait_goes_to_the_coordinators(
     await report(resident, TEXT)
     wait = settings.triage.answer_wait_minutes
     early = utcnow() + timedelta(minutes=wait - 5)
-    assert await route_stranded(runtime(bot), now=early) == 0, "a question is not a crash"
-    assert await hand_over_unanswered(runtime(bot), now=early) == 0
+    assert await route_stranded(bot.jobs_runtime, now=early) == 0, "a question is not a crash"
+    assert await hand_over_unanswered(bot.jobs_runtime, now=early) == 0
     assert (await one_case(settings)).status == "submitted"
 
-    assert await hand_over_unanswered(runtime(bot), now=utcnow() + timedelta(minutes=wait)) == 1
+    assert await hand_over_unanswered(bot.jobs_runtime, now=utcnow() + timedelta(minutes=wait)) == 1
     await deliver_outbox(bot.app)
     case = await one_case(settings)
     assert case.status == "triage"
@@ -187,7 +187,7 @@ async def test_a_restart_between_question_and_answer_loses_nothing(
     app, _ = await start_bot(settings, api)  # a new process: only the database remembers
     try:
         again = Bot(app, api)
-        assert await route_stranded(runtime(again), now=utcnow() + timedelta(minutes=5)) == 0
+        assert await route_stranded(again.jobs_runtime, now=utcnow() + timedelta(minutes=5)) == 0
         resident = ChatUser(app, api, 1001)
         await resident.press(WATER_POWER)
         case = await one_case(settings)

@@ -189,7 +189,7 @@ async def test_a_task_not_taken_on_in_time_is_chased_then_escalated(
     bot: Bot, settings: Settings
 ) -> None:
     await lead_asks_welfare(bot, settings)
-    runtime = bot.app.bot_data["runtime"]
+    runtime = bot.jobs_runtime
     engine = create_engine(settings.database.url)
     # Asked on a Saturday 08:00 Tehran (04:30 UTC), 1405/09/14; municipal: 24 working hours
     # to a reminder, 48 to an escalation.

@@ -62,7 +62,7 @@ async def decision_rows(settings: Settings) -> tuple[list[tuple[str, str | None]
 async def test_agenda_meeting_decision_from_start_to_weekly_report(
     bot: Bot, settings: Settings
 ) -> None:
-    runtime = bot.app.bot_data["runtime"]
+    runtime = bot.jobs_runtime
     await add_staff(settings, 2001, "municipality", "کارشناس رضایی")
     await report(bot.user(1001))
     await report(bot.user(1002), OTHER_WASTE)
@@ -125,7 +125,7 @@ async def test_agenda_meeting_decision_from_start_to_weekly_report(
     overdue = [m.text for m in bot.api.delivered(SECRETARY) if "گذشته است" in m.text]
     assert len(reminders) == 1 and len(overdue) == 1 and DECISION in overdue[0]
     # The weekly report lists it, overdue first; to the council's members too.
-    await send_weekly_report(bot.app.bot, runtime, now=due + timedelta(hours=3))
+    await send_weekly_report(runtime.bot, runtime, now=due + timedelta(hours=3))
     weekly = [m.text for m in bot.api.delivered(MEMBER) if "مصوبه‌های باز" in m.text]
     assert len(weekly) == 1 and "🚨" in weekly[0] and "گذشته" in weekly[0]
     [chart] = [c for c in bot.api.to_chat(MEMBER) if c.method == "sendPhoto"]
@@ -189,7 +189,7 @@ async def test_export_keeps_a_formula_like_decision_inert_and_states_it(
 
 async def test_an_empty_week_is_said_in_words(bot: Bot, settings: Settings) -> None:
     await bot.user(MEMBER).send("/start")
-    await send_weekly_report(bot.app.bot, bot.app.bot_data["runtime"], now=utcnow())
+    await send_weekly_report(bot.jobs.bot, bot.jobs_runtime, now=utcnow())
     [text] = [m.text for m in bot.api.delivered(MEMBER) if "هیچ گزارشی ثبت نشد" in m.text]
     assert "مصوبهٔ بازی نمانده است" in text
     assert "چهار هفتهٔ پیش (از نزدیک به دور): ۰ / ۰ / ۰ / ۰ — میانگین ۰" in text

@@ -222,7 +222,7 @@ async def test_weekly_reports_go_to_each_council_with_its_own_figures(bot: Bot) 
     await report_in(bot.user(1001), "دولت‌آباد")
     # The report goes on the Saturday morning after the week the case was filed in.
     saturday = week_start(utcnow()) + timedelta(days=7, hours=8)
-    await send_weekly_report(bot.app.bot, bot.app.bot_data["runtime"], now=saturday)
+    await send_weekly_report(bot.jobs.bot, bot.jobs_runtime, now=saturday)
     rey_text = [c.text for c in bot.api.to_chat(REY_COUNCIL) if c.method == "sendMessage"]
     tehran_text = [c.text for c in bot.api.to_chat(COORDINATOR_CHAT) if c.method == "sendMessage"]
     assert title(rey_text[0]).endswith("— ۱ گزارش")

@@ -297,11 +297,9 @@ async def _age(settings: Settings, case_id: int, hours: float) -> datetime:
 async def test_reminder_then_escalation_each_once_even_across_restarts(
     bot: Bot, settings: Settings
 ) -> None:
-    settings_24h = settings.model_copy(
-        update={"deadlines": settings.deadlines.model_copy(update={"working_days": False})}
-    )
-    runtime = bot.app.bot_data["runtime"]
-    runtime.settings = settings_24h
+    hours_24 = {"deadlines": settings.deadlines.model_copy(update={"working_days": False})}
+    runtime = bot.jobs_runtime
+    runtime.settings = settings_24h = runtime.settings.model_copy(update=hours_24)
     await report(bot.user())
     case = await one_case(settings)
     await _age(settings, case.id, 30)  # past 24 h to accept, before the 48 h escalation
@@ -326,8 +324,8 @@ async def test_reminder_then_escalation_each_once_even_across_restarts(
 async def test_security_has_a_shorter_deadline_and_accepting_stops_reminders(
     bot: Bot, settings: Settings
 ) -> None:
-    runtime = bot.app.bot_data["runtime"]
-    runtime.settings = settings.model_copy(
+    runtime = bot.jobs_runtime
+    runtime.settings = runtime.settings.model_copy(
         update={"deadlines": settings.deadlines.model_copy(update={"working_days": False})}
     )
     await report(bot.user(), "دیشب دزد از پشت‌بام وارد خانه همسایه شد و طلاهایشان را برد")
@@ -343,7 +341,7 @@ async def test_security_has_a_shorter_deadline_and_accepting_stops_reminders(
 async def test_daily_digest_counts_the_day_once(bot: Bot, settings: Settings) -> None:
     await report(bot.user(1001))
     await report(bot.user(1002), "سلام، یه سوال داشتم درباره این ربات و اینکه چطوری کار میکنه")
-    runtime = bot.app.bot_data["runtime"]
+    runtime = bot.jobs_runtime
     now = datetime.now(UTC)
     assert await send_daily_digest(runtime, now=now)
     assert not await send_daily_digest(runtime, now=now + timedelta(minutes=5))
@@ -521,7 +519,7 @@ async def test_weekly_report_sends_a_chart_and_the_figures(bot: Bot) -> None:
     await report(bot.user(1001))
     # On the Saturday morning after the week the case was filed in.
     saturday = stats.week_start(datetime.now(UTC)) + timedelta(days=7, hours=8)
-    await send_weekly_report(bot.app.bot, bot.app.bot_data["runtime"], now=saturday)
+    await send_weekly_report(bot.jobs.bot, bot.jobs_runtime, now=saturday)
     [photo] = [c for c in bot.api.to_chat(COORDINATOR_CHAT) if c.method == "sendPhoto"]
     assert photo.files["photo"][1].startswith(b"\x89PNG")
     figures = [c.text for c in bot.api.to_chat(COORDINATOR_CHAT) if c.method == "sendMessage"][-1]

@@ -272,7 +272,7 @@ async def resolved_case(bot: Bot, settings: Settings, resident: ChatUser) -> Non
 async def test_a_resolved_case_nobody_answers_closes_itself(bot: Bot, settings: Settings) -> None:
     resident = bot.user(1001)
     await resolved_case(bot, settings, resident)
-    runtime = bot.app.bot_data["runtime"]
+    runtime = bot.jobs_runtime
     now = datetime.now(UTC)
     assert await close_unanswered(runtime, now=now + timedelta(days=6)) == 0
     assert (await one_case(settings)).status == "resolved"
@@ -312,7 +312,7 @@ async def test_a_case_nobody_handled_loses_the_phone_number_after_the_period(
     await resident.press("ثبت گزارش")
     case = await one_case(settings)
     assert case.status == "forwarded" and case.reporter_phone == PHONE, "never accepted"
-    runtime = bot.app.bot_data["runtime"]
+    runtime = bot.jobs_runtime
     now = datetime.now(UTC)
     assert await drop_old_contacts(runtime, now=now + timedelta(days=89)) == 0
     assert await drop_old_contacts(runtime, now=now + timedelta(days=91)) == 1
@@ -333,9 +333,9 @@ async def test_an_abandoned_draft_expires_with_its_conversation(
     writer = bot.user(1002)
     await writer.send("📝 گزارش جدید")  # someone still writing is left alone
     now = datetime.now(UTC)
-    assert await expire_drafts(bot.app, now=now + timedelta(days=6)) == 0
+    assert await expire_drafts(bot.jobs, now=now + timedelta(days=6)) == 0
     await bump_draft_and_state(settings, 1002, now + timedelta(days=5))
-    assert await expire_drafts(bot.app, now=now + timedelta(days=8)) == 1
+    assert await expire_drafts(bot.jobs, now=now + timedelta(days=8)) == 1
     engine = create_engine(settings.database.url)
     async with create_session_factory(engine)() as session:
         drafts = (await session.scalars(select(Draft.user_id))).all()

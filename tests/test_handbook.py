@@ -114,7 +114,7 @@ async def test_publish_confirm_remind_and_a_strangers_press(bot: Bot, settings: 
         await session.execute(update(HandbookReading).values(asked_at=asked_at))
         await session.commit()
     await engine.dispose()
-    runtime = bot.app.bot_data["runtime"]
+    runtime = bot.jobs_runtime
     await check_deadlines(runtime, now=asked_at + timedelta(hours=3))
     await deliver(bot)
     assert not any("یادآوری" in t for t in texts(bot.api.to_chat(WELFARE_CLERK)))

@@ -301,7 +301,7 @@ async def test_the_weekly_report_counts_joins_and_offers(bot: Bot, settings: Set
 
     # On the Saturday morning after the week all this happened in.
     saturday = stats.week_start(datetime.now(UTC)) + timedelta(days=7, hours=8)
-    await send_weekly_report(bot.app.bot, bot.app.bot_data["runtime"], now=saturday)
+    await send_weekly_report(bot.jobs.bot, bot.jobs_runtime, now=saturday)
     figures = [c.text for c in bot.api.to_chat(COORDINATOR_CHAT) if c.method == "sendMessage"][-1]
     assert "مشارکت مردم: ۱ بار" in figures
     assert "۲ پیشنهاد کمک از تشکل‌ها، ۱ پذیرفته" in figures

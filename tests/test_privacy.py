@@ -125,7 +125,7 @@ async def test_texts_of_sent_messages_are_dropped_after_a_week(
     async with bot.app.bot_data["runtime"].session_factory() as session:
         outbox.enqueue(session, chat_id=1002, purpose="test", payload={"text": "هنوز نرفته"})
         await session.commit()  # the worker is off in tests: this one stays waiting
-    runtime = bot.app.bot_data["runtime"]
+    runtime = bot.jobs_runtime
     now = datetime.now(UTC)
     assert await drop_sent_texts(runtime, now=now + timedelta(days=6)) == 0
     sent = len([row for row in await outbox_rows(settings) if row.status == "sent"])
@@ -151,7 +151,7 @@ async def test_phone_numbers_of_long_closed_cases_are_dropped(bot: Bot, settings
     clerk = bot.in_group(2001, -100100, "رضایی")
     await clerk.press("رد")
     await clerk.reply("خارج از محدوده")
-    runtime = bot.app.bot_data["runtime"]
+    runtime = bot.jobs_runtime
     now = datetime.now(UTC)
     assert await drop_old_contacts(runtime, now=now + timedelta(days=30)) == 0
     assert await drop_old_contacts(runtime, now=now + timedelta(days=91)) == 1

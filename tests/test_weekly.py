@@ -112,7 +112,7 @@ async def test_the_weekly_report_covers_saturday_to_friday_in_working_hours(
         ],
     )
     await bot.user(MEMBER).send("/start")
-    await send_weekly_report(bot.app.bot, bot.app.bot_data["runtime"], now=SATURDAY)
+    await send_weekly_report(bot.jobs.bot, bot.jobs_runtime, now=SATURDAY)
     [chart] = [c for c in bot.api.to_chat(MEMBER) if c.method == "sendPhoto"]
     [text] = [m.text for m in bot.api.delivered(MEMBER) if "آمار هفته" in m.text]
     caption = chart.params["caption"]
@@ -137,7 +137,7 @@ async def test_an_empty_week_says_so_in_words_and_on_the_chart(
     bot: Bot, settings: Settings
 ) -> None:
     await bot.user(MEMBER).send("/start")
-    await send_weekly_report(bot.app.bot, bot.app.bot_data["runtime"], now=SATURDAY)
+    await send_weekly_report(bot.jobs.bot, bot.jobs_runtime, now=SATURDAY)
     [text] = [m.text for m in bot.api.delivered(MEMBER) if "آمار هفته" in m.text]
     assert text.startswith("📈 آمار هفته — ۰ گزارش\nاین هفته هیچ گزارشی ثبت نشد.")
     assert "بر حسب وضعیت" not in text and "میانگین رضایت" not in text

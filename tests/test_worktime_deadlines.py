@@ -50,7 +50,7 @@ async def delivered(bot: Bot, chat_id: int, marker: str) -> list[str]:
 async def test_security_case_filed_thursday_afternoon_escalates_in_saturday_office_hours(
     bot: Bot, settings: Settings
 ) -> None:
-    runtime = bot.app.bot_data["runtime"]
+    runtime = bot.jobs_runtime
     await report(bot.user(), BURGLARY)
     case = await one_case(settings)
     assert case.domain_key == "security"  # 2 working hours to accept, 6 to escalation
@@ -69,7 +69,7 @@ async def test_security_case_filed_thursday_afternoon_escalates_in_saturday_offi
 
 
 async def test_reminder_due_at_night_waits_for_the_morning(bot: Bot, settings: Settings) -> None:
-    runtime = bot.app.bot_data["runtime"]
+    runtime = bot.jobs_runtime
     await report(bot.user())
     case = await one_case(settings)
     assert case.domain_key == "municipal"  # 24 working hours to accept, 48 to escalation
@@ -90,7 +90,7 @@ async def test_reminder_due_at_night_waits_for_the_morning(bot: Bot, settings: S
 async def test_escalation_of_an_ordinary_domain_waits_for_office_hours(
     bot: Bot, settings: Settings
 ) -> None:
-    runtime = bot.app.bot_data["runtime"]
+    runtime = bot.jobs_runtime
     await report(bot.user())
     case = await one_case(settings)
     # Wednesday 1405/09/11 07:30 → 48 working hours: Wed 7, Thu 4.5, Sat to Wed 5 × 7 = 35,
@@ -106,7 +106,7 @@ async def test_escalation_of_an_ordinary_domain_waits_for_office_hours(
 
 
 async def test_urgent_escalation_at_night_goes_at_once(bot: Bot, settings: Settings) -> None:
-    runtime = bot.app.bot_data["runtime"]
+    runtime = bot.jobs_runtime
     await report(bot.user(), BURGLARY)
     case = await one_case(settings)  # security: urgent in the example config
     # Sunday 08:00: 2 working hours to accept (10:00), 6 to escalation (14:00). The job first
