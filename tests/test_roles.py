@@ -10,7 +10,7 @@ from bot import cli
 from bot.leader import Leadership
 from models.db import create_engine
 from tests.conftest import EXAMPLE_CONFIG, make_settings
-from tests.fakebot import start_bot, stop_bot
+from tests.fakebot import leading, start_bot, stop_bot
 
 TOKEN = "7012345678:AAHk9dQ2rXv_4mZpLw8sT3uYbN1cE6fG0jI"
 
@@ -65,9 +65,11 @@ async def test_web_processes_neither_send_nor_run_jobs(database_url: str) -> Non
     worker, _ = await start_bot(
         make_settings(database_url, telegram={"rate_limit": False}, outbox={"worker": True})
     )
-    assert [t.get_name() for t in worker.bot_data["runtime"].tasks] == ["outbox-main"]
-    assert worker.job_queue is not None
-    scheduled = {job.name for job in worker.job_queue.jobs()}
+    runtime = worker.bot_data["runtime"]
+    assert [t.get_name() for t in runtime.tasks] == [f"outbox-{runtime.bot_key}"]
+    jobs = leading(worker).job_queue  # with several bots, the first bot's application's
+    assert jobs is not None
+    scheduled = {job.name for job in jobs.jobs()}
     assert scheduled >= {"leadership", "deadlines", "campaigns", "digest", "weekly-report"}
     await stop_bot(worker)
 
@@ -101,8 +103,9 @@ async def test_a_block_on_one_process_holds_on_the_others_at_once(database_url: 
         )
     await killer.dispose()
     runtime_b = app_b.bot_data["runtime"]
-    await wait_for(lambda: not runtime_b.listener.listening, what="the closed socket", seconds=2)
-    await runtime_b.listener.listen()
+    listener = leading(app_b).bot_data["runtime"].listener  # the deployment's one
+    await wait_for(lambda: not listener.listening, what="the closed socket", seconds=2)
+    await listener.listen()
     await coordinator.send("/unblock 1001")
     await wait_for(lambda: 1001 not in runtime_b.banned, what="B to hear of it", seconds=2)
     assert texts(await abuser.send("/start"))
@@ -279,7 +282,7 @@ async def test_a_card_queued_by_a_web_process_leaves_the_worker_at_once(database
     worker, worker_api = await start_bot(
         make_settings(database_url, telegram={"rate_limit": False}, outbox=outbox), role="worker"
     )
-    assert worker.bot_data["runtime"].listener.listening
+    assert leading(worker).bot_data["runtime"].listener.listening
     await asyncio.sleep(0.5)  # the worker's first look at the outbox, on starting, is done
     resident = ChatUser(web, web_api, 1001)
     await walk_to_summary(resident)
