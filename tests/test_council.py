@@ -125,7 +125,7 @@ async def test_agenda_meeting_decision_from_start_to_weekly_report(
     overdue = [m.text for m in bot.api.delivered(SECRETARY) if "گذشته است" in m.text]
     assert len(reminders) == 1 and len(overdue) == 1 and DECISION in overdue[0]
     # The weekly report lists it, overdue first; to the council's members too.
-    await send_weekly_report(runtime.bot, runtime, now=due + timedelta(hours=3))
+    await send_weekly_report(bot.jobs.bot, runtime, now=due + timedelta(hours=3))
     weekly = [m.text for m in bot.api.delivered(MEMBER) if "مصوبه‌های باز" in m.text]
     assert len(weekly) == 1 and "🚨" in weekly[0] and "گذشته" in weekly[0]
     [chart] = [c for c in bot.api.to_chat(MEMBER) if c.method == "sendPhoto"]
