@@ -757,6 +757,13 @@ def bots_in_deployment() -> int:
     return int(value)
 
 
+def rows_bot() -> str | None:
+    """The bot a message a test queues itself goes through: with one bot none (the one bot);
+    with MAHALLE_TEST_BOTS=2 the test's, since a message to someone who wrote to no bot is the
+    first bot's to send (the only one such a person might have started)."""
+    return TESTS_BOT if bots_in_deployment() == 2 else None
+
+
 def first_neighbourhood(settings: Any) -> str:
     """The key of the first neighbourhood of a test's first county."""
     return str(settings.counties[0].districts[0].neighbourhoods[0].key)

@@ -21,6 +21,7 @@ from bot.digits import persian_digits
 from bot.jalali import TEHRAN, utcnow
 from bot.pipeline import start_due_campaigns
 from bot.services import broadcasts
+from bot.services.reference import sync_reference_data
 from models.db import create_engine, create_session_factory
 from models.entities import Campaign, CampaignRecipient, Neighbourhood, RecipientStatus, User
 from tests.conftest import COORDINATOR, Bot
@@ -60,9 +61,11 @@ async def add_residents(
     async with create_session_factory(engine)() as session:
         place = None
         if neighbourhood_key:
-            place = await session.scalar(
-                select(Neighbourhood.id).where(Neighbourhood.key == neighbourhood_key)
-            )
+            where = select(Neighbourhood.id).where(Neighbourhood.key == neighbourhood_key)
+            place = await session.scalar(where)
+            if place is None and bots_in_deployment() == 2:  # before the bot loaded the places
+                await sync_reference_data(session=session, settings=settings)
+                place = await session.scalar(where)
         defaults = {
             "language": "fa", "neighbourhood_id": place, "broadcasts_opt_in": True,
             "broadcasts_chosen": False, "broadcast_intro_sent": False, "blocked_bot": False,

@@ -25,6 +25,7 @@ from tests.fakebot import (
     FakeBotAPI,
     bot_side,
     crash_bot,
+    rows_bot,
     start_bot,
     stop_bot,
     wait_for,
@@ -308,7 +309,7 @@ async def test_a_storm_to_one_agency_holds_up_no_other_chat(database_url: str) -
         for chat_id, text in queued:
             outbox.enqueue(
                 session, chat_id=bot_side(chat_id), purpose="test", payload={"text": text}
-            )  # the bot's ids: positive for Bale's groups, paced all the same
+            ).bot_key = rows_bot()  # the bot's ids: positive for Bale's groups, paced all the same
         await session.commit()
     clock = Clock()
     attempted = await asyncio.wait_for(app.bot_data["runtime"].sender.deliver_due(now=clock), 10)
@@ -357,8 +358,11 @@ async def test_a_429_is_on_record_at_once_and_the_worker_pauses_after(database_u
     settings = make_settings(database_url, outbox={"worker": False, "sends_at_once": 1})
     app, api = await start_bot(settings, limited=True)
     async with app.bot_data["runtime"].session_factory() as session:
-        outbox.enqueue(session, chat_id=MUNICIPALITY, purpose="test", payload={"text": "card"})
-        outbox.enqueue(session, chat_id=1001, purpose="test", payload={"text": "notice"})
+        outbox.enqueue(
+            session, chat_id=bot_side(MUNICIPALITY), purpose="test", payload={"text": "card"}
+        )
+        notice = outbox.enqueue(session, chat_id=1001, purpose="test", payload={"text": "notice"})
+        notice.bot_key = rows_bot()
         await session.commit()
     flood = failing(MUNICIPALITY, error(429, "Too Many Requests: retry after 2", retry_after=2))
     card_calls: list[float] = []
@@ -379,7 +383,7 @@ async def test_a_429_is_on_record_at_once_and_the_worker_pauses_after(database_u
     worker.cancel()
     await asyncio.gather(worker, return_exceptions=True)
     await stop_bot(app)
-    card = during[MUNICIPALITY]
+    card = during[bot_side(MUNICIPALITY)]
     assert card.attempts == 1 and "retry in 2 seconds" in (card.last_error or "").lower(), (
         "the 429 committed while the worker waits"
     )
@@ -431,7 +435,8 @@ async def enqueue_texts(settings: Settings, messages: list[tuple[int, str]]) -> 
     engine = create_engine(settings.database.url)
     async with create_session_factory(engine)() as session:
         for chat_id, text in messages:
-            outbox.enqueue(session, chat_id=chat_id, purpose="test", payload={"text": text})
+            row = outbox.enqueue(session, chat_id=chat_id, purpose="test", payload={"text": text})
+            row.bot_key = rows_bot()
         await session.commit()
     await engine.dispose()
 
