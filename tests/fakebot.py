@@ -751,7 +751,7 @@ ELSEWHERE, ELSEWHERE_COORDINATOR, ELSEWHERE_CHAT = "elsewhere", 9301, -100399
 
 def bots_in_deployment() -> int:
     """How many bots the deployment of a test's bot has: 1, or 2 with MAHALLE_TEST_BOTS=2."""
-    value = os.environ.get(BOTS_ENV, "1")
+    value = os.environ.get(BOTS_ENV) or "1"
     if value not in {"1", "2"}:
         raise ValueError(f"{BOTS_ENV} is 1 or 2, not {value!r}")
     return int(value)

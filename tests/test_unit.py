@@ -191,10 +191,17 @@ async def test_a_report_step_writes_its_draft_next_step_and_record_in_one_statem
     event.remove(runtime.engine.sync_engine, "before_cursor_execute", executed)
     assert len(writes) == 1 and "moved" in writes[0] and "recorded" in writes[0], writes
     async with runtime.session_factory() as session:
-        step = await session.scalar(
-            select(ConversationState.state).where(ConversationState.key == "[1001, 1001]")
-        )
+        [(name, step)] = (
+            await session.execute(
+                select(ConversationState.name, ConversationState.state).where(
+                    ConversationState.key == "[1001, 1001]"
+                )
+            )
+        ).all()
         draft = await session.get(Draft, 1001)
         handled = await session.scalar(select(func.max(HandledUpdate.update_id)))
     assert step == "description" and draft is not None and draft.data["neighbourhood_id"]
+    every = [h for group in bot.app.handlers.values() for h in group]
+    persistent = [h for h in every if getattr(h, "persistent", False)]
+    assert [h.name for h in persistent] == [name], "the state of this bot's conversation"
     assert handled == runtime.handled_key(next(resident._update_ids) - 1)
