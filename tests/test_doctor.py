@@ -259,6 +259,19 @@ async def test_in_webhook_mode_it_changes_nothing_the_running_bot_receives() -> 
     assert any(line.startswith('  mode = "webhook"  (served at webhook_url/') for line in lines)
 
 
+def addresses_called(api: FakeBotAPI) -> list[str]:
+    """A list that grows by the address of each call the fake Bot API answers."""
+    urls: list[str] = []
+    original = api.do_request
+
+    async def record(url: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        urls.append(url)
+        return await original(url, *args, **kwargs)
+
+    api.do_request = record  # type: ignore[method-assign]
+    return urls
+
+
 def test_the_command_prints_the_table_once_and_never_the_token(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -272,14 +285,7 @@ def test_the_command_prints_the_table_once_and_never_the_token(
     )
     monkeypatch.setenv("MAHALLE_BOT_TOKEN", REAL_LOOKING_TOKEN)
     api = FakeBotAPI(fail=bale_like("true"))
-    urls: list[str] = []
-    original = api.do_request
-
-    async def record(url: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
-        urls.append(url)
-        return await original(url, *args, **kwargs)
-
-    api.do_request = record  # type: ignore[method-assign]
+    urls = addresses_called(api)
     monkeypatch.setattr(doctor, "default_request", lambda: api)
     assert cli.main(["doctor", "--chat", str(CHAT), "--config", str(config)]) == 0
     out, err = capsys.readouterr()
@@ -327,14 +333,7 @@ def test_with_several_bots_each_is_checked_by_name(
     for name, value in ENVIRON.items():
         monkeypatch.setenv(name, value)
     api = FakeBotAPI(fail=bale_like("true"))
-    urls: list[str] = []
-    original = api.do_request
-
-    async def record(url: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
-        urls.append(url)
-        return await original(url, *args, **kwargs)
-
-    api.do_request = record  # type: ignore[method-assign]
+    urls = addresses_called(api)
     monkeypatch.setattr(doctor, "default_request", lambda: api)
     assert cli.main(["doctor", "--chat", str(CHAT), "--config", config]) == 2
     assert "--bot KEY" in capsys.readouterr().err and not urls, "which bot, before any call"
