@@ -257,7 +257,8 @@ async def _limit_messages(update: Update, user_id: int, context: MahalleContext)
 
 def _dropped_unrecorded() -> None:
     """An update dropped for a flood is not written down as handled: a flood costs the
-    database nothing (were it sent again, it would be counted and dropped again)."""
+    database nothing. This process still knows it (sent again, it is dropped as handled);
+    another that took the bot over would count it and drop it too."""
     unit = unit_of_this_task()
     if unit is not None:
         unit.to_record = None
