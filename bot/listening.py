@@ -36,6 +36,15 @@ from models.db import UNREACHABLE
 
 log = logging.getLogger(__name__)
 
+# What a pooled connection the database dropped a moment ago may raise at its first use: the
+# driver may not have seen it close yet, and then errs in its own ways.
+UNUSABLE = (
+    *UNREACHABLE,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresError,
+)
+
 
 async def reload_blocked(runtime: Runtime) -> None:
     """Reload who is blocked from the database."""
@@ -97,7 +106,7 @@ class Listener:
                 for runtime in self.runtime.siblings.values() or [self.runtime]:
                     runtime.writers.clear()
                 return
-            except (*UNREACHABLE, asyncpg.InterfaceError, asyncpg.PostgresError) as error:
+            except UNUSABLE as error:
                 await self.close()
                 if attempt:
                     log.warning("cannot listen to other processes (%s)", type(error).__name__)
