@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import event, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from telegram.ext import ConversationHandler
 
 from bot.unit import update_unit
 from models.db import create_engine, create_session_factory
@@ -202,6 +203,6 @@ async def test_a_report_step_writes_its_draft_next_step_and_record_in_one_statem
         handled = await session.scalar(select(func.max(HandledUpdate.update_id)))
     assert step == "description" and draft is not None and draft.data["neighbourhood_id"]
     every = [h for group in bot.app.handlers.values() for h in group]
-    persistent = [h for h in every if getattr(h, "persistent", False)]
+    persistent = [h for h in every if isinstance(h, ConversationHandler) and h.persistent]
     assert [h.name for h in persistent] == [name], "the state of this bot's conversation"
     assert handled == runtime.handled_key(next(resident._update_ids) - 1)
