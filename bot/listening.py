@@ -50,7 +50,7 @@ async def reload_blocked(runtime: Runtime) -> None:
     """Reload who is blocked from the database."""
     async with runtime.session_factory() as session:
         banned = await users.banned_ids(session=session)
-    for each in runtime.siblings.values() or [runtime]:  # every bot of the deployment
+    for each in runtime.every_bot:
         each.banned = banned
 
 
@@ -103,7 +103,7 @@ class Listener:
                     await self._driver().add_listener(channel, self._callbacks[channel])
                 # What was announced while nobody listened is unknown: who wrote to which bot
                 # is noted again from each person's next update.
-                for runtime in self.runtime.siblings.values() or [self.runtime]:
+                for runtime in self.runtime.every_bot:
                     runtime.writers.clear()
                 return
             except UNUSABLE as error:
@@ -123,7 +123,7 @@ class Listener:
         user_id, _, bot_key = payload.partition(":")
         if not user_id.lstrip("-").isdigit():
             return
-        for runtime in self.runtime.siblings.values() or [self.runtime]:
+        for runtime in self.runtime.every_bot:
             if runtime.bot_key != bot_key:
                 runtime.writers.discard(int(user_id))
 

@@ -104,6 +104,11 @@ class Runtime:
     # updates need not note it again; forgotten when they write to another (bot/listening.py).
     writers: Remembered = field(default_factory=Remembered)
 
+    @property
+    def every_bot(self) -> list[Runtime]:
+        """The runtime of every bot this process serves, this one included."""
+        return list(self.siblings.values()) or [self]
+
     def wrote_here(self, user_id: int) -> None:
         """The person's bot is now this one: the other bots of the process forget them."""
         for other in self.siblings.values():
@@ -149,6 +154,6 @@ class Runtime:
 
     def wake_outbox(self) -> None:
         """Tell the senders something was committed for delivery (each bot has its own)."""
-        for runtime in self.siblings.values() or [self]:
+        for runtime in self.every_bot:
             if runtime.sender is not None:
                 runtime.sender.wake()
