@@ -431,7 +431,7 @@ async def confirm(update: Update, context: MahalleContext) -> object:
             await alert(query, context.t("busy-everyone"))
             return Step.CONFIRM
         taken = await cases.take_code(session=session)
-    async with context.session() as session:
+    async with context.autocommit() as session:  # one statement on PostgreSQL
         submission = await cases.submit_report(
             session=session, reporter_id=user_id_of(update), draft=draft, code=taken
         )

@@ -7,16 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Column, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
+from sqlalchemy.schema import ColumnDefault
 
 from bot.fit import units
 from bot.jalali import TrackingCode, jalali_year, utcnow
 from bot.normalize import normalize
 from bot.services.drafts import ReportDraft
-from models.db import dialect_insert
+from models.db import dialect_insert, dialect_of, table_of
 from models.entities import Case, CaseEvent, CaseSequence, CaseStatus, Draft, User
 
 RATE_WINDOW = timedelta(hours=1)
@@ -159,47 +160,45 @@ async def submit_report(
     now: datetime | None = None,
     code: TrackingCode | None = None,
 ) -> Submission:
-    """Turn a draft into a case, once: the case, its first audit row and the draft's removal
-    are one transaction, and a draft confirmed again returns the case it already became (its
-    token is unique: the second filing fails, and finds the first's case). `code`: taken
-    beforehand (`take_code`); else taken in the transaction."""
+    """Turn a draft into a case, once: the case, its first audit row, the draft's removal and
+    the reporter's default opt-in to broadcasts are written together (on PostgreSQL in one
+    statement, so the confirm may run it outside a transaction), and a draft confirmed again
+    returns the case it already became (its token is unique: the second filing fails, and
+    finds the first's case). `code`: taken beforehand (`take_code`); else taken here first."""
     if draft.neighbourhood_id is None or not draft.text:
         raise DraftIncompleteError
     now = now or utcnow()
     if code is None:
         year = jalali_year(now)
         code = TrackingCode(year, await _next_sequence(session=session, year=year))
-    case = Case(
-        code=code.canonical,
-        year=code.year,
-        sequence=code.sequence,
-        draft_token=draft.token,
-        reporter_id=reporter_id,
-        neighbourhood_id=draft.neighbourhood_id,
-        text_original=draft.text,
-        text_normalized=normalize(draft.text),
-        latitude=draft.latitude,
-        longitude=draft.longitude,
-        photo_file_ids=list(draft.photo_file_ids),
-        voice_file_ids=list(draft.voice_file_ids),
-        share_phone=draft.share_phone,
-        reporter_phone=draft.phone if draft.share_phone else None,
-        group_id=draft.group_id,
-        status=CaseStatus.SUBMITTED,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(case)
-    session.add(
-        CaseEvent(case=case, to_status=CaseStatus.SUBMITTED, actor_id=reporter_id, created_at=now)
-    )
-    try:  # the statements below flush the case first: a duplicate shows at either
-        await session.execute(delete(Draft).where(Draft.user_id == reporter_id))
-        await session.execute(  # opted in to broadcasts by default after the first report
-            update(User)
-            .where(User.id == reporter_id, User.broadcasts_chosen.is_(False))
-            .values(broadcasts_opt_in=True)
-        )
+    values: dict[str, Any] = {
+        "code": code.canonical,
+        "year": code.year,
+        "sequence": code.sequence,
+        "draft_token": draft.token,
+        "reporter_id": reporter_id,
+        "neighbourhood_id": draft.neighbourhood_id,
+        "text_original": draft.text,
+        "text_normalized": normalize(draft.text),
+        "latitude": draft.latitude,
+        "longitude": draft.longitude,
+        "photo_file_ids": list(draft.photo_file_ids),
+        "voice_file_ids": list(draft.voice_file_ids),
+        "share_phone": draft.share_phone,
+        "reporter_phone": draft.phone if draft.share_phone else None,
+        "group_id": draft.group_id,
+        "status": CaseStatus.SUBMITTED,
+        "created_at": now,
+        "updated_at": now,
+    }
+    try:
+        if dialect_of(session) == "postgresql":
+            values = _whole_row(values)
+            case = Case(**values)
+            named = {f"case_{name}": value for name, value in values.items()}
+            case.id = await session.scalar(_FILING, named)
+        else:
+            case = await _file_in_steps(session, values, reporter_id, now)
         await session.commit()
     except IntegrityError:
         # Another process submitted the same draft a moment ago.
@@ -208,6 +207,73 @@ async def submit_report(
             return Submission(existing, created=False)
         raise
     return Submission(case, created=True)
+
+
+def _opting_in(reporter_id: Any) -> Any:
+    """Opted in to broadcasts by default after the first report, unless they chose."""
+    return (
+        update(User)
+        .where(User.id == reporter_id, User.broadcasts_chosen.is_(False))
+        .values(broadcasts_opt_in=True)
+    )
+
+
+def _filing() -> Any:
+    """The case, its first audit row, the draft's removal and the reporter's opt-in, in one
+    statement (PostgreSQL: data-modifying CTEs, each run once whether read or not); it
+    returns the case's id. Its parameters: the case's columns by name."""
+    cases, events = table_of(Case), table_of(CaseEvent)
+    named = {column: bindparam(f"case_{column.name}", type_=column.type) for column in _filed()}
+    filed = insert(cases).values(named).returning(cases.c.id).cte("filed")
+    audited = insert(events).from_select(
+        ["case_id", "to_status", "actor_id", "created_at"],
+        select(
+            filed.c.id,
+            bindparam("case_status", type_=events.c.to_status.type),
+            bindparam("case_reporter_id", type_=events.c.actor_id.type),
+            bindparam("case_created_at", type_=events.c.created_at.type),
+        ),
+    )
+    reporter = bindparam("case_reporter_id", type_=cases.c.reporter_id.type)
+    return select(filed.c.id).add_cte(
+        audited.cte("audited"),
+        delete(Draft).where(Draft.user_id == reporter).cte("dropped"),
+        _opting_in(reporter).cte("opted"),
+    )
+
+
+def _filed() -> list[Column[Any]]:
+    """The columns a new case's row is written with: all but its id."""
+    return [column for column in table_of(Case).c if column.name != "id"]
+
+
+def _whole_row(values: dict[str, Any]) -> dict[str, Any]:
+    """A new case's values for every column `_filed` names: the given, else the column's
+    default (a statement in a CTE gets no defaults filled in)."""
+    row = {}
+    for column in _filed():
+        default = column.default
+        fallback = default.arg if isinstance(default, ColumnDefault) and default.is_scalar else None
+        row[column.name] = values.get(column.name, fallback)
+    return row
+
+
+_FILING = _filing()
+
+
+async def _file_in_steps(
+    session: AsyncSession, values: dict[str, Any], reporter_id: int, now: datetime
+) -> Case:
+    """The same writes as `_filing`, one statement each, in the session's transaction."""
+    case = Case(**values)
+    session.add(case)
+    session.add(
+        CaseEvent(case=case, to_status=CaseStatus.SUBMITTED, actor_id=reporter_id, created_at=now)
+    )
+    # the statements below flush the case first: a duplicate shows at either
+    await session.execute(delete(Draft).where(Draft.user_id == reporter_id))
+    await session.execute(_opting_in(reporter_id))
+    return case
 
 
 async def find_case_by_draft(*, session: AsyncSession, reporter_id: int, token: str) -> Case | None:

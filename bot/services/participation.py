@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.cards import Cards, code_for_display
 from bot.rules import Act, Role, Verdict, allowed_from, judge
 from bot.services import outbox
-from bot.services.duplicates import SIMILARITY, WINDOW, jaccard, trigrams
+from bot.services.duplicates import WINDOW, most_alike
 from bot.services.reference import neighbourhoods_of_county
 from models.db import dialect_insert
 from models.entities import (
@@ -71,12 +71,7 @@ async def find_similar(
         .order_by(Case.id.desc())
         .limit(200)
     )
-    wanted = trigrams(text)
-    best_id, best = None, SIMILARITY
-    for case_id, other in await session.execute(query):
-        score = jaccard(wanted, trigrams(other))
-        if score >= best:
-            best_id, best = case_id, score
+    best_id = most_alike(text, (await session.execute(query)).tuples())
     return await session.get(Case, best_id) if best_id is not None else None
 
 
