@@ -95,4 +95,5 @@ async def find_duplicate(
         .limit(200)
     )
     # A storm brings up to 200 candidates.
-    return most_alike(case.text_normalized, (await session.execute(query)).tuples())
+    found = await session.execute(query)
+    return most_alike(case.text_normalized, ((code, text) for code, text in found))

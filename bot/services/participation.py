@@ -71,7 +71,8 @@ async def find_similar(
         .order_by(Case.id.desc())
         .limit(200)
     )
-    best_id = most_alike(text, (await session.execute(query)).tuples())
+    found = await session.execute(query)
+    best_id = most_alike(text, ((case_id, other) for case_id, other in found))
     return await session.get(Case, best_id) if best_id is not None else None
 
 
