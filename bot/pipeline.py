@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Bot
 
@@ -30,7 +30,7 @@ from bot.services import (
 from bot.services.routing import route_new_case
 from bot.services.transitions import TransitionRefusedError
 from bot.triage import TriageResult
-from models.entities import Case, CaseStatus
+from models.entities import Case, CaseStatus, User
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +41,26 @@ STRANDED_AFTER = timedelta(minutes=1)
 SENT_TEXTS_KEPT = timedelta(days=7)
 
 
+_CASE_WITH_REPORTER = (
+    select(Case, User)
+    .outerjoin(User, User.id == Case.reporter_id)
+    .where(Case.id == bindparam("case_id"))
+)
+
+
 async def route_submitted(
     runtime: Runtime, case_id: int, *, now: datetime | None = None
 ) -> TriageResult | None:
     """Classify a submitted case and send it to its agency or to triage, in one transaction."""
     now = now or utcnow()
     async with runtime.session_factory() as session:
-        case = await session.get(Case, case_id)
-        if case is None or case.status != CaseStatus.SUBMITTED:
+        # The reporter is read with the case, and held here while the case is placed: the
+        # notice they are sent finds their row in the session (routing.reporter_of), which
+        # keeps only rows someone holds, and takes no round trip of its own.
+        found = (await session.execute(_CASE_WITH_REPORTER, {"case_id": case_id})).first()
+        if found is None or found[0].status != CaseStatus.SUBMITTED:
             return None
+        case, _reporter = found
         result = runtime.triage.classify(case.text_original)
         await keep_second_domain(session, case, result)
         asked = await asking.ask_if_unsure(

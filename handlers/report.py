@@ -180,7 +180,7 @@ async def new_report(update: Update, context: MahalleContext) -> object:
     limit = context.runtime.settings.bot.reports_per_hour
     # Reads, and writes whole in one statement each (the person's row when new, the draft).
     async with context.autocommit() as session:
-        wait = await cases.minutes_until_allowed(
+        wait, known = await cases.minutes_with_reporter(
             session=session, reporter_id=user_id_of(update), limit=limit
         )
         if wait:
@@ -189,9 +189,10 @@ async def new_report(update: Update, context: MahalleContext) -> object:
                 reply_markup=keyboards.main_menu(context.t),
             )
             return END
-        user = await users.get_or_create_user(
+        user = await users.get_or_create_user(  # `known` is in the session: no second read
             session=session, user_id=user_id_of(update), language=context.language
         )
+        assert known is None or known is user
         saved = user.neighbourhood if user.neighbourhood and user.neighbourhood.active else None
         if not places.served(saved, context.runtime.served_counties):
             saved = None  # saved in another bot of the deployment, for another county
@@ -419,18 +420,17 @@ async def confirm(update: Update, context: MahalleContext) -> object:
     if await participation.offer_to_join(update, context, draft):
         return Step.CONFIRM
     limit = context.runtime.settings.bot.reports_per_hour
-    async with context.autocommit() as session:  # a read, and a write whole in one statement
-        allowed = await cases.allowance(
+    async with context.autocommit() as session:  # one statement on PostgreSQL
+        allowed, taken = await cases.take_code_if_allowed(
             session=session, reporter_id=user_id_of(update), limit=limit,
             limit_all=context.runtime.settings.bot.reports_per_minute_all,
         )  # fmt: skip
-        if allowed.minutes:
-            await alert(query, context.t("rate-limited", limit=limit, minutes=allowed.minutes))
-            return Step.CONFIRM
-        if allowed.everyone_busy:
-            await alert(query, context.t("busy-everyone"))
-            return Step.CONFIRM
-        taken = await cases.take_code(session=session)
+    if allowed.minutes:
+        await alert(query, context.t("rate-limited", limit=limit, minutes=allowed.minutes))
+        return Step.CONFIRM
+    if allowed.everyone_busy or taken is None:
+        await alert(query, context.t("busy-everyone"))
+        return Step.CONFIRM
     async with context.autocommit() as session:  # one statement on PostgreSQL
         submission = await cases.submit_report(
             session=session, reporter_id=user_id_of(update), draft=draft, code=taken

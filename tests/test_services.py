@@ -171,6 +171,29 @@ async def test_hourly_limit_tells_how_long_to_wait(session_factory: Sessions) ->
         assert busy == cases.Allowance(minutes=0, everyone_busy=True), "another's case counts"
 
 
+async def test_a_code_is_taken_only_when_the_limits_allow(session_factory: Sessions) -> None:
+    """The limits read and the code taken together: a filing refused by either limit uses up
+    no code, and the next one allowed takes the next code."""
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    async with session_factory() as session:
+        await cases.submit_report(
+            session=session, reporter_id=9, draft=await _draft_for(session, 9), now=now
+        )
+        mine = await cases.take_code_if_allowed(
+            session=session, reporter_id=9, limit=1, limit_all=10, now=now
+        )
+        everyone = await cases.take_code_if_allowed(
+            session=session, reporter_id=8, limit=5, limit_all=1, now=now
+        )
+        allowed, code = await cases.take_code_if_allowed(
+            session=session, reporter_id=8, limit=5, limit_all=2, now=now
+        )
+    assert mine == (cases.Allowance(minutes=61, everyone_busy=False), None)
+    assert everyone == (cases.Allowance(minutes=0, everyone_busy=True), None)
+    assert allowed == cases.Allowance(minutes=0, everyone_busy=False)
+    assert code is not None and code.canonical == "1405-00002", "no code lost to a refusal"
+
+
 async def test_a_reporter_sees_only_their_own_cases(session_factory: Sessions) -> None:
     async with session_factory() as session:
         mine = (

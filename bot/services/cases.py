@@ -7,7 +7,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Column,
+    Integer,
+    Select,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -91,11 +103,56 @@ async def allowance(
     """The reporter's limit of `limit` cases an hour and everyone's of `limit_all` a minute,
     read in one statement."""
     now = now or utcnow()
+    oldest, filed = (await session.execute(_allowance(reporter_id, limit, limit_all, now))).one()
+    return Allowance(_minutes_until(oldest, now), int(filed or 0) >= limit_all)
+
+
+def _allowance(reporter_id: int, limit: int, limit_all: int, now: datetime) -> Select[Any]:
+    """The reporter's limit-th newest case of the hour, and everyone's cases of the minute (up
+    to `limit_all`)."""
     recent = select(Case.id).where(Case.created_at >= now - GLOBAL_WINDOW).limit(limit_all)
     everyone = select(func.count()).select_from(recent.subquery()).scalar_subquery()
-    oldest_counted = _oldest_counted(reporter_id, limit, now)
-    oldest, filed = (await session.execute(select(oldest_counted, everyone))).one()
-    return Allowance(_minutes_until(oldest, now), int(filed or 0) >= limit_all)
+    return select(
+        _oldest_counted(reporter_id, limit, now).label("oldest"), everyone.label("everyone")
+    )
+
+
+async def take_code_if_allowed(
+    *,
+    session: AsyncSession,
+    reporter_id: int,
+    limit: int,
+    limit_all: int,
+    now: datetime | None = None,
+) -> tuple[Allowance, TrackingCode | None]:
+    """`allowance`, and when it allows, `take_code`: on PostgreSQL in one statement, whose
+    code is taken only if the limits allow (a refused filing uses up no code)."""
+    now = now or utcnow()
+    if dialect_of(session) != "postgresql":
+        allowed = await allowance(
+            session=session, reporter_id=reporter_id, limit=limit, limit_all=limit_all, now=now
+        )
+        if allowed.minutes or allowed.everyone_busy:
+            return allowed, None
+        return allowed, await take_code(session=session, now=now)
+    year = jalali_year(now)
+    limits = _allowance(reporter_id, limit, limit_all, now).cte("limits")
+    under = select(literal(year, Integer()), literal(1, Integer())).where(
+        limits.c.oldest.is_(None), limits.c.everyone < limit_all
+    )
+    taken = postgresql.insert(CaseSequence).from_select(["year", "last"], under)
+    bumped = (
+        taken.on_conflict_do_update(
+            index_elements=[CaseSequence.year], set_={"last": CaseSequence.last + 1}
+        )
+        .returning(CaseSequence.last)
+        .cte("bumped")
+    )
+    statement = select(limits.c.oldest, limits.c.everyone, select(bumped.c.last).scalar_subquery())
+    oldest, filed, sequence = (await session.execute(statement)).one()
+    await session.commit()
+    allowed = Allowance(_minutes_until(oldest, now), int(filed or 0) >= limit_all)
+    return allowed, TrackingCode(year, sequence) if sequence is not None else None
 
 
 async def minutes_until_allowed(
@@ -105,6 +162,20 @@ async def minutes_until_allowed(
     now = now or utcnow()
     oldest = await session.scalar(select(_oldest_counted(reporter_id, limit, now)))
     return _minutes_until(oldest, now)
+
+
+async def minutes_with_reporter(
+    *, session: AsyncSession, reporter_id: int, limit: int, now: datetime | None = None
+) -> tuple[int, User | None]:
+    """`minutes_until_allowed`, and the reporter's row (None: not one yet) read in the same
+    statement; the row stays in the session while the caller holds it."""
+    now = now or utcnow()
+    oldest = _oldest_counted(reporter_id, limit, now)
+    found = (await session.execute(select(User, oldest).where(User.id == reporter_id))).first()
+    if found is None:  # no row: no case to count either (forgetting a person drops the link)
+        return 0, None
+    user, counted = found
+    return _minutes_until(counted, now), user
 
 
 def _oldest_counted(reporter_id: int, limit: int, now: datetime) -> Any:

@@ -108,7 +108,8 @@ def notify_reporter(
 
 async def reporter_of(session: AsyncSession, case: Case) -> User | None:
     """The case's reporter, for a notice: their language, and whether they can be reached
-    (read once and passed on; nothing else holds the row, so a second read would query again)."""
+    (read once and passed on: the session keeps only rows someone holds, so a second read
+    would query again; placing a new case holds it from its first read)."""
     return await session.get(User, case.reporter_id) if case.reporter_id else None
 
 
