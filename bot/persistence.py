@@ -49,8 +49,8 @@ def _state_upsert_recording(dialect: str) -> Executable:
 
 _FORGET_STATE_RECORDING = _FORGET_STATE.add_cte(handled.RECORDING)
 
-# A conversation's next state, written ahead in the statement that saves the step's data
-# (PostgreSQL): `state_ahead`.
+# A conversation's next state, written ahead of the update's end in the statement that saves
+# the step's data (PostgreSQL): `state_ahead`.
 _MOVED = cast(
     postgresql.Insert,
     _replacing(
@@ -67,10 +67,11 @@ _MOVED = cast(
 def state_ahead(name: str, key: ConversationKey, state: object) -> Alongside | None:
     """What a step's own statement may carry so that its update needs no statement of its own
     as it ends: the conversation's next state, and the update's record as handled. For a step
-    whose handler saves its data and then only replies and returns `state`; the update's end
-    writes the state it came out at if that is another (a reply that failed leaves the step
-    where it was, in memory: the state written ahead then matches the data saved, and the next
-    update moves on from memory). None outside an update, and on SQLite (no round trips)."""
+    whose handler has sent its answer (the next question) and then saves its data as the last
+    thing it does, returning `state`: the record must not be written before the answer went
+    out, or a process that died in between would leave Telegram's second delivery dropped as
+    handled, and the person without their question. The update's end writes the state it came
+    out at if that is another. None outside an update, and on SQLite (no round trips)."""
     unit = unit_of_this_task()
     if unit is None or unit.dialect != "postgresql":
         return None

@@ -53,11 +53,32 @@ async def _load(update: Update, context: MahalleContext) -> ReportDraft | None:
 async def _save(
     update: Update, context: MahalleContext, draft: ReportDraft, then: Step | None = None
 ) -> None:
-    """Save the draft; `then`: the step the handler goes on to, after no more than a reply,
-    written with it (one statement for the whole update)."""
+    """Save the draft; `then`: the step the handler went on to, its question already sent,
+    written with it (one statement for the whole update, which also records it as handled)."""
     also = step_ahead(update, context, then) if then is not None else None
     async with context.autocommit() as session:  # one statement
         await drafts.save_draft(session=session, user_id=user_id_of(update), draft=draft, also=also)
+
+
+async def _answered(
+    update: Update,
+    context: MahalleContext,
+    draft: ReportDraft,
+    answer: Callable[[], Coroutine[Any, Any, Step]],
+) -> Step:
+    """Answer the step (`answer` sends the next question and returns its step), then save the
+    draft with that step in one statement, which also records the update as handled. Answered
+    first: a process that dies between the two has recorded nothing, so Telegram's second
+    delivery of the update is handled again (the question may come twice; no one is left
+    without it). A reply that fails still saves the draft, the step left where it was: nothing
+    typed is lost."""
+    try:
+        step = await answer()
+    except Exception:
+        await _save(update, context, draft)
+        raise
+    await _save(update, context, draft, step)
+    return step
 
 
 async def _draft_lost(update: Update, context: MahalleContext) -> object:
@@ -118,10 +139,13 @@ async def _show_summary(update: Update, context: MahalleContext, draft: ReportDr
         )  # fmt: skip
     if place is None:  # removed from the config since it was picked
         draft.neighbourhood_id = None
-        await _save(update, context, draft, Step.NEIGHBOURHOOD)
-        await message_of(update).reply_text(context.t("neighbourhood-gone"))
-        return await _ask_neighbourhood(update, context, None)
-    await _save(update, context, draft, Step.CONFIRM)
+
+        async def ask_again() -> Step:
+            """Say the neighbourhood is gone, and ask for one."""
+            await message_of(update).reply_text(context.t("neighbourhood-gone"))
+            return await _ask_neighbourhood(update, context, None)
+
+        return await _answered(update, context, draft, ask_again)
     on_behalf, name, district = "", place.name, place.district_name
     if draft.group_id:
         names = {g.id: g.name for g in await reporter_groups(context, user_id_of(update))}
@@ -142,14 +166,18 @@ async def _show_summary(update: Update, context: MahalleContext, draft: ReportDr
         )
         return f"{on_behalf}\n{summary}" if on_behalf else summary
 
-    summary = fit(render, draft.text or "")
-    await message_of(update).reply_text(
-        context.t("summary-intro"), reply_markup=keyboards.cancel_only(context.t)
-    )
-    await message_of(update).reply_text(
-        summary, reply_markup=keyboards.summary_actions(context.t, draft.token)
-    )
-    return Step.CONFIRM
+    async def show() -> Step:
+        """The summary, with its confirm and edit buttons."""
+        summary = fit(render, draft.text or "")
+        await message_of(update).reply_text(
+            context.t("summary-intro"), reply_markup=keyboards.cancel_only(context.t)
+        )
+        await message_of(update).reply_text(
+            summary, reply_markup=keyboards.summary_actions(context.t, draft.token)
+        )
+        return Step.CONFIRM
+
+    return await _answered(update, context, draft, show)
 
 
 async def _after(update: Update, context: MahalleContext, draft: ReportDraft, done: Step) -> Step:
@@ -157,19 +185,21 @@ async def _after(update: Update, context: MahalleContext, draft: ReportDraft, do
     if done is Step.PRIVACY and not draft.editing:
         member_of = await reporter_groups(context, user_id_of(update))
         if member_of:
-            await _save(update, context, draft, Step.GROUP)
-            await message_of(update).reply_text(
-                context.t("ask-on-behalf"), reply_markup=on_behalf_buttons(context, member_of)
-            )
-            return Step.GROUP
+
+            async def ask_on_behalf() -> Step:
+                """Ask whether to report for one of their groups."""
+                await message_of(update).reply_text(
+                    context.t("ask-on-behalf"), reply_markup=on_behalf_buttons(context, member_of)
+                )
+                return Step.GROUP
+
+            return await _answered(update, context, draft, ask_on_behalf)
     if draft.editing or done in (Step.PRIVACY, Step.GROUP):
         return await _show_summary(update, context, draft)
-    ask, then = {
-        Step.NEIGHBOURHOOD: (_ask_description, Step.DESCRIPTION),
-        Step.DESCRIPTION: (_ask_media, Step.MEDIA),
-    }.get(done, (_ask_privacy, Step.PRIVACY))
-    await _save(update, context, draft, then)
-    return await ask(update, context)
+    ask = {Step.NEIGHBOURHOOD: _ask_description, Step.DESCRIPTION: _ask_media}.get(
+        done, _ask_privacy
+    )
+    return await _answered(update, context, draft, lambda: ask(update, context))
 
 
 # --- entry ----------------------------------------------------------------------------------
@@ -193,18 +223,20 @@ async def new_report(update: Update, context: MahalleContext) -> object:
             session=session, user_id=user_id_of(update), language=context.language
         )
         assert known is None or known is user
+        await session.commit()  # a new person's row, or one who unblocked the bot
         saved = user.neighbourhood if user.neighbourhood and user.neighbourhood.active else None
         if not places.served(saved, context.runtime.served_counties):
             saved = None  # saved in another bot of the deployment, for another county
-        ahead = step_ahead(update, context, Step.NEIGHBOURHOOD)  # what _ask_neighbourhood returns
-        await drafts.save_draft(  # commits
-            session=session, user_id=user.id, draft=ReportDraft(), also=ahead
-        )
     context.remember_language(user.language)
-    await message_of(update).reply_text(
-        context.t("report-started"), reply_markup=keyboards.cancel_only(context.t)
-    )
-    return await _ask_neighbourhood(update, context, saved)
+
+    async def ask_first() -> Step:
+        """Say the report has begun, and ask where."""
+        await message_of(update).reply_text(
+            context.t("report-started"), reply_markup=keyboards.cancel_only(context.t)
+        )
+        return await _ask_neighbourhood(update, context, saved)
+
+    return await _answered(update, context, ReportDraft(), ask_first)
 
 
 # --- neighbourhood --------------------------------------------------------------------------

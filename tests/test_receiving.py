@@ -190,3 +190,50 @@ async def test_an_update_its_process_died_on_is_handled_when_sent_again(
     await app.process_update(start)  # sent again, to the process receiving now
     await stop_bot(app)
     assert "سلام" in texts(api.to_chat(1003))[0]
+
+
+async def test_a_report_step_its_process_died_on_is_answered_by_the_next_process(
+    database_url: str,
+) -> None:
+    """Killed after a report step's draft could have been saved but before its question went
+    out, the process had recorded nothing: the process receiving next handles Telegram's second
+    delivery, and the resident gets the question and keeps what they typed."""
+    settings = make_settings(database_url, telegram={"rate_limit": False})
+    app, api = await start_bot(settings)
+    resident = ChatUser(app, api, 1004)
+    await resident.send("📝 گزارش جدید")
+    await resident.send("یوسف آباد")
+    await resident.press("یوسف‌آباد")
+    hang = asyncio.Event()
+    original = api.do_request
+
+    async def hanging(url: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        if url.endswith("/sendMessage") and not hang.is_set():
+            await asyncio.sleep(3600)  # the process dies while the question is on its way
+        return await original(url, method, *args, **kwargs)
+
+    api.do_request = hanging  # type: ignore[method-assign]
+    described = resident.text_update("لامپ‌های کوچهٔ ما یک هفته است که خاموش مانده‌اند")
+    asked_before = len(api.to_chat(1004))
+    dying = asyncio.create_task(app.process_update(described))
+    await asyncio.sleep(0.5)
+    dying.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await dying
+    hang.set()
+    await stop_bot(app)
+    assert len(api.to_chat(1004)) == asked_before, "the question never left"
+
+    after, api_after = await start_bot(settings)  # the process receiving next
+    try:
+        again = type(described).de_json(described.to_dict(), after.bot)
+        await after.process_update(again)  # Telegram's second delivery
+        asked = texts(api_after.to_chat(1004))
+        assert len(asked) == 1 and "عکس" in asked[0], asked
+        resident = ChatUser(after, api_after, 1004)
+        await resident.send("ادامه ⬅️")
+        await resident.send("🙈 ناشناس بمانم")
+        summary = texts(api_after.to_chat(1004))
+        assert any("لامپ‌های کوچهٔ ما" in text for text in summary), "the description was kept"
+    finally:
+        await stop_bot(after)
