@@ -115,15 +115,17 @@ class Receivers:
         return connection
 
     async def run_forever(self) -> None:
-        """Try every RETRY_SECONDS until cancelled."""
+        """Try every RETRY_SECONDS until cancelled, the first RETRY_SECONDS after the try the
+        process made as it started (at once, it would take a second bot before another
+        process started with it had its first try)."""
         while True:
+            await asyncio.sleep(RETRY_SECONDS)
             try:
                 await self.step()
             except Exception:  # the database may be away; the next try may find it back
                 if stopping():  # a stop the driver wrapped in an error of its own
                     raise asyncio.CancelledError from None
                 log.exception("checking which bots this process receives for failed")
-            await asyncio.sleep(RETRY_SECONDS)
 
     async def release_all(self) -> None:
         """Stop receiving for every bot and let the standbys take them (at shutdown)."""

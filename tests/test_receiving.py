@@ -110,6 +110,34 @@ async def test_one_process_receives_the_other_stands_by_and_takes_over(
             await first.stop()
 
 
+async def test_processes_started_together_take_a_bot_each(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process takes one bot as it starts and the next only a try later: another process
+    started a moment after it gets the other bot."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("one process on SQLite: it receives everything")
+    monkeypatch.setattr(receiving, "RETRY_SECONDS", 0.5)
+    engines = [create_engine(database_url) for _ in range(2)]
+    one, other = (Receivers(engine, ["a", "b"]) for engine in engines)
+    trying = None
+    try:
+        await one.step()  # as the process starts (bot.serving)
+        trying = asyncio.create_task(one.run_forever())
+        await asyncio.sleep(0.1)  # the other process starts a moment later
+        await other.step()
+        assert one.leading == {"a"} and other.leading == {"b"}, "a bot each"
+    finally:
+        if trying is not None:
+            trying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await trying
+        await one.release_all()
+        await other.release_all()
+        for engine in engines:
+            await engine.dispose()
+
+
 async def test_a_webhook_is_answered_only_once_its_update_was_handled(
     database_url: str,
 ) -> None:
