@@ -138,7 +138,7 @@ async def _show_summary(update: Update, context: MahalleContext, draft: ReportDr
             counties=context.runtime.served_counties,
         )  # fmt: skip
     if place is None:  # removed from the config since it was picked
-        draft.neighbourhood_id = None
+        draft.neighbourhood_id, draft.editing = None, True  # then straight back to the summary
 
         async def ask_again() -> Step:
             """Say the neighbourhood is gone, and ask for one."""
@@ -449,6 +449,11 @@ async def confirm(update: Update, context: MahalleContext) -> object:
     draft = await _load(update, context)
     if draft is None or query.data != f"rc:{draft.token}":
         return await already_confirmed(update, context)
+    if (missing := await _missing_part(context, draft)) is not None:
+        # Changed since its summary was shown: its place left the config, or the person's
+        # draft was taken on in another bot of the deployment. Ask for the part again.
+        await acknowledge(query, keyboard_removed(query))
+        return await missing(update, context, draft)
     if await participation.offer_to_join(update, context, draft):
         return Step.CONFIRM
     limit = context.runtime.settings.bot.reports_per_hour
@@ -479,6 +484,29 @@ async def confirm(update: Update, context: MahalleContext) -> object:
     if submission.created and (warning := emergency_text(submission.case.text_original, context.t)):
         await message_of(update).reply_text(warning)
     return END
+
+
+async def _missing_part(
+    context: MahalleContext, draft: ReportDraft
+) -> Callable[[Update, MahalleContext, ReportDraft], Coroutine[Any, Any, Step]] | None:
+    """What asks again for a part a draft at its confirm lacks (its description, or a place
+    this bot serves), or None when it has both."""
+    if not draft.text:
+        return _ask_description_again
+    async with context.autocommit() as session:
+        place = await places.get_neighbourhood(
+            session=session, neighbourhood_id=draft.neighbourhood_id or 0,
+            counties=context.runtime.served_counties,
+        )  # fmt: skip
+    return _show_summary if place is None else None  # the summary asks for a place
+
+
+async def _ask_description_again(
+    update: Update, context: MahalleContext, draft: ReportDraft
+) -> Step:
+    """Ask for the description, then go back to the summary."""
+    draft.editing = True
+    return await _answered(update, context, draft, lambda: _ask_description(update, context))
 
 
 async def already_confirmed(update: Update, context: MahalleContext) -> object:

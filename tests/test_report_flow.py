@@ -10,7 +10,7 @@ from sqlalchemy import select
 from bot.config import Settings
 from bot.digits import persian_digits
 from models.db import create_engine, create_session_factory
-from models.entities import Case
+from models.entities import Case, Draft
 from tests.conftest import Bot, agency_chat
 from tests.fakebot import (
     ApiCall,
@@ -352,3 +352,46 @@ async def test_a_press_is_answered_and_its_message_changed_in_one_round_trip(
     await resident.press("ثبت گزارش")
     await stop_bot(app)
     assert api.together == [True, True], "neither call of a press waited on the other"
+
+
+async def _change_draft(settings: Settings, user_id: int, **changes: Any) -> None:
+    """Change a person's saved draft behind the conversation's back (another bot of the
+    deployment taking it on, or the config dropping its place)."""
+    engine = create_engine(settings.database.url)
+    async with create_session_factory(engine)() as session:
+        row = await session.get(Draft, user_id)
+        assert row is not None
+        row.data = {**row.data, **changes}
+        await session.commit()
+    await engine.dispose()
+
+
+async def test_a_confirm_of_a_draft_that_lost_its_description_asks_for_it_again(
+    bot: Bot, settings: Settings
+) -> None:
+    resident = bot.user(2101)
+    await walk_to_summary(resident)
+    await _change_draft(settings, 2101, text=None)
+    asked = texts(await resident.press("ثبت گزارش"))
+    assert any("مشکل را شرح دهید" in text for text in asked), asked
+    assert not await cases_in(settings), "nothing filed without a description"
+    summary = texts(await resident.send(DESCRIPTION))
+    assert any(DESCRIPTION in text for text in summary), "straight back to the summary"
+    await confirm_report(resident)
+    assert [case.text_original for case in await cases_in(settings)] == [DESCRIPTION]
+
+
+async def test_a_confirm_of_a_draft_whose_place_is_not_served_asks_for_a_place(
+    bot: Bot, settings: Settings
+) -> None:
+    resident = bot.user(2102)
+    await walk_to_summary(resident)
+    await _change_draft(settings, 2102, neighbourhood_id=987654)
+    asked = texts(await resident.press("ثبت گزارش"))
+    assert any("دیگر در فهرست نیست" in text for text in asked), asked
+    assert not await cases_in(settings), "nothing filed for a place this bot does not serve"
+    await resident.send("یوسف آباد")
+    summary = texts(await resident.press("یوسف‌آباد"))
+    assert any(DESCRIPTION in text for text in summary), "straight back to the summary"
+    await confirm_report(resident)
+    assert len(await cases_in(settings)) == 1
