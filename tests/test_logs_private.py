@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import socket
 import traceback
+from pathlib import Path
 
 import httpx
 import pytest
@@ -171,3 +173,26 @@ async def test_an_unparsable_update_is_logged_by_kind_and_id_only(
     assert any("424242" in line and "message" in line for line in critical), critical
     assert any("434343" in line and "message" in line for line in critical), critical
     assert leaked(caplog, DESCRIPTION, DESCRIPTION[:20], PHONE, PHONE[3:], str(REPORTER)) == []
+
+
+def _nginx_locations() -> list[tuple[str, str]]:
+    """The shipped nginx config's regex locations, in order: (pattern, the block's text)."""
+    config = (Path(__file__).parent.parent / "deploy" / "nginx-mahalle.conf").read_text()
+    found = re.finditer(r'location ~ "([^"]+)" \{(.*?)\n    \}', config, re.DOTALL)
+    return [(match.group(1), match.group(2)) for match in found]
+
+
+def test_the_nginx_config_keeps_a_webhook_secret_path_out_of_its_logs() -> None:
+    """Bale's secret is a path segment: the location that takes it (nginx takes the first
+    regex that matches) logs no request and no upstream error, which names the request line;
+    a bot's own path without a secret is still logged."""
+    secret = "a1B2" * 16
+    located = _nginx_locations()
+
+    def block_of(path: str) -> str:
+        return next(block for pattern, block in located if re.search(pattern, path))
+
+    for path in (f"/telegram/{secret}", f"/telegram/rey/{secret}", f"/telegram/rey/{secret}/"):
+        block = block_of(path)
+        assert "access_log off;" in block and re.search(r"error_log \S+ crit;", block), path
+    assert "crit" not in block_of("/telegram/tehran") and "off" not in block_of("/telegram/tehran")
