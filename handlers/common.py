@@ -184,7 +184,10 @@ async def guard(update: Update, context: MahalleContext) -> None:
         await _belongs_to_this_bot(user.id, context)
     try:
         if await _handled_already(update, context):
-            log.info("update %s arrived again; it is handled once", update.update_id)
+            log.info(
+                "update %s of bot %s arrived again; it is handled once",
+                update.update_id, runtime.settings.serving,
+            )  # fmt: skip
             raise ApplicationHandlerStop
         if update.callback_query is not None:
             await _limit_presses(update.callback_query, user.id, context)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,10 +52,18 @@ def create_engine(url: str, *, connections: int = 5) -> AsyncEngine:
             max_overflow=10,
             hide_parameters=True,
             pool_recycle=RECYCLE_SECONDS,
+            # Each connection says whose it is (pg_stat_activity): `mahalle status` names the
+            # process holding a lock, an operator finds it with ps or systemctl.
+            connect_args={"server_settings": {"application_name": process_name()}},
         )
         event.listen(engine.sync_engine, "checkout", _replace_if_closed)
     event.listen(engine.sync_engine, "handle_error", _without_values)
     return engine
+
+
+def process_name() -> str:
+    """This process as its database connections name it: the host and the process id."""
+    return f"mahalle pid {os.getpid()} on {socket.gethostname()}"[:63]
 
 
 def keep_sqlite_files_private(url: str) -> None:

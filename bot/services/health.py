@@ -54,9 +54,11 @@ _JOBS_HELD = text(
 
 # Which bots' receiving locks are held (two int keys: the space, then the bot; objsubid 2).
 _RECEIVERS_HELD = text(
-    "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2"
+    "SELECT objid::bigint, application_name FROM pg_locks"
+    " LEFT JOIN pg_stat_activity USING (pid)"
+    " WHERE locktype = 'advisory' AND granted AND objsubid = 2"
     " AND classid::bigint = :space AND objid::bigint < :count"
-    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND pg_locks.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 )
 
 
@@ -88,7 +90,8 @@ class Health:
     # None on SQLite, where the one process runs them.
     jobs_held: bool | None
     # Whether some process receives each bot's updates, by bot key; None on SQLite.
-    receivers: dict[str, bool] | None = None
+    # Each bot's receiver: its connections' name (models.db.process_name), "" when none holds it.
+    receivers: dict[str, str] | None = None
     # With several bots: each one's messages waiting, and those that may go now, by bot key.
     bots: dict[str, tuple[Backlog, Backlog]] = field(default_factory=dict)
 
@@ -105,7 +108,7 @@ class Health:
             f"scheduled: {self.broadcasts_scheduled}",
             f"scheduled jobs run by: {jobs[self.jobs_held]}",
             *(
-                f"updates of bot {key} received by: {'a process' if held else 'no process'}"
+                f"updates of bot {key} received by: {held or 'no process'}"
                 for key, held in (self.receivers or {}).items()
             ),
             *(
@@ -183,14 +186,16 @@ async def _jobs_held(session: AsyncSession) -> bool | None:
     return bool(held)
 
 
-async def _receivers_held(session: AsyncSession, bot_keys: list[str]) -> dict[str, bool] | None:
-    """Whether a process holds each bot's receiving lock (bot/receiving.py); None on SQLite."""
+async def _receivers_held(session: AsyncSession, bot_keys: list[str]) -> dict[str, str] | None:
+    """Which process holds each bot's receiving lock (bot/receiving.py), by its connections'
+    name ("a process" if it gave none), "" for none; None on SQLite."""
     if dialect_of(session) != "postgresql":
         return None
-    held = set(
-        await session.scalars(_RECEIVERS_HELD.bindparams(space=RECEIVER_SPACE, count=len(bot_keys)))
+    found = await session.execute(
+        _RECEIVERS_HELD.bindparams(space=RECEIVER_SPACE, count=len(bot_keys))
     )
-    return {key: index in held for index, key in enumerate(bot_keys)}
+    held = {int(index): name or "a process" for index, name in found}
+    return {key: held.get(index, "") for index, key in enumerate(bot_keys)}
 
 
 async def read_health(
