@@ -13,7 +13,8 @@ Each lock lives on a connection kept open for it; if the process dies the connec
 the lock is released and a standby takes it at its next try (every RETRY_SECONDS). While no
 process has taken it yet, Telegram keeps a webhook's updates and sends them again, and a
 polled bot's updates wait on Telegram's side. A process takes at most one more bot at each try,
-so processes started together share the bots out. On SQLite the one process leads every bot.
+so processes whose start-ups end within RETRY_SECONDS of each other share the bots out; a bot
+is not moved while its receiver lives. On SQLite the one process leads every bot.
 """
 
 from __future__ import annotations
