@@ -134,7 +134,11 @@ def _handler(recorder: RecordingAPI) -> type[BaseHTTPRequestHandler]:
             """One Bot API call, or (`/_update`) an update for a bot that polls."""
             method = self.path.rstrip("/").rsplit("/", 1)[-1]
             length = int(self.headers.get("Content-Length") or 0)
-            params = _parameters(self.headers.get("Content-Type", ""), self.rfile.read(length))
+            body = self.rfile.read(length)
+            if len(body) < length:  # the caller died mid-request (a killed process): no call
+                self.close_connection = True
+                return
+            params = _parameters(self.headers.get("Content-Type", ""), body)
             if self.path == "/_update":
                 recorder.hand_over(params)
                 status, answer = 200, {"ok": True, "result": True}
