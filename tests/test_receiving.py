@@ -191,29 +191,36 @@ async def test_each_bot_has_one_receiver_and_processes_share_them_out(database_u
             await engine.dispose()
 
 
+async def dies_sending(app: AnyApplication, api: FakeBotAPI, update: Any) -> None:
+    """Handle `update` until its first message is on its way to Telegram, then stop, as a
+    process killed then would: nothing after that point runs, and nothing is sent."""
+    sent = asyncio.Event()
+    original = api.do_request
+
+    async def hanging(url: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        if url.endswith("/sendMessage") and not sent.is_set():
+            await asyncio.sleep(3600)  # the process dies while the message is on its way
+        return await original(url, method, *args, **kwargs)
+
+    api.do_request = hanging  # type: ignore[method-assign]
+    dying = asyncio.create_task(app.process_update(update))
+    await asyncio.sleep(0.5)
+    dying.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await dying
+    sent.set()
+    api.do_request = original  # type: ignore[method-assign]
+
+
 async def test_an_update_its_process_died_on_is_handled_when_sent_again(
     database_url: str,
 ) -> None:
     """Killed mid-update, the process answered no webhook: Telegram sends the update again, and
     it is handled then (it was not recorded as handled before its end)."""
     app, api = await start_bot(make_settings(database_url, telegram={"rate_limit": False}))
-    hang = asyncio.Event()
-    original = api.do_request
-
-    async def hanging(url: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        if url.endswith("/sendMessage") and not hang.is_set():
-            await asyncio.sleep(3600)  # the process dies while the answer is on its way
-        return await original(url, method, *args, **kwargs)
-
-    api.do_request = hanging  # type: ignore[method-assign]
     resident = ChatUser(app, api, 1003)
     start = resident.text_update("/start")
-    dying = asyncio.create_task(app.process_update(start))
-    await asyncio.sleep(0.5)
-    dying.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await dying
-    hang.set()
+    await dies_sending(app, api, start)
     assert not texts(api.to_chat(1003))
     await app.process_update(start)  # sent again, to the process receiving now
     await stop_bot(app)
@@ -232,23 +239,9 @@ async def test_a_report_step_its_process_died_on_is_answered_by_the_next_process
     await resident.send("📝 گزارش جدید")
     await resident.send("یوسف آباد")
     await resident.press("یوسف‌آباد")
-    hang = asyncio.Event()
-    original = api.do_request
-
-    async def hanging(url: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        if url.endswith("/sendMessage") and not hang.is_set():
-            await asyncio.sleep(3600)  # the process dies while the question is on its way
-        return await original(url, method, *args, **kwargs)
-
-    api.do_request = hanging  # type: ignore[method-assign]
     described = resident.text_update("لامپ‌های کوچهٔ ما یک هفته است که خاموش مانده‌اند")
     asked_before = len(api.to_chat(1004))
-    dying = asyncio.create_task(app.process_update(described))
-    await asyncio.sleep(0.5)
-    dying.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await dying
-    hang.set()
+    await dies_sending(app, api, described)
     await stop_bot(app)
     assert len(api.to_chat(1004)) == asked_before, "the question never left"
 
