@@ -292,7 +292,8 @@ def _opting_in(reporter_id: Any) -> Any:
 def _filing() -> Any:
     """The case, its first audit row, the draft's removal and the reporter's opt-in, in one
     statement (PostgreSQL: data-modifying CTEs, each run once whether read or not); it
-    returns the case's id. Its parameters: the case's columns by name."""
+    returns the case's id. Its parameters: the case's columns by name, each after "case_"
+    (a parameter named as a column of users would be set by the UPDATE too)."""
     cases, events = table_of(Case), table_of(CaseEvent)
     named = {column: bindparam(f"case_{column.name}", type_=column.type) for column in _filed()}
     filed = insert(cases).values(named).returning(cases.c.id).cte("filed")
