@@ -145,8 +145,28 @@ def _replace_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None
     cut) fails its first statement; SQLAlchemy then marks every connection pooled before it
     stale, so the update answers "try again" and the next one gets new connections."""
     driver = getattr(dbapi_connection, "_connection", None)
-    if driver is not None and driver.is_closed():
+    if driver is not None and (driver.is_closed() or _closing(driver)):
         raise DisconnectionError()
+
+
+def _closing(driver: Any) -> bool:
+    """Whether the server already ended a connection the driver has not yet seen end: it read
+    the server's last words (a terminated backend's FATAL, which leaves the driver unable to
+    run a statement) and the end of the stream waits unread, or anything at all waits unread
+    on a connection idle in the pool. A look at the socket's queue (MSG_PEEK, non-blocking):
+    a system call, no round trip."""
+    transport = getattr(driver, "_transport", None)
+    wrapped = transport.get_extra_info("socket") if transport is not None else None
+    if wrapped is None:
+        return False
+    try:
+        with socket.fromfd(wrapped.fileno(), wrapped.family, wrapped.type) as duplicate:
+            duplicate.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return False  # nothing waiting: open, as far as anyone can tell without asking
+    except OSError:
+        return True
+    return True  # the stream's end, or words nobody asked for
 
 
 def create_session_factory(
