@@ -33,11 +33,18 @@ SKETCH_BITS = 4096
 @dataclass(frozen=True, slots=True)
 class Pieces:
     """A text's three-letter pieces, and a sketch of them: one bit of SKETCH_BITS set for each
-    piece. Two sketches share at least the bits of the pieces their texts share, so the shared
-    bits bound how alike two texts can be, for the cost of one AND."""
+    piece. The pieces two texts share set bits both sketches have, two pieces at times the same
+    bit; so the bits both have, plus the fewer pieces either text lost to such collisions
+    (`lost`), bound the pieces shared, and how alike the two can be, for the cost of one AND."""
 
     each: frozenset[str]
     sketch: int
+    lost: int  # pieces whose bit another piece of the same text had set already
+
+    def most_shared_with(self, other: Pieces) -> int:
+        """No fewer than the pieces the two texts share."""
+        bits = (self.sketch & other.sketch).bit_count() + min(self.lost, other.lost)
+        return min(bits, len(self.each), len(other.each))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -50,7 +57,7 @@ def pieces(text: str) -> Pieces:
     sketch = 0
     for piece in each:
         sketch |= 1 << (hash(piece) & (SKETCH_BITS - 1))
-    return Pieces(each, sketch)
+    return Pieces(each, sketch, len(each) - sketch.bit_count())
 
 
 def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
@@ -67,10 +74,8 @@ def most_alike(text: str, candidates: Iterable[tuple[Key, str]]) -> Key | None:
     best_key, best = None, SIMILARITY
     for key, other in candidates:
         theirs = pieces(other)
-        sizes = len(wanted.each) + len(theirs.each)
-        # The most pieces the two can share; alike at most most / (sizes - most).
-        most = min((wanted.sketch & theirs.sketch).bit_count(), len(wanted.each), len(theirs.each))
-        if most / (sizes - most) < best:
+        most = wanted.most_shared_with(theirs)  # alike at most most / (both sizes − most)
+        if most / (len(wanted.each) + len(theirs.each) - most) < best:
             continue
         score = jaccard(wanted.each, theirs.each)
         if score >= best:
