@@ -14,7 +14,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, Table, event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import ExceptionContext
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -57,6 +57,7 @@ def create_engine(url: str, *, connections: int = 5) -> AsyncEngine:
             connect_args={"server_settings": {"application_name": process_name()}},
         )
         event.listen(engine.sync_engine, "checkout", _replace_if_closed)
+        event.listen(engine.sync_engine, "handle_error", _ended_by_the_server)
     event.listen(engine.sync_engine, "handle_error", _without_values)
     return engine
 
@@ -146,7 +147,24 @@ def _replace_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None
     stale, so the update answers "try again" and the next one gets new connections."""
     driver = getattr(dbapi_connection, "_connection", None)
     if driver is not None and (driver.is_closed() or _closing(driver)):
-        raise DisconnectionError()
+        # The server ended this one: a restart or a termination ends them all, so every
+        # connection pooled before now is replaced as it is next taken.
+        raise InvalidatePoolError()
+
+
+# What asyncpg says of a connection that read the server's last words and cannot run another
+# statement (its protocol left waiting for a reply that will not come).
+_UNUSABLE_AFTER_THE_SERVER_ENDED = ("another operation (2) is in progress", '"failed" state')
+
+
+def _ended_by_the_server(context: ExceptionContext) -> None:
+    """Count it a disconnection when a statement fails on a connection the server ended
+    before the driver saw the stream end (asyncpg says "another operation (2) is in
+    progress"): the connection and every one pooled before it are replaced, so only this
+    statement fails, not one of each connection the pool held."""
+    said = str(context.original_exception)
+    if any(words in said for words in _UNUSABLE_AFTER_THE_SERVER_ENDED):
+        context.is_disconnect = True
 
 
 def _closing(driver: Any) -> bool:
