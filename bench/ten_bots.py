@@ -61,7 +61,7 @@ from bot.pipeline import settle
 from models.db import create_engine, create_session_factory
 from models.entities import Case, District, Neighbourhood
 from tests.conftest import make_settings
-from tests.fakebot import BOT_USER, AnyApplication, FakeBotAPI, stop_bot
+from tests.fakebot import BOT_USER, AnyApplication, FakeBotAPI, agencies_like, stop_bot
 
 # Residents' ids: bot n's are FIRST_USER + n × USERS_APART and on.
 FIRST_USER = 10_000
@@ -89,17 +89,9 @@ def county_like(template: CountySettings, number: int) -> CountySettings:
         )
         for district in template.districts
     ]
-    agencies = [
-        agency.model_copy(
-            update={
-                "key": f"{key}-{agency.key}",
-                "kind": agency.role,
-                "name": f"{agency.name} {number}",
-                "chat_id": -100_000_000 - number * 1000 - index,
-            }
-        )
-        for index, agency in enumerate(template.agencies)
-    ]
+    agencies = agencies_like(
+        template, key, str(number), lambda index: -100_000_000 - number * 1000 - index
+    )
     return template.model_copy(
         update={
             "key": key,

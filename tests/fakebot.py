@@ -778,6 +778,24 @@ def elsewhere_agency_chat(index: int) -> int:
     return -100300 - index
 
 
+def agencies_like(
+    template: Any, county_key: str, suffix: str, chat_of: Callable[[int], int]
+) -> list[Any]:
+    """A county's agencies made for another county: keys after its key, names followed by
+    `suffix`, each standing for the same agency of [[domains]], the i-th in chat `chat_of(i)`."""
+    return [
+        agency.model_copy(
+            update={
+                "key": f"{county_key}-{agency.key}",
+                "kind": agency.role,
+                "name": f"{agency.name} {suffix}",
+                "chat_id": chat_of(index),
+            }
+        )
+        for index, agency in enumerate(template.agencies)
+    ]
+
+
 def as_second_of_two(settings: Any) -> Any:
     """The test's settings as a deployment of two bots ([[bots]]): the first serves a county
     of its own, listed first; the second, with the test's token, serves the test's counties."""
@@ -797,17 +815,9 @@ def as_second_of_two(settings: Any) -> Any:
                 neighbourhoods=[{"key": f"{ELSEWHERE}-n1", "name": "محله دوردست"}],
             )
         ],
-        agencies=[
-            agency.model_copy(
-                update={
-                    "key": f"{ELSEWHERE}-{agency.key}",
-                    "kind": agency.role,
-                    "name": f"{agency.name} دوردست",
-                    "chat_id": bot_side(elsewhere_agency_chat(i)),
-                }
-            )
-            for i, agency in enumerate(template.agencies)
-        ],
+        agencies=agencies_like(
+            template, ELSEWHERE, "دوردست", lambda i: bot_side(elsewhere_agency_chat(i))
+        ),
     )
     base = settings.telegram.model_dump()
     bots = [

@@ -14,7 +14,7 @@ from bot.config import ConfigError, CountySettings, DistrictSettings, Settings, 
 from bot.services.reference import agency_for, sync_reference_data
 from tests.conftest import COORDINATOR, COORDINATOR_CHAT, EXAMPLE_CONFIG, Bot, agency_chat
 from tests.conftest import make_settings as one_county_settings
-from tests.fakebot import ChatUser, alerts, start_bot, stop_bot, texts
+from tests.fakebot import ChatUser, agencies_like, alerts, start_bot, stop_bot, texts
 from tests.test_broadcast import add_residents, compose, wait_for_campaigns
 from tests.test_desk import apply_for_group
 from tests.test_report_flow import DESCRIPTION, cases_in, confirm_report
@@ -53,17 +53,7 @@ def two_counties(database_url: str) -> Settings:
                 ],
             )
         ],
-        agencies=[
-            agency.model_copy(
-                update={
-                    "key": f"rey-{agency.key}",
-                    "kind": agency.key,
-                    "name": f"{agency.name} ری",
-                    "chat_id": rey_agency_chat(i),
-                }
-            )
-            for i, agency in enumerate(tehran.agencies)
-        ],
+        agencies=agencies_like(tehran, "rey", "ری", rey_agency_chat),
     )
     return settings.model_copy(update={"counties": [tehran, rey]})
 
