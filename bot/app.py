@@ -9,6 +9,7 @@ from typing import Any
 
 from telegram.constants import UpdateType
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
+from telegram.request import HTTPXRequest
 
 from bot.bale import BaleRequest, runs_on_bale
 from bot.broadcasting import CampaignSender, progress_reporter
@@ -25,6 +26,7 @@ from bot.leader import Leadership
 from bot.listening import Listener, channels_for, reload_blocked
 from bot.logfilter import install as keep_logs_private
 from bot.menus import RESIDENT_COMMANDS, publish
+from bot.namespaced import kept_apart
 from bot.persistence import SQLConversationPersistence
 from bot.pipeline import settle
 from bot.runtime import Runtime
@@ -57,9 +59,12 @@ def default_builder(settings: Settings) -> ApplicationBuilder[Any, Any, Any, Any
         .base_url(settings.telegram.base_url)
         .base_file_url(settings.telegram.base_file_url)
     )
-    if settings.telegram.platform == "bale":  # PTB's own sizes: 256 calls at once, 1 poll
-        builder = builder.request(BaleRequest(connection_pool_size=256)).get_updates_request(
-            BaleRequest(connection_pool_size=1)
+    if settings.telegram.platform == "bale" or settings.on_both_messengers:
+        kind = BaleRequest if settings.telegram.platform == "bale" else HTTPXRequest
+        # PTB's own sizes: 256 calls at once, 1 poll
+        calls, polls = kind(connection_pool_size=256), kind(connection_pool_size=1)
+        builder = builder.request(kept_apart(settings, calls)).get_updates_request(
+            kept_apart(settings, polls)
         )
     if settings.telegram.rate_limit:
         builder = builder.rate_limiter(flood_limiter())

@@ -82,9 +82,9 @@ def bale_parameters(method: str, parameters: dict[str, Any]) -> dict[str, Any]:
     return changed
 
 
-class _BaleData:
-    """A request's data with Bale's changes laid over it: the public members of RequestData
-    that a request class reads (RequestData itself is final)."""
+class ChangedParameters:
+    """A request's data with some parameters changed (Bale's dialect, ids moved back): the
+    public members of RequestData that a request class reads (RequestData itself is final)."""
 
     def __init__(self, original: RequestData, changed: dict[str, Any]) -> None:
         self.contains_files = original.contains_files
@@ -141,7 +141,7 @@ class BaleCalls:
         if request_data is not None:
             changed = bale_parameters(endpoint, request_data.parameters)
             if changed:
-                request_data = cast(RequestData, _BaleData(request_data, changed))
+                request_data = cast(RequestData, ChangedParameters(request_data, changed))
         code, body = await super().do_request(  # type: ignore[misc]
             url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout
         )

@@ -652,6 +652,53 @@ class Settings(_Section):
             raise ValueError(f"no bot serves counties: {', '.join(unserved)}")
         return self
 
+    @model_validator(mode="after")
+    def _ids_of_the_other_messenger_apart(self) -> Settings:
+        """On both messengers, the ids a county of the other messenger's bot names are read as
+        the deployment keeps them (bot/ids.py): its groups, coordinators and council."""
+        if not self.on_both_messengers:
+            return self
+        from bot.ids import moved_in
+
+        def moved(value: int | None) -> int | None:
+            return None if value is None else moved_in(value)
+
+        apart = {key for entry in self.bots if self.ids_apart(entry.key) for key in entry.counties}
+        counties = [
+            county.model_copy(
+                update={
+                    "coordinators": [moved_in(user) for user in county.coordinators],
+                    "coordinator_chat_id": moved(county.coordinator_chat_id),
+                    "council_chat_id": moved(county.council_chat_id),
+                    "council_members": [
+                        member.model_copy(update={"id": moved_in(member.id)})
+                        for member in county.council_members
+                    ],
+                    "agencies": [
+                        agency.model_copy(update={"chat_id": moved(agency.chat_id)})
+                        for agency in county.agencies
+                    ],
+                }
+            )
+            if county.key in apart
+            else county
+            for county in self.counties
+        ]
+        object.__setattr__(self, "counties", counties)
+        return self
+
+    @property
+    def on_both_messengers(self) -> bool:
+        """Whether the deployment's bots are on Telegram and on Bale."""
+        return len({entry.telegram.platform for entry in self.bots}) > 1
+
+    def ids_apart(self, key: str) -> bool:
+        """Whether a bot is on the other messenger than the first bot's, its ids kept moved
+        (bot/ids.py)."""
+        if not self.bots:
+            return False
+        return self.bot_named(key).telegram.platform != self.bots[0].telegram.platform
+
     @property
     def bot_keys(self) -> list[str]:
         """The deployment's bots, the first (which runs the jobs) first."""

@@ -28,6 +28,7 @@ from telegram.ext import Application
 
 from bot.config import Settings, TelegramSettings
 from bot.context import runtime_of
+from bot.ids import update_moved_in
 from bot.receiving import Receivers
 from bot.turns import TurnTakingApplication
 from handlers import reload_conversations
@@ -49,10 +50,16 @@ class _BotUpdates(tornado.web.RequestHandler):
     """One bot's webhook: checks its secret, hands the update over, answers once handled."""
 
     def initialize(
-        self, bot_application: AnyApplication, secret: str | None, receivers: Receivers, key: str
+        self,
+        bot_application: AnyApplication,
+        secret: str | None,
+        receivers: Receivers,
+        key: str,
+        apart: bool,
     ) -> None:
         self.bot_application = bot_application
         self.secret, self.receivers, self.key = secret, receivers, key
+        self.apart = apart  # the other messenger's bot: its ids are moved in (bot/ids.py)
 
     async def post(self) -> None:
         """An update: refused without the bot's secret or when another process receives for
@@ -68,6 +75,8 @@ class _BotUpdates(tornado.web.RequestHandler):
         try:
             data = json.loads(self.request.body)
             shaped = isinstance(data, dict) and isinstance(data.get("update_id"), int)
+            if shaped and self.apart:
+                data = update_moved_in(data)
             update = Update.de_json(data, self.bot_application.bot) if shaped else None
         except (ValueError, TypeError, KeyError, AttributeError):
             update = None
@@ -145,7 +154,7 @@ class Receiving:
     def __init__(
         self, applications: list[AnyApplication], settings: Settings, allowed_updates: list[str]
     ) -> None:
-        self.keys = settings.bot_keys
+        self.keys, self.settings = settings.bot_keys, settings
         self.applications = dict(zip(self.keys, applications, strict=True))
         self.telegram = {key: _telegram(settings, key) for key in self.keys}
         self.allowed_updates = allowed_updates
@@ -169,6 +178,7 @@ class Receiving:
                         "secret": self.telegram[key].webhook_route().secret_token,
                         "receivers": self.receivers,
                         "key": key,
+                        "apart": self.settings.ids_apart(key),
                     },
                 )
                 for key in self.keys

@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.context import MahalleContext
 from bot.deeplink import parse_start_payload
 from bot.digits import ltr
+from bot.ids import as_written
 from bot.jalali import utcnow
 from bot.persistence import SQLConversationPersistence, state_ahead
 from bot.services import handled, users
@@ -98,9 +99,8 @@ async def _follow_deep_link(update: Update, context: MahalleContext) -> None:
 async def chat_id(update: Update, context: MahalleContext) -> None:
     """`/chatid` in a group: the number to put in the config as an agency's chat_id."""
     assert update.effective_message is not None and update.effective_chat is not None
-    await update.effective_message.reply_text(
-        context.t("chat-id", chat=ltr(str(update.effective_chat.id)))
-    )
+    number = as_written(update.effective_chat.id)  # the messenger's own, as the config takes it
+    await update.effective_message.reply_text(context.t("chat-id", chat=ltr(str(number))))
 
 
 async def show_help(update: Update, context: MahalleContext) -> None:
@@ -298,7 +298,10 @@ async def on_error(update: object, context: MahalleContext) -> None:
     settings = context.runtime.settings
     served = context.runtime.served_counties  # a bot of several tells its own county's
     county = settings.county_named(served[0] if served else None)
-    admin_chat = settings.bot.admin_chat_id or county.coordinator_chat_id
+    # The admin chat is on the first bot's messenger: a bot on the other tells its coordinators.
+    admin_chat = county.coordinator_chat_id
+    if not settings.ids_apart(context.runtime.bot_key):
+        admin_chat = settings.bot.admin_chat_id or admin_chat
     update_id = update.update_id if isinstance(update, Update) else None
     if admin_chat is not None and _admin_should_hear(context, type(error).__name__):
         line = context.t("error-admin-line", error=type(error).__name__, update=str(update_id))

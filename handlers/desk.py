@@ -12,6 +12,7 @@ from telegram.error import TelegramError
 
 from bot.context import MahalleContext
 from bot.digits import ascii_digits, isolate, ltr
+from bot.ids import moved_in
 from bot.jalali import format_date, parse_jalali_date, utcnow
 from bot.reports import EXPORT_COLUMN_KEYS, export_rows, stats_text, write_export
 from bot.services import casework, stats, users
@@ -245,7 +246,9 @@ async def _set_banned(update: Update, context: MahalleContext, *, banned: bool) 
     if not raw.isdigit() or len(raw) > 18:  # ids fit in 64 bits
         await message.reply_text(context.t("block-usage"))
         return
-    user_id = int(raw)
+    typed = int(raw)  # as the coordinator's messenger numbers people
+    runtime = context.runtime
+    user_id = moved_in(typed) if runtime.settings.ids_apart(runtime.bot_key) else typed
     assert update.effective_user is not None
     actor_id = update.effective_user.id
     async with context.session() as session:
@@ -254,13 +257,11 @@ async def _set_banned(update: Update, context: MahalleContext, *, banned: bool) 
             settings=context.runtime.settings,
         )  # fmt: skip
         if refusal is not None:
-            await message.reply_text(context.t(refusal, user=ltr(str(user_id))))
+            await message.reply_text(context.t(refusal, user=ltr(str(typed))))
             return
         await users.set_banned(session=session, user_id=user_id, banned=banned, actor_id=actor_id)
     if banned:
         context.runtime.banned.add(user_id)
     else:
         context.runtime.banned.discard(user_id)
-    await message.reply_text(
-        context.t("blocked" if banned else "unblocked", user=ltr(str(user_id)))
-    )
+    await message.reply_text(context.t("blocked" if banned else "unblocked", user=ltr(str(typed))))

@@ -502,6 +502,11 @@ class ChatUser:
     async def _process(self, payload: dict[str, Any]) -> list[ApiCall]:
         before = len(self.api.calls)
         payload["update_id"] = next(self._update_ids)
+        runtime = self.app.bot_data["runtime"]
+        if runtime.settings.ids_apart(runtime.bot_key):  # as polling and the webhook do
+            from bot.ids import update_moved_in
+
+            payload = update_moved_in(payload)
         await self.app.process_update(Update.de_json(payload, self.app.bot))
         if self.settle:
             from bot.pipeline import settle
@@ -905,12 +910,14 @@ async def start_bots(
     from telegram.ext import ApplicationBuilder
 
     from bot.app import build_applications
+    from bot.namespaced import kept_apart
 
     builders: dict[str, Any] = {}
     for key, api in apis.items():
         request: BaseRequest = api
         if settings.for_bot(key).telegram.platform == "bale":
             request = ThroughBaleRequest(api)
+        request = kept_apart(settings.for_bot(key), request)  # on both messengers, as deployed
         builders[key] = (
             ApplicationBuilder().token(tokens[key]).request(request).get_updates_request(request)
         )

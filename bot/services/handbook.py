@@ -27,6 +27,7 @@ from bot.cards import Cards
 from bot.config import AgencySettings, Settings
 from bot.digits import isolate, persian_digits
 from bot.fit import TEXT_LIMIT, cut
+from bot.ids import as_written
 from bot.jalali import as_utc
 from bot.rules import READ, UNREAD, Act, Role, Verdict, judge
 from bot.services import outbox
@@ -362,7 +363,7 @@ async def readings_by_agency(
     groups: dict[str | None, AgencyReadings] = {}
     for reading in rows.scalars():
         group = groups.setdefault(reading.agency_key, AgencyReadings(reading.agency_key, [], []))
-        who = reading.name or str(reading.user_id)
+        who = reading.name or str(as_written(reading.user_id))
         (group.confirmed if reading.confirmed_at else group.waiting).append(who)
     return sorted(groups.values(), key=lambda g: (g.agency_key is None, g.agency_key or ""))
 
