@@ -15,6 +15,7 @@ enter each bot's application as its webhook hands them over (bench.report_flow's
     .venv/bin/python -m bench.ten_bots --rate-per-bot 10 --database-url …   # ten bots, 100/s
     .venv/bin/python -m bench.ten_bots --users-per-bot 50 --database-url …
     .venv/bin/python -m bench.ten_bots --watch --database-url …   # the pool and the locks waited on
+    .venv/bin/python -m bench.ten_bots --processes 2 --database-url …  # the bots over 2 processes
 
 `--seconds` (default 30) sets how long residents keep arriving: each bot gets seconds × rate / 8
 residents (8 updates each), so seconds × rate updates; the last residents' steps run about 14 s
@@ -26,7 +27,10 @@ below it with the bots behind, its updates wait on something else, or the machin
 more); the whole machine's CPU an update (with the database server and whatever else runs:
 compare on an idle machine); and the cases made, checked to be one for each resident, each
 placed, each in its bot's county. `--watch` adds how full the connection pool was and which
-locks the database's sessions waited on.
+locks the database's sessions waited on. `--processes N` spreads the bots over N processes,
+as a deployment spreads its bots' receivers (one receiving process a bot): each builds every
+bot, speaks to every N-th, and starts the schedule at the same moment; the latencies are taken
+together, the CPU summed.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import random
 import statistics
 import sys
@@ -66,6 +71,9 @@ from tests.fakebot import BOT_USER, AnyApplication, FakeBotAPI, agencies_like, s
 # Residents' ids: bot n's are FIRST_USER + n × USERS_APART and on.
 FIRST_USER = 10_000
 USERS_APART = 100_000
+# With --processes: how long after the processes are started their schedule begins (each
+# builds and starts every bot first).
+START_SECONDS = 25.0
 
 
 def token_of(number: int) -> str:
@@ -221,28 +229,33 @@ def _percentiles(seconds: list[float]) -> str:
     )
 
 
-async def run(
+async def drive(
     bots: int,
     rate_per_bot: float,
     users_per_bot: int,
-    database_url: str,
+    url: str,
     concurrent: int | None,
     watch: bool = False,
-) -> None:
-    """Every bot's residents on their schedules at once; then the figures, and the check that
-    each resident's case was made, placed and in their bot's county."""
-    url = await _fresh_database(database_url)
+    part: tuple[int, int] = (0, 1),
+    start_at: float | None = None,
+) -> dict[str, Any]:
+    """This process's bots' residents on their schedules at once: the bots `b` with
+    `b % parts == part` of a deployment of `bots` (every bot, in one process). Every bot is
+    started, as each process of a deployment builds them all; only this part's are spoken to.
+    `start_at`: the wall-clock time the schedule starts at (processes started together share
+    it). What was measured, by bot."""
+    mine, parts = part
     settings = many_bots(url, bots, concurrent)
     apps, apis = await start_many(settings)
+    driven = [bot for bot in range(bots) if bot % parts == mine]
     queues: list[asyncio.Queue[Any]] = [asyncio.Queue() for _ in apps]
-    fetchers = [
-        asyncio.create_task(_fetch_updates(app, queue))
-        for app, queue in zip(apps, queues, strict=True)
-    ]
+    fetchers = [asyncio.create_task(_fetch_updates(apps[bot], queues[bot])) for bot in driven]
     latencies: list[list[float]] = [[] for _ in apps]
     watcher = Watch(url, apps[0].bot_data["runtime"].engine.pool) if watch else None
     watching = asyncio.create_task(watcher.run()) if watcher else None
     gap = len(STEPS) / rate_per_bot  # between one bot's residents' arrivals
+    if start_at is not None:
+        await asyncio.sleep(max(start_at - time.time(), 0))
     started, cpu_started = time.perf_counter(), time.process_time()
     machine_started = machine_busy_seconds()
 
@@ -264,7 +277,7 @@ async def run(
     update_ids = [itertools.count(1_000_000) for _ in apps]
     last_due = [started]
     residents = []
-    for bot in range(bots):
+    for bot in driven:
         thinking = random.Random(FIRST_USER + bot)  # the same schedule in every run
         residents += [resident(bot, index, thinking) for index in range(users_per_bot)]
     await asyncio.gather(*residents)
@@ -276,28 +289,91 @@ async def run(
     machine_ended = machine_busy_seconds()
     for app in reversed(apps):  # the first bot's closes the shared pool: last
         await stop_bot(app)
+    return {
+        "latencies": {settings.bot_keys[bot]: latencies[bot] for bot in driven},
+        "elapsed": elapsed,
+        "schedule": last_due[0] - started,
+        "cpu": cpu,
+        "machine": (machine_started, machine_ended),
+        "at_once": concurrent_updates(settings),
+        "watch": watcher.line() if watcher else None,
+    }
 
-    every = [x for own in latencies for x in own]
-    for key, own in zip(settings.bot_keys, latencies, strict=True):
-        print(f"bot={key} updates={len(own)} {_percentiles(own)}")
+
+async def _parts(arguments: argparse.Namespace, url: str, users: int) -> list[dict[str, Any]]:
+    """The bots spread over `--processes` processes started together, each this module with
+    `--part`; what each measured."""
+    start_at = time.time() + START_SECONDS
+    common = [
+        *("--start-at", str(start_at), "--database-url", url, "--bots", str(arguments.bots)),
+        *("--rate-per-bot", str(arguments.rate_per_bot), "--users-per-bot", str(users)),
+    ]
+    if arguments.concurrent_updates:
+        common += ["--concurrent-updates", str(arguments.concurrent_updates)]
+    children = []
+    for part in range(arguments.processes):
+        share = ["--part", f"{part}/{arguments.processes}"]
+        command = [sys.executable, "-m", "bench.ten_bots", *share, *common]
+        child = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
+        children.append(child)
+    results = []
+    for child in children:
+        out, _ = await child.communicate()
+        assert child.returncode == 0, f"a part failed (exit {child.returncode})"
+        results.append(json.loads(out.decode().strip().splitlines()[-1]))
+    return results
+
+
+async def run(arguments: argparse.Namespace, users: int) -> None:
+    """Every bot's residents on their schedules at once, in one process or spread over
+    several; then the figures, and the check that each resident's case was made, placed and
+    in their bot's county."""
+    bots = arguments.bots
+    if arguments.part:
+        mine, parts = (int(x) for x in arguments.part.split("/"))
+        measured = await drive(
+            bots, arguments.rate_per_bot, users, arguments.database_url,
+            arguments.concurrent_updates, arguments.watch, (mine, parts), arguments.start_at,
+        )  # fmt: skip
+        print(json.dumps(measured))
+        return
+    url = await _fresh_database(arguments.database_url)
+    if arguments.processes > 1:
+        measured_parts = await _parts(arguments, url, users)
+    else:
+        one = await drive(
+            bots, arguments.rate_per_bot, users, url, arguments.concurrent_updates,
+            arguments.watch,
+        )  # fmt: skip
+        measured_parts = [one]
+    by_bot = {key: own for part in measured_parts for key, own in part["latencies"].items()}
+    every = [x for own in by_bot.values() for x in own]
+    elapsed = max(part["elapsed"] for part in measured_parts)
+    schedule = max(part["schedule"] for part in measured_parts)
+    cpu = sum(part["cpu"] for part in measured_parts)
+    machine = measured_parts[0]["machine"]
+    for key in sorted(by_bot):
+        print(f"bot={key} updates={len(by_bot[key])} {_percentiles(by_bot[key])}")
     print(
-        f"backend={url.split(':', 1)[0]} bots={bots} offered={rate_per_bot * bots:.0f}/s "
-        f"({rate_per_bot:g}/s a bot) users={bots * users_per_bot} updates={len(every)} "
-        f"seconds={elapsed:.1f} schedule_seconds={last_due[0] - started:.1f} "
+        f"backend={url.split(':', 1)[0]} bots={bots} processes={len(measured_parts)} "
+        f"offered={arguments.rate_per_bot * bots:.0f}/s ({arguments.rate_per_bot:g}/s a bot) "
+        f"users={bots * users} updates={len(every)} "
+        f"seconds={elapsed:.1f} schedule_seconds={schedule:.1f} "
         f"updates_per_second={len(every) / elapsed:.1f} "
         f"{_percentiles(every)} cpu_ms_per_update={cpu * 1000 / len(every):.2f} "
-        f"process_cpu={cpu * 100 / elapsed:.0f}%",
-        _machine_cpu(machine_started, machine_ended, len(every)),
-        f"at_once={concurrent_updates(settings)} a bot",
+        f"process_cpu={cpu * 100 / elapsed / len(measured_parts):.0f}% (each, on average)",
+        _machine_cpu(machine[0], machine[1], len(every)) if len(measured_parts) == 1 else "",
+        f"at_once={measured_parts[0]['at_once']} a bot",
     )
-    if watcher:
-        print(watcher.line())
+    for part in measured_parts:
+        if part["watch"]:
+            print(part["watch"])
     # A resident refused or a case left unplaced would make the figures a cheaper run's.
-    cases = await cases_made(url, bots * users_per_bot)
+    cases = await cases_made(url, bots * users)
     by_county = await cases_by_county(url)
-    expected = {county.key: users_per_bot for county in settings.counties}
+    expected = {county.key: users for county in many_bots(url, bots, None).counties}
     assert by_county == expected, f"cases by county {by_county}, expected {expected}"
-    print(f"cases={cases}, each placed, {users_per_bot} in each bot's county")
+    print(f"cases={cases}, each placed, {users} in each bot's county")
 
 
 def main() -> None:
@@ -336,6 +412,15 @@ def main() -> None:
         action="store_true",
         help="PostgreSQL: sample the pool's use and the sessions waiting on a lock",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="spread the bots over this many processes, as a deployment's receivers are (one "
+        "receiver a bot); every process builds every bot and speaks to its share",
+    )
+    parser.add_argument("--part", help=argparse.SUPPRESS)  # i/N: one of --processes' processes
+    parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if not arguments.database_url.startswith("postgresql"):
         print(
@@ -346,16 +431,7 @@ def main() -> None:
         arguments.seconds * arguments.rate_per_bot / len(STEPS)
     )
     assert users > 0, "no residents: give --seconds or --users-per-bot"
-    asyncio.run(
-        run(
-            arguments.bots,
-            arguments.rate_per_bot,
-            users,
-            arguments.database_url,
-            arguments.concurrent_updates,
-            arguments.watch,
-        )
-    )
+    asyncio.run(run(arguments, users))
 
 
 if __name__ == "__main__":
