@@ -21,6 +21,7 @@ from bot.delivery import OutboxSender
 from bot.digits import ltr
 from bot.flood import FloodLimiter
 from bot.i18n import Translator
+from bot.ids import as_written
 from bot.jobs import schedule_jobs
 from bot.leader import Leadership
 from bot.listening import Listener, channels_for, reload_blocked
@@ -240,11 +241,14 @@ def _unreachable_notice(runtime: Runtime, chat_id: int) -> tuple[int, str] | Non
     settings = runtime.settings
     agency = next((a for a in settings.agencies if a.chat_id == chat_id), None)
     county = settings.county_of_agency(agency.key) if agency else None
-    chats = (county or settings.counties[0]).coordinator_chats()
+    # Another chat (a resident's): the sending bot's first county, on the chat's messenger.
+    served = runtime.served_counties
+    chats = (county or settings.county_named(served[0] if served else None)).coordinator_chats()
     if not chats:
         return None
+    shown = ltr(str(as_written(chat_id)))  # as the coordinators' messenger numbers it
     return chats[0], runtime.translate(
-        "coordinator-unreachable", runtime.settings.bot.language, chat=ltr(str(chat_id))
+        "coordinator-unreachable", runtime.settings.bot.language, chat=shown
     )
 
 

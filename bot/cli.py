@@ -275,6 +275,7 @@ async def _upgrade(settings: Settings) -> None:
     engine = create_engine(settings.database.url)
     try:
         await upgrade_database(engine)
+        await _refuse_unmoved_people(settings, create_session_factory(engine))
         triage = Triage(settings.triage.model_path)
         try:
             await triage.build_file_if_unusable(create_session_factory(engine))
@@ -285,6 +286,25 @@ async def _upgrade(settings: Settings) -> None:
             ) from None
     finally:
         await engine.dispose()
+
+
+async def _refuse_unmoved_people(settings: Settings, sessions: Any) -> None:
+    """Refuse to start a deployment on both messengers whose other messenger's people were
+    stored before the two were kept apart: they would be taken for their namesakes."""
+    from bot.services import users
+
+    apart = [key for key in settings.bot_keys if settings.ids_apart(key)]
+    if not apart:
+        return
+    async with sessions() as session:
+        count = await users.stored_unmoved(session=session, bot_keys=apart)
+    if count:
+        raise ConfigError(
+            f"{count} people of bots {', '.join(apart)} were stored before this version kept "
+            "Telegram's and Bale's people apart, and cannot be told from the other messenger's "
+            "people of the same numbers: serve those bots from a deployment with a database of "
+            "its own (README: Telegram and Bale in one deployment)"
+        )
 
 
 def _run(settings: Settings, role: str, port: int | None = None) -> None:

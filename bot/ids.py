@@ -102,19 +102,20 @@ class ForeignIdError(Exception):
     """A call addressed an id the bot's messenger does not have."""
 
 
-def _outward(value: Any, apart: bool) -> Any:
-    """Call parameters with each id moved back to the messenger's own; ForeignIdError for an id of
-    the other messenger."""
+def _outward(value: Any, apart: bool, holder: str = "") -> Any:
+    """Call parameters with each id moved back to the messenger's own (a text_mention's
+    person's too); ForeignIdError for an id of the other messenger."""
     if isinstance(value, list):
-        return [_outward(item, apart) for item in value]
+        return [_outward(item, apart, holder) for item in value]
     if not isinstance(value, dict):
         return value
     moved: dict[str, Any] = {}
     for key, item in value.items():
-        if key in _ID_FIELDS and isinstance(item, int) and not isinstance(item, bool):
-            item = _moved_out_or_refused(item, apart)
+        if isinstance(item, int) and not isinstance(item, bool):
+            if key in _ID_FIELDS or (key == "id" and holder in _CHAT_OR_USER):
+                item = _moved_out_or_refused(item, apart)
         elif isinstance(item, dict | list):
-            item = _outward(item, apart)
+            item = _outward(item, apart, key)
         moved[key] = item
     return moved
 

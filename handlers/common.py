@@ -299,9 +299,10 @@ async def on_error(update: object, context: MahalleContext) -> None:
     served = context.runtime.served_counties  # a bot of several tells its own county's
     county = settings.county_named(served[0] if served else None)
     # The admin chat is on the first bot's messenger: a bot on the other tells its coordinators.
-    admin_chat = county.coordinator_chat_id
+    coordinators = county.coordinator_chats()
+    admin_chat = coordinators[0] if coordinators else None
     if not settings.ids_apart(context.runtime.bot_key):
-        admin_chat = settings.bot.admin_chat_id or admin_chat
+        admin_chat = settings.bot.admin_chat_id or county.coordinator_chat_id
     update_id = update.update_id if isinstance(update, Update) else None
     if admin_chat is not None and _admin_should_hear(context, type(error).__name__):
         line = context.t("error-admin-line", error=type(error).__name__, update=str(update_id))

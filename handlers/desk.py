@@ -12,7 +12,7 @@ from telegram.error import TelegramError
 
 from bot.context import MahalleContext
 from bot.digits import ascii_digits, isolate, ltr
-from bot.ids import moved_in
+from bot.ids import as_written, moved_in
 from bot.jalali import format_date, parse_jalali_date, utcnow
 from bot.reports import EXPORT_COLUMN_KEYS, export_rows, stats_text, write_export
 from bot.services import casework, stats, users
@@ -201,7 +201,7 @@ async def agencies(update: Update, context: MahalleContext) -> None:
             context.t(
                 await _chat_state(context, agency.chat_id),
                 name=agency.name,
-                chat=ltr(str(agency.chat_id or "")),
+                chat=ltr(str(as_written(agency.chat_id)) if agency.chat_id else ""),
             )
         )
     await message.reply_text("\n".join(lines))

@@ -19,6 +19,7 @@ from telegram.error import BadRequest, Forbidden
 from bot.cards import BACK, CASE_PREFIX, REROUTE_PREFIX, code_for_display, domain_picker
 from bot.context import MahalleContext
 from bot.digits import isolate
+from bot.ids import as_written
 from bot.jalali import utcnow
 from bot.rules import CARD_ORDER, Act, Verdict
 from bot.services import casework, routing, tasks
@@ -42,7 +43,7 @@ ENDING = {Act.RESOLVE, Act.REJECT}
 
 def display_name(user: User) -> str:
     """How a staff member is named on cards and in "already done by …"."""
-    return user.full_name[:64] or str(user.id)
+    return user.full_name[:64] or str(as_written(user.id))
 
 
 def _markup(payload: dict[str, Any]) -> InlineKeyboardMarkup:

@@ -6,6 +6,7 @@ other messenger's."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -13,12 +14,21 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from telegram.error import BadRequest
 
+from bot import cli, serving
 from bot import receiving as receiving_module
-from bot import serving
-from bot.config import Settings, TelegramSettings
+from bot.config import ConfigError, Settings, TelegramSettings
 from bot.context import runtime_of
 from bot.digits import persian_digits
-from bot.ids import APART, answer_moved_in, as_written, moved_in, update_moved_in
+from bot.ids import (
+    APART,
+    ForeignIdError,
+    answer_moved_in,
+    as_written,
+    calls_moved_out,
+    moved_in,
+    update_moved_in,
+)
+from bot.services import outbox
 from models.db import create_engine, create_session_factory
 from models.entities import Case, User
 from tests.conftest import COORDINATOR
@@ -26,14 +36,16 @@ from tests.fakebot import (
     BALE,
     BOT_USER,
     AnyApplication,
+    ApiCall,
     ChatUser,
     FakeBotAPI,
+    deliver_outbox,
     start_bots,
     stop_bot,
     texts,
 )
 from tests.test_bots import TOKENS, serving_both, two_bots
-from tests.test_counties import REY_COORDINATOR, report_in, rey_agency_chat
+from tests.test_counties import REY_CHAT, REY_COORDINATOR, report_in, rey_agency_chat
 from tests.test_platform import start_update
 
 pytestmark = pytest.mark.one_messenger
@@ -219,3 +231,70 @@ async def test_updates_posted_to_each_webhook_are_two_people(
         people = (await session.scalars(select(User.id).order_by(User.id))).all()
     await engine.dispose()
     assert people == [SAME, SAME + APART]
+
+
+def _refusing(chat_id: int, why: str) -> Any:
+    """A fake Bot API hook: every message into `chat_id` refused with a 403."""
+
+    def hook(call: ApiCall) -> tuple[int, dict[str, Any]] | None:
+        if call.chat_id == chat_id and call.method.startswith("send"):
+            return 403, {"ok": False, "error_code": 403, "description": f"Forbidden: {why}"}
+        return None
+
+    return hook
+
+
+async def test_agencies_shows_a_bale_groups_own_number(both: Both) -> None:
+    answer = " ".join(texts(await both.user("rey", REY_COORDINATOR).send("/agencies")))
+    assert str(abs(rey_agency_chat(0))) in answer
+    assert str(abs(moved_in(rey_agency_chat(0)))) not in answer
+
+
+async def test_a_bale_group_that_removed_the_bot_is_named_by_its_own_number(both: Both) -> None:
+    group = rey_agency_chat(0)
+    both.apis["rey"].fail = _refusing(group, "bot was kicked from the group chat")
+    await report_in(both.user("rey", SAME), "دولت‌آباد")
+    await deliver_outbox(both.apps["rey"])
+    notices = [c.text for c in both.apis["rey"].to_chat(REY_CHAT) if "نمی‌تواند" in c.text]
+    assert len(notices) == 1 and str(abs(group)) in notices[0]
+    assert str(abs(moved_in(group))) not in notices[0]
+
+
+async def test_a_bale_resident_out_of_reach_is_told_to_their_countys_coordinators(
+    both: Both,
+) -> None:
+    await report_in(both.user("rey", SAME), "دولت‌آباد")
+    both.apis["rey"].fail = _refusing(SAME, "bot was blocked by the user")
+    runtime = runtime_of(both.apps["rey"])
+    async with runtime.session_factory() as session:
+        outbox.enqueue(
+            session, chat_id=moved_in(SAME), purpose=outbox.REPORTER_NOTICE, payload={"text": "x"}
+        )
+        await session.commit()
+    for app in both.apps.values():
+        await deliver_outbox(app)
+    told = [c.text for c in both.apis["rey"].to_chat(REY_CHAT) if "نمی‌تواند" in c.text]
+    assert not [c for c in both.apis["tehran"].calls if "نمی‌تواند" in c.text], "not Tehran's"
+    assert len(told) == 1 and str(SAME) in told[0] and str(moved_in(SAME)) not in told[0]
+
+
+def test_a_mention_of_a_person_goes_out_in_their_messengers_number() -> None:
+    mention = {"type": "text_mention", "offset": 0, "length": 3, "user": {"id": moved_in(42)}}
+    sent = calls_moved_out({"chat_id": moved_in(7), "entities": [mention]}, apart=True)
+    assert (sent["chat_id"], sent["entities"][0]["user"]["id"]) == (7, 42)
+    with pytest.raises(ForeignIdError):  # the first bot's messenger: never another's person
+        calls_moved_out({"chat_id": 7, "entities": [mention]}, apart=False)
+
+
+async def test_people_stored_before_ids_were_kept_apart_stop_the_start(
+    database_url: str,
+) -> None:
+    settings = on_both(database_url)
+    await cli._upgrade(settings)
+    engine = create_engine(database_url)
+    async with create_session_factory(engine)() as session:
+        session.add(User(id=SAME, bot_key="rey"))  # written by a version that moved nothing
+        await session.commit()
+    await engine.dispose()
+    with pytest.raises(ConfigError, match="1 people of bots rey were stored before"):
+        await cli._upgrade(settings)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cards import Cards
 from bot.config import Settings
+from bot.ids import APART
 from bot.jalali import utcnow
 from bot.normalize import normalize
 from bot.rules import BlockRefusal, judge_block, judge_unblock
@@ -319,3 +320,15 @@ async def set_banned(*, session: AsyncSession, user_id: int, banned: bool, actor
 async def banned_ids(*, session: AsyncSession) -> set[int]:
     """Everyone currently blocked."""
     return set((await session.scalars(select(User.id).where(User.banned.is_(True)))).all())
+
+
+async def stored_unmoved(*, session: AsyncSession, bot_keys: list[str]) -> int:
+    """How many people of these bots (of the other messenger than the first bot's) are stored
+    under their messenger's own number, as before the two messengers' people were kept apart
+    (bot/ids.py): each may share a row with the other messenger's person of that number."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(User)
+        .where(User.bot_key.in_(bot_keys), User.id > -APART, User.id < APART)
+    )
+    return int(count or 0)
