@@ -152,8 +152,11 @@ def build_application(
         )
     runtime.siblings[bot_key] = runtime
     engine, session_factory = runtime.engine, runtime.session_factory
+    # One process's bots share the places to handle updates in: the pool holds that many.
+    at_once = concurrent_updates(settings)
+    runtime.update_places = shared.update_places if shared else asyncio.Semaphore(at_once)
     builder = (builder or default_builder(settings)).concurrent_updates(
-        ChatOrderedProcessor(concurrent_updates(settings))
+        ChatOrderedProcessor(at_once, runtime.update_places)
     )
     application = (
         builder.application_class(TurnTakingApplication)

@@ -93,6 +93,8 @@ class Runtime:
     # the database, triage and strings), and every bot's runtime by key, this one included.
     bot_key: str = "main"
     bot: Bot | None = None
+    # The places to handle updates in, shared by the process's bots (bot/turns.py).
+    update_places: asyncio.Semaphore | None = None
     siblings: dict[str, Runtime] = field(default_factory=dict)
     # The updates of this bot the process handled (bot/services/handled.py), and each person's
     # presses and messages in the current window (bot/windows.py): this process alone receives

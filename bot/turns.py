@@ -65,10 +65,12 @@ class ChatOrderedProcessor(BaseUpdateProcessor):
     # for their own chat without taking one of the handling places).
     IN_HAND = 1000
 
-    def __init__(self, handled_at_once: int) -> None:
+    def __init__(self, handled_at_once: int, places: asyncio.Semaphore | None = None) -> None:
+        """`places`: the handling places, shared by every bot of the process (each update
+        holds a database connection, and the pool is sized for `handled_at_once` in all)."""
         super().__init__(max_concurrent_updates=self.IN_HAND)
         self.handled_at_once = handled_at_once
-        self._places = asyncio.Semaphore(handled_at_once)
+        self._places = places or asyncio.Semaphore(handled_at_once)
         self._lines: dict[int, _ChatLine] = {}
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:

@@ -4,12 +4,14 @@ flood budget and outbox sender; a person is reached through the bot they wrote t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -557,3 +559,60 @@ async def test_mahalle_stats_counts_in_all_by_bot_and_by_county(bots: TwoBots) -
     assert lines[1:3] == ["bot tehran: 1 reports", "  county main: 1 reports (forwarded 1)"]
     assert lines[3] == "bot rey: 2 reports"
     assert lines[4].startswith("  county rey: 2 reports")
+
+
+class InFlightAPI(FakeBotAPI):
+    """The fake Bot API, answering each message after `seconds`, counting the calls it holds
+    at once over every bot that uses one (`shared`)."""
+
+    def __init__(self, shared: dict[str, int], seconds: float) -> None:
+        super().__init__()
+        self.shared, self.seconds = shared, seconds
+
+    async def do_request(
+        self, url: str, method: str, *args: Any, **kwargs: Any
+    ) -> tuple[int, bytes]:
+        if not url.endswith("/sendMessage"):
+            return await super().do_request(url, method, *args, **kwargs)
+        self.shared["now"] += 1
+        self.shared["most"] = max(self.shared["most"], self.shared["now"])
+        try:
+            await asyncio.sleep(self.seconds)
+            return await super().do_request(url, method, *args, **kwargs)
+        finally:
+            self.shared["now"] -= 1
+
+
+@pytest.mark.one_messenger
+async def test_a_process_handles_at_most_concurrent_updates_over_all_its_bots(
+    database_url: str,
+) -> None:
+    """Each update handled holds a database connection, and the pool is sized for
+    `concurrent_updates` in all: two bots must not handle twice as many."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite handles one update at a time")
+    counted = {"now": 0, "most": 0}
+    apis: dict[str, FakeBotAPI] = {key: InFlightAPI(counted, 0.3) for key in TOKENS}
+    apis["rey"].bot_user = {**BOT_USER, "id": 222222222, "username": "mahalle_rey_bot"}
+    settings = two_bots(database_url).model_copy(
+        update={"bot": two_bots(database_url).bot.model_copy(update={"concurrent_updates": 2})}
+    )
+    apps = await start_bots(settings, apis, TOKENS)
+    for app in apps:
+        await app.start()
+    people = [
+        ChatUser(app, apis[key], 3000 + n)
+        for key, app in zip(TOKENS, apps, strict=True)
+        for n in range(3)
+    ]
+    for person in people:
+        await person.app.update_queue.put(person.text_update("/start"))
+    await wait_for(
+        lambda: all(person.api.to_chat(person.chat_id) for person in people),
+        what="every welcome",
+        seconds=20,
+    )
+    for app in reversed(apps):
+        await app.stop()
+        await stop_bot(app)
+    assert counted["most"] == 2, f"{counted['most']} updates handled at once, over both bots"
