@@ -255,6 +255,8 @@ async def drive(
     watching = asyncio.create_task(watcher.run()) if watcher else None
     gap = len(STEPS) / rate_per_bot  # between one bot's residents' arrivals
     if start_at is not None:
+        if time.time() > start_at:  # its schedule would overlap another process's start-up
+            print(f"part {mine}: started {time.time() - start_at:.1f} s late", file=sys.stderr)
         await asyncio.sleep(max(start_at - time.time(), 0))
     started, cpu_started = time.perf_counter(), time.process_time()
     machine_started = machine_busy_seconds()
