@@ -33,6 +33,7 @@ from telegram.request import BaseRequest, HTTPXRequest, RequestData
 
 from bot.config import PLATFORM_DEFAULTS, TelegramSettings
 from bot.i18n import Translator
+from bot.namespaced import HandingOn, Onward
 
 Verdict = Literal["works", "differs", "missing", "fails"]
 T = TypeVar("T")
@@ -78,37 +79,19 @@ class Raw:
         return self.body.get("result")
 
 
-class KeepingRequest(BaseRequest):
+class KeepingRequest(HandingOn):
     """Hands each call to `inner` and keeps the raw answer of the latest one."""
 
     def __init__(self, inner: BaseRequest) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.last: Raw | None = None
 
-    async def initialize(self) -> None:
-        await self.inner.initialize()
-
-    async def shutdown(self) -> None:
-        await self.inner.shutdown()
-
-    @property
-    def read_timeout(self) -> float | None:
-        return self.inner.read_timeout
-
-    async def do_request(
-        self,
-        url: str,
-        method: str,
-        request_data: RequestData | None = None,
-        read_timeout: Any = BaseRequest.DEFAULT_NONE,
-        write_timeout: Any = BaseRequest.DEFAULT_NONE,
-        connect_timeout: Any = BaseRequest.DEFAULT_NONE,
-        pool_timeout: Any = BaseRequest.DEFAULT_NONE,
+    async def hand_on(
+        self, url: str, method: str, request_data: RequestData | None, onward: Onward
     ) -> tuple[int, bytes]:
+        """Make the call and keep its answer."""
         self.last = None
-        status, payload = await self.inner.do_request(
-            url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout
-        )
+        status, payload = await onward(request_data)
         try:
             body = json.loads(payload)
         except ValueError:

@@ -1,11 +1,12 @@
-"""A bot's request class in a deployment on both messengers: each call's ids moved back to the
-messenger's own, each answer's moved in (bot/ids.py), and no call made to an id of the other
-messenger."""
+"""Request classes around another: `HandingOn`, the wrapper itself, and `Namespaced`, a bot's
+in a deployment on both messengers: each call's ids moved back to the messenger's own, each
+answer's moved in (bot/ids.py), and no call made to an id of the other messenger."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from telegram.request import BaseRequest, RequestData
@@ -23,13 +24,15 @@ _NOT_FOUND = json.dumps(
 ).encode()
 
 
-class Namespaced(BaseRequest):
-    """A bot's request class in a deployment on both messengers: `apart` for a bot of the
-    other messenger than the first bot's, whose ids are moved; a bot of the first bot's
-    messenger moves nothing but refuses a moved id."""
+Onward = Callable[[RequestData | None], Awaitable[tuple[int, bytes]]]
 
-    def __init__(self, inner: BaseRequest, *, apart: bool) -> None:
-        self.inner, self.apart = inner, apart
+
+class HandingOn(BaseRequest):
+    """A request class that hands each call to another (`inner`), through `hand_on`: what a
+    wrapper changes on the way, or keeps of the answer, without the transport's arguments."""
+
+    def __init__(self, inner: BaseRequest) -> None:
+        self.inner = inner
 
     async def initialize(self) -> None:
         """Start the request class within."""
@@ -49,10 +52,38 @@ class Namespaced(BaseRequest):
         url: str,
         method: str,
         request_data: RequestData | None = None,
-        read_timeout: Any = None,
-        write_timeout: Any = None,
-        connect_timeout: Any = None,
-        pool_timeout: Any = None,
+        read_timeout: Any = BaseRequest.DEFAULT_NONE,
+        write_timeout: Any = BaseRequest.DEFAULT_NONE,
+        connect_timeout: Any = BaseRequest.DEFAULT_NONE,
+        pool_timeout: Any = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        """The call, through `hand_on`, to the request class within."""
+
+        async def onward(data: RequestData | None) -> tuple[int, bytes]:
+            return await self.inner.do_request(
+                url, method, data, read_timeout, write_timeout, connect_timeout, pool_timeout
+            )
+
+        return await self.hand_on(url, method, request_data, onward)
+
+    async def hand_on(
+        self, url: str, method: str, request_data: RequestData | None, onward: Onward
+    ) -> tuple[int, bytes]:
+        """Make the call with `onward(request_data)`; unchanged here."""
+        return await onward(request_data)
+
+
+class Namespaced(HandingOn):
+    """A bot's request class in a deployment on both messengers: `apart` for a bot of the
+    other messenger than the first bot's, whose ids are moved; a bot of the first bot's
+    messenger moves nothing but refuses a moved id."""
+
+    def __init__(self, inner: BaseRequest, *, apart: bool) -> None:
+        super().__init__(inner)
+        self.apart = apart
+
+    async def hand_on(
+        self, url: str, method: str, request_data: RequestData | None, onward: Onward
     ) -> tuple[int, bytes]:
         """The call with its ids as the messenger numbers them, the answer's as kept here."""
         endpoint = url.rsplit("/", 1)[-1]
@@ -64,9 +95,7 @@ class Namespaced(BaseRequest):
                 return 400, _NOT_FOUND
             if changed:
                 request_data = cast(RequestData, ChangedParameters(request_data, changed))
-        code, body = await self.inner.do_request(
-            url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout
-        )
+        code, body = await onward(request_data)
         if not self.apart or method != "POST":  # a file's download is no answer to read
             return code, body
         try:

@@ -17,6 +17,7 @@ from telegram.ext import Application
 from telegram.request import BaseRequest, RequestData
 
 from bot.bale import BaleCalls
+from bot.namespaced import HandingOn
 
 FAKE_TOKEN = "123456789:AAFakeTokenForOfflineTestsOnly_0123"
 BOT_USER = {"id": 123456789, "is_bot": True, "first_name": "Mahalle", "username": "mahalle_bot"}
@@ -712,35 +713,12 @@ async def deliver_outbox(app: AnyApplication) -> int:
     return int(await sender.deliver_due()) if sender is not None else 0
 
 
-class _Forward(BaseRequest):
+class _Forward(HandingOn):
     """A request that hands every call to a fake Bot API."""
 
     def __init__(self, api: FakeBotAPI) -> None:
+        super().__init__(api)
         self.api = api
-
-    async def initialize(self) -> None:
-        return None
-
-    async def shutdown(self) -> None:
-        return None
-
-    @property
-    def read_timeout(self) -> float | None:
-        return self.api.read_timeout
-
-    async def do_request(
-        self,
-        url: str,
-        method: str,
-        request_data: RequestData | None = None,
-        read_timeout: Any = None,
-        write_timeout: Any = None,
-        connect_timeout: Any = None,
-        pool_timeout: Any = None,
-    ) -> tuple[int, bytes]:
-        return await self.api.do_request(
-            url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout
-        )
 
 
 class ThroughBaleRequest(BaleCalls, _Forward):

@@ -339,24 +339,27 @@ async def serving_both(settings: Settings) -> AsyncIterator[tuple[dict[str, Fake
             await stop_bot(app)
 
 
+def on_webhooks(settings: Settings, secrets: dict[str, str]) -> Settings:
+    """The deployment's bots taking webhooks, each at its path with its secret."""
+    bots = []
+    for entry in settings.bots:
+        webhook = {
+            "mode": "webhook",
+            "webhook_url": f"https://bot.example.ir/telegram/{entry.key}",
+            "webhook_secret": SecretStr(secrets[entry.key]),
+        }
+        telegram = entry.telegram.model_copy(update=webhook)
+        bots.append(entry.model_copy(update={"telegram": telegram}))
+    return settings.model_copy(update={"bots": bots})
+
+
 @pytest.mark.one_messenger
 async def test_both_bots_webhooks_share_one_port_each_with_its_secret(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(receiving_module, "RETRY_SECONDS", 0.1)
-    settings = two_bots(database_url)
     secrets = {"tehran": "t" * 40, "rey": "r" * 40}
-    bots = []
-    for entry in settings.bots:
-        telegram = entry.telegram.model_copy(
-            update={
-                "mode": "webhook",
-                "webhook_url": f"https://bot.example.ir/telegram/{entry.key}",
-                "webhook_secret": SecretStr(secrets[entry.key]),
-            }
-        )
-        bots.append(entry.model_copy(update={"telegram": telegram}))
-    settings = settings.model_copy(update={"bots": bots})
+    settings = on_webhooks(two_bots(database_url), secrets)
     async with serving_both(settings) as (apis, port):
         # Each bot registered its own address and secret.
         for key, api in apis.items():

@@ -44,7 +44,7 @@ from tests.fakebot import (
     stop_bot,
     texts,
 )
-from tests.test_bots import TOKENS, serving_both, two_bots
+from tests.test_bots import TOKENS, on_webhooks, serving_both, two_bots
 from tests.test_counties import REY_CHAT, REY_COORDINATOR, report_in, rey_agency_chat
 from tests.test_platform import start_update
 
@@ -201,19 +201,8 @@ async def test_updates_posted_to_each_webhook_are_two_people(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(receiving_module, "RETRY_SECONDS", 0.1)
-    settings = on_both(database_url)
     secrets = {"tehran": "t" * 40, "rey": "r" * 40}
-    bots = []
-    for entry in settings.bots:
-        webhook = {
-            "mode": "webhook",
-            "webhook_url": f"https://bot.example.ir/telegram/{entry.key}",
-            "webhook_secret": SecretStr(secrets[entry.key]),
-        }
-        bots.append(
-            entry.model_copy(update={"telegram": entry.telegram.model_copy(update=webhook)})
-        )
-    settings = settings.model_copy(update={"bots": bots})
+    settings = on_webhooks(on_both(database_url), secrets)
     async with (
         serving_both(settings) as (apis, port),
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
