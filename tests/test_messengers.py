@@ -30,7 +30,7 @@ from bot.ids import (
 )
 from bot.services import outbox
 from models.db import create_engine, create_session_factory
-from models.entities import Case, User
+from models.entities import Case, Staff, User
 from tests.conftest import COORDINATOR
 from tests.fakebot import (
     BALE,
@@ -44,6 +44,7 @@ from tests.fakebot import (
     stop_bot,
     texts,
 )
+from tests.test_agency import add_staff
 from tests.test_bots import TOKENS, on_webhooks, serving_both, two_bots
 from tests.test_counties import REY_CHAT, REY_COORDINATOR, report_in, rey_agency_chat
 from tests.test_platform import start_update
@@ -287,3 +288,19 @@ async def test_people_stored_before_ids_were_kept_apart_stop_the_start(
     await engine.dispose()
     with pytest.raises(ConfigError, match="1 people of bots rey were stored before"):
         await cli._upgrade(settings)
+
+
+async def test_a_bale_coordinator_removes_a_bale_clerk_from_staff(both: Both) -> None:
+    settings = runtime_of(both.apps["rey"]).settings
+    agency = settings.county_named("rey").agencies[0].key
+    await add_staff(settings, moved_in(2001), agency, "رضایی")
+    coordinator = both.user("rey", REY_COORDINATOR)
+    assert "۱ کارشناس" in texts(await coordinator.send("/staff"))[0]
+    [button] = both.apis["rey"].delivered(coordinator.chat_id)[-1].buttons()
+    data = str(button["callback_data"])
+    assert data.split(":")[1] == "2001", "the button bears Bale's own number"
+    await coordinator.press("رضایی")
+    engine = create_engine(settings.database.url)
+    async with create_session_factory(engine)() as session:
+        assert (await session.scalars(select(Staff))).all() == []
+    await engine.dispose()
