@@ -22,6 +22,7 @@ messenger moves nothing and has no such request class.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 # Telegram's ids have at most 52 significant bits (groups' about 40); Bale's are of the same
@@ -68,56 +69,40 @@ def as_written(value: int) -> int:
     return value if back is None else back
 
 
-def _inward(data: Any, holder: str = "") -> Any:
-    """`data` (an update or an answer) with every chat's and person's id moved in."""
+def _each_id(data: Any, move: Callable[[int], int], holder: str = "") -> Any:
+    """`data` (an update, an answer or a call's parameters) with `move` applied to every
+    chat's and person's id in it."""
     if isinstance(data, list):
-        return [_inward(item, holder) for item in data]
+        return [_each_id(item, move, holder) for item in data]
     if not isinstance(data, dict):
         return data
     moved: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, int) and not isinstance(value, bool):
             if key in _ID_FIELDS or (key == "id" and holder in _CHAT_OR_USER):
-                value = moved_in(value)
+                value = move(value)
         elif isinstance(value, dict | list):
-            value = _inward(value, key)
+            value = _each_id(value, move, key)
         moved[key] = value
     return moved
 
 
 def update_moved_in(update: dict[str, Any]) -> dict[str, Any]:
     """A posted update (webhook) with its ids as the deployment keeps them."""
-    return cast(dict[str, Any], _inward(update))
+    return cast(dict[str, Any], _each_id(update, moved_in))
 
 
 def answer_moved_in(method: str, answer: dict[str, Any]) -> dict[str, Any]:
     """A Bot API answer with its ids as the deployment keeps them."""
     holder = "chat" if method in _ANSWERED_WITH_ONE else "result"
     return {
-        key: _inward(value, holder) if key == "result" else value for key, value in answer.items()
+        key: _each_id(value, moved_in, holder) if key == "result" else value
+        for key, value in answer.items()
     }
 
 
 class ForeignIdError(Exception):
     """A call addressed an id the bot's messenger does not have."""
-
-
-def _outward(value: Any, apart: bool, holder: str = "") -> Any:
-    """Call parameters with each id moved back to the messenger's own (a text_mention's
-    person's too); ForeignIdError for an id of the other messenger."""
-    if isinstance(value, list):
-        return [_outward(item, apart, holder) for item in value]
-    if not isinstance(value, dict):
-        return value
-    moved: dict[str, Any] = {}
-    for key, item in value.items():
-        if isinstance(item, int) and not isinstance(item, bool):
-            if key in _ID_FIELDS or (key == "id" and holder in _CHAT_OR_USER):
-                item = _moved_out_or_refused(item, apart)
-        elif isinstance(item, dict | list):
-            item = _outward(item, apart, key)
-        moved[key] = item
-    return moved
 
 
 def _moved_out_or_refused(value: int, apart: bool) -> int:
@@ -132,10 +117,15 @@ def _moved_out_or_refused(value: int, apart: bool) -> int:
 
 
 def calls_moved_out(parameters: dict[str, Any], apart: bool) -> dict[str, Any]:
-    """The parameters whose ids change on the way out; ForeignIdError for another messenger's."""
+    """The parameters whose ids (a text_mention's person's too) change on the way out;
+    ForeignIdError for an id of the other messenger."""
     changed = {}
+
+    def back(value: int) -> int:
+        return _moved_out_or_refused(value, apart)
+
     for key, value in parameters.items():
-        moved = _outward({key: value}, apart)[key]
+        moved = _each_id({key: value}, back)[key]
         if moved != value:
             changed[key] = moved
     return changed
