@@ -13,9 +13,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.config import ConfigError, Settings, default_config_path, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 log = logging.getLogger("mahalle")
 
@@ -288,7 +291,9 @@ async def _upgrade(settings: Settings) -> None:
         await engine.dispose()
 
 
-async def _refuse_unmoved_people(settings: Settings, sessions: Any) -> None:
+async def _refuse_unmoved_people(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
     """Refuse to start a deployment on both messengers whose other messenger's people were
     stored before the two were kept apart: they would be taken for their namesakes."""
     from bot.services import users
