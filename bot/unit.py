@@ -156,7 +156,8 @@ class UpdateUnit:
         (seconds under a 429), holding locks a migration's ALTER TABLE would queue behind."""
         if self._session is None:
             return
-        self._session.expunge_all()  # before the rollback, which would expire them
+        if self._session.identity_map or self._session.new:  # most blocks load no object
+            self._session.expunge_all()  # before the rollback, which would expire them
         if self._session.in_transaction():
             await self._discard_changes()
 

@@ -103,18 +103,73 @@ async def allowance(
     """The reporter's limit of `limit` cases an hour and everyone's of `limit_all` a minute,
     read in one statement."""
     now = now or utcnow()
-    oldest, filed = (await session.execute(_allowance(reporter_id, limit, limit_all, now))).one()
+    counted = _limits(reporter_id, limit, now, limit_all)
+    oldest, filed = (await session.execute(_ALLOWANCE, counted)).one()
     return Allowance(_minutes_until(oldest, now), int(filed or 0) >= limit_all)
 
 
-def _allowance(reporter_id: int, limit: int, limit_all: int, now: datetime) -> Select[Any]:
-    """The reporter's limit-th newest case of the hour, and everyone's cases of the minute (up
-    to `limit_all`)."""
-    recent = select(Case.id).where(Case.created_at >= now - GLOBAL_WINDOW).limit(limit_all)
-    everyone = select(func.count()).select_from(recent.subquery()).scalar_subquery()
-    return select(
-        _oldest_counted(reporter_id, limit, now).label("oldest"), everyone.label("everyone")
+def _oldest_counted() -> Any:
+    """The reporter's limit-th newest case of the hour (none: they may file). Its parameters:
+    `_limits`."""
+    return (
+        select(Case.created_at)
+        .where(
+            Case.reporter_id == bindparam("reporter_id"),
+            Case.created_at >= bindparam("hour_ago", type_=Case.created_at.type),
+        )
+        .order_by(Case.created_at.desc())
+        .offset(bindparam("skipped", type_=Integer()))
+        .limit(1)
+        .scalar_subquery()
     )
+
+
+def _allowance() -> Select[Any]:
+    """The reporter's limit-th newest case of the hour, and everyone's cases of the minute (up
+    to their limit). Its parameters: `_limits`."""
+    recent = (
+        select(Case.id)
+        .where(Case.created_at >= bindparam("minute_ago", type_=Case.created_at.type))
+        .limit(bindparam("limit_all", type_=Integer()))
+    )
+    everyone = select(func.count()).select_from(recent.subquery()).scalar_subquery()
+    return select(_oldest_counted().label("oldest"), everyone.label("everyone"))
+
+
+def _limits(reporter_id: int, limit: int, now: datetime, limit_all: int = 0) -> dict[str, Any]:
+    """The parameters of the statements that read a reporter's limits (built once, below)."""
+    return {
+        "reporter_id": reporter_id,
+        "hour_ago": now - RATE_WINDOW,
+        "skipped": limit - 1,
+        "minute_ago": now - GLOBAL_WINDOW,
+        "limit_all": limit_all,
+    }
+
+
+def _code_if_allowed() -> Select[Any]:
+    """`_allowance` with the year's next code taken in the same statement when both limits
+    allow (PostgreSQL). Its parameters: `_limits` and the Jalali `year`."""
+    limits = _allowance().cte("limits")
+    under = select(bindparam("year", type_=Integer()), literal(1, Integer())).where(
+        limits.c.oldest.is_(None), limits.c.everyone < bindparam("limit_all", type_=Integer())
+    )
+    taken = postgresql.insert(CaseSequence).from_select(["year", "last"], under)
+    bumped = (
+        taken.on_conflict_do_update(
+            index_elements=[CaseSequence.year], set_={"last": CaseSequence.last + 1}
+        )
+        .returning(CaseSequence.last)
+        .cte("bumped")
+    )
+    return select(limits.c.oldest, limits.c.everyone, select(bumped.c.last).scalar_subquery())
+
+
+# Built once: building a statement costs more than running it does.
+_ALLOWANCE = _allowance()
+_CODE_IF_ALLOWED = _code_if_allowed()
+_OLDEST_COUNTED = select(_oldest_counted())
+_WITH_REPORTER = select(User, _oldest_counted()).where(User.id == bindparam("reporter_id"))
 
 
 async def take_code_if_allowed(
@@ -135,24 +190,11 @@ async def take_code_if_allowed(
         if allowed.minutes or allowed.everyone_busy:
             return allowed, None
         return allowed, await take_code(session=session, now=now)
-    year = jalali_year(now)
-    limits = _allowance(reporter_id, limit, limit_all, now).cte("limits")
-    under = select(literal(year, Integer()), literal(1, Integer())).where(
-        limits.c.oldest.is_(None), limits.c.everyone < limit_all
-    )
-    taken = postgresql.insert(CaseSequence).from_select(["year", "last"], under)
-    bumped = (
-        taken.on_conflict_do_update(
-            index_elements=[CaseSequence.year], set_={"last": CaseSequence.last + 1}
-        )
-        .returning(CaseSequence.last)
-        .cte("bumped")
-    )
-    statement = select(limits.c.oldest, limits.c.everyone, select(bumped.c.last).scalar_subquery())
-    oldest, filed, sequence = (await session.execute(statement)).one()
+    counted = _limits(reporter_id, limit, now, limit_all) | {"year": jalali_year(now)}
+    oldest, filed, sequence = (await session.execute(_CODE_IF_ALLOWED, counted)).one()
     await session.commit()
     allowed = Allowance(_minutes_until(oldest, now), int(filed or 0) >= limit_all)
-    return allowed, TrackingCode(year, sequence) if sequence is not None else None
+    return allowed, TrackingCode(counted["year"], sequence) if sequence is not None else None
 
 
 async def minutes_until_allowed(
@@ -160,7 +202,8 @@ async def minutes_until_allowed(
 ) -> int:
     """0 when the reporter may file now, else the minutes until the hourly limit lets them."""
     now = now or utcnow()
-    oldest = await session.scalar(select(_oldest_counted(reporter_id, limit, now)))
+    counted = _limits(reporter_id, limit, now)
+    oldest = await session.scalar(_OLDEST_COUNTED, counted)
     return _minutes_until(oldest, now)
 
 
@@ -170,24 +213,11 @@ async def minutes_with_reporter(
     """`minutes_until_allowed`, and the reporter's row (None: not one yet) read in the same
     statement; the row stays in the session while the caller holds it."""
     now = now or utcnow()
-    oldest = _oldest_counted(reporter_id, limit, now)
-    found = (await session.execute(select(User, oldest).where(User.id == reporter_id))).first()
+    found = (await session.execute(_WITH_REPORTER, _limits(reporter_id, limit, now))).first()
     if found is None:  # no row: no case to count either (forgetting a person drops the link)
         return 0, None
     user, counted = found
     return _minutes_until(counted, now), user
-
-
-def _oldest_counted(reporter_id: int, limit: int, now: datetime) -> Any:
-    """The reporter's limit-th newest case of the hour (none: they may file)."""
-    return (
-        select(Case.created_at)
-        .where(Case.reporter_id == reporter_id, Case.created_at >= now - RATE_WINDOW)
-        .order_by(Case.created_at.desc())
-        .offset(limit - 1)
-        .limit(1)
-        .scalar_subquery()
-    )
 
 
 def _minutes_until(oldest: datetime | None, now: datetime) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.jalali import utcnow
 from bot.unit import Alongside
-from models.db import built_once, dialect_insert, table_of
+from models.db import built_once, dialect_insert, dialect_of, table_of
 from models.entities import ConversationState, Draft, GroupStatus, LocalGroup
 
 MAX_PHOTOS = 5
@@ -47,6 +47,15 @@ class ReportDraft:
     # Whether the resident was shown an open case nearby that reads the same (they may join it
     # instead of filing this one): shown once, at the first confirm.
     similar_shown: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The draft as stored: its fields, each list copied (`dataclasses.asdict` does the
+        same for these field types, several times slower, and a draft is saved on every
+        step)."""
+        return {
+            name: list(value) if isinstance(value, list) else value
+            for name, value in vars(self).items()
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ReportDraft:
@@ -89,6 +98,11 @@ def _draft_upsert(dialect: str) -> Executable:
     )
 
 
+# The upsert with what a step writes alongside it, by dialect and those statements (each
+# alongside is one of a few built once, bot/persistence.py).
+_UPSERTS_ALONGSIDE: dict[tuple[str, tuple[Any, ...]], Executable] = {}
+
+
 async def load_draft(*, session: AsyncSession, user_id: int) -> ReportDraft | None:
     """The user's draft, or None."""
     # The column alone: loading the row as an object costs a third more, on every step.
@@ -102,11 +116,14 @@ async def save_draft(
     """Store the draft and commit: the step is done only once this returns. One statement: a
     step saves its draft on every update; `also` is more for that statement to write (the
     conversation's next state, bot/persistence.py)."""
-    values = {"user_id": user_id, "data": asdict(draft), "updated_at": utcnow()}
+    values = {"user_id": user_id, "data": draft.to_json(), "updated_at": utcnow()}
     if also is None:
         await session.execute(_draft_upsert(session), values)
     else:
-        statement = _draft_upsert(session).add_cte(*also.ctes)  # type: ignore[attr-defined]
+        key = (dialect_of(session), also.ctes)
+        if (statement := _UPSERTS_ALONGSIDE.get(key)) is None:
+            statement = _draft_upsert(session).add_cte(*also.ctes)  # type: ignore[attr-defined]
+            _UPSERTS_ALONGSIDE[key] = statement
         await session.execute(statement, {**values, **also.parameters})
     await session.commit()
     if also is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.entities import GroupMember, GroupStatus, LocalGroup
@@ -71,12 +71,14 @@ async def join(
     return group
 
 
+_MEMBERSHIPS = (  # built once: building it cost more than running it
+    select(LocalGroup)
+    .join(GroupMember, GroupMember.group_id == LocalGroup.id)
+    .where(GroupMember.user_id == bindparam("user_id"), LocalGroup.status == GroupStatus.APPROVED)
+    .order_by(LocalGroup.name)
+)
+
+
 async def memberships(session: AsyncSession, *, user_id: int) -> list[LocalGroup]:
     """The approved groups a user may report for."""
-    query = (
-        select(LocalGroup)
-        .join(GroupMember, GroupMember.group_id == LocalGroup.id)
-        .where(GroupMember.user_id == user_id, LocalGroup.status == GroupStatus.APPROVED)
-        .order_by(LocalGroup.name)
-    )
-    return list((await session.scalars(query)).all())
+    return list((await session.scalars(_MEMBERSHIPS, {"user_id": user_id})).all())

@@ -11,7 +11,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, and_, delete, exists, func, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cards import Cards, code_for_display
@@ -53,25 +64,35 @@ class JoinOutcome(enum.StrEnum):
     CLOSED = "join-refused-closed"
 
 
-async def find_similar(
-    session: AsyncSession, *, neighbourhood_id: int, text: str, user_id: int, now: datetime
-) -> Case | None:
-    """The open case in this neighbourhood that reads most like `text` (normalised), if one
-    is similar enough: not one of this resident's own, nor one they joined already."""
+def _open_nearby() -> Any:
+    """The newest open cases of a neighbourhood that a resident could join: not their own,
+    nor one they joined. Its parameters: `neighbourhood_id`, `user_id` and `since`."""
+    user_id = bindparam("user_id", type_=CaseJoin.user_id.type)
     mine = exists().where(CaseJoin.case_id == Case.id, CaseJoin.user_id == user_id)
-    query = (
+    return (
         select(Case.id, Case.text_normalized)
         .where(
-            Case.neighbourhood_id == neighbourhood_id,
+            Case.neighbourhood_id == bindparam("neighbourhood_id"),
             Case.status.in_(allowed_from(Act.JOIN)),
-            Case.created_at >= now - WINDOW,
+            Case.created_at >= bindparam("since", type_=Case.created_at.type),
             (Case.reporter_id != user_id) | Case.reporter_id.is_(None),
             ~mine,
         )
         .order_by(Case.id.desc())
         .limit(200)
     )
-    found = await session.execute(query)
+
+
+_OPEN_NEARBY = _open_nearby()  # built once: building it cost more than running it
+
+
+async def find_similar(
+    session: AsyncSession, *, neighbourhood_id: int, text: str, user_id: int, now: datetime
+) -> Case | None:
+    """The open case in this neighbourhood that reads most like `text` (normalised), if one
+    is similar enough: not one of this resident's own, nor one they joined already."""
+    nearby = {"neighbourhood_id": neighbourhood_id, "user_id": user_id, "since": now - WINDOW}
+    found = await session.execute(_OPEN_NEARBY, nearby)
     best_id = most_alike(text, ((case_id, other) for case_id, other in found))
     return await session.get(Case, best_id) if best_id is not None else None
 
