@@ -33,7 +33,7 @@ from bot.pipeline import settle
 from bot.runtime import Runtime
 from bot.services import outbox
 from bot.services.reference import sync_reference_data
-from bot.services.refusals import handle_refusal
+from bot.services.refusals import handle_delivery, handle_refusal
 from bot.signing import Signer
 from bot.triage.service import Triage
 from bot.turns import ChatOrderedProcessor, TurnTakingApplication
@@ -185,6 +185,9 @@ def build_application(
         unreachable_notice=lambda chat_id: _unreachable_notice(runtime, chat_id),
         on_refused=lambda session, row, error: handle_refusal(
             session, row=row, error=error, settings=settings, cards=runtime.card_renderer
+        ),
+        on_delivered=lambda session, row: handle_delivery(
+            session, row=row, cards=runtime.card_renderer
         ),
         group_per_minute=GROUP_PER_MINUTE if settings.telegram.rate_limit else None,
         groups=runtime.groups,

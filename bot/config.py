@@ -362,9 +362,14 @@ class DistrictSettings(_Section):
     neighbourhoods: list[NeighbourhoodSettings] = Field(min_length=1)
 
 
+# The longest agency or domain key: buttons carry one with a case or person's number and a
+# signature, within Telegram's 64 bytes of callback data (`task-to:<case>:<agency>:<signature>`).
+KEY_LIMIT = 32
+
+
 class AgencySettings(_Section):
     # Unique in the whole deployment.
-    key: str = Field(pattern=r"^[a-z0-9_-]+$")
+    key: str = Field(pattern=r"^[a-z0-9_-]+$", max_length=KEY_LIMIT)
     name: str = Field(min_length=2)
     chat_id: int | None = None
     # Which of the agencies named in [[domains]] this one is in its county; the key by default
@@ -455,7 +460,7 @@ def _repeated(keys: list[str]) -> str:
 
 
 class DomainSettings(_Section):
-    key: str
+    key: str = Field(min_length=1, max_length=KEY_LIMIT)
     title: str = Field(min_length=2)
     agency: str
 

@@ -101,6 +101,7 @@ class OutboxSender:
         unreachable_notice: Callable[[int], tuple[int, str] | None],
         max_attempts: int = 30,
         on_refused: Callable[[AsyncSession, OutboxMessage, str], Awaitable[None]] | None = None,
+        on_delivered: Callable[[AsyncSession, OutboxMessage], Awaitable[None]] | None = None,
         group_per_minute: int | None = None,
         groups: GroupChats | None = None,
         sends_at_once: int = 1,
@@ -121,6 +122,9 @@ class OutboxSender:
         # Given a row Telegram refused for good (marked dead) and why: tell whom it concerns
         # (bot/services/refusals.py), so no refused card goes unnoticed.
         self.on_refused = on_refused
+        # Given a row just delivered, in its transaction: tell whom it concerns (an agency's card
+        # arrived: its reporter hears the case was sent, bot/services/refusals.py).
+        self.on_delivered = on_delivered
         # Messages a minute into one group, when the bot keeps to Telegram's flood limits.
         self.group_per_minute = group_per_minute
         self.groups = groups if groups is not None else GroupChats()
@@ -237,6 +241,8 @@ class OutboxSender:
             await self._retry(session, row, error, now)
         else:
             await outbox.mark_sent(session, row, message_id=_first_id(sent), now=now)
+            if self.on_delivered is not None:
+                await self.on_delivered(session, row)
 
     async def _retry(
         self, session: AsyncSession, row: OutboxMessage, error: TelegramError, now: datetime

@@ -98,6 +98,19 @@ def fit_card(render: Callable[[View], dict[str, Any]], view: View) -> dict[str, 
     return card | {"text": within(str(card["text"]))}
 
 
+def in_messages(lines: list[str], limit: int = TEXT_LIMIT) -> list[str]:
+    """`lines` joined into as few messages as fit `limit` each, in order, a line never split
+    between two (one longer than a message alone is cut to fit): a list, an agenda, is sent
+    whole in several messages rather than cut short in one."""
+    messages: list[str] = []
+    for line in (cut(line, limit) for line in lines):
+        if messages and units(messages[-1]) + 1 + units(line) <= limit:
+            messages[-1] += "\n" + line
+        else:
+            messages.append(line)
+    return messages
+
+
 def within(text: str, limit: int = TEXT_LIMIT) -> str:
     """The last guard: a whole text cut to `limit` when nothing better was done."""
     return cut(text, limit)

@@ -94,11 +94,18 @@ class TrackingCode:
 
     @classmethod
     def parse(cls, typed: str) -> TrackingCode | None:
-        """Read a code typed with Persian, Arabic-Indic or ASCII digits; None when it is not one."""
-        match = CODE_RE.match(typed)
-        if not match:
-            return None
-        year, sequence = (int(ascii_digits(part)) for part in match.groups())
+        """Read a code typed with Persian, Arabic-Indic or ASCII digits, as people type or
+        paste it: with its dash or without, after a word such as «کد», within the direction
+        marks the bot puts around it; None when it is not one."""
+        text = _PREFIX.sub("", _without_marks(typed)).strip()
+        match = CODE_RE.match(text)
+        if match:
+            year, sequence = (int(ascii_digits(part)) for part in match.groups())
+        else:
+            digits = ascii_digits(text)
+            if not _JOINED.match(digits) or int(digits[:4]) not in YEARS:
+                return None
+            year, sequence = int(digits[:4]), int(digits[4:])
         return cls(year, sequence) if sequence > 0 else None
 
     @classmethod
@@ -110,6 +117,28 @@ class TrackingCode:
 
 # Jalali years a four-digit start of a typed number may be.
 YEARS = range(1380, 1500)
+# A code's year and sequence typed together, without the dash.
+_JOINED = re.compile(r"^[0-9]{5,11}$")
+# Characters that show as nothing and only steer the text's direction (the bot isolates codes).
+_MARKS = dict.fromkeys(
+    map(ord, "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+)
+_ANY_DIGIT = "[0-9۰-۹٠-٩]"
+_MARK = "[\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+# A message a resident means as one of their codes (`TrackingCode.parse` reads it): a year of
+# this century's (13xx or 14xx) and its sequence, the dash or not, maybe after «کد», maybe in
+# the marks of a code copied from the bot's message. A phone number (0…) is not one.
+TYPED_CODE = re.compile(
+    rf"^(?:\s|{_MARK})*(?:(?:#|کد|code|شماره|پیگیری|رهگیری)(?:\s|[:：])*)?(?:{_MARK})*"
+    rf"[1۱١][3۳٣4۴٤]{_ANY_DIGIT}{{2}}(?:\s|[-‐–—_/]|{_MARK})*{_ANY_DIGIT}{{1,7}}(?:\s|{_MARK})*$",
+    re.IGNORECASE,
+)
+
+
+def _without_marks(typed: str) -> str:
+    return typed.translate(_MARKS)
+
+
 _PREFIX = re.compile(r"^\s*(?:#|کد|code|شماره|پیگیری|رهگیری|[\s:：-])*", re.IGNORECASE)
 _SPOKEN = re.compile(r"^[0-9\s\-‐–—_/]+$")
 _SEPARATED = re.compile(r"^\s*([0-9]{4})\s*[-‐–—_/\s]\s*([0-9]{1,7})\s*$")

@@ -1,5 +1,5 @@
-"""Each role's command menu: residents by default, each coordinator in their private chat, each
-agency's group for its staff (setMyCommands with a scope per chat).
+"""Each role's command menu: residents by default, each coordinator and council member in their
+private chat, each agency's group for its staff (setMyCommands with a scope per chat).
 
 Optional everywhere: a server without setMyCommands (Bale's, for one) or a chat the bot cannot
 reach yet leaves that menu as it was, and the bot goes on.
@@ -48,8 +48,33 @@ COORDINATOR_COMMANDS = {
     "handbook": "command-handbook",
     "handbook_status": "command-handbook-status",
     "handbook_publish": "command-handbook-publish",
+    "agenda_add": "command-agenda-add",
+    "agenda": "command-agenda",
+    "council_export": "command-council-export",
     "new": "command-new",
     "help": "command-help-desk",
+    "cancel": "command-cancel",
+}
+# A council member's: the next meeting's agenda and the figures; a secretary also records the
+# meeting's date and its decisions. Each is also a resident, and keeps the resident's commands.
+COUNCIL_COMMANDS = {
+    "agenda": "command-agenda",
+    "stats": "command-stats",
+    "council_export": "command-council-export",
+    "help": "command-help-desk",
+    "new": "command-new",
+    "mine": "command-mine",
+    "cancel": "command-cancel",
+}
+SECRETARY_COMMANDS = {
+    "agenda": "command-agenda",
+    "meeting": "command-meeting",
+    "decision": "command-decision",
+    "stats": "command-stats",
+    "council_export": "command-council-export",
+    "help": "command-help-desk",
+    "new": "command-new",
+    "mine": "command-mine",
     "cancel": "command-cancel",
 }
 
@@ -68,6 +93,11 @@ def menus(settings: Settings) -> list[tuple[int | None, Mapping[str, str]]]:
         if served is not None and county.key not in served:
             continue
         found += [(user_id, COORDINATOR_COMMANDS) for user_id in county.coordinators]
+        found += [
+            (member.id, SECRETARY_COMMANDS if member.role == "secretary" else COUNCIL_COMMANDS)
+            for member in county.council_members
+            if member.id not in county.coordinators  # a coordinator's menu has the council's
+        ]
         found += [(a.chat_id, STAFF_COMMANDS) for a in county.agencies if a.chat_id is not None]
     return found
 

@@ -23,7 +23,7 @@ from telegram.warnings import PTBUserWarning
 
 from bot.config import Settings
 from bot.i18n import Translator
-from bot.jalali import CODE_RE, SPOKEN_CODE
+from bot.jalali import SPOKEN_CODE, TYPED_CODE
 from bot.normalize import squash
 from bot.persistence import SQLConversationPersistence
 from handlers import (
@@ -89,8 +89,8 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
     )
     anytime: list[BaseHandler[Update, Any, Any]] = [
         deep_link,
-        CommandHandler("help", common.show_help),
-        MessageHandler(_labels(translate, "menu-help"), common.show_help),
+        CommandHandler("help", common.show_help_in_step),
+        MessageHandler(_labels(translate, "menu-help"), common.show_help_in_step),
         CommandHandler("cancel", report.cancel),
         MessageHandler(_labels(translate, "button-cancel"), report.cancel),
     ]
@@ -103,7 +103,7 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
 
     picking_saved: list[BaseHandler[Update, Any, Any]] = [
         deep_link,
-        CommandHandler("help", common.show_help),
+        CommandHandler("help", common.show_help_in_step),
         CommandHandler("cancel", resident.keep_neighbourhood),
         MessageHandler(_labels(translate, "button-cancel"), resident.keep_neighbourhood),
         CallbackQueryHandler(resident.save_picked, pattern=r"^mn:n:\d+$"),
@@ -118,7 +118,7 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
     ]
     answering: list[BaseHandler[Update, Any, Any]] = [
         deep_link,
-        CommandHandler("help", common.show_help),
+        CommandHandler("help", common.show_help_in_step),
         CommandHandler("cancel", followup.cancel_answer),
         MessageHandler(_labels(translate, "button-cancel"), followup.cancel_answer),
         MessageHandler((typed | filters.PHOTO) & ~filters.FORWARDED, followup.take_answer),
@@ -330,7 +330,7 @@ def register_handlers(
                 PRIVATE & filters.User(user_id=settings.coordinators) & filters.Regex(SPOKEN_CODE),
                 casedesk.typed_code,
             ),
-            MessageHandler(PRIVATE & filters.Regex(CODE_RE), resident.typed_code),
+            MessageHandler(PRIVATE & filters.Regex(TYPED_CODE), resident.typed_code),
             CommandHandler("cases", casedesk.cases_command),
             CommandHandler("find", casedesk.find),
             CallbackQueryHandler(casedesk.list_pressed, pattern=r"^dl:"),

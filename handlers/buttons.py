@@ -11,10 +11,12 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest, Forbidden
 
 from bot.bale import shows_no_answers
+from bot.cards import status_key
 from bot.context import MahalleContext
+from bot.digits import isolate
 from bot.fit import ALERT_LIMIT, fit, within
 from bot.services import casework
-from bot.services.transitions import TransitionRefusedError
+from bot.services.transitions import CaseMovedError, TransitionRefusedError
 from models.entities import Case
 
 log = logging.getLogger(__name__)
@@ -142,3 +144,24 @@ async def refused(
 ) -> None:
     """Tell the second presser that someone else already did it."""
     await alert(query, already_done(context, error))
+
+
+def case_moved_on(context: MahalleContext, error: TransitionRefusedError) -> str:
+    """Why a step on a case was refused, in the user's language: the status the case is in
+    now and who moved it there (a colleague pressing a card they saw before it changed), or
+    that it went to another agency meanwhile."""
+    if isinstance(error, CaseMovedError):
+        return context.t("case-moved-meanwhile")
+    if error.status is None:
+        return already_done(context, error)
+    status = context.t(status_key(error.status))
+    if error.actor_name:
+        return context.t("case-moved-on-by", status=status, name=isolate(error.actor_name))
+    return context.t("case-moved-on", status=status)
+
+
+async def refused_on_case(
+    query: CallbackQuery, context: MahalleContext, error: TransitionRefusedError
+) -> None:
+    """Tell a clerk pressing a card's button why the case no longer takes it."""
+    await alert(query, case_moved_on(context, error))

@@ -33,7 +33,7 @@ from bot.rules import Act, Verdict
 from bot.services import casework, council, lookup, routing
 from bot.services.lookup import Filters, Scope
 from bot.services.reference import list_agencies
-from handlers import common
+from handlers import common, keyboards
 from handlers.buttons import acknowledge, alert, tidying
 from models.entities import Agency, Case, CaseStatus, Domain, Neighbourhood, Staff
 
@@ -710,8 +710,8 @@ async def _send_card(context: MahalleContext, query: CallbackQuery, desk: Desk, 
 
 
 async def show_help(update: Update, context: MahalleContext) -> None:
-    """`/help`: what this person can do here: staff in their agency's group, a coordinator in
-    a private chat; a resident's help otherwise."""
+    """`/help`: what this person can do here: staff in their agency's group, a coordinator or
+    a council member in a private chat; a resident's help otherwise."""
     chat, user, message = update.effective_chat, update.effective_user, update.effective_message
     if chat is None or user is None or message is None:
         return
@@ -719,6 +719,14 @@ async def show_help(update: Update, context: MahalleContext) -> None:
     coordinator = context.runtime.settings.county_of_coordinator(user.id) is not None
     if private and coordinator:
         await message.reply_text(context.t("help-coordinator"))
+        return
+    council_county = context.runtime.settings.council_county_of(user.id)
+    if private and council_county is not None:
+        secretary = user.id in council.members_of(council_county, "secretary")
+        await message.reply_text(
+            context.t("help-council-secretary" if secretary else "help-council"),
+            reply_markup=keyboards.main_menu(context.t),
+        )
         return
     if private:
         await common.show_help(update, context)

@@ -111,6 +111,13 @@ async def show_help(update: Update, context: MahalleContext) -> None:
     )
 
 
+async def show_help_in_step(update: Update, context: MahalleContext) -> None:
+    """The help, asked for in the middle of a step: the step's own keyboard stays (sharing a
+    phone, a location, its choices), so the person carries on where they were."""
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(context.t("help"))
+
+
 def unexpected_kind(message: Message) -> str:
     """The locale key that names what the user sent instead of what was asked for."""
     if message.forward_origin is not None:
@@ -140,8 +147,13 @@ async def unexpected_outside_flow(update: Update, context: MahalleContext) -> No
 
     if await owed_council_step(update, context) or await owed_step(update, context):
         return
+    where = context.t(
+        "expect-menu",
+        new_report=context.t("menu-new-report"),
+        my_reports=context.t("menu-my-reports"),
+    )
     await message.reply_text(
-        context.t(unexpected_kind(message)) + "\n" + context.t("expect-menu"),
+        context.t(unexpected_kind(message)) + "\n" + where,
         reply_markup=keyboards.main_menu(context.t),
     )
 

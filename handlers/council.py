@@ -193,11 +193,12 @@ async def show_agenda(update: Update, context: MahalleContext) -> None:
         await message.reply_text(context.t("council-only"))
         return
     async with context.session() as session:
-        text = await council.agenda_lines(
+        parts = await council.agenda_messages(
             session, county_key=county.key, cards=context.runtime.card_renderer, now=utcnow()
         )
         await session.commit()
-    await message.reply_text(text)
+    for text in parts:
+        await message.reply_text(text)
 
 
 async def set_meeting(update: Update, context: MahalleContext) -> None:

@@ -25,7 +25,7 @@ from bot.rules import CARD_ORDER, Act, Verdict
 from bot.services import casework, routing, tasks
 from bot.services.cases import visible_count
 from bot.services.transitions import TransitionRefusedError, last_event
-from handlers.buttons import acknowledge, alert, already_done, close_with, refused
+from handlers.buttons import acknowledge, alert, case_moved_on, close_with, refused_on_case
 from models.entities import Case
 
 # Old two-letter callback words, still on cards sent before the acts were named.
@@ -83,7 +83,7 @@ async def _case_press(
         if found is Verdict.NOT_NOW and word != BACK:
             latest = await last_event(session, case.id)
             who = latest.actor_name if latest else None
-            await refused(query, context, TransitionRefusedError(case.status, who))
+            await refused_on_case(query, context, TransitionRefusedError(case.status, who))
             return None
     return word, case, parts
 
@@ -109,7 +109,7 @@ async def case_button(update: Update, context: MahalleContext) -> None:
                     now=utcnow(),
                 )
             except TransitionRefusedError as error:
-                await refused(query, context, error)
+                await refused_on_case(query, context, error)
                 return
             await session.commit()
             card = cards.agency(await routing.case_view(session, case.id))
@@ -209,7 +209,7 @@ async def reroute_to(update: Update, context: MahalleContext) -> None:
                 now=utcnow(),
             )
         except TransitionRefusedError as error:
-            await refused(query, context, error)
+            await refused_on_case(query, context, error)
             return
         await session.commit()
         view = await routing.case_view(session, case.id)
@@ -260,7 +260,7 @@ async def owed_step(update: Update, context: MahalleContext) -> bool:
             await casework.drop_input(session, user_id=user.id, chat_id=message.chat.id)
             await session.commit()
             if isinstance(error, TransitionRefusedError):
-                await message.reply_text(already_done(context, error))
+                await message.reply_text(case_moved_on(context, error))
             else:
                 await message.reply_text(context.t(error.reason))
             return True

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_settings
+from bot.config import KEY_LIMIT, ConfigError, load_settings
+from bot.signing import Signer
 from tests.conftest import EXAMPLE_CONFIG
 
 REAL_LOOKING_TOKEN = "7012345678:AAHk9dQ2rXv_4mZpLw8sT3uYbN1cE6fG0jI"
@@ -75,6 +76,30 @@ def test_unknown_agency_for_a_domain_is_named(tmp_path: Path) -> None:
         ConfigError, match="domain 'health' names unknown agency 'ministry-of-magic'"
     ):
         load_settings(path, environ={})
+
+
+def test_an_agency_key_too_long_for_a_button_is_refused_in_one_line(tmp_path: Path) -> None:
+    """A key over 32 characters would not fit the buttons that carry it (Telegram's 64 bytes of
+    callback data): refused at start-up, in one line naming where, not later at a button."""
+    long_key = "tehran-district-six-municipality-services"  # 41 characters
+    path = write_config(tmp_path, ('key = "municipality"', f'key = "{long_key}"'))
+    with pytest.raises(ConfigError, match=r"agencies\.\d+\.key: .*at most 32 characters"):
+        load_settings(path, environ={})
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ("task-to", 9_999_999_999, "a" * KEY_LIMIT),  # ask another agency, on case 9,999,999,999
+        ("case-to", 9_999_999_999, "d" * KEY_LIMIT),  # reroute to a domain
+        ("sr", 9_999_999_999_999, "a" * KEY_LIMIT),  # remove a clerk of a 13-digit number
+        ("agp", 9_999_999_999, "d" * KEY_LIMIT),  # a pattern on the council's agenda
+    ],
+)
+def test_the_longest_key_fits_every_button_that_carries_one(parts: tuple[object, ...]) -> None:
+    """Whatever key the config takes, the buttons carrying it stay within 64 bytes."""
+    data = Signer("a secret").sign(*parts)
+    assert len(data.encode()) <= 64
 
 
 def test_webhook_mode_needs_a_secret(tmp_path: Path) -> None:

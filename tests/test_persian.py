@@ -68,12 +68,20 @@ def test_jalali_dates_in_tehran_time() -> None:
     assert "۰۰:۳۰" in format_datetime(nowruz)
 
 
-@pytest.mark.parametrize("typed", ["۱۴۰۵-۰۰۰۱۲", "1405-12", "١٤٠٥/١٢", " 1405 - 00012 ", "۱۴۰۵ ۱۲"])
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "۱۴۰۵-۰۰۰۱۲", "1405-12", "١٤٠٥/١٢", " 1405 - 00012 ", "۱۴۰۵ ۱۲",
+        "۱۴۰۵۰۰۰۱۲", "کد ۱۴۰۵-۰۰۰۱۲", "\u2066۱۴۰۵-۰۰۰۱۲\u2069", "#140500012",
+    ],
+)  # fmt: skip
 def test_tracking_code_accepts_any_digits(typed: str) -> None:
     assert TrackingCode.parse(typed) == TrackingCode(1405, 12)
 
 
-@pytest.mark.parametrize("typed", ["hello", "1405", "1405-0", "14050-1", "1405-12a"])
+@pytest.mark.parametrize(
+    "typed", ["hello", "1405", "1405-0", "14050-1", "1405-12a", "09121234567", "۱۲۳"]
+)
 def test_tracking_code_rejects_non_codes(typed: str) -> None:
     assert TrackingCode.parse(typed) is None
 

@@ -17,7 +17,7 @@ from bot.services import outbox, participation
 from bot.services.asking import count_reporter_choice
 from bot.services.reference import county_of_neighbourhood
 from bot.services.routing import case_view, notify_reporter, reporter_of
-from bot.services.transitions import transition
+from bot.services.transitions import CaseMovedError, transition
 from models.entities import Agency, Case, CaseStatus, Invite, PendingInput, Staff
 
 # What a typed step does to its case and what the reporter is told.
@@ -141,7 +141,7 @@ async def accept(
     cards: Cards,
     now: datetime,
 ) -> None:
-    """The agency takes the case on."""
+    """The agency holding the case takes it on (CaseMovedError: it went elsewhere since)."""
     await transition(
         session,
         case_id=case.id,
@@ -150,6 +150,7 @@ async def accept(
         actor_id=actor_id,
         actor_name=actor_name,
         now=now,
+        held_by=case.agency_key,
     )
     await count_reporter_choice(session, case=case)
     await tell_reporter(session, case, cards, "notice-accepted")
@@ -228,17 +229,24 @@ async def finish_input(
     now: datetime,
 ) -> Case:
     """Apply a typed question, resolution note or rejection reason to its case, re-checking
-    that it may still be applied (`check_step`)."""
+    that it may still be applied (`check_step`), and at once (the status and the agency
+    compared and set together: a reroute committed in between refuses it); the agency's card
+    then shows the step."""
     case = await check_step(session, pending=pending, settings=settings, now=now)
     act = Act(pending.kind)
     await session.delete(pending)
     rule = RULES[act]
     assert rule.to is not None
-    await transition(
-        session, case_id=case.id, allowed_from=rule.from_statuses, to=rule.to,
-        actor_id=pending.user_id, actor_name=actor_name, note=text, now=now,
-    )  # fmt: skip
+    try:
+        await transition(
+            session, case_id=case.id, allowed_from=rule.from_statuses, to=rule.to,
+            actor_id=pending.user_id, actor_name=actor_name, note=text, now=now,
+            held_by=pending.agency_key,
+        )  # fmt: skip
+    except CaseMovedError:
+        raise StepRefusedError("step-case-moved") from None
     await tell_reporter(session, case, cards, _TYPED_NOTICES[act], note=text)
+    await refresh_card(session, case, cards)
     return case
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.cards import Cards, code_for_display
 from bot.config import CountySettings, Settings
 from bot.digits import isolate, persian_digits
+from bot.fit import in_messages
 from bot.jalali import TEHRAN, as_utc, format_date
 from bot.rules import RULES, Act, Role, Verdict, allowed_from, decision_buttons, judge
 from bot.services import outbox
@@ -255,10 +256,11 @@ async def add_pattern(
     return added, text
 
 
-async def agenda_lines(
+async def agenda_messages(
     session: AsyncSession, *, county_key: str, cards: Cards, now: datetime
-) -> str:
-    """The next meeting's agenda as people read it."""
+) -> list[str]:
+    """The next meeting's agenda as people read it, in as many messages as it takes (each
+    item quotes up to 200 characters of its case: twenty items outgrow one message)."""
     meeting = await next_meeting(session, county_key=county_key, now=now)
     when = (
         cards.t("agenda-date", date=format_date(meeting.meets_at, cards.language))
@@ -278,8 +280,7 @@ async def agenda_lines(
         for text, code in rows
     ]
     numbered = [f"{_number(i, cards.language)}. {line}" for i, line in enumerate(items, 1)]
-    body = "\n".join(numbered) if numbered else cards.t("agenda-empty")
-    return "\n".join([cards.t("agenda-title"), when, body])
+    return in_messages([cards.t("agenda-title"), when, *(numbered or [cards.t("agenda-empty")])])
 
 
 def _number(value: int, language: str) -> str:
@@ -323,12 +324,14 @@ async def send_agendas(
         )
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             continue
-        text = await agenda_lines(session, county_key=county.key, cards=cards, now=now)
+        parts = await agenda_messages(session, county_key=county.key, cards=cards, now=now)
         for member in members_of(county):
-            outbox.enqueue(
-                session, chat_id=member, purpose=COUNCIL_NOTE, payload={"text": text},
-                dedupe_key=f"council-agenda:{meeting.id}:{member}",
-            )  # fmt: skip
+            for number, text in enumerate(parts):
+                outbox.enqueue(
+                    session, chat_id=member, purpose=COUNCIL_NOTE, payload={"text": text},
+                    dedupe_key=f"council-agenda:{meeting.id}:{member}"
+                    + (f":{number}" if number else ""),
+                )  # fmt: skip
             sent += 1
     return sent
 

@@ -1,13 +1,17 @@
-"""What follows when Telegram refuses, for good, a message about a case: never silence.
+"""What follows when an agency's card is delivered, and when Telegram refuses, for good, a
+message about a case: never silence, and nothing said before it is true.
+
+A reporter hears that their case was sent to an agency once its card is in the agency's chat
+(`handle_delivery`), not when it was queued.
 
 A card an agency never got leaves a resident waiting on nobody. When Telegram refuses a message
 to an agency's chat for good (a 400 other than "not modified", a 403, a chat that is gone), the
 case is flagged (`Case.undeliverable`, named by `mahalle status` until it is placed again or
 moves on), and put before the case's coordinators at once on a triage card that says why in
 plain words, with the domain buttons to send it elsewhere (or to the same agency once its chat is
-fixed). If the refused message was the card itself, the resident, who was told it had been
-sent, hears that it did not arrive and that the secretariat will place it; the notice of the
-agency it goes to next follows as always.
+fixed). If the refused message was the card itself, the resident hears that it did not arrive
+and that the secretariat will place it; the notice of the agency it goes to next follows once
+that card arrives.
 
 When the coordinators' own group refuses a triage card, the card goes to each coordinator's
 private chat instead; a refusal there stops (no message about a refused message about a refused
@@ -25,7 +29,7 @@ from bot.cards import Cards
 from bot.config import Settings
 from bot.services import casework, outbox
 from bot.services.routing import county_of, offer_reroute
-from models.entities import Case, OutboxMessage
+from models.entities import Agency, Case, OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,24 @@ def reason_key(error: str) -> str:
     if any(phrase in text for phrase in _TOO_LONG):
         return "triage-reason-too-long"
     return "triage-reason-refused"
+
+
+async def handle_delivery(session: AsyncSession, *, row: OutboxMessage, cards: Cards) -> None:
+    """An agency's card arrived in its group: only now is its reporter (and whoever joined the
+    case) told the case was sent there. Told when the card was queued, a reporter whose card
+    Telegram then refused would have heard "sent" of a card no one received. A card for an
+    agency the case has left since it was queued tells no one (the new agency's card will)."""
+    if row.purpose != outbox.AGENCY_CARD or row.method != "sendMessage" or row.case_id is None:
+        return
+    case = await session.get(Case, row.case_id)
+    if case is None or case.agency_key is None:
+        return
+    agency = await session.get(Agency, case.agency_key)
+    if agency is None or agency.chat_id != row.chat_id:
+        return
+    await casework.tell_reporter(
+        session, case, cards, "notice-forwarded", once_as=f"forwarded:{row.id}"
+    )
 
 
 async def handle_refusal(

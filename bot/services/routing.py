@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.cards import Cards, CaseView, code_for_display
+from bot.cards import Cards, CaseView
 from bot.config import Settings
 from bot.rules import Act, allowed_from
 from bot.services import outbox, participation
@@ -204,7 +204,8 @@ async def forward(
     also: dict[str, Any] | None = None,
 ) -> None:
     """Hand the case to the agency of `domain_key` (looked up in the case's county unless the
-    caller already did): status, card with attachments, reporter told. `by_reporter`: the
+    caller already did): status, card with attachments (its reporter is told once the card is
+    delivered). `by_reporter`: the
     reporter chose the domain (the card says so); `also`: more of the case's columns to write
     with its status."""
     if agency is None:
@@ -217,8 +218,6 @@ async def forward(
     if agency.chat_id is not None:
         with session.no_autoflush:
             duplicate = await find_duplicate(session, case=case, domain_key=domain_key, now=now)
-            # Read before anything is queued, so what is queued is written in one go.
-            reporter = await reporter_of(session, case)
     left = await transition(
         session, case_id=case.id, allowed_from=allowed_from, to=CaseStatus.FORWARDED,
         actor_id=actor_id, actor_name=actor_name, note=note, now=now,
@@ -254,20 +253,8 @@ async def forward(
         payload=cards.agency(view),
         case_id=case.id,
     )
-    language = reporter.language if reporter else cards.language
-    notify_reporter(
-        session,
-        case,
-        reporter,
-        cards.translate(
-            "notice-forwarded",
-            language,
-            code=code_for_display(view.code, language),
-            agency=agency.name,
-        ),
-    )
-    if not placed:  # a case just placed has no one who joined it
-        await participation.tell_joined(session, case, cards, "notice-forwarded")
+    # Its reporter (and whoever joined it) hears it was sent once the card is delivered
+    # (bot/services/refusals.py, handle_delivery).
 
 
 def _keep_correction(

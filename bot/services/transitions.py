@@ -6,7 +6,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.orm.attributes import set_committed_value
@@ -32,6 +32,11 @@ class TransitionRefusedError(Exception):
         self.actor_name = actor_name
 
 
+class CaseMovedError(TransitionRefusedError):
+    """The case went to another agency since the step was checked: the step was the former
+    agency's to take, not the new one's."""
+
+
 async def last_event(session: AsyncSession, case_id: int) -> CaseEvent | None:
     """The case's most recent audit row: one this transaction added and has not yet written,
     or else the newest written."""
@@ -54,10 +59,13 @@ async def transition(
     actor_name: str | None,
     note: str | None = None,
     now: datetime | None = None,
+    held_by: str | None = None,
     **values: Any,
 ) -> str:
     """Compare-and-set the status; returns the status it left. Two people pressing at once:
-    one update matches, the other raises TransitionRefusedError naming who won."""
+    one update matches, the other raises TransitionRefusedError naming who won. `held_by`: an
+    agency's step, taken only while the case is still at that agency (CaseMovedError if a
+    coordinator rerouted it since the step was checked)."""
     now = now or utcnow()
     if milestone := MILESTONES.get(to):  # the first time only
         values[milestone.key] = func.coalesce(milestone, now)
@@ -77,7 +85,11 @@ async def transition(
         found = (
             await session.execute(
                 update(Case)
-                .where(Case.id == before.c.id, before.c.status.in_(list(allowed_from)))
+                .where(
+                    Case.id == before.c.id,
+                    before.c.status.in_(list(allowed_from)),
+                    true() if held_by is None else before.c.agency_key == held_by,
+                )
                 .values(status=to, updated_at=now, **values)
                 .returning(before.c.status, before.c.agency_key)
                 .execution_options(synchronize_session=False)
@@ -87,7 +99,8 @@ async def transition(
         read = (
             await session.execute(select(Case.status, Case.agency_key).where(Case.id == case_id))
         ).first()
-        if read is not None and read[0] in allowed_from:
+        still_held = read is not None and (held_by is None or read[1] == held_by)
+        if read is not None and read[0] in allowed_from and still_held:
             result = await session.execute(
                 update(Case)
                 .where(Case.id == case_id, Case.status == read[0])
@@ -97,8 +110,14 @@ async def transition(
             found = read if result.rowcount == 1 else None  # type: ignore[attr-defined]
     if found is None:
         latest = await last_event(session, case_id)
-        status = await session.scalar(select(Case.status).where(Case.id == case_id))
-        raise TransitionRefusedError(status, latest.actor_name if latest else None)
+        now_at = (
+            await session.execute(select(Case.status, Case.agency_key).where(Case.id == case_id))
+        ).first()
+        status, holder = (now_at[0], now_at[1]) if now_at is not None else (None, None)
+        refusal = (
+            CaseMovedError if held_by is not None and holder != held_by else TransitionRefusedError
+        )
+        raise refusal(status, latest.actor_name if latest else None)
     current, holder = found[0], found[1]
     _as_written(session, case_id, {"status": to, "updated_at": now, **values})
     session.add(

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cards import Cards
 from bot.config import Settings
+from bot.digits import isolate
 from bot.ids import APART
 from bot.jalali import utcnow
 from bot.normalize import normalize
@@ -27,6 +28,7 @@ from bot.rules import BlockRefusal, judge_block, judge_unblock
 from bot.services import casework, outbox, participation, tasks
 from models.db import built_once, dialect_insert, table_of
 from models.entities import (
+    AgendaItem,
     BanEvent,
     CampaignRecipient,
     Case,
@@ -148,6 +150,10 @@ async def forget(*, session: AsyncSession, user_id: int, cards: Cards) -> int:
         .execution_options(synchronize_session=False)
     )
     await session.execute(delete(TriageCorrection).where(TriageCorrection.case_id.in_(theirs)))
+    # Their words as the council's agenda quotes them (the item, its place and time stay).
+    await session.execute(
+        update(AgendaItem).where(AgendaItem.case_id.in_(theirs)).values(text=isolate(marker))
+    )
     cases = await session.execute(
         update(Case)
         .where(Case.reporter_id == user_id)
@@ -186,7 +192,8 @@ async def _their_words(
     session: AsyncSession, *, user_id: int, theirs: ScalarSelect[int]
 ) -> list[str]:
     """What they wrote that the outbox may still carry: their descriptions (and the first 300
-    characters that reminders quote) and their answers to the agencies."""
+    characters that reminders quote, the first 200 that a council's agenda quotes) and their
+    answers to the agencies."""
     descriptions = list(
         await session.scalars(select(Case.text_original).where(Case.id.in_(theirs)))
     )
@@ -197,7 +204,8 @@ async def _their_words(
             CaseEvent.note.is_not(None),
         )
     )
-    found = [*descriptions, *(text[:300] for text in descriptions), *answers]
+    quoted = [text[:length] for text in descriptions for length in (300, 200)]
+    found = [*descriptions, *quoted, *answers]
     return [text for text in found if text]
 
 
