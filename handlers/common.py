@@ -11,6 +11,7 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ApplicationHandlerStop
 
+from bot.cards import code_for_display
 from bot.config import Settings
 from bot.context import MahalleContext
 from bot.deeplink import parse_start_payload
@@ -18,7 +19,7 @@ from bot.digits import ltr
 from bot.ids import as_written
 from bot.jalali import utcnow
 from bot.persistence import SQLConversationPersistence, state_ahead
-from bot.services import handled, users
+from bot.services import asking, handled, users
 from bot.unit import Alongside, unit_of_this_task
 from handlers import keyboards, staff
 from handlers.buttons import alert
@@ -147,6 +148,15 @@ async def unexpected_outside_flow(update: Update, context: MahalleContext) -> No
 
     if await owed_council_step(update, context) or await owed_step(update, context):
         return
+    if update.effective_user is not None:
+        async with context.session() as session:
+            asked = await asking.open_question(session, reporter_id=update.effective_user.id)
+        if asked is not None:  # the question's buttons are what they are looking for
+            code = code_for_display(asked, context.language)
+            await message.reply_text(
+                context.t(unexpected_kind(message)) + "\n" + context.t("expect-domain", code=code)
+            )
+            return
     where = context.t(
         "expect-menu",
         new_report=context.t("menu-new-report"),

@@ -593,7 +593,11 @@ def unexpected(
     async def reply_unexpected(update: Update, context: MahalleContext) -> str:
         """Say what this state expects instead."""
         message = message_of(update)
-        await message.reply_text(context.t(unexpected_kind(message)) + "\n" + context.t(expect_key))
+        kind = unexpected_kind(message)
+        lines = [context.t(kind), context.t(expect_key)]
+        if kind == "unexpected-command":  # /start, /forget_me…: first this, or leave it
+            lines.append(context.t("expect-finish-or-cancel"))
+        await message.reply_text("\n".join(lines))
         return state
 
     return reply_unexpected

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from bot import cli
 from bot.config import Settings, TriageSettings
+from bot.digits import persian_digits
 from bot.i18n import Translator
 from bot.jalali import utcnow
 from bot.pipeline import hand_over_unanswered, route_stranded
@@ -356,3 +357,20 @@ async def test_the_lead_asks_the_second_domains_agency_in_one_press(
     assert not [label for label in lead.button_labels()[-8:] if "هم بخواهید" in label]
     again = await lead.press_data(one_press)
     assert alerts(again) and len([c for c in sent_to(bot, POLICE) if "همکاری" in c.text]) == 1
+
+
+async def test_something_else_sent_while_the_question_is_open_points_to_its_buttons(
+    bot: Bot, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the reporter is asked which kind of problem it is, a sticker or a typed line is
+    answered with a pointer to the question's buttons, naming the case; once answered, the
+    menu's usual answer comes back."""
+    classify_as(monkeypatch, bot, UNSURE)
+    resident = bot.user()
+    await report(resident, TEXT)
+    case = await one_case(settings)
+    [reply] = texts(await resident.send("کدام را بزنم؟"))
+    assert "هنوز بی‌پاسخ" in reply and persian_digits(case.code) in reply
+    await resident.press(WATER_POWER)
+    [reply] = texts(await resident.send("ممنون"))
+    assert "هنوز بی‌پاسخ" not in reply and "گزارش جدید" in reply

@@ -149,9 +149,9 @@ async def test_another_users_case_stays_hidden(bot: Bot, settings: Settings) -> 
 
 async def test_unknown_command_and_chatter_outside_a_report(resident: ChatUser) -> None:
     replies = texts(await resident.send("/weather"))
-    assert "فرمان" in replies[0] and "منو" in replies[0]
+    assert "فرمان" in replies[0] and "«📝 گزارش جدید» را بزنید" in replies[0]
     replies = texts(await resident.send("سلام خوبی؟"))
-    assert "منو" in replies[0]
+    assert "«📝 گزارش جدید» را بزنید" in replies[0] and "«📋 گزارش‌های من»" in replies[0]
     assert resident.reply_keyboard()[0] == "📝 گزارش جدید"
 
 
@@ -191,3 +191,15 @@ async def test_resident_messages_in_a_group_are_ignored(bot: Bot) -> None:
     member = bot.in_group(5005, -100123, "someone")  # a group the bot was added to
     assert texts(await member.send("📝 گزارش جدید")) == []
     assert texts(await member.send("/start")) == []
+
+
+async def test_another_command_mid_report_says_how_to_leave_and_keeps_the_draft(
+    resident: ChatUser, settings: Settings
+) -> None:
+    """/forget_me in the middle of a report: the answer says to finish or /cancel first, the
+    person is not forgotten, and the report carries on to its code."""
+    await reach(resident, "media")
+    [reply] = texts(await resident.send("/forget_me"))
+    assert "/cancel" in reply and "عکس یا موقعیت" in reply
+    await finish_from(resident, "media")
+    assert len(await cases_in(settings)) == 1

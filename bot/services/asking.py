@@ -5,7 +5,7 @@ asked), so a restart loses nothing: the buttons are signed and the state is in t
 reporter's pick sends it to that domain's agency (whose card says the reporter chose it);
 "don't know", or no answer within `[triage] answer_wait_minutes`, puts it in the coordinators'
 triage queue as before. Nobody is told a case went to an agency until it has: that notice is
-queued with the card, in the same transaction.
+queued once the card is delivered (bot/services/refusals.py).
 
 A reporter's pick becomes a training example only once the agency accepts the case; a reroute
 before that replaces it with the staff's choice.
@@ -69,6 +69,21 @@ async def ask_if_unsure(
         case_id=case.id, dedupe_key=f"ask-domain:{case.id}",
     )  # fmt: skip
     return True
+
+
+async def open_question(session: AsyncSession, *, reporter_id: int) -> str | None:
+    """The code of this reporter's case whose question (which kind of problem?) is still open,
+    the newest if several; None when none is."""
+    return await session.scalar(
+        select(Case.code)
+        .where(
+            Case.reporter_id == reporter_id,
+            Case.domain_asked_at.is_not(None),
+            Case.status.in_(allowed_from(Act.CHOOSE)),
+        )
+        .order_by(Case.id.desc())
+        .limit(1)
+    )
 
 
 def _still_asked(case: Case) -> None:
