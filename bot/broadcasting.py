@@ -187,8 +187,12 @@ class CampaignSender:
             )
             if claimed is None:
                 return "idle"
-            recipient, needs_intro = claimed
-            return await self._attempt(session, recipient, walk.campaign.content, needs_intro)
+            if not claimed.opted_in and broadcasts.consent_needed(walk.campaign.audience):
+                await broadcasts.withdraw(session, claimed.recipient)
+                return "withdrawn"
+            return await self._attempt(
+                session, claimed.recipient, walk.campaign.content, claimed.needs_intro
+            )
 
     async def _attempt(
         self,

@@ -16,7 +16,7 @@ from bot.pipeline import start_campaign
 from bot.services import broadcasts, places
 from bot.services.reference import list_agencies
 from handlers import keyboards
-from handlers.buttons import acknowledge, alert, keyboard_removed
+from handlers.buttons import acknowledge, alert, keyboard_removed, tidying
 from handlers.common import message_of, user_id_of
 from handlers.coordinator import coordinator_button, county_scope, other_bot
 from handlers.report import END
@@ -321,10 +321,15 @@ async def stop(update: Update, context: MahalleContext) -> None:
         stopped = await broadcasts.set_status(
             session, int(parts[1]), to="cancelled", allowed_from={"scheduled", "running"}
         )
+        counts = await broadcasts.progress(session, int(parts[1])) if stopped else None
         await session.commit()
     await alert(query, context.t("broadcast-stopped" if stopped else "already-done"))
-    if stopped:
-        await keyboard_removed(query)
+    if counts is not None:  # the message says so itself, not "queued" any more
+        stopped_text = context.t(
+            "broadcast-final-cancelled", sent=counts.sent, failed=counts.failed,
+            blocked=counts.blocked, total=counts.total, remaining=counts.pending,
+        )  # fmt: skip
+        await tidying(query.edit_message_text(stopped_text))
 
 
 async def _lost(update: Update, context: MahalleContext) -> object:

@@ -138,15 +138,22 @@ def unexpected_kind(message: Message) -> str:
     return "unexpected-other"
 
 
+async def took_owed_step(update: Update, context: MahalleContext) -> bool:
+    """Whether a private message was a step its sender owes here (a council secretary's, an
+    agency's request to another, a clerk's question, note or reason), and was taken as such:
+    whatever else it looks like (a tracking code, say), it is what they were asked for."""
+    from handlers.cooperation import owed_step  # it imports this module
+    from handlers.council import owed_step as owed_council_step
+
+    return await owed_council_step(update, context) or await owed_step(update, context)
+
+
 async def unexpected_outside_flow(update: Update, context: MahalleContext) -> None:
     """Anything in a private chat that no flow is waiting for: the step a staff member owes
     here, if any; else point to the menu."""
     message = update.effective_message
     assert message is not None
-    from handlers.cooperation import owed_step  # it imports this module
-    from handlers.council import owed_step as owed_council_step
-
-    if await owed_council_step(update, context) or await owed_step(update, context):
+    if await took_owed_step(update, context):
         return
     if update.effective_user is not None:
         async with context.session() as session:

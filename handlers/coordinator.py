@@ -119,12 +119,14 @@ async def triage_pick(update: Update, context: MahalleContext) -> None:
         except TransitionRefusedError as error:
             await refused(query, context, error)
             return
-        await session.commit()
         view = await routing.case_view(session, case.id)
+        placed = context.t(
+            "triage-placed", domain=view.domain_title, agency=view.agency_name, name=isolate(name)
+        )
+        pressed = (query.message.chat.id, query.message.message_id) if query.message else None
+        await routing.close_triage_copies(session, case_id=case.id, line=placed, pressed=pressed)
+        await session.commit()
     context.runtime.wake_outbox()
-    placed = context.t(
-        "triage-placed", domain=view.domain_title, agency=view.agency_name, name=isolate(name)
-    )
     await close_with(query, placed)
 
 

@@ -330,6 +330,8 @@ async def _take(
     """Apply one typed step; the answer to give (a picker is sent here instead of a text)."""
     typed, now = message.text or "", utcnow()
     settings, cards = context.runtime.settings, context.runtime.card_renderer
+    if step.kind == "decision-agency":  # the agency is a button's to choose: the step waits
+        return context.t("expect-decision-agency")
     if step.kind in ("meeting-date", "decision-deadline"):
         day = parse_jalali_date(typed)
         if day is None:

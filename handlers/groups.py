@@ -24,10 +24,19 @@ PREFIX = "gn"
 
 
 async def start(update: Update, context: MahalleContext) -> object:
-    """/group: register a local group."""
+    """/group: register a local group (not while the founder's last request still waits: a
+    second would reach the coordinators as another request for the same group)."""
     async with context.session() as session:
-        await groups.start_registration(session, user_id=user_id_of(update))
-        await session.commit()
+        waiting = await groups.waiting_request(session, user_id=user_id_of(update))
+        if waiting is None:
+            await groups.start_registration(session, user_id=user_id_of(update))
+            await session.commit()
+    if waiting is not None:
+        await message_of(update).reply_text(
+            context.t("group-still-waiting", name=isolate(waiting)),
+            reply_markup=keyboards.main_menu(context.t),
+        )
+        return END
     await message_of(update).reply_text(
         context.t("group-ask-name"), reply_markup=keyboards.cancel_only(context.t)
     )

@@ -19,7 +19,7 @@ from bot.digits import isolate
 from bot.fit import TEXT_LIMIT, cut, units, within
 from bot.jalali import TrackingCode, format_date, format_datetime
 from bot.services import cases, places, users
-from handlers import keyboards, participation, picker
+from handlers import common, keyboards, participation, picker
 from handlers.buttons import acknowledge, alert, keyboard_removed
 from handlers.common import remember_user
 from handlers.report import END
@@ -225,6 +225,8 @@ async def typed_code(update: Update, context: MahalleContext) -> None:
     """A tracking code typed in any digits: shown only to its reporter."""
     message = update.effective_message
     assert message is not None and message.text is not None and update.effective_user is not None
+    if await common.took_owed_step(update, context):  # a clerk's reason may quote a code
+        return
     code = TrackingCode.parse(message.text)
     case = None
     if code is not None:

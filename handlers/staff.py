@@ -211,6 +211,12 @@ async def reroute_to(update: Update, context: MahalleContext) -> None:
         except TransitionRefusedError as error:
             await refused_on_case(query, context, error)
             return
+        # What the former lead asked of other agencies goes with it: the new lead asks anew.
+        await tasks.wind_up(
+            session, case=case, why=context.t("task-why-case-rerouted"),
+            actor_id=query.from_user.id, actor_name=name, cards=context.runtime.card_renderer,
+            now=utcnow(),
+        )  # fmt: skip
         await session.commit()
         view = await routing.case_view(session, case.id)
     context.runtime.wake_outbox()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -74,22 +75,29 @@ def audience_query(audience: dict[str, Any]) -> Select[Any]:
     if county:
         query = query.where(lives_in_county(county))
     if kind == "districts":
-        query = query.join(Neighbourhood, Neighbourhood.id == User.neighbourhood_id).where(
+        in_districts = select(Neighbourhood.id).where(
             Neighbourhood.district_id.in_(audience.get("ids", []))
         )
+        query = query.where(lives_in(in_districts))
     elif kind == "neighbourhoods":
-        query = query.where(User.neighbourhood_id.in_(audience.get("ids", [])))
+        query = query.where(lives_in(list(audience.get("ids", []))))
     return query
 
 
-def lives_in_county(county_key: str) -> ColumnElement[bool]:
-    """A resident's county follows from their saved neighbourhood, or else from where they
-    reported."""
-    places = neighbourhoods_of_county(county_key)
+def lives_in(places: Collection[int] | Select[Any]) -> ColumnElement[bool]:
+    """A resident lives in one of these neighbourhoods by their saved neighbourhood, or, with
+    none saved, by where they reported: most residents never save one, and a notice for their
+    neighbourhood (water cut tomorrow) is meant for them too."""
     reported_there = exists().where(Case.reporter_id == User.id, Case.neighbourhood_id.in_(places))
     return or_(
         User.neighbourhood_id.in_(places), and_(User.neighbourhood_id.is_(None), reported_there)
     )
+
+
+def lives_in_county(county_key: str) -> ColumnElement[bool]:
+    """A resident's county follows from their saved neighbourhood, or else from where they
+    reported (`lives_in`)."""
+    return lives_in(neighbourhoods_of_county(county_key))
 
 
 async def count_audience(session: AsyncSession, audience: dict[str, Any]) -> int:
@@ -190,12 +198,31 @@ async def progress(session: AsyncSession, campaign_id: int) -> Progress:
     )
 
 
-async def claim_next(
-    session: AsyncSession, *, campaign_id: int, now: datetime
-) -> tuple[CampaignRecipient, bool] | None:
-    """The next due recipient (locked on PostgreSQL) and whether they still need the intro."""
+@dataclass(frozen=True)
+class Claimed:
+    """A recipient claimed to send to, and what their row says now."""
+
+    recipient: CampaignRecipient
+    needs_intro: bool
+    opted_in: bool  # they may have turned broadcasts off since the campaign was launched
+
+
+def consent_needed(audience: dict[str, Any]) -> bool:
+    """Whether an audience reaches residents only with their consent (`audience_query`):
+    staff and group members get what is meant for them regardless."""
+    return audience.get("kind") not in ("staff", "groups")
+
+
+async def withdraw(session: AsyncSession, recipient: CampaignRecipient) -> None:
+    """A resident who turned broadcasts off after the launch is no longer a recipient."""
+    await session.delete(recipient)
+
+
+async def claim_next(session: AsyncSession, *, campaign_id: int, now: datetime) -> Claimed | None:
+    """The next due recipient (locked on PostgreSQL), whether they still need the intro, and
+    whether they still take broadcasts."""
     query = (
-        select(CampaignRecipient, User.broadcast_intro_sent)
+        select(CampaignRecipient, User.broadcast_intro_sent, User.broadcasts_opt_in)
         .join(User, User.id == CampaignRecipient.user_id, isouter=True)
         .where(
             CampaignRecipient.campaign_id == campaign_id,
@@ -209,8 +236,8 @@ async def claim_next(
     row = (await session.execute(query)).first()
     if row is None:
         return None
-    recipient, intro_sent = row
-    return recipient, not intro_sent
+    recipient, intro_sent, opted_in = row
+    return Claimed(recipient, not intro_sent, bool(opted_in))
 
 
 async def next_due(session: AsyncSession, *, campaign_id: int) -> datetime | None:

@@ -44,7 +44,7 @@ from models.entities import (
 DECISION_PREFIX = "dec"  # `dec:<act>:<decision id>` on a decision's card
 AGENDA_CASE_PREFIX = "agc"  # `agc:<case id>`: a case onto the next meeting's agenda
 DECISION_CARD = "decision-card"
-COUNCIL_NOTE = "council-note"
+COUNCIL_NOTE = outbox.COUNCIL_NOTE
 MAX_TEXT = 1000
 OPEN = (DecisionStatus.OPEN, DecisionStatus.ACCEPTED)
 # The export's column headers, in order (locale keys).

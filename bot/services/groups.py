@@ -28,6 +28,17 @@ async def start_registration(session: AsyncSession, *, user_id: int) -> LocalGro
     return group
 
 
+async def waiting_request(session: AsyncSession, *, user_id: int) -> str | None:
+    """The name of a group this user asked to register that the coordinators have not decided
+    yet (the newest), if any."""
+    return await session.scalar(
+        select(LocalGroup.name)
+        .where(LocalGroup.created_by == user_id, LocalGroup.status == GroupStatus.PENDING)
+        .order_by(LocalGroup.id.desc())
+        .limit(1)
+    )
+
+
 async def registration(session: AsyncSession, *, user_id: int) -> LocalGroup | None:
     """The registration this user is filling in."""
     query = select(LocalGroup).where(

@@ -33,6 +33,7 @@ TRIAGE_CARD = "triage-card"
 REPORTER_NOTICE = "reporter-notice"
 AGENCY_RELAY = "agency-relay"
 COORDINATOR_NOTICE = "coordinator-notice"
+COUNCIL_NOTE = "council-note"  # to council members: an agenda, a decision's progress
 
 # The PostgreSQL channel every statement adding to the outbox notifies (a trigger, migration
 # 0031): a worker listening wakes its senders at the commit (bot/listening.py).
@@ -223,6 +224,8 @@ async def forget_person(
         await _scrub_waiting(session, case_ids=case_ids, words=words, marker=marker)
     if groups:
         await _drop_quoting(session, words=groups)
+    if words:
+        await _scrub_council_notes(session, words=words, marker=marker)
     if case_ids:
         await session.execute(
             update(OutboxMessage)
@@ -272,6 +275,29 @@ async def _scrub_waiting(
                 .values(payload=scrubbed)
                 .execution_options(synchronize_session=False)
             )
+
+
+async def _scrub_council_notes(
+    session: AsyncSession, *, words: Collection[str], marker: str
+) -> None:
+    """The council's messages that quote one of `words` (an agenda quotes each case's
+    description, and is about no one case): `marker` instead of the words if still waiting,
+    emptied if sent. Matched here, as `_drop_quoting` does; a county's agendas are few."""
+    notes = await session.execute(
+        select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.payload).where(
+            OutboxMessage.purpose == COUNCIL_NOTE, cast(OutboxMessage.payload, Text) != "{}"
+        )
+    )
+    for row_id, status, payload in notes.all():
+        scrubbed = _scrubbed(payload, words, marker)
+        if scrubbed == payload:
+            continue
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id)
+            .values(payload=scrubbed if status == OutboxStatus.PENDING else {})
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def _drop_quoting(session: AsyncSession, *, words: Collection[str]) -> None:

@@ -29,7 +29,7 @@ from bot.cards import Cards
 from bot.config import Settings
 from bot.services import casework, outbox
 from bot.services.routing import county_of, offer_reroute
-from models.entities import Agency, Case, OutboxMessage
+from models.entities import Agency, Case, CaseStatus, OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,12 @@ def reason_key(error: str) -> str:
     return "triage-reason-refused"
 
 
+# A case that is with its agency: the statuses its card may arrive in for the reporter to hear.
+_AT_THE_AGENCY = frozenset(
+    {CaseStatus.FORWARDED, CaseStatus.ACCEPTED, CaseStatus.NEEDS_INFO, CaseStatus.REOPENED}
+)
+
+
 async def handle_delivery(session: AsyncSession, *, row: OutboxMessage, cards: Cards) -> None:
     """An agency's card arrived in its group: only now is its reporter (and whoever joined the
     case) told the case was sent there. Told when the card was queued, a reporter whose card
@@ -66,8 +72,8 @@ async def handle_delivery(session: AsyncSession, *, row: OutboxMessage, cards: C
     if row.purpose != outbox.AGENCY_CARD or row.method != "sendMessage" or row.case_id is None:
         return
     case = await session.get(Case, row.case_id)
-    if case is None or case.agency_key is None:
-        return
+    if case is None or case.agency_key is None or case.status not in _AT_THE_AGENCY:
+        return  # rejected or closed meanwhile (from a card sent again): it was not "sent"
     agency = await session.get(Agency, case.agency_key)
     if agency is None or agency.chat_id != row.chat_id:
         return

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cards import Cards, CaseView
 from bot.config import Settings
+from bot.fit import fit
 from bot.rules import Act, allowed_from
 from bot.services import outbox, participation
 from bot.services.duplicates import find_duplicate
@@ -20,7 +21,17 @@ from bot.services.reference import domain_title as domain_title_of
 from bot.services.taskview import card_lines, second_agency_to_ask
 from bot.services.transitions import last_event, transition
 from bot.triage import OTHER, TriageResult
-from models.entities import Agency, Case, CaseStatus, Domain, LocalGroup, TriageCorrection, User
+from models.entities import (
+    Agency,
+    Case,
+    CaseStatus,
+    Domain,
+    LocalGroup,
+    OutboxMessage,
+    OutboxStatus,
+    TriageCorrection,
+    User,
+)
 
 log = logging.getLogger(__name__)
 
@@ -292,6 +303,33 @@ async def reroute(
         session, case=case, domain_key=domain_key, allowed_from={CaseStatus.REROUTED},
         actor_id=actor_id, actor_name=actor_name, cards=cards, now=now,
     )  # fmt: skip
+
+
+async def close_triage_copies(
+    session: AsyncSession, *, case_id: int, line: str, pressed: tuple[int, int] | None
+) -> None:
+    """The case was placed from one copy of its triage card (`pressed`: that message's chat
+    and id): every other copy sent (the coordinators' group's, a coordinator's own from
+    /cases or a refusal) is edited to say so, its domain buttons gone, so no colleague takes
+    it for undone. Edits go as coordinators' notices: one that fails changes nothing else."""
+    sent = await session.execute(
+        select(OutboxMessage.chat_id, OutboxMessage.sent_message_id, OutboxMessage.payload).where(
+            OutboxMessage.case_id == case_id,
+            OutboxMessage.purpose == outbox.TRIAGE_CARD,
+            OutboxMessage.method == "sendMessage",
+            OutboxMessage.status == OutboxStatus.SENT,
+            OutboxMessage.sent_message_id.is_not(None),
+        )
+    )
+    for chat_id, message_id, payload in sent.all():
+        if (chat_id, message_id) == pressed:
+            continue
+        before = str(payload.get("text") or "")  # emptied after the retention period
+        text = fit(lambda old: f"{old}\n\n{line}", before) if before else line
+        outbox.enqueue(
+            session, chat_id=chat_id, purpose=outbox.COORDINATOR_NOTICE, method="editMessageText",
+            payload={"message_id": message_id, "text": text}, case_id=case_id,
+        )  # fmt: skip
 
 
 async def offer_reroute(
