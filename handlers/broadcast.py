@@ -243,22 +243,18 @@ async def _preview(update: Update, context: MahalleContext, scheduled: Any) -> o
     await context.bot.send_message(chat_id, context.t("broadcast-preview-intro"))
     await send_content(context.bot, chat_id, campaign.content)
     when = format_datetime(scheduled, context.language) if scheduled else context.t("broadcast-now")
-    markup = InlineKeyboardMarkup(
-        [[
-            InlineKeyboardButton(context.t("button-broadcast-go"), callback_data="bg:go"),
-            InlineKeyboardButton(context.t("button-cancel-report"), callback_data="bg:cancel"),
-        ]]
-    )  # fmt: skip
-    await context.bot.send_message(
-        chat_id,
-        context.t(
-            "broadcast-summary",
-            count=count,
-            audience=context.t(AUDIENCE_KEYS[campaign.audience["kind"]]),
-            when=when,
-        ),
-        reply_markup=markup,
+    go = InlineKeyboardButton(context.t("button-broadcast-go"), callback_data="bg:go")
+    cancel = InlineKeyboardButton(context.t("button-cancel-report"), callback_data="bg:cancel")
+    summary = context.t(
+        "broadcast-summary",
+        count=count,
+        audience=context.t(AUDIENCE_KEYS[campaign.audience["kind"]]),
+        when=when,
     )
+    if count == 0:  # nothing to send: no button that would "queue" it for nobody
+        summary += "\n\n" + context.t("broadcast-nobody")
+    markup = InlineKeyboardMarkup([[go, cancel] if count else [cancel]])
+    await context.bot.send_message(chat_id, summary, reply_markup=markup)
     return CONFIRM
 
 

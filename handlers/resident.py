@@ -109,7 +109,7 @@ def _history_lines(context: MahalleContext, case: Case) -> list[str]:
             status=context.t(
                 status_key(event.to_status, undeliverable=case.undeliverable and i == latest)
             ),
-            note=isolate(cut(event.note, HISTORY_NOTE)) if event.note else "",
+            note=f"— {isolate(cut(event.note, HISTORY_NOTE))}" if event.note else "",
         ).rstrip(" :")
         for i, event in enumerate(case.events)
     ]

@@ -13,7 +13,7 @@ from bot.services import casework, routing
 from models.db import create_engine, create_session_factory
 from models.entities import Case
 from tests.conftest import COORDINATOR, Bot
-from tests.fakebot import SentMessage, alerts
+from tests.fakebot import SentMessage, alerts, texts
 from tests.test_agency import MUNICIPALITY, add_staff, one_case, report
 
 
@@ -127,3 +127,21 @@ async def test_a_reason_racing_a_reroute_does_not_reject_the_new_agencys_case(
     assert (case.agency_key, case.status) == ("police", "forwarded")
     assert "دستگاه دیگری ارجاع شده" in clerk.private().last_text
     assert all("رد" not in c.text for c in bot.api.to_chat(resident.chat_id)[heard_before:])
+
+
+async def test_the_reporters_history_sets_a_clerks_note_apart_from_the_status(
+    bot: Bot, settings: Settings
+) -> None:
+    """The reporter's case history shows a step's status, then a dash, then the clerk's note:
+    «رسیدگی‌شده — سطل تخلیه …», not the two run together."""
+    await add_staff(settings, 2001, "municipality", "رضایی")
+    resident = bot.user()
+    await report(resident)
+    clerk = bot.in_group(2001, MUNICIPALITY, "رضایی")
+    await clerk.press("پذیرش")
+    await clerk.press("رسیدگی شد")
+    await clerk.reply("سطل تخلیه و محل شسته شد")
+    code = (await one_case(settings)).code
+    [shown] = texts(await resident.send(code))
+    [line] = [line for line in shown.splitlines() if "سطل تخلیه" in line]
+    assert "رسیدگی‌شده — " in line

@@ -173,3 +173,20 @@ async def test_registering_the_same_group_again_while_it_waits_sends_no_second_r
             LocalGroup.created_by == 1101, LocalGroup.status == GroupStatus.PENDING
         )
     ) == 1  # fmt: skip
+
+
+async def test_a_broadcast_that_would_reach_no_one_cannot_be_sent(
+    bot: Bot, settings: Settings
+) -> None:
+    """A neighbourhood where no one lives or reported: the preview says the message would
+    reach no one and offers only to cancel."""
+    coordinator = bot.user(COORDINATOR)
+    await coordinator.send("/broadcast")
+    await coordinator.send("اطلاعیه: فردا از ساعت ۹ تا ۱۲ آب جهاد قطع است")
+    await coordinator.press("ساکنان محله‌های انتخابی")
+    await coordinator.send("جهاد")
+    preview = texts(await coordinator.press("همین حالا"))
+    assert "گیرندگان: ۰ نفر" in preview[-1] and "به هیچ‌کس نمی‌رسد" in preview[-1]
+    summary = [m for m in bot.api.delivered(COORDINATOR) if "گیرندگان" in m.text][-1]
+    labels = [button["text"] for button in summary.buttons()]
+    assert len(labels) == 1 and "ارسال" not in labels[0]
