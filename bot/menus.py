@@ -67,15 +67,9 @@ COUNCIL_COMMANDS = {
     "cancel": "command-cancel",
 }
 SECRETARY_COMMANDS = {
-    "agenda": "command-agenda",
     "meeting": "command-meeting",
     "decision": "command-decision",
-    "stats": "command-stats",
-    "council_export": "command-council-export",
-    "help": "command-help-desk",
-    "new": "command-new",
-    "mine": "command-mine",
-    "cancel": "command-cancel",
+    **COUNCIL_COMMANDS,
 }
 
 

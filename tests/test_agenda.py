@@ -5,27 +5,21 @@ from __future__ import annotations
 
 import pytest
 
-from bot.config import CouncilMember, Settings
-from tests.conftest import COORDINATOR, Bot, make_settings
+from bot.config import Settings
+from tests.conftest import COORDINATOR, Bot
 from tests.fakebot import texts
 from tests.test_agency import report
+from tests.test_council import MEMBER, SECRETARY, with_council
 from tests.test_forget_everything import hits
 
-SECRETARY, MEMBER = 7001, 7002
 # A description no other text of the bot shares.
 PRIVATE_WORDS = "کوچه یاس‌بنفش پلاک ۴۷ آقای کاظمی‌نژاد سطل زباله را آتش زده است"
 
 
 @pytest.fixture
 def settings(database_url: str, messenger: str) -> Settings:
-    """The test config with a council: a secretary and one member."""
-    base = make_settings(database_url, telegram={"rate_limit": False})
-    members = [
-        CouncilMember(id=SECRETARY, role="secretary", name="دبیر شورا"),
-        CouncilMember(id=MEMBER, role="civil-society", name="نمایندهٔ سمن‌ها"),
-    ]
-    county = base.counties[0].model_copy(update={"council_members": members})
-    return base.model_copy(update={"counties": [county]})
+    """The test config with a council (`tests.test_council.with_council`)."""
+    return with_council(database_url)
 
 
 async def test_forget_me_also_removes_the_description_from_the_council_agenda(

@@ -13,7 +13,7 @@ from bot.services import casework, routing
 from models.db import create_engine, create_session_factory
 from models.entities import Case
 from tests.conftest import COORDINATOR, Bot
-from tests.fakebot import SentMessage, alerts, texts
+from tests.fakebot import ChatUser, SentMessage, alerts, texts
 from tests.test_agency import MUNICIPALITY, add_staff, one_case, report
 
 
@@ -22,6 +22,13 @@ async def card_as_shown(bot: Bot, settings: Settings) -> SentMessage:
     case = await one_case(settings)
     [card] = [m for m in bot.api.delivered(MUNICIPALITY) if m.message_id == case.card_message_id]
     return card
+
+
+async def rezaei_on_a_case(bot: Bot, settings: Settings) -> ChatUser:
+    """A report at the municipality, and its clerk Rezaei in the agency's group."""
+    await add_staff(settings, 2001, "municipality", "رضایی")
+    await report(bot.user())
+    return bot.in_group(2001, MUNICIPALITY, "رضایی")
 
 
 def labels(message: SentMessage) -> list[str]:
@@ -33,9 +40,7 @@ async def test_the_card_shows_a_rejection_and_offers_nothing_more(
     bot: Bot, settings: Settings
 ) -> None:
     """Rejected with a reason: the card reads «ردشده» and has no button left (it is final)."""
-    await add_staff(settings, 2001, "municipality", "رضایی")
-    await report(bot.user())
-    clerk = bot.in_group(2001, MUNICIPALITY, "رضایی")
+    clerk = await rezaei_on_a_case(bot, settings)
     await clerk.press("رد")
     await clerk.reply("خارج از محدودهٔ شهرداری منطقه است")
     assert (await one_case(settings)).status == "rejected"
@@ -46,9 +51,7 @@ async def test_the_card_shows_a_rejection_and_offers_nothing_more(
 
 async def test_the_card_shows_a_resolution(bot: Bot, settings: Settings) -> None:
     """Resolved with a note: the card reads «رسیدگی‌شده» and no longer offers to resolve."""
-    await add_staff(settings, 2001, "municipality", "رضایی")
-    await report(bot.user())
-    clerk = bot.in_group(2001, MUNICIPALITY, "رضایی")
+    clerk = await rezaei_on_a_case(bot, settings)
     await clerk.press("پذیرش")
     await clerk.press("رسیدگی شد")
     await clerk.reply("سطل تخلیه و محل شسته شد")
@@ -62,9 +65,7 @@ async def test_the_card_shows_a_question_waiting_for_the_reporter(
     bot: Bot, settings: Settings
 ) -> None:
     """A question asked: colleagues see the case waits for the reporter's answer."""
-    await add_staff(settings, 2001, "municipality", "رضایی")
-    await report(bot.user())
-    clerk = bot.in_group(2001, MUNICIPALITY, "رضایی")
+    clerk = await rezaei_on_a_case(bot, settings)
     await clerk.press("پذیرش")
     await clerk.press("پرسش از گزارش‌دهنده")
     await clerk.reply("دقیقاً جلوی کدام پلاک است؟")
@@ -134,14 +135,11 @@ async def test_the_reporters_history_sets_a_clerks_note_apart_from_the_status(
 ) -> None:
     """The reporter's case history shows a step's status, then a dash, then the clerk's note:
     «رسیدگی‌شده — سطل تخلیه …», not the two run together."""
-    await add_staff(settings, 2001, "municipality", "رضایی")
-    resident = bot.user()
-    await report(resident)
-    clerk = bot.in_group(2001, MUNICIPALITY, "رضایی")
+    clerk = await rezaei_on_a_case(bot, settings)
     await clerk.press("پذیرش")
     await clerk.press("رسیدگی شد")
     await clerk.reply("سطل تخلیه و محل شسته شد")
     code = (await one_case(settings)).code
-    [shown] = texts(await resident.send(code))
+    [shown] = texts(await bot.user().send(code))  # the reporter
     [line] = [line for line in shown.splitlines() if "سطل تخلیه" in line]
     assert "رسیدگی‌شده — " in line

@@ -28,9 +28,8 @@ OTHER_WASTE = "زباله‌های سر کوچه را یک هفته است کس�
 DECISION = "ساماندهی جمع‌آوری زباله در یوسف‌آباد تا پایان ماه"
 
 
-@pytest.fixture
-def settings(database_url: str, messenger: str) -> Settings:
-    """The test config with a council: a secretary and one member."""
+def with_council(database_url: str) -> Settings:
+    """The test config with a council: a secretary and one member of civil society."""
     base = make_settings(database_url, telegram={"rate_limit": False})
     members = [
         CouncilMember(id=SECRETARY, role="secretary", name="دبیر شورا"),
@@ -38,6 +37,12 @@ def settings(database_url: str, messenger: str) -> Settings:
     ]
     county = base.counties[0].model_copy(update={"council_members": members})
     return base.model_copy(update={"counties": [county]})
+
+
+@pytest.fixture
+def settings(database_url: str, messenger: str) -> Settings:
+    """The test config with a council (`with_council`)."""
+    return with_council(database_url)
 
 
 def jalali_day(days_from_today: int) -> str:

@@ -11,40 +11,28 @@ import jdatetime
 import pytest
 from sqlalchemy import func, select
 
-from bot.config import CouncilMember, Settings
+from bot.config import Settings
 from bot.digits import persian_digits
 from bot.jalali import TEHRAN, utcnow
 from models.db import create_engine, create_session_factory
 from models.entities import CouncilDecision, GroupStatus, LocalGroup
-from tests.conftest import COORDINATOR, COORDINATOR_CHAT, Bot, make_settings
+from tests.conftest import COORDINATOR, COORDINATOR_CHAT, Bot
 from tests.fakebot import alerts, texts
 from tests.test_agency import report
 from tests.test_broadcast import add_residents, compose
 from tests.test_case_desk import UNSURE
+from tests.test_council import SECRETARY, jalali_day, with_council
 from tests.test_desk import apply_for_group
 from tests.test_report_flow import cases_in
 
-SECRETARY = 7001
-MEMBER = 7002
 DECISION = "ساماندهی جمع‌آوری زباله در یوسف‌آباد تا پایان ماه"
 GROUP = "دوستداران محیط زیست جهاد"
 
 
 @pytest.fixture
 def settings(database_url: str, messenger: str) -> Settings:
-    """The test config with a council (a secretary and one member), as in test_council."""
-    base = make_settings(database_url, telegram={"rate_limit": False})
-    members = [
-        CouncilMember(id=SECRETARY, role="secretary", name="دبیر شورا"),
-        CouncilMember(id=MEMBER, role="civil-society", name="نمایندهٔ سمن‌ها"),
-    ]
-    county = base.counties[0].model_copy(update={"council_members": members})
-    return base.model_copy(update={"counties": [county]})
-
-
-def jalali_day(days_from_today: int) -> str:
-    day = (utcnow().astimezone(TEHRAN) + timedelta(days=days_from_today)).date()
-    return str(jdatetime.date.fromgregorian(date=day).strftime("%Y/%m/%d"))
+    """The test config with a council (`tests.test_council.with_council`)."""
+    return with_council(database_url)
 
 
 async def scalar(settings: Settings, query: object) -> int:

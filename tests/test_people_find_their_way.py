@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from bot.config import CouncilMember, Settings
+from bot.config import Settings
 from bot.digits import ltr, persian_digits
 from bot.menus import COUNCIL_COMMANDS, SECRETARY_COMMANDS, menus
-from tests.conftest import Bot, make_settings
+from tests.conftest import Bot
 from tests.fakebot import ChatUser, start_bot, stop_bot, texts
 from tests.test_agency import one_case, report
+from tests.test_council import MEMBER, SECRETARY, with_council
 
 
 @pytest.mark.parametrize("how", ["without the dash", "after کد", "copied from the bot"])
@@ -56,25 +57,14 @@ async def test_a_problem_typed_before_new_report_is_pointed_to_new_report(
     assert "«📝 گزارش جدید» را بزنید" in reply
 
 
-def council(database_url: str) -> Settings:
-    """The test config with a council: a secretary and a civil-society member."""
-    base = make_settings(database_url, telegram={"rate_limit": False})
-    members = [
-        CouncilMember(id=7001, role="secretary", name="دبیر شورا"),
-        CouncilMember(id=7002, role="civil-society", name="نمایندهٔ سمن‌ها"),
-    ]
-    county = base.counties[0].model_copy(update={"council_members": members})
-    return base.model_copy(update={"counties": [county]})
-
-
 async def test_council_members_help_names_their_commands(database_url: str, messenger: str) -> None:
     """A member's /help names /agenda and /stats; the secretary's also /meeting and /decision;
     a resident's help names none of them."""
-    app, api = await start_bot(council(database_url))
+    app, api = await start_bot(with_council(database_url))
     try:
-        [member] = texts(await ChatUser(app, api, 7002).send("/help"))
+        [member] = texts(await ChatUser(app, api, MEMBER).send("/help"))
         assert "/agenda" in member and "/stats" in member and "/decision" not in member
-        [secretary] = texts(await ChatUser(app, api, 7001).send("/help"))
+        [secretary] = texts(await ChatUser(app, api, SECRETARY).send("/help"))
         assert "/meeting" in secretary and "/decision" in secretary
         [resident] = texts(await ChatUser(app, api, 1001).send("/help"))
         assert "/agenda" not in resident
@@ -84,6 +74,6 @@ async def test_council_members_help_names_their_commands(database_url: str, mess
 
 def test_council_members_get_their_own_command_menu(database_url: str) -> None:
     """Each member's private chat gets the council's menu, the secretary's with /meeting."""
-    found = dict(menus(council(database_url)))
-    assert found[7002] is COUNCIL_COMMANDS and found[7001] is SECRETARY_COMMANDS
+    found = dict(menus(with_council(database_url)))
+    assert found[MEMBER] is COUNCIL_COMMANDS and found[SECRETARY] is SECRETARY_COMMANDS
     assert "agenda" in COUNCIL_COMMANDS and "meeting" in SECRETARY_COMMANDS

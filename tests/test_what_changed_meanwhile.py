@@ -7,27 +7,21 @@ from __future__ import annotations
 
 import pytest
 
-from bot.config import CouncilMember, Settings
+from bot.config import Settings
 from bot.digits import persian_digits
-from tests.conftest import COORDINATOR, Bot, make_settings
+from tests.conftest import COORDINATOR, Bot
 from tests.fakebot import ChatUser, texts
 from tests.test_agency import MUNICIPALITY, POLICE, add_staff, one_case, report
-from tests.test_agenda import MEMBER, SECRETARY
 from tests.test_cooperation import lead_asks_welfare, task_rows
+from tests.test_council import MEMBER, SECRETARY, with_council
 from tests.test_outbox import Clock, deliver, queued_report
 from tests.test_report_flow import cases_in
 
 
 @pytest.fixture
 def settings(database_url: str, messenger: str) -> Settings:
-    """The test config with a council (a secretary and one member), as tests/test_agenda.py."""
-    base = make_settings(database_url, telegram={"rate_limit": False})
-    members = [
-        CouncilMember(id=SECRETARY, role="secretary", name="دبیر شورا"),
-        CouncilMember(id=MEMBER, role="civil-society", name="نمایندهٔ سمن‌ها"),
-    ]
-    county = base.counties[0].model_copy(update={"council_members": members})
-    return base.model_copy(update={"counties": [county]})
+    """The test config with a council (`tests.test_council.with_council`)."""
+    return with_council(database_url)
 
 
 async def test_a_task_asked_by_the_former_lead_does_not_outlive_a_reroute(
