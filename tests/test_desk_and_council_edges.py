@@ -17,7 +17,7 @@ from bot.jalali import TEHRAN, utcnow
 from models.db import create_engine, create_session_factory
 from models.entities import CouncilDecision, GroupStatus, LocalGroup
 from tests.conftest import COORDINATOR, COORDINATOR_CHAT, Bot
-from tests.fakebot import alerts, texts
+from tests.fakebot import ChatUser, alerts, texts
 from tests.test_agency import report
 from tests.test_broadcast import add_residents, compose
 from tests.test_case_desk import UNSURE
@@ -98,18 +98,22 @@ async def test_a_stopped_scheduled_broadcast_no_longer_says_it_is_queued(
 # --- 3. a broadcast to a neighbourhood ------------------------------------------------------
 
 
+async def neighbourhood_preview(coordinator: ChatUser, neighbourhood: str) -> list[str]:
+    """A water-cut notice to one neighbourhood's residents, composed up to its preview."""
+    await coordinator.send("/broadcast")
+    await coordinator.send(f"اطلاعیه: فردا از ساعت ۹ تا ۱۲ آب {neighbourhood} قطع است")
+    await coordinator.press("ساکنان محله‌های انتخابی")
+    await coordinator.send(neighbourhood)
+    return texts(await coordinator.press("همین حالا"))
+
+
 async def test_a_neighbourhood_broadcast_reaches_an_opted_in_resident_who_reported_there(
     bot: Bot, settings: Settings
 ) -> None:
     """A resident who reported in Yousefabad (their first report opted them in) and never
     saved a neighbourhood is among Yousefabad's residents for a broadcast, as for the county's."""
     await report(bot.user(1001))  # Yousefabad, opted in
-    coordinator = bot.user(COORDINATOR)
-    await coordinator.send("/broadcast")
-    await coordinator.send("اطلاعیه: فردا از ساعت ۹ تا ۱۲ آب یوسف‌آباد قطع است")
-    await coordinator.press("ساکنان محله‌های انتخابی")
-    await coordinator.send("یوسف آباد")
-    preview = texts(await coordinator.press("همین حالا"))
+    preview = await neighbourhood_preview(bot.user(COORDINATOR), "یوسف آباد")
     assert "گیرندگان: ۱ نفر" in preview[-1], preview[-1]
 
 
@@ -168,12 +172,7 @@ async def test_a_broadcast_that_would_reach_no_one_cannot_be_sent(
 ) -> None:
     """A neighbourhood where no one lives or reported: the preview says the message would
     reach no one and offers only to cancel."""
-    coordinator = bot.user(COORDINATOR)
-    await coordinator.send("/broadcast")
-    await coordinator.send("اطلاعیه: فردا از ساعت ۹ تا ۱۲ آب جهاد قطع است")
-    await coordinator.press("ساکنان محله‌های انتخابی")
-    await coordinator.send("جهاد")
-    preview = texts(await coordinator.press("همین حالا"))
+    preview = await neighbourhood_preview(bot.user(COORDINATOR), "جهاد")
     assert "گیرندگان: ۰ نفر" in preview[-1] and "به هیچ‌کس نمی‌رسد" in preview[-1]
     summary = [m for m in bot.api.delivered(COORDINATOR) if "گیرندگان" in m.text][-1]
     labels = [button["text"] for button in summary.buttons()]
