@@ -56,6 +56,7 @@ def create_engine(url: str, *, connections: int = 5) -> AsyncEngine:
             # process holding a lock, an operator finds it with ps or systemctl.
             connect_args={"server_settings": {"application_name": process_name()}},
         )
+        event.listen(engine.sync_engine, "connect", _mark_new)
         event.listen(engine.sync_engine, "checkout", _replace_if_closed)
         event.listen(engine.sync_engine, "handle_error", _ended_by_the_server)
     event.listen(engine.sync_engine, "handle_error", _without_values)
@@ -137,14 +138,26 @@ def _chain(error: BaseException) -> list[BaseException]:
 RECYCLE_SECONDS = 1800
 
 
-def _replace_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+def _mark_new(_dbapi_connection: Any, record: Any) -> None:
+    """Mark a connection just opened: its first checkout does not look for the server's
+    goodbye (record.info is cleared with the connection it describes)."""
+    record.info["new"] = True
+
+
+def _replace_if_closed(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
     """Replace a pooled connection the database already closed (a restart, a terminated
     backend: the server says so and closes the socket, and the driver notices while the
     connection sits in the pool), without a round trip: the pool retries the checkout with a
     new connection. A probe on every checkout (`pool_pre_ping`, or a one-statement ping) cost
     a round trip an update for the rare connection that died. One that died unseen (a network
     cut) fails its first statement; SQLAlchemy then marks every connection pooled before it
-    stale, so the update answers "try again" and the next one gets new connections."""
+    stale, so the update answers "try again" and the next one gets new connections.
+    A connection opened for this very checkout is handed out as it is: were it ended already
+    (connections being terminated again and again), replacing it once more would exhaust the
+    pool's two tries and fail with an error that names no database; its first statement fails
+    as a dropped connection instead, which the update answers with "try again"."""
+    if record.info.pop("new", False):
+        return
     driver = getattr(dbapi_connection, "_connection", None)
     if driver is not None and (driver.is_closed() or _closing(driver)):
         # The server ended this one: a restart or a termination ends them all, so every
