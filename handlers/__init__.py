@@ -347,6 +347,7 @@ def register_handlers(
             CallbackQueryHandler(cooperation.cancel_request, pattern=r"^task-x:"),
             CallbackQueryHandler(cooperation.task_button, pattern=r"^task:"),
             CallbackQueryHandler(coordinator.triage_pick, pattern=r"^(place|tq):"),
+            CallbackQueryHandler(coordinator.invite_pressed, pattern=r"^invite:"),
             CallbackQueryHandler(asking.pick_domain, pattern=r"^pick:"),
             CallbackQueryHandler(followup.fixed_or_not, pattern=r"^fx:"),
             CallbackQueryHandler(followup.rate, pattern=r"^rt:"),

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram import Update
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot.cards import PLACE_PREFIX
 from bot.context import MahalleContext
 from bot.digits import isolate, ltr
 from bot.jalali import utcnow
+from bot.normalize import normalize, squash
 from bot.rules import Act, Verdict
 from bot.services import casework, routing
 from bot.services.reference import list_agencies
 from bot.services.transitions import TransitionRefusedError
-from handlers.buttons import alert, close_with, refused, signed
+from handlers.buttons import acknowledge, alert, close_with, refused, signed
 from handlers.common import unexpected_outside_flow
 from handlers.staff import display_name
 from models.entities import Agency
@@ -130,27 +133,93 @@ async def triage_pick(update: Update, context: MahalleContext) -> None:
     await close_with(query, placed)
 
 
+INVITE_PREFIX = "invite"  # an agency picked for an invite: `invite:<agency key>`
+
+
 @coordinators_only
 async def invite(update: Update, context: MahalleContext) -> None:
-    """`/invite <agency>`: a one-time link that makes its user staff of that agency."""
+    """`/invite [agency]`: a one-time link that makes its user staff of that agency; the
+    agency named by its key or by (part of) its name, else picked from buttons."""
     message = update.effective_message
     assert message is not None and update.effective_user is not None
-    settings = context.runtime.settings
-    agency_key = context.args[0] if context.args else ""
+    wanted = " ".join(context.args or [])
     county = county_scope(update, context)
     async with context.session() as session:
-        agency = await session.get(Agency, agency_key) if agency_key else None
-        if agency is None or (county is not None and agency.county_key != county):
-            offered = await list_agencies(session=session, county_key=county)
-            keys = "\n".join(f"• {a.key}: {a.name}" for a in offered)
-            await message.reply_text(context.t("invite-usage", agencies=keys))
+        offered = await list_agencies(session=session, county_key=county)
+        agency = _agency_named(offered, wanted)
+        if agency is None:
+            said = context.t("invite-unknown", name=isolate(wanted)) + "\n" if wanted else ""
+            await message.reply_text(
+                said + context.t("invite-choose"), reply_markup=_agency_buttons(context, offered)
+            )
             return
-        token = await casework.create_invite(
-            session, agency_key=agency.key, created_by=update.effective_user.id,
-            days=settings.staff.invite_days, now=utcnow(),
-        )  # fmt: skip
+        link = await _invite_link(context, session, agency, update.effective_user.id)
         await session.commit()
-    link = f"{settings.telegram.deep_link_base}{context.bot.username}?start=join_{token}"
-    await message.reply_text(
-        context.t("invite-link", agency=agency.name, days=settings.staff.invite_days, link=link)
+    await message.reply_text(link)
+
+
+async def invite_pressed(update: Update, context: MahalleContext) -> None:
+    """An agency picked under /invite: its one-time link, in place of the buttons."""
+    query = update.callback_query
+    assert query is not None and query.from_user is not None
+    parts = await coordinator_button(update, context, INVITE_PREFIX)
+    if parts is None:
+        return
+    county = county_scope(update, context)
+    async with context.session() as session:
+        agency = await session.get(Agency, parts[1])
+        if agency is None or (county is not None and agency.county_key != county):
+            await alert(query, context.t("coordinators-only"))
+            return
+        link = await _invite_link(context, session, agency, query.from_user.id)
+        await session.commit()
+    await acknowledge(query, query.edit_message_text(link))
+
+
+def _agency_named(agencies: list[Agency], wanted: str) -> Agency | None:
+    """The agency whose key is `wanted`, or whose name it is or alone contains (spelling,
+    spaces and ZWNJ aside); None when none or several match."""
+    if not wanted.strip():
+        return None
+    by_key = [a for a in agencies if a.key.lower() == wanted.strip().lower()]
+    if by_key:
+        return by_key[0]
+    folded = _name_key(wanted)
+    if not folded:
+        return None
+    exact = [a for a in agencies if _name_key(a.name) == folded]
+    within = [a for a in agencies if folded in _name_key(a.name)]
+    found = exact or within
+    return found[0] if len(found) == 1 else None
+
+
+_EZAFE = re.compile("ه\u200cی(?=\\s|$)")  # «کمیته‌ی امداد» names «کمیته امداد»
+
+
+def _name_key(name: str) -> str:
+    """A name as matching compares it: spelling, spacing, ZWNJ and a written ezafe aside."""
+    return squash(_EZAFE.sub("ه", normalize(name)))
+
+
+def _agency_buttons(context: MahalleContext, agencies: list[Agency]) -> InlineKeyboardMarkup:
+    """One button an agency, each making that agency's invite."""
+    signer = context.runtime.card_renderer.signer
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(a.name, callback_data=signer.sign(INVITE_PREFIX, a.key))]
+            for a in agencies
+        ]
     )
+
+
+async def _invite_link(
+    context: MahalleContext, session: AsyncSession, agency: Agency, coordinator_id: int
+) -> str:
+    """A new one-time invite to `agency`, as the message that hands it over."""
+    settings = context.runtime.settings
+    token = await casework.create_invite(
+        session, agency_key=agency.key, created_by=coordinator_id,
+        days=settings.staff.invite_days, now=utcnow(),
+    )  # fmt: skip
+    link = f"{settings.telegram.deep_link_base}{context.bot.username}?start=join_{token}"
+    return context.t("invite-link", agency=agency.name, days=settings.staff.invite_days, link=link)

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from bot.config import Settings
 from bot.digits import persian_digits
 from models.db import create_engine, create_session_factory
-from models.entities import Case, CaseEvent, Staff, TriageCorrection
+from models.entities import Case, CaseEvent, Invite, Staff, TriageCorrection
 from tests.conftest import COORDINATOR, COORDINATOR_CHAT, Bot, agency_chat
 from tests.fakebot import ApiCall, ChatUser, alerts, bot_side, query_too_old, texts
 from tests.test_report_flow import DESCRIPTION, cases_in, confirm_report, walk_to_summary
@@ -332,7 +332,7 @@ async def test_urgent_danger_gets_the_emergency_numbers(bot: Bot, settings: Sett
 async def test_invites_make_staff_once(bot: Bot, settings: Settings) -> None:
     coordinator = bot.user(COORDINATOR)
     usage = texts(await coordinator.send("/invite"))
-    assert "police" in usage[0]
+    assert "کدام دستگاه" in usage[0] and "police" not in usage[0], "agencies offered by name"
     link_text = texts(await coordinator.send("/invite police"))[0]
     token = link_text.rsplit("join_", 1)[1].strip()
     assert f"{settings.telegram.deep_link_base}mahalle_bot?start=join_" in link_text
@@ -349,6 +349,38 @@ async def test_invites_make_staff_once(bot: Bot, settings: Settings) -> None:
 
     resident = bot.user(1001)
     assert "فرمان" in texts(await resident.send("/invite police"))[0], "not for residents"
+
+
+async def test_an_invite_names_its_agency_in_persian_or_from_buttons(
+    bot: Bot, settings: Settings
+) -> None:
+    """A coordinator need not know the agencies' Latin keys: the name (or a part of it only
+    one agency has) will do, and without one the agencies are offered as buttons."""
+    coordinator = bot.user(COORDINATOR)
+    by_name = texts(await coordinator.send("/invite کمیته‌ی امداد"))[0]
+    assert "«کمیته امداد»" in by_name and "start=join_" in by_name
+    unknown = texts(await coordinator.send("/invite آتش‌نشانی"))[0]
+    assert "پیدا نشد" in unknown and "کدام دستگاه" in unknown
+    assert "start=join_" not in unknown, "no invite made for a guess"
+    welfare = coordinator.data_of("بهزیستی")
+    edited = await coordinator.press("کلانتری / فراجا")
+    [link] = [c.text for c in edited if c.method == "editMessageText"]
+    assert "«کلانتری / فراجا»" in link and "start=join_" in link
+    token = link.rsplit("join_", 1)[1].strip()
+    assert (
+        "کارشناس «کلانتری / فراجا»" in texts(await bot.user(2500).send(f"/start join_{token}"))[0]
+    )
+    resident = bot.user(1001)
+    await resident.send("/start")
+    refused = await resident.press_data(welfare)
+    assert "start=join_" not in " ".join(texts(refused) + alerts(refused))
+    engine = create_engine(settings.database.url)
+    async with create_session_factory(engine)() as session:
+        invites = (
+            await session.scalars(select(Invite.agency_key).order_by(Invite.created_at))
+        ).all()
+    await engine.dispose()
+    assert list(invites) == ["relief-committee", "police"], "a resident's press made none"
 
 
 async def test_numbers_of_cases_and_events_stay_consistent(bot: Bot, settings: Settings) -> None:
