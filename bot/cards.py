@@ -14,7 +14,7 @@ from typing import Any
 from bot.digits import isolate
 from bot.fit import fit_card
 from bot.jalali import TrackingCode, format_datetime
-from bot.rules import Act, Role, Verdict, card_buttons, judge, task_buttons
+from bot.rules import Act, Role, Verdict, allowed_from, card_buttons, judge, task_buttons
 from bot.signing import Signer
 from models.entities import CaseStatus, TaskStatus
 
@@ -229,6 +229,21 @@ def rating_buttons(case_id: int, signer: Signer, t: Translate) -> dict[str, Any]
 def answer_button(case_id: int, t: Translate, signer: Signer) -> dict[str, Any]:
     """Lets the reporter answer an agency's question."""
     return {"inline_keyboard": [[_button(t("button-answer"), signer.sign("an", case_id))]]}
+
+
+def reporter_buttons(
+    case_id: int, status: str, rated: bool, t: Translate, signer: Signer
+) -> dict[str, Any] | None:
+    """The buttons of what a case waits for from its reporter now (an answer to the agency's
+    question, whether the resolution fixed it, a rating), as its notice carried them; None
+    when it waits for nothing of theirs."""
+    if status in allowed_from(Act.ANSWER):
+        return answer_button(case_id, t, signer)
+    if status in allowed_from(Act.CONFIRM_FIXED):
+        return yes_no_fixed(case_id, t, signer)
+    if status in allowed_from(Act.RATE) and not rated:
+        return rating_buttons(case_id, signer, t)
+    return None
 
 
 TASK_PREFIX = "task"  # a task card's acts: `task:<act>:<task id>`

@@ -24,6 +24,7 @@ RESIDENT_COMMANDS = {
     "neighbourhood": "command-neighbourhood",
     "help": "command-help",
     "settings": "command-settings",
+    "group": "command-group",
     "forget_me": "command-forget-me",
     "cancel": "command-cancel",
 }

@@ -71,6 +71,10 @@ class _Labels(filters.MessageFilter):
         return bool(message.text) and _label_key(message.text) in self._keys
 
 
+# "Cancel" as a button says it and as people type it («لغو» as well as «انصراف»).
+CANCEL = ("button-cancel", "word-cancel")
+
+
 def _labels(translate: Translator, *keys: str) -> filters.BaseFilter:
     """Matches a reply-keyboard label in any language, typed or tapped."""
     return _Labels([label for key in keys for label in translate.every_language(key)])
@@ -79,7 +83,7 @@ def _labels(translate: Translator, *keys: str) -> filters.BaseFilter:
 def _resident_conversation(settings: Settings, translate: Translator) -> ConversationHandler[Any]:
     """Writing a report and choosing one's neighbourhood: one conversation, so never both."""
     controls = _labels(
-        translate, "button-cancel", "menu-new-report", "menu-my-reports",
+        translate, *CANCEL, "menu-new-report", "menu-my-reports",
         "menu-my-neighbourhood", "menu-help",
     )  # fmt: skip
     typed = filters.TEXT & ~filters.COMMAND & ~filters.FORWARDED & ~controls
@@ -92,7 +96,7 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
         CommandHandler("help", common.show_help_in_step),
         MessageHandler(_labels(translate, "menu-help"), common.show_help_in_step),
         CommandHandler("cancel", report.cancel),
-        MessageHandler(_labels(translate, "button-cancel"), report.cancel),
+        MessageHandler(_labels(translate, *CANCEL), report.cancel),
     ]
 
     def step(
@@ -105,7 +109,7 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
         deep_link,
         CommandHandler("help", common.show_help_in_step),
         CommandHandler("cancel", resident.keep_neighbourhood),
-        MessageHandler(_labels(translate, "button-cancel"), resident.keep_neighbourhood),
+        MessageHandler(_labels(translate, *CANCEL), resident.keep_neighbourhood),
         CallbackQueryHandler(resident.save_picked, pattern=r"^mn:n:\d+$"),
         CallbackQueryHandler(
             picker.browse_handler(resident.NEIGHBOURHOOD_PREFIX, resident.PICKING),
@@ -120,14 +124,14 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
         deep_link,
         CommandHandler("help", common.show_help_in_step),
         CommandHandler("cancel", followup.cancel_answer),
-        MessageHandler(_labels(translate, "button-cancel"), followup.cancel_answer),
+        MessageHandler(_labels(translate, *CANCEL), followup.cancel_answer),
         MessageHandler((typed | filters.PHOTO) & ~filters.FORWARDED, followup.take_answer),
         MessageHandler(filters.ALL, report.unexpected(followup.ANSWERING, "expect-answer")),
     ]
     leave_broadcast: list[BaseHandler[Update, Any, Any]] = [
         deep_link,
         CommandHandler("cancel", broadcast.abandon),
-        MessageHandler(_labels(translate, "button-cancel"), broadcast.abandon),
+        MessageHandler(_labels(translate, *CANCEL), broadcast.abandon),
     ]
 
     def composing(
@@ -147,7 +151,7 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
         leave: list[BaseHandler[Update, Any, Any]] = [
             deep_link,
             CommandHandler("cancel", groups.cancel),
-            MessageHandler(_labels(translate, "button-cancel"), groups.cancel),
+            MessageHandler(_labels(translate, *CANCEL), groups.cancel),
         ]
         return [*leave, *handlers, MessageHandler(filters.ALL, report.unexpected(state, expect))]
 
@@ -183,6 +187,7 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
                 MessageHandler(
                     (typed | filters.PHOTO) & ~filters.FORWARDED, report.take_description
                 ),
+                MessageHandler(filters.VOICE & ~filters.FORWARDED, report.voice_before_description),
             ),
             Step.MEDIA: step(
                 Step.MEDIA,
@@ -195,7 +200,10 @@ def _resident_conversation(settings: Settings, translate: Translator) -> Convers
             Step.PRIVACY: step(
                 Step.PRIVACY,
                 MessageHandler(filters.CONTACT & ~filters.FORWARDED, report.share_contact),
-                MessageHandler(_labels(translate, "button-stay-anonymous"), report.stay_anonymous),
+                MessageHandler(
+                    _labels(translate, "button-stay-anonymous", "word-anonymous"),
+                    report.stay_anonymous,
+                ),
             ),
             Step.GROUP: step(
                 Step.GROUP, CallbackQueryHandler(report.choose_group, pattern=r"^rg:\d+$")

@@ -21,7 +21,7 @@ from bot.jalali import utcnow
 from bot.persistence import SQLConversationPersistence, state_ahead
 from bot.services import asking, handled, users
 from bot.unit import Alongside, unit_of_this_task
-from handlers import keyboards, staff
+from handlers import followup, keyboards, staff
 from handlers.buttons import alert
 from models.db import UNREACHABLE
 
@@ -163,6 +163,8 @@ async def unexpected_outside_flow(update: Update, context: MahalleContext) -> No
             await message.reply_text(
                 context.t(unexpected_kind(message)) + "\n" + context.t("expect-domain", code=code)
             )
+            return
+        if await followup.owed_by_reporter(update, context, context.t(unexpected_kind(message))):
             return
     where = context.t(
         "expect-menu",

@@ -193,12 +193,14 @@ def _agency_named(agencies: list[Agency], wanted: str) -> Agency | None:
     return found[0] if len(found) == 1 else None
 
 
-_EZAFE = re.compile("ه\u200cی(?=\\s|$)")  # «کمیته‌ی امداد» names «کمیته امداد»
+# A written ezafe after a final he ("kamite-ye emdad" typed with its ye) names the same agency.
+_HE, _YE = chr(0x0647), chr(0x06CC)
+_EZAFE = re.compile(f"{_HE}\u200c{_YE}(?=\\s|$)")
 
 
 def _name_key(name: str) -> str:
     """A name as matching compares it: spelling, spacing, ZWNJ and a written ezafe aside."""
-    return squash(_EZAFE.sub("ه", normalize(name)))
+    return squash(_EZAFE.sub(_HE, normalize(name)))
 
 
 def _agency_buttons(context: MahalleContext, agencies: list[Agency]) -> InlineKeyboardMarkup:

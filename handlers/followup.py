@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from telegram import CallbackQuery, Update
+from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
+from telegram.ext import ConversationHandler
 
-from bot.cards import code_for_display
+from bot.cards import code_for_display, reporter_buttons
 from bot.context import MahalleContext
 from bot.jalali import utcnow
 from bot.normalize import clean_text
 from bot.rules import Act, Verdict, allowed_from
-from bot.services import casework
+from bot.services import cases, casework
 from bot.services.transitions import TransitionRefusedError
 from handlers import keyboards
 from handlers.buttons import acknowledge, alert, keyboard_removed, signed_case
-from handlers.report import END
-from models.entities import Case
+from models.entities import Agency, Case
 
 ANSWERING = "answering"
+END = ConversationHandler.END
 MAX_ANSWER = 2000
 
 
@@ -173,6 +174,91 @@ async def rate(update: Update, context: MahalleContext) -> None:
     if not stored:
         await alert(query, context.t("already-answered"))
         return
-    thanks = context.t("rating-thanks")
-    await acknowledge(query, keyboard_removed(query), toast=thanks)
-    await context.bot.send_message(query.from_user.id, thanks)
+    await acknowledge(query, keyboard_removed(query))  # the thanks, once, as a message
+    await context.bot.send_message(query.from_user.id, context.t("rating-thanks"))
+
+
+async def owed_by_reporter(update: Update, context: MahalleContext, said: str) -> bool:
+    """A message no flow waits for, from a reporter whose case waits for them: a reply to the
+    bot's message about a case awaiting their answer is that answer, as if "answer" had been
+    pressed first; anything else gets `said` and the buttons of what the case (the one
+    replied about, else the latest) waits for. False when no case waits for them."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return False
+    async with context.session() as session:
+        waiting = await cases.waiting_on_reporter(session=session, reporter_id=user.id)
+        about = _replied_case(message, context, waiting)
+        case = about or (waiting[0] if waiting else None)
+        agency = await session.get(Agency, case.agency_key) if case and case.agency_key else None
+    if case is None:
+        return False
+    if about is not None and about.status in allowed_from(Act.ANSWER):
+        await _answer_in_reply(message, context, about)
+        return True
+    code = code_for_display(case.code, context.language)
+    name = agency.name if agency else ""
+    if case.status in allowed_from(Act.ANSWER):
+        expect = context.t(
+            "expect-case-answer", agency=name, code=code, answer=context.t("button-answer")
+        )
+    else:
+        expect = context.t(
+            "expect-case-fixed", agency=name, code=code,
+            yes=context.t("button-fixed-yes"), no=context.t("button-fixed-no"),
+        )  # fmt: skip
+    buttons = reporter_buttons(
+        case.id,
+        case.status,
+        case.rating is not None,
+        context.t,
+        context.runtime.card_renderer.signer,
+    )
+    markup = InlineKeyboardMarkup.de_json(buttons, None) if buttons else None
+    await message.reply_text(f"{said}\n{expect}", reply_markup=markup)
+    return True
+
+
+def _replied_case(message: Message, context: MahalleContext, waiting: list[Case]) -> Case | None:
+    """The waiting case a reply to one of the bot's messages is about: the one it names."""
+    replied = message.reply_to_message
+    if replied is None or replied.from_user is None or replied.from_user.id != context.bot.id:
+        return None
+    words = replied.text or replied.caption or ""
+    for case in waiting:
+        if case.code in words or code_for_display(case.code, context.language) in words:
+            return case
+    return None
+
+
+async def _answer_in_reply(message: Message, context: MahalleContext, waiting: Case) -> None:
+    """Relay a reply to the agency's question as the reporter's answer."""
+    assert message.from_user is not None
+    user_id = message.from_user.id
+    text = clean_text(message.text or message.caption or "").strip()
+    photo = message.photo[-1].file_id if message.photo else None
+    if not photo and not 2 <= len(text) <= MAX_ANSWER:
+        await message.reply_text(context.t("answer-length", high=MAX_ANSWER))
+        return
+    async with context.session() as session:
+        case = await session.get(Case, waiting.id, populate_existing=True)
+        try:
+            if case is None or await casework.verdict(
+                session, user_id=user_id, act=Act.ANSWER, case=case,
+                settings=context.runtime.settings,
+            ) is Verdict.NOT_YOURS:  # fmt: skip
+                raise casework.StepRefusedError("answer-not-needed")
+            await casework.relay_answer(
+                session, case=case, reporter_id=user_id, text=text or None, photo=photo,
+                cards=context.runtime.card_renderer, now=utcnow(),
+            )  # fmt: skip
+        except (TransitionRefusedError, casework.StepRefusedError):
+            await session.rollback()
+            await message.reply_text(
+                context.t("answer-not-needed"), reply_markup=keyboards.main_menu(context.t)
+            )
+            return
+        await casework.drop_input(session, user_id=user_id, chat_id=user_id)
+        await session.commit()
+    context.runtime.wake_outbox()
+    await message.reply_text(context.t("answer-sent"), reply_markup=keyboards.main_menu(context.t))

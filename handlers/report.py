@@ -14,7 +14,7 @@ from bot.context import MahalleContext
 from bot.digits import isolate
 from bot.fit import fit
 from bot.jalali import TrackingCode
-from bot.normalize import clean_text
+from bot.normalize import clean_text, squash
 from bot.pipeline import place_in_background
 from bot.services import cases, drafts, places, users
 from bot.services.drafts import MAX_PHOTOS, MAX_VOICE_SECONDS, MAX_VOICES, ReportDraft
@@ -346,6 +346,18 @@ async def _add_album_photo(
 async def add_voice(update: Update, context: MahalleContext) -> object:
     """Keep a short voice message with the report, up to the limit; the written description
     stays what the agency reads first."""
+    return await _keep_voice(update, context, Step.MEDIA)
+
+
+async def voice_before_description(update: Update, context: MahalleContext) -> object:
+    """A voice message sent when the description is asked for: kept, as a photo would be, and
+    the description still asked for in writing."""
+    return await _keep_voice(update, context, Step.DESCRIPTION)
+
+
+async def _keep_voice(update: Update, context: MahalleContext, step: Step) -> object:
+    """Keep the voice message in the draft (within the length and count limits) and stay at
+    `step`, saying what was kept and, before the description, that it is still wanted."""
     message = message_of(update)
     assert message.voice is not None
     draft = await _load(update, context)
@@ -355,15 +367,17 @@ async def add_voice(update: Update, context: MahalleContext) -> object:
     seconds = length.total_seconds() if isinstance(length, timedelta) else length
     if seconds > MAX_VOICE_SECONDS:
         await message.reply_text(context.t("voice-too-long", minutes=MAX_VOICE_SECONDS // 60))
-        return Step.MEDIA
+        return step
     if not draft.add_voice(message.voice.file_id):
-        await message.reply_text(context.t("voice-limit", limit=MAX_VOICES))
-        return Step.MEDIA
+        key = "voice-limit" if step is Step.MEDIA else "voice-limit-need-text"
+        await message.reply_text(context.t(key, limit=MAX_VOICES, low=cases.MIN_TEXT))
+        return step
     await _save(update, context, draft)
-    await message.reply_text(
-        context.t("voice-received", count=len(draft.voice_file_ids), limit=MAX_VOICES)
-    )
-    return Step.MEDIA
+    said = context.t("voice-received", count=len(draft.voice_file_ids), limit=MAX_VOICES)
+    if step is Step.DESCRIPTION:
+        said += "\n" + context.t("voice-kept-need-text", low=cases.MIN_TEXT)
+    await message.reply_text(said)
+    return step
 
 
 async def add_location(update: Update, context: MahalleContext) -> object:
@@ -585,6 +599,16 @@ EXPECT_KEYS = {
 }
 
 
+# The main menu's labels: pressed mid-flow from a keyboard shown before the flow began.
+_MENU_KEYS = ("menu-new-report", "menu-my-reports", "menu-my-neighbourhood")
+
+
+def _a_menu_label(text: str | None, context: MahalleContext) -> bool:
+    """Whether `text` is one of the main menu's labels, tapped or typed."""
+    typed = squash(text or "")
+    return bool(typed) and any(typed == squash(context.t(key)) for key in _MENU_KEYS)
+
+
 def unexpected(
     state: str, expect_key: str
 ) -> Callable[[Update, MahalleContext], Coroutine[Any, Any, str]]:
@@ -597,6 +621,10 @@ def unexpected(
         lines = [context.t(kind), context.t(expect_key)]
         if kind == "unexpected-command":  # /start, /forget_me…: first this, or leave it
             lines.append(context.t("expect-finish-or-cancel"))
+        elif _a_menu_label(message.text, context):  # the main menu, pressed from before
+            lines.append(
+                context.t("expect-finish-or-cancel-menu", cancel=context.t("button-cancel"))
+            )
         await message.reply_text("\n".join(lines))
         return state
 

@@ -13,7 +13,7 @@ from telegram import (
 from telegram.error import BadRequest
 from telegram.ext import ConversationHandler
 
-from bot.cards import status_key
+from bot.cards import reporter_buttons, status_key
 from bot.context import MahalleContext
 from bot.digits import isolate
 from bot.fit import TEXT_LIMIT, cut, units, within
@@ -199,7 +199,7 @@ async def open_case(update: Update, context: MahalleContext) -> None:
         return
     text, nav = _render_case(context, case, int(parts[3]) if len(parts) > 3 else 0)
     back = keyboards.back_to_cases(context.t).inline_keyboard
-    markup = InlineKeyboardMarkup([nav, *back] if nav else back)
+    markup = InlineKeyboardMarkup([*_owed(context, case), *([nav] if nav else []), *back])
     await acknowledge(query, _show(query, text, markup))
 
 
@@ -240,9 +240,23 @@ async def typed_code(update: Update, context: MahalleContext) -> None:
         )
         return
     text, nav = _render_case(context, case)
-    # Older steps a button away when there are any; else the main menu, as after any answer.
-    markup = InlineKeyboardMarkup([nav]) if nav else keyboards.main_menu(context.t)
+    # What the case waits for from its reporter and older steps, a button away; else the main
+    # menu, as after any answer.
+    rows = [*_owed(context, case), *([nav] if nav else [])]
+    markup = InlineKeyboardMarkup(rows) if rows else keyboards.main_menu(context.t)
     await message.reply_text(text, reply_markup=markup)
+
+
+def _owed(context: MahalleContext, case: Case) -> list[list[InlineKeyboardButton]]:
+    """The buttons of what the case waits for from its reporter (answer, "was it fixed?", a
+    rating), as its notice carried them, for one who reads the case rather than the notice."""
+    found = reporter_buttons(
+        case.id, case.status, case.rating is not None, context.t,
+        context.runtime.card_renderer.signer,
+    )  # fmt: skip
+    if found is None:
+        return []
+    return [list(row) for row in InlineKeyboardMarkup.de_json(found, None).inline_keyboard]
 
 
 # --- my neighbourhood -----------------------------------------------------------------------

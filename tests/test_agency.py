@@ -236,7 +236,8 @@ async def test_resolve_then_fixed_closes_and_takes_one_rating(bot: Bot, settings
     await resident.press("بله، برطرف شد")
     assert "از ۱ تا ۵" in resident.last_text
     rate_five, rate_one = resident.data_of("۵⭐"), resident.data_of("۱⭐")
-    assert "ممنون" in alerts(await resident.press_data(rate_five))[0]
+    rated = await resident.press_data(rate_five)
+    assert texts(rated) == ["از امتیاز شما ممنونیم."] and alerts(rated) == [], "thanked once"
     case = await one_case(settings)
     assert (case.status, case.rating) == ("closed", 5)
     again = alerts(await resident.press_data(rate_one))

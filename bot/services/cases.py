@@ -28,6 +28,7 @@ from sqlalchemy.schema import ColumnDefault
 from bot.fit import units
 from bot.jalali import TrackingCode, jalali_year, utcnow
 from bot.normalize import normalize
+from bot.rules import Act, allowed_from
 from bot.services.drafts import ReportDraft
 from models.db import dialect_insert, dialect_of, table_of
 from models.entities import Case, CaseEvent, CaseSequence, CaseStatus, Draft, User
@@ -399,6 +400,18 @@ async def list_reporter_cases(
         .limit(limit)
     )
     return list((await session.scalars(query)).all()), int(total or 0)
+
+
+async def waiting_on_reporter(*, session: AsyncSession, reporter_id: int) -> list[Case]:
+    """The reporter's cases that wait for them, the latest moved first: a question of the
+    agency's to answer, a resolution to confirm or deny."""
+    waiting = allowed_from(Act.ANSWER) | allowed_from(Act.CONFIRM_FIXED)
+    query = (
+        select(Case)
+        .where(Case.reporter_id == reporter_id, Case.status.in_(waiting))
+        .order_by(Case.updated_at.desc(), Case.id.desc())
+    )
+    return list((await session.scalars(query)).all())
 
 
 async def get_reporter_case(

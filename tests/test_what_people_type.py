@@ -1,0 +1,205 @@
+"""The bot as its people use it: residents who type and reply rather than press, a group's
+member looking for how to register, a clerk reading the help. Each test is a place where one of
+them was once confused, misled or stuck, and says what they see instead."""
+
+from __future__ import annotations
+
+from bot.config import Settings
+from tests.conftest import Bot, agency_chat
+from tests.fakebot import ChatUser, alerts, texts
+from tests.test_agency import add_staff, one_case, report
+from tests.test_report_flow import DESCRIPTION
+
+MUNICIPALITY = agency_chat(0)
+VOICE = {"file_id": "VOICE1", "file_unique_id": "voice1", "duration": 6}
+
+
+async def accepted_case(bot: Bot, settings: Settings) -> tuple[ChatUser, ChatUser]:
+    """A resident's report, accepted by a municipality clerk: (resident, clerk)."""
+    await add_staff(settings, 2001, "municipality", "کارشناس رضایی")
+    resident = bot.user(1001)
+    await report(resident)
+    clerk = bot.in_group(2001, MUNICIPALITY, "کارشناس رضایی")
+    await clerk.press("پذیرش")
+    return resident, clerk
+
+
+async def asked(bot: Bot, settings: Settings, question: str) -> tuple[ChatUser, ChatUser]:
+    """The clerk asks the reporter `question` (typed in their private chat)."""
+    resident, clerk = await accepted_case(bot, settings)
+    await clerk.press("پرسش")
+    await clerk.private().send(question)
+    assert question in resident.last_text
+    return resident, clerk
+
+
+def relayed_answers(bot: Bot) -> list[str]:
+    """Reporter answers the agency's group was shown."""
+    return [m.text for m in bot.api.delivered(MUNICIPALITY) if "پاسخ گزارش‌دهنده" in m.text]
+
+
+# --- the resident who types rather than presses ---------------------------------------------
+
+
+async def test_an_answer_typed_under_the_agencys_question_is_not_waved_off(
+    bot: Bot, settings: Settings
+) -> None:
+    """The agency asks "which alley?"; the resident, as on any messenger, replies to that
+    message with the answer. Now the bot says it did not expect this text and points to
+    "new report": the answer is dropped and the agency waits for nothing. It should be
+    taken as the answer, or at least the resident should be told to press «پاسخ می‌دهم»."""
+    resident, _ = await asked(bot, settings, "دقیقاً کدام کوچه؟ پلاک چند؟")
+    [question] = [m for m in bot.api.delivered(resident.chat_id) if "پرسیده است" in m.text]
+
+    reply = texts(await resident.reply_to(question.message_id, "کوچه سوم، پلاک ۱۲"))
+
+    assert relayed_answers(bot) or any("پاسخ می‌دهم" in line for line in reply), reply
+    assert not any("گزارش جدید" in line for line in reply), "not steered to a new report"
+
+
+async def test_typing_not_fixed_after_a_resolution_does_not_send_one_to_a_new_report(
+    bot: Bot, settings: Settings
+) -> None:
+    """The agency says it is fixed and asks «آیا مشکل واقعاً برطرف شد؟». A resident who types
+    "درست نشده هنوز" is told "I did not expect this text; for a problem press new report": the
+    way to reopen (the «نه، برطرف نشده» button just above) is not named, and a duplicate report
+    is what they are steered to."""
+    resident, clerk = await accepted_case(bot, settings)
+    await clerk.press("رسیدگی شد")
+    await clerk.private().send("سطل زباله تخلیه و شسته شد")
+    assert "برطرف شد؟" in resident.last_text
+
+    reply = texts(await resident.send("درست نشده هنوز"))
+
+    reopened = (await one_case(settings)).status == "reopened"
+    assert reopened or any("برطرف نشده" in line for line in reply), reply
+    assert not any("گزارش جدید" in line for line in reply), "not steered to a new report"
+
+
+async def test_typing_laghv_cancels_the_report(resident: ChatUser) -> None:
+    """«لغو» is the everyday Persian for cancel. Typed at the description step it is taken as a
+    three-letter description ("شرح کوتاه است (۳ حرف)"); typed «انصراف» cancels. Both should."""
+    await resident.send("📝 گزارش جدید")
+    await resident.send("جهاد")
+    await resident.press("جهاد")
+
+    reply = texts(await resident.send("لغو"))
+
+    assert reply == ["گزارش لغو شد. چیزی ثبت نشد."], reply
+
+
+async def test_typing_the_anonymous_word_at_the_phone_step_is_understood(
+    resident: ChatUser,
+) -> None:
+    """At the phone step a typist writes «ناشناس» (the button's first word, as «ادامه» and
+    «گزارش جدید» are understood without their emoji). Now: «این متن را این‌جا انتظار نداشتم»."""
+    await resident.send("📝 گزارش جدید")
+    await resident.send("جهاد")
+    await resident.press("جهاد")
+    await resident.send(DESCRIPTION)
+    await resident.send("ادامه")
+    assert "ناشناس" in resident.last_text
+
+    reply = texts(await resident.send("ناشناس"))
+
+    assert reply and reply[0] == "پیش از ثبت، خلاصه را ببینید:", reply
+
+
+async def test_a_voice_note_sent_for_the_description_is_kept_like_a_photo(
+    resident: ChatUser,
+) -> None:
+    """A photo sent when the description is asked for is kept («عکس نگه داشته شد»); a voice
+    note is thrown away («پیام صوتی را این‌جا نمی‌توانم بپذیرم») although the very next step
+    takes voice notes for the report. An older resident has to record it again, and is not
+    even told that they can."""
+    await resident.send("📝 گزارش جدید")
+    await resident.send("جهاد")
+    await resident.press("جهاد")
+    await resident.send_content(voice=VOICE)
+    await resident.send(DESCRIPTION)
+    await resident.send("ادامه ⬅️")
+    await resident.send("🙈 ناشناس بمانم")
+
+    summary = resident.last_text
+    assert "🎙 پیام صوتی: ۱" in summary, summary
+
+
+async def test_pressing_new_report_in_a_forgotten_draft_says_how_to_leave_it(
+    resident: ChatUser,
+) -> None:
+    """A resident left a report at the photo step and comes back later to report something
+    else: «📝 گزارش جدید» is answered «این متن را این‌جا انتظار نداشتم. الان منتظر عکس یا
+    موقعیتم؛ …», which neither says there is an unfinished report nor how to drop it
+    (/start in the same place does say «… یا با /cancel از آن بیرون بیایید»)."""
+    await resident.send("📝 گزارش جدید")
+    await resident.send("جهاد")
+    await resident.press("جهاد")
+    await resident.send(DESCRIPTION)
+
+    [reply] = texts(await resident.send("📝 گزارش جدید"))
+
+    assert "/cancel" in reply or "انصراف" in reply, reply
+
+
+# --- following one's report -----------------------------------------------------------------
+
+
+async def test_a_report_waiting_for_the_residents_answer_offers_the_answer_button(
+    bot: Bot, settings: Settings
+) -> None:
+    """The resident checks the report by typing its code: it shows «نیاز به اطلاعات بیشتر —
+    دقیقاً کدام کوچه؟» but no way to answer; the only «✍️ پاسخ می‌دهم» is on the notice, which
+    may be far up the chat (or deleted). The status view should carry the answer button."""
+    resident, _ = await asked(bot, settings, "دقیقاً کدام کوچه؟")
+    case = await one_case(settings)
+
+    calls = await resident.send(case.code.replace("-", ""))  # typed, ASCII digits
+
+    [detail] = [c for c in calls if c.method == "sendMessage"]
+    assert "نیاز به اطلاعات بیشتر" in detail.text
+    markup = detail.params.get("reply_markup") or {}
+    labels = [b["text"] for row in markup.get("inline_keyboard", []) for b in row]
+    assert "✍️ پاسخ می‌دهم" in labels, labels
+
+
+async def test_thanks_for_a_rating_is_said_once(bot: Bot, settings: Settings) -> None:
+    """Pressing ۵⭐ shows «از امتیاز شما ممنونیم.» as the button's answer and sends it again as
+    a message: the same words twice for one press."""
+    resident, clerk = await accepted_case(bot, settings)
+    await clerk.press("رسیدگی شد")
+    await clerk.private().send("سطل زباله تخلیه شد")
+    await resident.press("بله، برطرف شد")
+
+    calls = await resident.press("۵⭐")
+
+    said = alerts(calls) + texts(calls)
+    assert said.count("از امتیاز شما ممنونیم.") == 1, said
+
+
+# --- a civil-society group's member ---------------------------------------------------------
+
+
+async def test_help_tells_a_group_how_to_register(resident: ChatUser) -> None:
+    """Reporting on behalf of a local group needs the group registered with /group, but neither
+    /help nor the residents' command menu mentions it: a group's founder has no way to find it."""
+    [help_text] = texts(await resident.send("/help"))
+
+    assert "/group" in help_text, help_text
+
+
+# --- the agency clerk -------------------------------------------------------------------------
+
+
+async def test_staff_help_says_notes_are_typed_in_the_private_chat(
+    bot: Bot, settings: Settings
+) -> None:
+    """/help in the agency's group tells the clerk to write the question, note or reason «در
+    پاسخ به پیام ربات» and names a «حل شد» button; the bot really asks in the clerk's private
+    chat, the button reads «رسیدگی شد», and text typed in the group is silently ignored."""
+    await add_staff(settings, 2001, "municipality", "کارشناس رضایی")
+    clerk = bot.in_group(2001, MUNICIPALITY, "کارشناس رضایی")
+
+    [help_text] = texts(await clerk.send("/help"))
+
+    assert "خصوصی" in help_text, help_text
+    assert "رسیدگی شد" in help_text, help_text
