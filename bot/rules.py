@@ -210,32 +210,51 @@ class BlockRefusal(enum.StrEnum):
 
     SELF = "block-refused-self"
     COORDINATOR = "block-refused-coordinator"
+    COUNCIL = "block-refused-council"  # named in the config, as coordinators are
     STAFF = "block-refused-staff"
     OTHER_COUNTY = "block-refused-county"
     UNKNOWN = "block-refused-unknown"  # never wrote to the bot: most likely a mistyped id
+    ALREADY = "block-refused-already"
     NOT_BLOCKED = "block-refused-not-blocked"  # an unblock of someone who is not blocked
+    UNBLOCK_OTHER_COUNTY = "unblock-refused-county"
 
 
 def judge_block(
-    *, is_self: bool, is_coordinator: bool, is_staff: bool, in_county: bool, known: bool
+    *,
+    is_self: bool,
+    is_coordinator: bool,
+    is_council: bool,
+    is_staff: bool,
+    in_county: bool,
+    known: bool,
+    is_blocked: bool,
 ) -> BlockRefusal | None:
     """Whether a coordinator may block someone: a person who has written to the bot and lives
-    in their own county, never themself, another coordinator or agency staff (those are removed
-    from the config or from /staff instead). None when allowed."""
+    in their own county, never themself, another coordinator, a council member (those are
+    removed from the config instead) or agency staff (removed from /staff). None when allowed."""
     if is_self:
         return BlockRefusal.SELF
     if is_coordinator:
         return BlockRefusal.COORDINATOR
+    if is_council:
+        return BlockRefusal.COUNCIL
     if is_staff:
         return BlockRefusal.STAFF
     if not known:
         return BlockRefusal.UNKNOWN
     if not in_county:
         return BlockRefusal.OTHER_COUNTY
+    if is_blocked:
+        return BlockRefusal.ALREADY
     return None
 
 
-def judge_unblock(*, is_blocked: bool) -> BlockRefusal | None:
-    """Anyone blocked may be let back in by a coordinator (a blocked person who has since
-    become staff or a coordinator too); None when allowed."""
-    return None if is_blocked else BlockRefusal.NOT_BLOCKED
+def judge_unblock(*, is_blocked: bool, in_county: bool) -> BlockRefusal | None:
+    """Whether a coordinator may let someone blocked back in: one of their own county's
+    people, as only they could have blocked them (a blocked person who has since become staff
+    or a coordinator too). None when allowed."""
+    if not is_blocked:
+        return BlockRefusal.NOT_BLOCKED
+    if not in_county:
+        return BlockRefusal.UNBLOCK_OTHER_COUNTY
+    return None

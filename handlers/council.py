@@ -23,7 +23,7 @@ from bot.digits import isolate
 from bot.jalali import as_utc, format_date, jalali_year, parse_jalali_date, spoken_codes, utcnow
 from bot.reports import inert, stats_text
 from bot.rules import Act, Verdict
-from bot.services import council, outbox, stats
+from bot.services import council, stats
 from bot.services.transitions import TransitionRefusedError
 from handlers import staff
 from handlers.buttons import acknowledge, alert, already_done, refused
@@ -246,6 +246,13 @@ async def agency_picked(update: Update, context: MahalleContext) -> None:
     await context.bot.send_message(query.from_user.id, context.t("prompt-decision-deadline"))
 
 
+# What the council's secretary is told when the decision's agency presses a button.
+DECISION_NEWS = {
+    Act.DECISION_ACCEPT: "decision-accepted-note",
+    Act.DECISION_DONE: "decision-done-note",
+}
+
+
 async def decision_button(update: Update, context: MahalleContext) -> None:
     """Accept, report progress or done, pressed on a decision card in the agency's chat."""
     query = update.callback_query
@@ -291,10 +298,33 @@ async def decision_button(update: Update, context: MahalleContext) -> None:
             await refused(query, context, error)
             return
         agency = await session.get(Agency, decision.agency_key)
+        name = agency.name if agency else ""
+        said = DECISION_NEWS[act]
+        council.tell_secretaries(
+            session, decision=decision, settings=context.runtime.settings,
+            text=cards.t(said, number=decision.id, agency=name),
+        )  # fmt: skip
         await session.commit()
-        payload = council.card(decision, agency.name if agency else "", cards)
+        payload = council.card(decision, name, cards)
+    context.runtime.wake_outbox()
     markup = InlineKeyboardMarkup.de_json(payload["reply_markup"], None)
     await acknowledge(query, query.edit_message_text(payload["text"], reply_markup=markup))
+
+
+# A secretary's steps are typed as the meeting agrees them: they wait the length of a meeting.
+MEETING_MINUTES = 180
+# What a secretary is told of a step typed after it lapsed: which command begins it again.
+LAPSED = {
+    "decision-text": "council-step-lapsed-decision",
+    "decision-agency": "council-step-lapsed-decision",
+    "decision-deadline": "council-step-lapsed-decision",
+    "meeting-date": "council-step-lapsed-meeting",
+}
+
+
+def _minutes_for(kind: str) -> int:
+    """How long a typed step of this kind waits."""
+    return MEETING_MINUTES if kind in LAPSED else STEP_MINUTES
 
 
 async def owed_step(update: Update, context: MahalleContext) -> bool:
@@ -306,15 +336,12 @@ async def owed_step(update: Update, context: MahalleContext) -> bool:
         step = await council.get_step(session, user.id)
         if step is None:
             return False
-        if staff.is_cancel(message) or utcnow() - as_utc(step.created_at) > timedelta(
-            minutes=STEP_MINUTES
-        ):
-            expired = not staff.is_cancel(message)
+        lapsed = utcnow() - as_utc(step.created_at) > timedelta(minutes=_minutes_for(step.kind))
+        if staff.is_cancel(message) or lapsed:
             await session.delete(step)
             await session.commit()
-            if expired:
-                return False
-            await message.reply_text(context.t("step-cancelled"))
+            said = LAPSED.get(step.kind, "step-expired") if lapsed else "step-cancelled"
+            await message.reply_text(context.t(said))
             return True
         reply = await _take(session, message, step, context)
         await session.commit()
@@ -390,14 +417,10 @@ async def _take(
             )  # fmt: skip
         except TransitionRefusedError as error:
             return already_done(context, error)
-        county = settings.county_named(decision.county_key)
-        for chat in council.secretaries(county):
-            outbox.enqueue(
-                session, chat_id=chat, purpose=council.COUNCIL_NOTE,
-                payload={"text": cards.t(
-                    "decision-progress-note", number=decision.id, text=isolate(text)
-                )},
-            )  # fmt: skip
+        council.tell_secretaries(
+            session, decision=decision, settings=settings,
+            text=cards.t("decision-progress-note", number=decision.id, text=isolate(text)),
+        )  # fmt: skip
         return context.t("decision-progress-noted", number=decision.id)
     await session.delete(step)
     return None

@@ -6,12 +6,12 @@ import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatMemberStatus
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 
 from bot.context import MahalleContext
-from bot.digits import ascii_digits, isolate, ltr
+from bot.digits import ascii_digits, isolate, ltr, persian_digits
 from bot.ids import as_written, moved_in
 from bot.jalali import format_date, parse_jalali_date, utcnow
 from bot.reports import EXPORT_COLUMN_KEYS, export_rows, stats_text, write_export
@@ -143,13 +143,20 @@ async def staff_list(update: Update, context: MahalleContext) -> None:
     """/staff: who is staff of which agency, each with a remove button."""
     message = update.effective_message
     assert message is not None
-    county = county_scope(update, context)
+    text, markup = await _staff_view(context, county_scope(update, context))
+    await message.reply_text(text, reply_markup=markup)
+
+
+async def _staff_view(
+    context: MahalleContext, county: str | None
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The staff list of the county's agencies, a remove button a person; or that there is
+    none."""
     async with context.session() as session:
         names = {a.key: a.name for a in await list_agencies(session=session, county_key=county)}
         members = [m for m in await casework.list_staff(session) if m.agency_key in names]
     if not members:
-        await message.reply_text(context.t("staff-none"))
-        return
+        return context.t("staff-none"), None
     signer = context.runtime.card_renderer.signer
 
     def remove_button(member: Staff) -> InlineKeyboardButton:
@@ -162,13 +169,11 @@ async def staff_list(update: Update, context: MahalleContext) -> None:
         )
 
     rows = [[remove_button(member)] for member in members]
-    await message.reply_text(
-        context.t("staff-title", count=len(members)), reply_markup=InlineKeyboardMarkup(rows)
-    )
+    return context.t("staff-title", count=len(members)), InlineKeyboardMarkup(rows)
 
 
 async def remove_staff(update: Update, context: MahalleContext) -> None:
-    """A remove button from /staff."""
+    """A remove button from /staff: the person is taken off, and the list shown anew."""
     query = update.callback_query
     assert query is not None
     parts = await coordinator_button(update, context, "sr")
@@ -184,7 +189,21 @@ async def remove_staff(update: Update, context: MahalleContext) -> None:
             user_id = moved_in(user_id)
         removed = await casework.remove_staff(session, user_id=user_id, agency_key=parts[2])
         await session.commit()
-    await alert(query, context.t("staff-removed" if removed else "already-done"))
+    text, markup = await _staff_view(context, county_scope(update, context))
+    said = context.t("staff-removed" if removed else "staff-already-removed")
+    await acknowledge(query, _show_list(query, text, markup), toast=said)
+
+
+async def _show_list(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
+    """Show the list anew in the pressed message (unless it reads the same already)."""
+    shown = query.message
+    if isinstance(shown, Message) and shown.text == text and shown.reply_markup == markup:
+        return
+    try:
+        await query.edit_message_text(text, reply_markup=markup)
+    except BadRequest as error:
+        if "message is not modified" not in str(error).lower():
+            raise
 
 
 def _in_scope(update: Update, context: MahalleContext, *, agency_key: str) -> bool:
@@ -262,12 +281,13 @@ async def _set_banned(update: Update, context: MahalleContext, *, banned: bool) 
             session=session, actor_id=actor_id, user_id=user_id, banned=banned,
             settings=context.runtime.settings,
         )  # fmt: skip
+        who = ltr(persian_digits(typed) if context.language == "fa" else str(typed))
         if refusal is not None:
-            await message.reply_text(context.t(refusal, user=ltr(str(typed))))
+            await message.reply_text(context.t(refusal, user=who))
             return
         await users.set_banned(session=session, user_id=user_id, banned=banned, actor_id=actor_id)
     if banned:
         context.runtime.banned.add(user_id)
     else:
         context.runtime.banned.discard(user_id)
-    await message.reply_text(context.t("blocked" if banned else "unblocked", user=ltr(str(typed))))
+    await message.reply_text(context.t("blocked" if banned else "unblocked", user=who))

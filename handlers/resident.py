@@ -23,7 +23,7 @@ from handlers import common, keyboards, participation, picker
 from handlers.buttons import acknowledge, alert, keyboard_removed
 from handlers.common import remember_user
 from handlers.report import END
-from models.entities import Case
+from models.entities import Case, CaseStatus
 
 NEIGHBOURHOOD_PREFIX = "mn"
 PICKING = "picking"
@@ -109,10 +109,22 @@ def _history_lines(context: MahalleContext, case: Case) -> list[str]:
             status=context.t(
                 status_key(event.to_status, undeliverable=case.undeliverable and i == latest)
             ),
-            note=f"— {isolate(cut(event.note, HISTORY_NOTE))}" if event.note else "",
+            note=(
+                f"— {isolate(cut(event.note, HISTORY_NOTE))}"
+                if event.note and event.to_status in WORDS_FOR_THE_REPORTER
+                else ""
+            ),
         ).rstrip(" :")
         for i, event in enumerate(case.events)
     ]
+
+
+# The steps whose note is words written for the reporter to read: the agency's question,
+# resolution or reason, and the reporter's own answer. Other steps keep notes for the records
+# (the domain a case was rerouted to, who placed it), in the system's own terms.
+WORDS_FOR_THE_REPORTER = frozenset(
+    {CaseStatus.NEEDS_INFO, CaseStatus.RESOLVED, CaseStatus.REJECTED, CaseStatus.ACCEPTED}
+)
 
 
 def _first_page(context: MahalleContext, case: Case, history: str) -> str:

@@ -158,7 +158,8 @@ async def test_a_bale_coordinator_blocks_the_bale_resident_of_the_number_typed(
     await report_in(both.user("rey", SAME), "دولت‌آباد")
     coordinator = both.user("rey", REY_COORDINATOR)
     answer = texts(await coordinator.send(f"/block {SAME}"))
-    assert "مسدود شد" in answer[0] and str(SAME) in answer[0], "the number as they typed it"
+    shown = persian_digits(SAME)
+    assert "مسدود شد" in answer[0] and shown in answer[0], "the number as they typed it"
     people, _ = await both.rows()
     banned = {p.id: p.banned for p in people if as_written(p.id) == SAME}
     assert banned == {SAME: False, SAME + APART: True}

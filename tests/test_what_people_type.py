@@ -203,3 +203,19 @@ async def test_staff_help_says_notes_are_typed_in_the_private_chat(
 
     assert "خصوصی" in help_text, help_text
     assert "رسیدگی شد" in help_text, help_text
+
+
+async def test_a_reporters_history_shows_no_internal_domain_keys(
+    bot: Bot, settings: Settings
+) -> None:
+    """The reporter's own case view is Persian: a reroute must not show the config's internal
+    domain key (`security`) as if it were a note from the agency."""
+    await add_staff(settings, 2001, "municipality", "رضایی")
+    resident = bot.user(1001)
+    await report(resident)
+    clerk = bot.in_group(2001, MUNICIPALITY, "رضایی")
+    await clerk.press("ارجاع")
+    await clerk.press("انتظامی")
+    case = await one_case(settings)
+    [view] = texts(await resident.send(case.code))
+    assert "security" not in view, view

@@ -463,6 +463,15 @@ async def work_on(
     return fresh
 
 
+def tell_secretaries(
+    session: AsyncSession, *, decision: CouncilDecision, settings: Settings, text: str
+) -> None:
+    """Queue `text` about a decision to those who follow the council's decisions (the
+    secretary, else the coordinators' chats)."""
+    for chat in secretaries(settings.county_named(decision.county_key)):
+        outbox.enqueue(session, chat_id=chat, purpose=COUNCIL_NOTE, payload={"text": text})
+
+
 def due_end(decision: CouncilDecision) -> datetime:
     """When a decision becomes overdue: the end of its deadline's day."""
     return as_utc(decision.deadline_at) + timedelta(days=1)

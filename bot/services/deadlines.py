@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, select
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cards import Cards, code_for_display
@@ -135,6 +135,13 @@ class OverdueCheck:
         return kinds
 
 
+def is_overdue(kinds: list[str]) -> bool:
+    """Whether thresholds passed make a case overdue: escalated, to accept or to resolve. The
+    reminder to accept is a nudge before the deadline, not overdue; /cases, the digest, /stats
+    and the weekly report all count overdue so."""
+    return any(kind != "remind" for kind in kinds)
+
+
 async def overdue_cases(
     session: AsyncSession, *, settings: Settings, now: datetime, where: tuple[Any, ...] = ()
 ) -> list[Overdue]:
@@ -226,10 +233,19 @@ async def digest(
     in_county = (Case.neighbourhood_id.in_(neighbourhoods_of_county(scope)),) if scope else ()
 
     async def moved_to(status: str) -> int:
+        """Cases that reached `status` in the day, each once; a question answered puts a
+        case back to accepted, which is no new acceptance."""
         query = (
-            select(func.count())
+            select(func.count(func.distinct(CaseEvent.case_id)))
             .select_from(CaseEvent)
-            .where(CaseEvent.to_status == status, CaseEvent.created_at >= since)
+            .where(
+                CaseEvent.to_status == status,
+                or_(
+                    CaseEvent.from_status.is_(None),
+                    CaseEvent.from_status != CaseStatus.NEEDS_INFO,
+                ),
+                CaseEvent.created_at >= since,
+            )
         )
         if scope:
             query = query.join(Case, Case.id == CaseEvent.case_id).where(*in_county)
@@ -241,17 +257,17 @@ async def digest(
     in_triage = await session.scalar(
         select(func.count()).select_from(Case).where(Case.status == CaseStatus.TRIAGE, *in_county)
     )
-    overdue = {
+    late = {
         o.case_id
         for o in await overdue_cases(session, settings=settings, now=now, where=in_county)
-        if o.kind != "remind"
+        if is_overdue([o.kind])
     }
     return Digest(
         new=int(new or 0),
         accepted=await moved_to(CaseStatus.ACCEPTED),
         resolved=await moved_to(CaseStatus.RESOLVED),
         reopened=await moved_to(CaseStatus.REOPENED),
-        overdue=len(overdue),
+        overdue=len(late),
         in_triage=int(in_triage or 0),
     )
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import selectinload
 from bot.config import Settings
 from bot.jalali import TrackingCode, as_utc
 from bot.normalize import SEARCH_BLIND, normalize, search_form
-from bot.services.deadlines import OPEN_AT_AGENCY, OverdueCheck
+from bot.services.deadlines import OPEN_AT_AGENCY, OverdueCheck, is_overdue
 from models.entities import Case, CaseEvent, CaseStatus, District, Neighbourhood
 
 # A list holds at most this many cases (an agency's open cases are far fewer).
@@ -187,7 +187,7 @@ async def list_cases(
             place,
             text,
             as_utc(since),
-            bool(check.kinds(status=status, domain_key=domain_key, since=since, now=now)),
+            is_overdue(check.kinds(status=status, domain_key=domain_key, since=since, now=now)),
         )
         for case_id, code, status, domain_key, place, text, since in rows
     ]

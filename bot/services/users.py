@@ -280,16 +280,19 @@ async def block_refusal(
     In a deployment of several counties the person must live in, or have reported in, the
     coordinator's county; one known in none (never placed) may be blocked by any."""
     person = await session.get(User, user_id)
-    if not banned:
-        return judge_unblock(is_blocked=person is not None and person.banned)
     county = settings.county_of_coordinator(actor_id)
     scope = settings.case_filter_county(county.key if county else None)
     theirs = await counties_of_person(session, user_id=user_id) if scope else set()
+    in_county = scope is None or not theirs or scope in theirs
+    is_blocked = person is not None and person.banned
+    if not banned:
+        return judge_unblock(is_blocked=is_blocked, in_county=in_county)
     is_staff = await session.scalar(select(Staff.user_id).where(Staff.user_id == user_id).limit(1))
     return judge_block(
         is_self=actor_id == user_id, is_coordinator=user_id in settings.coordinators,
-        is_staff=is_staff is not None, in_county=scope is None or not theirs or scope in theirs,
-        known=person is not None,
+        is_council=settings.council_county_of(user_id) is not None,
+        is_staff=is_staff is not None, in_county=in_county, known=person is not None,
+        is_blocked=is_blocked,
     )  # fmt: skip
 
 
