@@ -30,7 +30,7 @@ from bot.jalali import (
     utcnow,
 )
 from bot.rules import Act, Verdict
-from bot.services import casework, council, lookup, routing
+from bot.services import casework, council, lookup, outbox, routing
 from bot.services.lookup import Filters, Scope
 from bot.services.reference import list_agencies
 from handlers import common, keyboards
@@ -692,7 +692,14 @@ async def _send_card(context: MahalleContext, query: CallbackQuery, desk: Desk, 
             card = cards.agency(view)
     markup = InlineKeyboardMarkup.de_json(card["reply_markup"], None)
     sent = await context.bot.send_message(chat_id, card["text"], reply_markup=markup)
-    if case.status == CaseStatus.TRIAGE:
+    if case.status == CaseStatus.TRIAGE:  # kept, to be closed when a colleague places it
+        async with context.session() as session:
+            outbox.record_sent(
+                session, chat_id=chat_id, purpose=outbox.TRIAGE_CARD,
+                payload={"text": card["text"]}, message_id=sent.message_id, case_id=case.id,
+                now=utcnow(),
+            )  # fmt: skip
+            await session.commit()
         return
     async with context.session() as session:
         old = await session.get(Case, case.id, populate_existing=True)

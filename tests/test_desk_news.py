@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import update
 
 from bot.config import Settings
+from bot.digits import persian_digits
 from bot.jalali import utcnow
 from bot.pipeline import send_daily_digest
 from bot.services.worktime import WorkCalendar
@@ -18,7 +19,7 @@ from models.entities import Case, CaseEvent, CouncilStep
 from tests.conftest import COORDINATOR, COORDINATOR_CHAT, Bot
 from tests.fakebot import alerts, texts
 from tests.test_agency import MUNICIPALITY, add_staff, report
-from tests.test_case_desk import ANSWER, QUESTION
+from tests.test_case_desk import ANSWER, QUESTION, UNSURE
 from tests.test_council import DECISION, SECRETARY, jalali_day, with_council
 from tests.test_report_flow import cases_in
 
@@ -191,3 +192,25 @@ async def test_block_names_the_person_in_persian_digits(bot: Bot, settings: Sett
     await report(bot.user(1002))
     [answer] = texts(await bot.user(COORDINATOR).send("/block ۱۰۰۲"))
     assert "۱۰۰۲" in answer and "1002" not in answer, answer
+
+
+async def test_the_private_triage_card_stops_offering_domains_once_placed_in_the_group(
+    bot: Bot, settings: Settings
+) -> None:
+    """A coordinator opens a queued case from /cases in their private chat; meanwhile it is
+    placed from the coordinators' group card. The private copy shows its eleven domain
+    buttons no more: it says who placed it (the reverse way round:
+    tests/test_desk_and_council_edges.py)."""
+    await report(bot.user(1002), UNSURE)
+    [queued] = [c for c in await cases_in(settings) if c.status == "triage"]
+    coordinator = bot.user(COORDINATOR)
+    await coordinator.send("/cases")
+    await coordinator.press("صف تعیین حوزه")
+    await coordinator.press(persian_digits(queued.code))
+    [private_card] = [m for m in bot.api.delivered(COORDINATOR) if "نیاز به تعیین حوزه" in m.text]
+    in_group = bot.in_group(COORDINATOR, COORDINATOR_CHAT, "دبیرخانه")
+    await in_group.press("خدمات شهری")
+    [placed] = await cases_in(settings)
+    assert placed.status == "forwarded"
+    shown = bot.api.messages[(private_card.chat_id, private_card.message_id)]
+    assert not shown.buttons(), f"still offers {[b['text'] for b in shown.buttons()]}"

@@ -69,6 +69,27 @@ def enqueue(
     return row
 
 
+def record_sent(
+    session: AsyncSession,
+    *,
+    chat_id: int,
+    purpose: str,
+    payload: dict[str, Any],
+    message_id: int,
+    case_id: int | None,
+    now: datetime,
+) -> None:
+    """Keep a message sent at once, not queued (a card a person asked for), as the outbox
+    keeps what it sent: later edits of the case's copies find it there."""
+    session.add(
+        OutboxMessage(
+            chat_id=chat_id, method="sendMessage", payload=payload, purpose=purpose,
+            case_id=case_id, status=OutboxStatus.SENT, attempts=1, next_attempt_at=now,
+            sent_at=now, sent_message_id=message_id,
+        )
+    )  # fmt: skip
+
+
 async def already_enqueued(session: AsyncSession, dedupe_key: str) -> bool:
     """Whether a row with this dedupe key exists (sent or not)."""
     found = await session.scalar(
