@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     Executable,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from bot.cards import Cards
 from bot.config import Settings
@@ -30,19 +32,28 @@ from models.db import built_once, dialect_insert, table_of
 from models.entities import (
     AgendaItem,
     BanEvent,
+    Campaign,
     CampaignRecipient,
+    CampaignStatus,
     Case,
     CaseEvent,
+    CaseTask,
     ConversationState,
+    CouncilDecision,
+    CouncilStep,
+    DecisionEvent,
     District,
     Draft,
     GroupMember,
     GroupStatus,
+    HandbookReading,
+    HandbookVersion,
     Invite,
     LocalGroup,
     Neighbourhood,
     PendingInput,
     Staff,
+    TaskEvent,
     TriageCorrection,
     User,
 )
@@ -176,6 +187,7 @@ async def forget(*, session: AsyncSession, user_id: int, cards: Cards) -> int:
         .values(used_by=0)  # still used, by no one anyone can name
     )
     await participation.forget(session, user_id=user_id)
+    await _unname_actor(session, user_id=user_id)
     await _drop_owned_rows(session, user_id=user_id)
     # The row goes whole: language and neighbourhood would point at them too. (A blocked
     # person's updates never reach the bot, so forgetting is no way around a block.)
@@ -238,10 +250,64 @@ async def _forget_founder(session: AsyncSession, *, user_id: int, marker: str) -
     return words
 
 
+_Column = InstrumentedAttribute[Any]
+
+# Where a row records who acted (a clerk, a council member, a coordinator): the row stays, for
+# the history and the statistics, naming no one. Each entry: the id's column, and the other
+# columns cleared with it (a name).
+_ACTOR_COLUMNS: tuple[tuple[_Column, tuple[_Column, ...]], ...] = (
+    (TaskEvent.actor_id, (TaskEvent.actor_name,)),
+    (DecisionEvent.actor_id, (DecisionEvent.actor_name,)),
+    (CaseTask.created_by, ()),
+    (CouncilDecision.created_by, ()),
+    (AgendaItem.added_by, ()),
+    (TriageCorrection.actor_id, ()),
+    (LocalGroup.decided_by, ()),
+    (HandbookVersion.published_by, ()),
+)
+# The same for columns that must hold an id: 0, someone no one can name.
+_REQUIRED_ACTOR_COLUMNS: tuple[_Column, ...] = (
+    BanEvent.actor_id,
+    Invite.created_by,
+    Campaign.created_by,
+)
+
+
+async def _unname_actor(session: AsyncSession, *, user_id: int) -> None:
+    """Take their id and name off the rows of what they did (the rows stay); drafts of theirs go."""
+    await session.execute(
+        delete(Campaign).where(
+            Campaign.created_by == user_id, Campaign.status == CampaignStatus.DRAFT
+        )
+    )
+    await session.execute(
+        update(Campaign)
+        .where(Campaign.progress_chat_id == user_id)
+        .values(progress_chat_id=None, progress_message_id=None)
+    )
+    for column, names in _ACTOR_COLUMNS:
+        cleared = {column.key: None, **{name.key: None for name in names}}
+        await _clear(session, column, user_id=user_id, values=cleared)
+    for column in _REQUIRED_ACTOR_COLUMNS:
+        await _clear(session, column, user_id=user_id, values={column.key: 0})
+
+
+async def _clear(
+    session: AsyncSession, column: _Column, *, user_id: int, values: dict[str, Any]
+) -> None:
+    """Set `values` on the rows of `column`'s table where it holds `user_id`."""
+    await session.execute(
+        update(column.class_)
+        .where(column == user_id)
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def _drop_owned_rows(session: AsyncSession, *, user_id: int) -> None:
     """Delete the rows that are theirs alone: draft, conversations, waiting inputs,
     memberships, staff places, broadcast deliveries, the record of their being blocked and
-    unblocked."""
+    unblocked, a council step half-way, the handbook readings asked of them."""
     owned_rows = (
         (BanEvent, BanEvent.user_id),
         (Draft, Draft.user_id),
@@ -249,6 +315,8 @@ async def _drop_owned_rows(session: AsyncSession, *, user_id: int) -> None:
         (GroupMember, GroupMember.user_id),
         (Staff, Staff.user_id),
         (CampaignRecipient, CampaignRecipient.user_id),
+        (CouncilStep, CouncilStep.user_id),
+        (HandbookReading, HandbookReading.user_id),
     )
     for table, column in owned_rows:
         await session.execute(delete(table).where(column == user_id))
