@@ -17,7 +17,7 @@ from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, 
 from telegram.constants import ChatType
 from telegram.error import BadRequest
 
-from bot.cards import STATUS_KEYS, code_for_display, map_links
+from bot.cards import CASE_PREFIX, STATUS_KEYS, code_for_display, map_links
 from bot.context import MahalleContext
 from bot.digits import isolate
 from bot.fit import TEXT_LIMIT, cut, units, within
@@ -185,9 +185,30 @@ async def show_case(update: Update, context: MahalleContext, desk: Desk, case: C
         rows.append([_button(context, context.t("button-desk-card"), CARD, case.id)])
     elif case.status == CaseStatus.TRIAGE and desk.county_key is not None:
         rows.append([_button(context, context.t("button-desk-place"), CARD, case.id)])
+    else:
+        rows += await _reroute_row(context, user.id, desk, case)
     rows += _agenda_row(context, desk, case)
     text = await case_text(context, case)
     await message.reply_text(text, reply_markup=InlineKeyboardMarkup(rows) if rows else None)
+
+
+async def _reroute_row(
+    context: MahalleContext, user_id: int, desk: Desk, case: Case
+) -> list[list[InlineKeyboardButton]]:
+    """Under a case a coordinator looks at away from its agency's chat (an overdue one, say):
+    the button that sends it to another domain's agency, as its card's would. The picker and
+    the reroute are the card's own, checked again by the rules table."""
+    if desk.county_key is None:
+        return []
+    async with context.session() as session:
+        found = await casework.verdict(
+            session, user_id=user_id, act=Act.REROUTE, case=case,
+            settings=context.runtime.settings,
+        )  # fmt: skip
+    if found is not Verdict.ALLOWED:
+        return []
+    data = context.runtime.card_renderer.signer.sign(CASE_PREFIX, Act.REROUTE.value, case.id)
+    return [[InlineKeyboardButton(context.t("button-reroute"), callback_data=data)]]
 
 
 def _agenda_row(
@@ -650,7 +671,8 @@ async def open_pressed(update: Update, context: MahalleContext) -> None:
         await _send_card(context, query, desk, case)
         return
     assert query.message is not None
-    rows = _agenda_row(context, desk, case)
+    rows = await _reroute_row(context, query.from_user.id, desk, case)
+    rows += _agenda_row(context, desk, case)
     await context.bot.send_message(
         query.message.chat.id,
         await case_text(context, case),

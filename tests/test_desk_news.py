@@ -12,7 +12,7 @@ from sqlalchemy import update
 from bot.config import Settings
 from bot.digits import persian_digits
 from bot.jalali import utcnow
-from bot.pipeline import send_daily_digest
+from bot.pipeline import check_deadlines, send_daily_digest
 from bot.services.worktime import WorkCalendar
 from models.db import create_engine, create_session_factory
 from models.entities import Case, CaseEvent, CouncilStep
@@ -214,3 +214,34 @@ async def test_the_private_triage_card_stops_offering_domains_once_placed_in_the
     assert placed.status == "forwarded"
     shown = bot.api.messages[(private_card.chat_id, private_card.message_id)]
     assert not shown.buttons(), f"still offers {[b['text'] for b in shown.buttons()]}"
+
+
+async def test_coordinator_can_act_on_an_escalated_case_from_their_own_chat(
+    bot: Bot, settings: Settings
+) -> None:
+    """A water cut sent to the utilities company has waited 60 working hours unaccepted: the
+    coordinators get «🚨 … هنوز پذیرفته نشده است». The coordinator looks it up with /find in
+    their private chat (or /cases → the agency → the case), wanting to send it elsewhere or
+    act on it, as the rules allow a coordinator to, without being in the agency's group: the
+    view carries the card's reroute, and the case goes to the agency picked."""
+    await report(bot.user(1003), WATER)
+    [case] = await cases_in(settings)
+    now = utcnow()
+    calendar = WorkCalendar.configured(settings.deadlines)
+    await handed_over_at(settings, [case.id], calendar.latest_start(now, timedelta(hours=60)))
+    await check_deadlines(bot.jobs_runtime, now=now)
+    coordinator = bot.user(COORDINATOR)
+    await coordinator.send("/help")
+    assert any("هنوز پذیرفته نشده" in t for t in delivered_texts(bot, COORDINATOR_CHAT))
+
+    [found] = [c for c in await coordinator.send(f"/find {case.code}") if c.method == "sendMessage"]
+    markup = found.params.get("reply_markup") or {}
+    labels = [b["text"] for row in markup.get("inline_keyboard", []) for b in row]
+    assert any("ارجاع" in label or "کارت" in label for label in labels), (
+        f"under an escalated case the coordinator is offered only {labels}"
+    )
+    await coordinator.press("ارجاع به دستگاه دیگر")
+    closed = await coordinator.press("انتظامی")
+    [moved] = await cases_in(settings)
+    assert moved.agency_key == "police" and moved.status == "forwarded"
+    assert any("کلانتری" in c.text for c in closed if c.method == "editMessageText")
