@@ -10,10 +10,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Bot
+from telegram.error import TelegramError
 
 from bot.digits import persian_digits
+from bot.fit import in_messages
 from bot.jalali import format_week, utcnow
-from bot.reports import agency_week_text, stats_text, weekly_chart
+from bot.reports import agency_week_text, earlier_weeks_text, stats_text, weekly_chart
 from bot.runtime import Runtime
 from bot.services import (
     asking,
@@ -262,12 +264,7 @@ async def send_weekly_report(bot: Bot, runtime: Runtime, *, now: datetime) -> No
         else:  # an empty week says so, without a list of empty figures
             quiet = [heading + "\n" + t("weekly-empty")]
         quiet.append(agency_week_text(agencies, t))
-        quiet.append(
-            t(
-                "weekly-earlier", counts=" / ".join(t("weekly-count", n=n) for n in earlier),
-                average=sum(earlier) // len(earlier), total=figures.total,
-            )
-        )  # fmt: skip
+        quiet.append(earlier_weeks_text(earlier, figures.total, t, language))
         if read is not None and read.fraction is not None:
             shown = persian_digits if language == "fa" else str
             quiet.append(
@@ -276,11 +273,34 @@ async def send_weekly_report(bot: Bot, runtime: Runtime, *, now: datetime) -> No
                     percent=shown(round(read.fraction * 100)),
                 )
             )  # fmt: skip
-        text = "\n\n".join([*quiet, decisions])
+        texts = _paragraphs_in_messages([*quiet, "\n".join(decisions)])
         sender = runtime.for_county(county.key).bot or bot  # the bot that serves the county
         for target in [*([chat] if chat is not None else []), *council.members_of(county)]:
-            await sender.send_photo(target, chart, caption=caption)
+            await _send_weekly(sender, target, chart, caption, texts, county=county.key)
+
+
+def _paragraphs_in_messages(paragraphs: list[str]) -> list[str]:
+    """Paragraphs, a blank line between them, in as many messages as fit Telegram's limit,
+    broken between lines (thirty open decisions outgrow one message)."""
+    lines = [line for paragraph in paragraphs for line in ("", *paragraph.split("\n"))][1:]
+    return [text.strip("\n") for text in in_messages(lines) if text.strip("\n")]
+
+
+async def _send_weekly(
+    sender: Bot, target: int, chart: bytes, caption: str, texts: list[str], *, county: str
+) -> None:
+    """The chart and the report's messages to one chat. They are sent directly, not through
+    the outbox that would retry them, so a chat that refuses them is logged and passed over:
+    the members after it still receive theirs."""
+    try:
+        await sender.send_photo(target, chart, caption=caption)
+        for text in texts:
             await sender.send_message(target, text)
+    except TelegramError as error:
+        log.warning(  # no chat id: a member's chat is their account
+            "the weekly report of county %s did not reach one of its chats: %s",
+            county, type(error).__name__,
+        )  # fmt: skip
 
 
 async def send_council_agendas(runtime: Runtime, *, now: datetime) -> int:

@@ -43,7 +43,8 @@ def stats_text(stats: Stats, t: Translate, language: str, *, heading: str | None
         or t(
             "stats-title",
             start=format_date(stats.start, language),
-            end=format_date(stats.end, language),
+            # The period is [start, end): its last day is the one before `end`'s midnight.
+            end=format_date(stats.end - timedelta(microseconds=1), language),
             total=stats.total,
         )
     ]
@@ -102,6 +103,15 @@ def agency_week_text(agencies: Sequence[AgencyWeek], t: Translate) -> str:
         for a in agencies
     ]
     return "\n".join(lines)
+
+
+def earlier_weeks_text(earlier: Sequence[int], total: int, t: Translate, language: str) -> str:
+    """The weekly report's line comparing the week's `total` with the weeks before it (latest
+    first) and their average, to one decimal (three reports in four weeks average 0.8)."""
+    return t(
+        "weekly-earlier", counts=" / ".join(t("weekly-count", n=n) for n in earlier),
+        average=_number(sum(earlier) / len(earlier), language), total=total,
+    )  # fmt: skip
 
 
 def _font() -> Any:

@@ -27,6 +27,7 @@ from bot.services import council, stats
 from bot.services.transitions import TransitionRefusedError
 from handlers import staff
 from handlers.buttons import acknowledge, alert, already_done, refused
+from handlers.desk import period_words
 from models.entities import Agency, Case, CouncilDecision, CouncilStep, DecisionStatus
 
 PATTERN_PREFIX = "agp"  # `agp:<neighbourhood id>:<domain key>`: put a pattern on the agenda
@@ -55,7 +56,7 @@ def members(settings: Settings) -> set[int]:
 
 async def member_stats(update: Update, context: MahalleContext) -> None:
     """/stats for a council member who is no coordinator: this week's figures of their
-    county, read-only (no buttons)."""
+    county, read-only (no buttons); asked for another period, they are told so first."""
     message, user = update.effective_message, update.effective_user
     assert message is not None and user is not None
     settings = context.runtime.settings
@@ -67,7 +68,10 @@ async def member_stats(update: Update, context: MahalleContext) -> None:
             session, settings=settings, start=stats.week_start(now), end=now, now=now,
             county_key=settings.case_filter_county(county.key),
         )  # fmt: skip
-    await message.reply_text(stats_text(figures, context.t, context.language))
+    text = stats_text(figures, context.t, context.language)
+    if period_words(context, context.args or []) not in ([], ["week"]):
+        text = f"{context.t('stats-members-week')}\n\n{text}"
+    await message.reply_text(text)
 
 
 async def agenda_add(update: Update, context: MahalleContext) -> None:

@@ -14,6 +14,7 @@ from bot.context import MahalleContext
 from bot.digits import ascii_digits, isolate, ltr, persian_digits
 from bot.ids import as_written, moved_in
 from bot.jalali import format_date, parse_jalali_date, utcnow
+from bot.normalize import split_list, squash
 from bot.reports import EXPORT_COLUMN_KEYS, export_rows, stats_text, write_export
 from bot.services import casework, stats, users
 from bot.services.reference import list_agencies
@@ -28,6 +29,25 @@ from handlers.coordinator import (
 from models.entities import Staff
 
 PERIOD_KEYS = {"week": "button-this-week", "month": "button-this-month"}
+# The words for each period of /stats, as people type them (locale keys).
+PERIOD_WORDS = {"week": "stats-words-week", "month": "stats-words-month"}
+
+
+def period_words(context: MahalleContext, arguments: list[str]) -> list[str]:
+    """The arguments of /stats with a period typed in words, in any language ("month", "this
+    month", or the Persian for them), as its own word ("month"); dates, or anything else, as
+    they are."""
+    typed = _word_form(" ".join(arguments))
+    for word, key in PERIOD_WORDS.items():
+        listed = context.runtime.translate.every_language(key)
+        if typed in {_word_form(form) for forms in listed for form in split_list(forms)}:
+            return [word]
+    return arguments
+
+
+def _word_form(text: str) -> str:
+    """A typed word as it is compared: letters folded, spacing and case ignored."""
+    return squash(text).casefold()
 
 
 def period(
@@ -48,10 +68,11 @@ def period(
 
 @coordinators_only
 async def show_stats(update: Update, context: MahalleContext) -> None:
-    """/stats [week|month|FROM TO]: the figures for a period, with buttons for the usual ones."""
+    """/stats [week|month|FROM TO], the period in any language's words: the figures for it,
+    with buttons for the usual ones."""
     message = update.effective_message
     assert message is not None
-    span = period(context.args or [], default="week", now=utcnow())
+    span = period(period_words(context, context.args or []), default="week", now=utcnow())
     if span is None:
         await message.reply_text(context.t("stats-usage"))
         return

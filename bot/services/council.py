@@ -539,11 +539,11 @@ async def open_decisions(
 
 async def weekly_lines(
     session: AsyncSession, *, county_key: str, cards: Cards, now: datetime
-) -> str:
-    """The weekly report's part on decisions: each open one, overdue first."""
+) -> list[str]:
+    """The weekly report's part on decisions, line by line: each open one, overdue first."""
     found = await open_decisions(session, county_key=county_key, now=now)
     if not found:
-        return cards.t("weekly-decisions-none")
+        return [cards.t("weekly-decisions-none")]
     lines = [cards.t("weekly-decisions-title", count=_number(len(found), cards.language))]
     for decision, agency, overdue in found:
         lines.append(
@@ -554,7 +554,7 @@ async def weekly_lines(
                 status=cards.t(STATUS_KEYS[DecisionStatus(decision.status)]),
             )
         )  # fmt: skip
-    return "\n".join(lines)
+    return lines
 
 
 async def export_rows(
