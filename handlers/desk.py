@@ -127,13 +127,14 @@ def _period_buttons(context: MahalleContext) -> InlineKeyboardMarkup:
 
 @coordinators_only
 async def export(update: Update, context: MahalleContext) -> None:
-    """/export [FROM TO] [xlsx]: the cases as a file Excel opens (CSV by default)."""
+    """/export [week|month|FROM TO] [xlsx], the period in any language's words: the cases as a
+    file Excel opens (CSV by default)."""
     message = update.effective_message
     assert message is not None
     arguments = list(context.args or [])
     file_format = "xlsx" if arguments and arguments[-1].lower() == "xlsx" else "csv"
     arguments = [a for a in arguments if a.lower() not in ("xlsx", "csv")]
-    span = period(arguments, default="month", now=utcnow())
+    span = period(period_words(context, arguments), default="month", now=utcnow())
     if span is None:
         await message.reply_text(context.t("export-usage"))
         return

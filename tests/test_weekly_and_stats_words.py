@@ -172,3 +172,11 @@ async def test_a_council_member_asking_for_the_month_is_not_given_the_week_unsai
     assert figures == week
     [plain] = texts(await member.send("/stats هفته"))
     assert plain == week
+
+
+async def test_export_takes_the_month_in_persian_too(bot: Bot, settings: Settings) -> None:
+    """«/export ماه» is this month's cases as a file, as "/export month" is."""
+    await report(bot.user(1001))
+    calls = await bot.user(COORDINATOR).send("/export ماه")
+    assert [c.method for c in calls if c.method == "sendDocument"] == ["sendDocument"]
+    assert not any("نمونه" in text for text in texts(calls))
