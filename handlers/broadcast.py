@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot.broadcasting import send_content
 from bot.context import MahalleContext
-from bot.digits import ltr
-from bot.fit import units
+from bot.digits import isolate, ltr
+from bot.fit import units, within
 from bot.jalali import format_datetime, parse_jalali_datetime, utcnow
 from bot.normalize import split_list
 from bot.pipeline import start_campaign
 from bot.services import broadcasts, places
-from bot.services.reference import list_agencies
+from bot.services.reference import list_agencies, snapshot
 from handlers import keyboards
 from handlers.buttons import acknowledge, alert, keyboard_removed, tidying
 from handlers.common import message_of, user_id_of
@@ -180,7 +181,7 @@ async def take_neighbourhoods(update: Update, context: MahalleContext) -> object
     if campaign is None:
         return await _lost(update, context)
     names = split_list(message.text or "")
-    found = []
+    found, unmatched = [], []
     county = county_scope(update, context)
     async with context.session() as session:
         for name in names:
@@ -188,6 +189,7 @@ async def take_neighbourhoods(update: Update, context: MahalleContext) -> object
                 session=session, typed=name, limit=1, county_key=county
             )
             found += [m for m in matches if m not in found]
+            unmatched += [] if matches else [name]
     if not found:
         await message.reply_text(context.t("search-nothing"))
         return NEIGHBOURHOODS
@@ -201,8 +203,13 @@ async def take_neighbourhoods(update: Update, context: MahalleContext) -> object
             "county": county,
         },
     )
-    chosen = "\n".join(f"• {p.name}" for p in found)
-    await message.reply_text(context.t("broadcast-neighbourhoods-chosen", names=chosen))
+    chosen = context.t(
+        "broadcast-neighbourhoods-chosen", names="\n".join(f"• {p.name}" for p in found)
+    )
+    if unmatched:  # said, not silently left out of the audience
+        left_out = "\n".join(f"• {isolate(name)}" for name in unmatched)
+        chosen += "\n\n" + context.t("broadcast-neighbourhoods-unmatched", names=left_out)
+    await message.reply_text(within(chosen))
     return await _ask_schedule(update, context)
 
 
@@ -245,17 +252,41 @@ async def _preview(update: Update, context: MahalleContext, scheduled: Any) -> o
     when = format_datetime(scheduled, context.language) if scheduled else context.t("broadcast-now")
     go = InlineKeyboardButton(context.t("button-broadcast-go"), callback_data="bg:go")
     cancel = InlineKeyboardButton(context.t("button-cancel-report"), callback_data="bg:cancel")
-    summary = context.t(
-        "broadcast-summary",
-        count=count,
-        audience=context.t(AUDIENCE_KEYS[campaign.audience["kind"]]),
-        when=when,
-    )
+    async with context.session() as session:
+        audience = await _audience_named(context, session, campaign.audience)
+    summary = context.t("broadcast-summary", count=count, audience=audience, when=when)
     if count == 0:  # nothing to send: no button that would "queue" it for nobody
         summary += "\n\n" + context.t("broadcast-nobody")
     markup = InlineKeyboardMarkup([[go, cancel] if count else [cancel]])
     await context.bot.send_message(chat_id, summary, reply_markup=markup)
     return CONFIRM
+
+
+# How many chosen places or agencies the summary names before it says how many more.
+NAMED_AT_MOST = 15
+
+
+async def _audience_named(
+    context: MahalleContext, session: AsyncSession, audience: dict[str, Any]
+) -> str:
+    """The audience as the summary names it: its kind, and the districts, neighbourhoods or
+    agencies chosen (the first NAMED_AT_MOST, then how many more)."""
+    kind = context.t(AUDIENCE_KEYS[audience["kind"]])
+    if audience["kind"] == "districts":
+        listed = await places.list_districts(session=session, county_key=audience.get("county"))
+        names = [d.name for d in listed if d.id in audience["ids"]]
+    elif audience["kind"] == "neighbourhoods":
+        known = (await snapshot(session)).places
+        names = [known[i].name for i in audience["ids"] if i in known]
+    elif audience["kind"] == "staff":
+        agencies = await list_agencies(session=session, county_key=audience.get("county"))
+        names = [a.name for a in agencies if a.key in audience["agencies"]]
+    else:
+        return kind
+    shown = context.t("list-separator").join(isolate(name) for name in names[:NAMED_AT_MOST])
+    if len(names) > NAMED_AT_MOST:
+        shown += context.t("broadcast-and-more", count=len(names) - NAMED_AT_MOST)
+    return context.t("broadcast-audience-named", kind=kind, names=shown)
 
 
 async def confirm(update: Update, context: MahalleContext) -> object:

@@ -150,7 +150,8 @@ async def took_owed_step(update: Update, context: MahalleContext) -> bool:
 
 async def unexpected_outside_flow(update: Update, context: MahalleContext) -> None:
     """Anything in a private chat that no flow is waiting for: the step a staff member owes
-    here, if any; else point to the menu."""
+    here, if any; else, to a reporter whose case waits for them, the answer taken from a reply
+    or the buttons of what it waits for (`followup.owed_by_reporter`); else point to the menu."""
     message = update.effective_message
     assert message is not None
     if await took_owed_step(update, context):

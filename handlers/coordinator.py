@@ -13,6 +13,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from bot.cards import PLACE_PREFIX
 from bot.context import MahalleContext
 from bot.digits import isolate, ltr
+from bot.fit import cut
 from bot.jalali import utcnow
 from bot.normalize import normalize, squash
 from bot.rules import Act, Verdict
@@ -134,6 +135,7 @@ async def triage_pick(update: Update, context: MahalleContext) -> None:
 
 
 INVITE_PREFIX = "invite"  # an agency picked for an invite: `invite:<agency key>`
+NAME_SHOWN = 60  # of a name typed after /invite, what is said back
 
 
 @coordinators_only
@@ -146,14 +148,18 @@ async def invite(update: Update, context: MahalleContext) -> None:
     county = county_scope(update, context)
     async with context.session() as session:
         offered = await list_agencies(session=session, county_key=county)
-        agency = _agency_named(offered, wanted)
-        if agency is None:
-            said = context.t("invite-unknown", name=isolate(wanted)) + "\n" if wanted else ""
+        named = _agencies_named(offered, wanted)
+        if len(named) != 1:
+            said = ""
+            if wanted.strip():
+                key = "invite-several" if named else "invite-unknown"
+                said = context.t(key, name=isolate(cut(wanted, NAME_SHOWN))) + "\n"
             await message.reply_text(
-                said + context.t("invite-choose"), reply_markup=_agency_buttons(context, offered)
+                said + context.t("invite-choose"),
+                reply_markup=_agency_buttons(context, named or offered),
             )
             return
-        link = await _invite_link(context, session, agency, update.effective_user.id)
+        link = await _invite_link(context, session, named[0], update.effective_user.id)
         await session.commit()
     await message.reply_text(link)
 
@@ -169,28 +175,26 @@ async def invite_pressed(update: Update, context: MahalleContext) -> None:
     async with context.session() as session:
         agency = await session.get(Agency, parts[1])
         if agency is None or (county is not None and agency.county_key != county):
-            await alert(query, context.t("coordinators-only"))
+            await alert(query, context.t("button-stale"))
             return
         link = await _invite_link(context, session, agency, query.from_user.id)
         await session.commit()
     await acknowledge(query, query.edit_message_text(link))
 
 
-def _agency_named(agencies: list[Agency], wanted: str) -> Agency | None:
-    """The agency whose key is `wanted`, or whose name it is or alone contains (spelling,
-    spaces and ZWNJ aside); None when none or several match."""
+def _agencies_named(agencies: list[Agency], wanted: str) -> list[Agency]:
+    """The agencies `wanted` may name: the one with that key, else those whose name it is, else
+    those whose name contains it (spelling, spaces and ZWNJ aside)."""
     if not wanted.strip():
-        return None
+        return []
     by_key = [a for a in agencies if a.key.lower() == wanted.strip().lower()]
     if by_key:
-        return by_key[0]
+        return by_key
     folded = _name_key(wanted)
     if not folded:
-        return None
+        return []
     exact = [a for a in agencies if _name_key(a.name) == folded]
-    within = [a for a in agencies if folded in _name_key(a.name)]
-    found = exact or within
-    return found[0] if len(found) == 1 else None
+    return exact or [a for a in agencies if folded in _name_key(a.name)]
 
 
 # A written ezafe after a final he ("kamite-ye emdad" typed with its ye) names the same agency.

@@ -23,7 +23,7 @@ from bot.digits import isolate
 from bot.jalali import as_utc, format_date, jalali_year, parse_jalali_date, spoken_codes, utcnow
 from bot.reports import inert, stats_text
 from bot.rules import Act, Verdict
-from bot.services import council, stats
+from bot.services import casework, council, stats
 from bot.services.transitions import TransitionRefusedError
 from handlers import staff
 from handlers.buttons import acknowledge, alert, already_done, refused
@@ -326,6 +326,11 @@ LAPSED = {
 }
 
 
+# How long after a step lapsed a message is still answered as that step come too late; later
+# it is read as whatever else it is.
+LAPSE_SAID_WITHIN = timedelta(hours=12)
+
+
 def _minutes_for(kind: str) -> int:
     """How long a typed step of this kind waits."""
     return MEETING_MINUTES if kind in LAPSED else STEP_MINUTES
@@ -340,10 +345,16 @@ async def owed_step(update: Update, context: MahalleContext) -> bool:
         step = await council.get_step(session, user.id)
         if step is None:
             return False
-        lapsed = utcnow() - as_utc(step.created_at) > timedelta(minutes=_minutes_for(step.kind))
+        waited = utcnow() - as_utc(step.created_at)
+        lapsed = waited > timedelta(minutes=_minutes_for(step.kind))
         if staff.is_cancel(message) or lapsed:
             await session.delete(step)
+            other = await casework.pending_input(session, user_id=user.id, chat_id=message.chat.id)
             await session.commit()
+            if lapsed and (other is not None or waited > LAPSE_SAID_WITHIN + timedelta(
+                minutes=_minutes_for(step.kind)
+            )):  # fmt: skip
+                return False  # another step is owed, or this one is long forgotten
             said = LAPSED.get(step.kind, "step-expired") if lapsed else "step-cancelled"
             await message.reply_text(context.t(said))
             return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.ext import ConversationHandler
 
@@ -13,11 +15,13 @@ from bot.rules import Act, Verdict, allowed_from
 from bot.services import cases, casework
 from bot.services.transitions import TransitionRefusedError
 from handlers import keyboards
-from handlers.buttons import acknowledge, alert, keyboard_removed, signed_case
+from handlers.buttons import acknowledge, alert, keyboard_removed, signed_case, tidying
 from models.entities import Agency, Case
 
 ANSWERING = "answering"
 END = ConversationHandler.END
+# The callback data of what a case waits for from its reporter: answer, fixed or not, rating.
+OWED_PREFIXES = ("an:", "fx:", "rt:")
 MAX_ANSWER = 2000
 
 
@@ -157,7 +161,21 @@ async def fixed_or_not(update: Update, context: MahalleContext) -> None:
             return
         await session.commit()
     context.runtime.wake_outbox()
-    await acknowledge(query, keyboard_removed(query))
+    await acknowledge(query, _owed_buttons_removed(query))
+
+
+def _owed_buttons_removed(query: CallbackQuery) -> Awaitable[None]:
+    """The pressed message without the buttons of what the case waited for from its reporter:
+    on a notice, all of them; on a case's view in "my reports", its paging and way back stay."""
+    markup = getattr(query.message, "reply_markup", None)
+    rows = [
+        list(row)
+        for row in (markup.inline_keyboard if isinstance(markup, InlineKeyboardMarkup) else ())
+        if not any(str(b.callback_data or "").startswith(OWED_PREFIXES) for b in row)
+    ]
+    if not rows:
+        return keyboard_removed(query)
+    return tidying(query.edit_message_reply_markup(reply_markup=InlineKeyboardMarkup(rows)))
 
 
 async def rate(update: Update, context: MahalleContext) -> None:
@@ -174,7 +192,7 @@ async def rate(update: Update, context: MahalleContext) -> None:
     if not stored:
         await alert(query, context.t("already-answered"))
         return
-    await acknowledge(query, keyboard_removed(query))  # the thanks, once, as a message
+    await acknowledge(query, _owed_buttons_removed(query))  # the thanks, once, as a message
     await context.bot.send_message(query.from_user.id, context.t("rating-thanks"))
 
 

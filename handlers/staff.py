@@ -19,10 +19,11 @@ from telegram.error import BadRequest, Forbidden
 from bot.cards import BACK, CASE_PREFIX, REROUTE_PREFIX, code_for_display, domain_picker
 from bot.context import MahalleContext
 from bot.digits import isolate
+from bot.fit import fit
 from bot.ids import as_written
 from bot.jalali import utcnow
 from bot.rules import CARD_ORDER, Act, Verdict
-from bot.services import casework, routing, tasks
+from bot.services import casework, outbox, routing, tasks
 from bot.services.cases import visible_count
 from bot.services.transitions import TransitionRefusedError, last_event
 from handlers.buttons import acknowledge, alert, case_moved_on, close_with, refused_on_case
@@ -134,7 +135,7 @@ async def case_button(update: Update, context: MahalleContext) -> None:
     change: Awaitable[object]
     if word == Act.REROUTE:
         change = query.edit_message_reply_markup(
-            reply_markup=_domain_picker(context, case.id, choices)
+            reply_markup=_domain_picker(context, case.id, choices, on_card=_on_card(query, case))
         )
     else:
         change = query.edit_message_text(card["text"], reply_markup=_markup(card))
@@ -142,12 +143,23 @@ async def case_button(update: Update, context: MahalleContext) -> None:
 
 
 def _domain_picker(
-    context: MahalleContext, case_id: int, choices: list[tuple[str, str]]
+    context: MahalleContext, case_id: int, choices: list[tuple[str, str]], *, on_card: bool
 ) -> InlineKeyboardMarkup:
+    """The domains to reroute to; "back" (to the card's buttons) only on the card itself."""
     cards = context.runtime.card_renderer
+    back = BACK if on_card else None
     return InlineKeyboardMarkup.de_json(
-        domain_picker(case_id, choices, cards.signer, action=REROUTE_PREFIX, back=BACK, t=cards.t),
+        domain_picker(case_id, choices, cards.signer, action=REROUTE_PREFIX, back=back, t=cards.t),
         None,
+    )
+
+
+def _on_card(query: CallbackQuery, case: Case) -> bool:
+    """Whether the pressed message is the case's card (not a coordinator's view of the case)."""
+    shown = query.message
+    return shown is not None and (shown.chat.id, shown.message_id) == (
+        case.card_chat_id,
+        case.card_message_id,
     )
 
 
@@ -197,7 +209,9 @@ async def reroute_to(update: Update, context: MahalleContext) -> None:
     _, case, parts = pressed
     domain_key = parts[2]
     name = display_name(query.from_user)
+    card = None if _on_card(query, case) else (case.card_chat_id, case.card_message_id)
     async with context.session() as session:
+        before = await routing.case_view(session, case.id)
         try:
             await routing.reroute(
                 session,
@@ -217,10 +231,20 @@ async def reroute_to(update: Update, context: MahalleContext) -> None:
             actor_id=query.from_user.id, actor_name=name, cards=context.runtime.card_renderer,
             now=utcnow(),
         )  # fmt: skip
-        await session.commit()
         view = await routing.case_view(session, case.id)
+        away = context.t("card-rerouted-away", agency=view.agency_name, name=isolate(name))
+        if card is not None and card[0] is not None and card[1] is not None:
+            # Rerouted from a coordinator's view: the card in the former agency's chat says so,
+            # its buttons gone (an edit that fails changes nothing else, as a notice's).
+            old = context.runtime.card_renderer.agency(before)["text"]
+            outbox.enqueue(
+                session, chat_id=card[0], purpose=outbox.COORDINATOR_NOTICE,
+                method="editMessageText",
+                payload={"message_id": card[1], "text": fit(lambda t: f"{t}\n\n{away}", old)},
+                case_id=case.id,
+            )  # fmt: skip
+        await session.commit()
     context.runtime.wake_outbox()
-    away = context.t("card-rerouted-away", agency=view.agency_name, name=isolate(name))
     await close_with(query, away)
 
 

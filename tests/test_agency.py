@@ -363,6 +363,14 @@ async def test_an_invite_names_its_agency_in_persian_or_from_buttons(
     unknown = texts(await coordinator.send("/invite آتش‌نشانی"))[0]
     assert "پیدا نشد" in unknown and "کدام دستگاه" in unknown
     assert "start=join_" not in unknown, "no invite made for a guess"
+    several = await coordinator.send("/invite و")
+    [said] = texts(several)
+    assert "چند دستگاه" in said and "پیدا نشد" not in said, said
+    offered = [
+        b["text"] for row in several[-1].params["reply_markup"]["inline_keyboard"] for b in row
+    ]
+    assert "آموزش و پرورش" in offered and "بهزیستی" not in offered, "only those it matches"
+    await coordinator.send("/invite")
     welfare = coordinator.data_of("بهزیستی")
     edited = await coordinator.press("کلانتری / فراجا")
     [link] = [c.text for c in edited if c.method == "editMessageText"]

@@ -16,7 +16,7 @@ from bot.pipeline import check_deadlines, send_daily_digest
 from bot.services.worktime import WorkCalendar
 from models.db import create_engine, create_session_factory
 from models.entities import Case, CaseEvent, CouncilStep
-from tests.conftest import COORDINATOR, COORDINATOR_CHAT, Bot
+from tests.conftest import COORDINATOR, COORDINATOR_CHAT, Bot, agency_chat
 from tests.fakebot import alerts, texts
 from tests.test_agency import MUNICIPALITY, add_staff, report
 from tests.test_case_desk import ANSWER, QUESTION, UNSURE
@@ -187,8 +187,8 @@ async def test_removing_a_clerk_from_staff_updates_the_list_and_says_so_in_its_o
 
 
 async def test_block_names_the_person_in_persian_digits(bot: Bot, settings: Settings) -> None:
-    """The coordinator types «/block ۱۰۰۲» in Persian digits; the bot answers «کاربر 1002 مسدود
-    شد», in Latin digits, unlike every other number it shows."""
+    """The coordinator types «/block ۱۰۰۲» in Persian digits; the bot names the person in
+    Persian digits, as every other number it shows."""
     await report(bot.user(1002))
     [answer] = texts(await bot.user(COORDINATOR).send("/block ۱۰۰۲"))
     assert "۱۰۰۲" in answer and "1002" not in answer, answer
@@ -245,3 +245,62 @@ async def test_coordinator_can_act_on_an_escalated_case_from_their_own_chat(
     [moved] = await cases_in(settings)
     assert moved.agency_key == "police" and moved.status == "forwarded"
     assert any("کلانتری" in c.text for c in closed if c.method == "editMessageText")
+    await coordinator.send("/help")  # the outbox runs
+    utilities = agency_chat(1)
+    [card] = [m for m in bot.api.delivered(utilities) if m.buttons() or "کلانتری" in m.text]
+    shown = bot.api.messages[(card.chat_id, card.message_id)]
+    assert shown.buttons() == [] and "کلانتری" in shown.text, "the former agency's card closed"
+
+
+async def test_a_district_broadcast_names_its_districts_where_it_is_confirmed(
+    bot: Bot, settings: Settings
+) -> None:
+    """A water-cut notice for district 6: the screen that asks «ارسال شود؟» names the district
+    chosen with buttons, not only the kind of audience."""
+    await report(bot.user(1001))  # Yousefabad, district 6, opted in
+    coordinator = bot.user(COORDINATOR)
+    await coordinator.send("/broadcast")
+    await coordinator.send("اطلاعیه: فردا آب منطقه از ساعت ۹ تا ۱۲ قطع است")
+    await coordinator.press("ساکنان منطقه")
+    await coordinator.press("منطقه ۶")
+    await coordinator.press("تأیید")
+    await coordinator.press("همین حالا")
+    [summary] = [m for m in bot.api.delivered(COORDINATOR) if "ارسال شود؟" in m.text]
+    assert "گیرندگان: ۱ نفر" in summary.text
+    assert "منطقه ۶" in summary.text and "منطقه ۷" not in summary.text, summary.text
+
+
+async def test_a_neighbourhood_name_that_matches_none_is_said_not_dropped(
+    bot: Bot, settings: Settings
+) -> None:
+    """Of two neighbourhoods typed, one is misspelt beyond recognition: the coordinator is
+    told which name added no one, and the summary names the one that matched."""
+    await report(bot.user(1001))  # Yousefabad, opted in
+    coordinator = bot.user(COORDINATOR)
+    await coordinator.send("/broadcast")
+    await coordinator.send("اطلاعیه: فردا از ساعت ۹ تا ۱۲ آب قطع است")
+    await coordinator.press("ساکنان محله‌های انتخابی")
+    [chosen, *_] = texts(await coordinator.send("یوسف آباد، زززخخخ"))
+    assert "یوسف‌آباد" in chosen and "جور نشد" in chosen and "زززخخخ" in chosen, chosen
+    summary = texts(await coordinator.press("همین حالا"))[-1]
+    assert "گیرندگان: ۱ نفر" in summary and "یوسف‌آباد" in summary, summary
+
+
+async def test_digest_counts_a_case_resolved_while_its_question_waited(
+    bot: Bot, settings: Settings
+) -> None:
+    """The clerk asks the reporter a question, then resolves the case without waiting for the
+    answer: the digest counts it resolved."""
+    await add_staff(settings, 2001, "municipality", "رضایی")
+    await report(bot.user(1007))
+    clerk = bot.in_group(2001, MUNICIPALITY, "رضایی")
+    await clerk.press("پذیرش")
+    await clerk.press("پرسش از گزارش‌دهنده")
+    await clerk.reply(QUESTION)
+    await clerk.press("رسیدگی شد")
+    await clerk.reply("سطل زباله تخلیه و شسته شد")
+    assert (await cases_in(settings))[0].status == "resolved"
+    await send_daily_digest(bot.jobs_runtime, now=utcnow())
+    await bot.user(4242).send("/help")
+    [digest] = [t for t in delivered_texts(bot, COORDINATOR_CHAT) if "خلاصهٔ روز" in t]
+    assert "رسیدگی‌شده: ۱" in digest and "پذیرفته‌شده: ۱" in digest, digest

@@ -5,6 +5,7 @@ them was once confused, misled or stuck, and says what they see instead."""
 from __future__ import annotations
 
 from bot.config import Settings
+from bot.digits import persian_digits
 from tests.conftest import Bot, agency_chat
 from tests.fakebot import ChatUser, alerts, texts
 from tests.test_agency import add_staff, one_case, report
@@ -219,3 +220,23 @@ async def test_a_reporters_history_shows_no_internal_domain_keys(
     case = await one_case(settings)
     [view] = texts(await resident.send(case.code))
     assert "security" not in view, view
+
+
+async def test_rating_from_the_case_view_keeps_its_way_back(bot: Bot, settings: Settings) -> None:
+    """A closed case opened from «گزارش‌های من» offers its rating; once rated, the stars go and
+    the way back to the list stays."""
+    resident, clerk = await accepted_case(bot, settings)
+    await clerk.press("رسیدگی شد")
+    await clerk.private().send("سطل زباله تخلیه شد")
+    await resident.press("بله، برطرف شد")
+    await resident.send("📋 گزارش‌های من")
+    case = await one_case(settings)
+    view = await resident.press(persian_digits(case.code))
+    [shown] = [c for c in view if c.method == "editMessageText"]
+    labels = [b["text"] for row in shown.params["reply_markup"]["inline_keyboard"] for b in row]
+    assert "۵⭐" in labels and any("بازگشت" in label for label in labels), labels
+    rated = await resident.press("۵⭐")
+    [kept] = [c for c in rated if c.method == "editMessageReplyMarkup"]
+    left = [b["text"] for row in kept.params["reply_markup"]["inline_keyboard"] for b in row]
+    assert "۵⭐" not in left and any("بازگشت" in label for label in left), left
+    assert (await one_case(settings)).rating == 5

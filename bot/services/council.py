@@ -546,10 +546,11 @@ async def weekly_lines(
         return [cards.t("weekly-decisions-none")]
     lines = [cards.t("weekly-decisions-title", count=_number(len(found), cards.language))]
     for decision, agency, overdue in found:
+        flat = " ".join(decision.text.split())[:120]  # one line: a message may end after any
         lines.append(
             cards.t(
                 "weekly-decision-overdue" if overdue else "weekly-decision-open",
-                number=_number(decision.id, cards.language), text=isolate(decision.text[:120]),
+                number=_number(decision.id, cards.language), text=isolate(flat),
                 agency=agency, date=format_date(decision.deadline_at, cards.language),
                 status=cards.t(STATUS_KEYS[DecisionStatus(decision.status)]),
             )

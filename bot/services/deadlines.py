@@ -238,15 +238,15 @@ async def digest(
         query = (
             select(func.count(func.distinct(CaseEvent.case_id)))
             .select_from(CaseEvent)
-            .where(
-                CaseEvent.to_status == status,
+            .where(CaseEvent.to_status == status, CaseEvent.created_at >= since)
+        )
+        if status == CaseStatus.ACCEPTED:
+            query = query.where(
                 or_(
                     CaseEvent.from_status.is_(None),
                     CaseEvent.from_status != CaseStatus.NEEDS_INFO,
-                ),
-                CaseEvent.created_at >= since,
+                )
             )
-        )
         if scope:
             query = query.join(Case, Case.id == CaseEvent.case_id).where(*in_county)
         return int(await session.scalar(query) or 0)
