@@ -73,6 +73,23 @@ async def test_the_card_shows_a_question_waiting_for_the_reporter(
     assert "نیاز به اطلاعات بیشتر" in (await card_as_shown(bot, settings)).text
 
 
+async def test_the_card_still_names_the_clerk_after_the_reporter_answers(
+    bot: Bot, settings: Settings
+) -> None:
+    """The reporter answers the question: the card is back «در دست بررسی» and still says who
+    last acted on it (the reporter, unnamed to the agency, is not that)."""
+    clerk = await rezaei_on_a_case(bot, settings)
+    await clerk.press("پذیرش")
+    await clerk.press("پرسش از گزارش‌دهنده")
+    await clerk.reply("دقیقاً جلوی کدام پلاک است؟")
+    resident = bot.user()
+    await resident.press("پاسخ می‌دهم")
+    await resident.send("جلوی پلاک ۱۲، کنار درخت چنار")
+    assert (await one_case(settings)).status == "accepted"
+    card = await card_as_shown(bot, settings)
+    assert "در دست بررسی" in card.text and "آخرین اقدام: \u2068رضایی\u2069" in card.text
+
+
 async def test_a_colleague_pressing_the_card_as_it_was_learns_what_became_of_it(
     bot: Bot, settings: Settings
 ) -> None:

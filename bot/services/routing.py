@@ -51,7 +51,8 @@ async def case_view(
     second = case.second_domain_key
     also = await domain_title_of(session, second) if second and second != case.domain_key else None
     agency = await session.get(Agency, case.agency_key) if case.agency_key else None
-    latest = await last_event(session, case_id)
+    # The last act of someone the agency can ask about it: a reporter's answer names no one.
+    latest = await last_event(session, case_id, named=True)
     group = await session.get(LocalGroup, case.group_id) if case.group_id else None
     return CaseView(
         case_id=case.id, code=case.code, status=case.status, domain_key=case.domain_key,

@@ -37,16 +37,23 @@ class CaseMovedError(TransitionRefusedError):
     agency's to take, not the new one's."""
 
 
-async def last_event(session: AsyncSession, case_id: int) -> CaseEvent | None:
+async def last_event(
+    session: AsyncSession, case_id: int, *, named: bool = False
+) -> CaseEvent | None:
     """The case's most recent audit row: one this transaction added and has not yet written,
-    or else the newest written."""
-    pending = [e for e in session.new if isinstance(e, CaseEvent) and e.case_id == case_id]
+    or else the newest written. `named`: the most recent with a person's name (staff or a
+    coordinator; the reporter's steps and the system's are unnamed)."""
+    pending = [
+        e
+        for e in session.new
+        if isinstance(e, CaseEvent) and e.case_id == case_id and (e.actor_name or not named)
+    ]
     if pending:
         return pending[-1]
-    query = (
-        select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id.desc()).limit(1)
-    )
-    return await session.scalar(query)
+    query = select(CaseEvent).where(CaseEvent.case_id == case_id)
+    if named:
+        query = query.where(CaseEvent.actor_name.is_not(None))
+    return await session.scalar(query.order_by(CaseEvent.id.desc()).limit(1))
 
 
 async def transition(
