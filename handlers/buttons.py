@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 
-from telegram import CallbackQuery
+from telegram import CallbackQuery, InlineKeyboardMarkup, Message
 from telegram.constants import ChatType
 from telegram.error import BadRequest, Forbidden
 
@@ -165,3 +165,23 @@ async def refused_on_case(
 ) -> None:
     """Tell a clerk pressing a card's button why the case no longer takes it."""
     await alert(query, case_moved_on(context, error))
+
+
+async def show_in_place(
+    query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None
+) -> None:
+    """Show `text` (a page, a list) in the pressed message. Pressing for what is already shown
+    changes nothing, and Telegram refuses an edit that changes nothing: it is not asked, and
+    should its copy differ unseen (it trims what it keeps), its refusal is no error."""
+    shown = query.message
+    if (
+        isinstance(shown, Message)
+        and (shown.text or "").strip() == text.strip()
+        and shown.reply_markup == markup
+    ):
+        return
+    try:
+        await query.edit_message_text(text, reply_markup=markup)
+    except BadRequest as error:
+        if "message is not modified" not in str(error).lower():
+            raise

@@ -6,9 +6,9 @@ import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatMemberStatus
-from telegram.error import BadRequest, TelegramError
+from telegram.error import TelegramError
 
 from bot.context import MahalleContext
 from bot.digits import ascii_digits, isolate, ltr, persian_digits
@@ -19,7 +19,7 @@ from bot.reports import EXPORT_COLUMN_KEYS, export_rows, stats_text, write_expor
 from bot.services import casework, stats, users
 from bot.services.reference import list_agencies
 from handlers import handbook
-from handlers.buttons import acknowledge, alert
+from handlers.buttons import acknowledge, alert, show_in_place
 from handlers.coordinator import (
     coordinator_button,
     coordinators_only,
@@ -213,19 +213,7 @@ async def remove_staff(update: Update, context: MahalleContext) -> None:
         await session.commit()
     text, markup = await _staff_view(context, county_scope(update, context))
     said = context.t("staff-removed" if removed else "staff-already-removed")
-    await acknowledge(query, _show_list(query, text, markup), toast=said)
-
-
-async def _show_list(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    """Show the list anew in the pressed message (unless it reads the same already)."""
-    shown = query.message
-    if isinstance(shown, Message) and shown.text == text and shown.reply_markup == markup:
-        return
-    try:
-        await query.edit_message_text(text, reply_markup=markup)
-    except BadRequest as error:
-        if "message is not modified" not in str(error).lower():
-            raise
+    await acknowledge(query, show_in_place(query, text, markup), toast=said)
 
 
 def _in_scope(update: Update, context: MahalleContext, *, agency_key: str) -> bool:

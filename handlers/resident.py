@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from telegram import (
-    CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
-    Message,
     ReplyKeyboardRemove,
     Update,
 )
-from telegram.error import BadRequest
 from telegram.ext import ConversationHandler
 
 from bot.cards import reporter_buttons, status_key
@@ -20,7 +17,7 @@ from bot.fit import TEXT_LIMIT, cut, units, within
 from bot.jalali import TrackingCode, format_date, format_datetime
 from bot.services import cases, places, users
 from handlers import common, keyboards, participation, picker
-from handlers.buttons import acknowledge, alert, keyboard_removed
+from handlers.buttons import acknowledge, alert, keyboard_removed, show_in_place
 from handlers.common import remember_user
 from handlers.report import END
 from models.entities import Case, CaseStatus
@@ -89,7 +86,7 @@ async def my_reports_page(update: Update, context: MahalleContext) -> None:
     assert query is not None and query.data is not None and update.effective_user is not None
     page = int(query.data.rsplit(":", 1)[-1])
     text, markup = await _render_list(context, update.effective_user.id, max(page, 0))
-    await acknowledge(query, _show(query, text, markup))
+    await acknowledge(query, show_in_place(query, text, markup))
 
 
 # A step's note (a question, an answer, a resolution) is cut to this many units in the case
@@ -212,25 +209,7 @@ async def open_case(update: Update, context: MahalleContext) -> None:
     text, nav = _render_case(context, case, int(parts[3]) if len(parts) > 3 else 0)
     back = keyboards.back_to_cases(context.t).inline_keyboard
     markup = InlineKeyboardMarkup([*_owed(context, case), *([nav] if nav else []), *back])
-    await acknowledge(query, _show(query, text, markup))
-
-
-async def _show(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    """Show a page in the pressed message. Pressing for the page already shown changes
-    nothing, and Telegram refuses an edit that changes nothing: it is not asked, and should
-    its copy differ unseen (it trims what it keeps), its refusal is no error to the resident."""
-    shown = query.message
-    if (
-        isinstance(shown, Message)
-        and (shown.text or "").strip() == text.strip()
-        and shown.reply_markup == markup
-    ):
-        return
-    try:
-        await query.edit_message_text(text, reply_markup=markup)
-    except BadRequest as error:
-        if "message is not modified" not in str(error).lower():
-            raise
+    await acknowledge(query, show_in_place(query, text, markup))
 
 
 async def typed_code(update: Update, context: MahalleContext) -> None:

@@ -67,10 +67,9 @@ def delivered_texts(bot: Bot, chat_id: int) -> list[str]:
 async def test_secretary_hears_when_the_agency_accepts_and_when_it_finishes_a_decision(
     bot: Bot, settings: Settings
 ) -> None:
-    """The secretary records a decision for the municipality. Its clerk presses «پذیرش مصوبه»,
-    later «انجام شد». The secretary, who follows the council's decisions, is told neither: only
-    a typed progress report reaches them, so they learn that a decision was done only from the
-    weekly report no longer listing it."""
+    """The secretary records a decision for the municipality. When its clerk presses «پذیرش
+    مصوبه», and later «انجام شد», the secretary, who follows the council's decisions, hears of
+    each once, with the decision's number and the agency."""
     await add_staff(settings, 2001, "municipality", "کارشناس رضایی")
     secretary = bot.user(SECRETARY)
     await secretary.send("/decision")
@@ -100,9 +99,8 @@ async def test_digest_counts_a_case_accepted_once_as_one_accepted_case(
     bot: Bot, settings: Settings
 ) -> None:
     """One case is accepted, the clerk asks the reporter a question and the reporter answers
-    (which puts the case back to «در دست بررسی»). The coordinators' morning digest says
-    «پذیرفته‌شده: ۲»: an answer to a question is counted as a second acceptance, while /stats
-    shows one case in the works."""
+    (which puts the case back to «در دست بررسی»): the coordinators' morning digest counts one
+    acceptance, as /stats shows one case in the works."""
     await add_staff(settings, 2001, "municipality", "رضایی")
     resident = bot.user(1007)
     await report(resident)
@@ -123,10 +121,9 @@ async def test_digest_counts_a_case_accepted_once_as_one_accepted_case(
 async def test_overdue_in_cases_agrees_with_overdue_in_the_digest_and_stats(
     bot: Bot, settings: Settings
 ) -> None:
-    """A case has waited 30 working hours for the municipality to accept it: past the
-    reminder (24 h) but not the escalation (48 h). /cases shows «شهرداری منطقه: ۱ باز، ۱ دیرکرد»
-    and lists it with 🔴, while the same morning's digest says «گذشته از مهلت: ۰» and /stats
-    «۰٪» overdue. A coordinator comparing them cannot tell which to believe."""
+    """A case has waited 30 working hours for the municipality to accept it: past the reminder
+    (24 h) but not the escalation (48 h). /cases and the same morning's digest give the same
+    count of overdue cases: a coordinator comparing them need not wonder which to believe."""
     await report(bot.user(1001))
     [case] = await cases_in(settings)
     now = utcnow()

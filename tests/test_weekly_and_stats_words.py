@@ -9,18 +9,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import update
 
 from bot.config import Settings
 from bot.jalali import utcnow
 from bot.pipeline import send_weekly_report
 from bot.services.stats import report_week
-from models.db import create_engine, create_session_factory
-from models.entities import Case, CaseEvent
 from tests.conftest import COORDINATOR, Bot
 from tests.fakebot import texts
 from tests.test_agency import report
 from tests.test_council import MEMBER, SECRETARY, with_council
+from tests.test_desk_news import handed_over_at
 from tests.test_report_flow import cases_in
 
 WATER = "آب محله از دیروز صبح قطع است و هیچ کس جواب نمی‌دهد"
@@ -34,22 +32,6 @@ WORDING = (
 def settings(database_url: str, messenger: str) -> Settings:
     """The test config with a council: a secretary and one member."""
     return with_council(database_url)
-
-
-async def handed_over_at(settings: Settings, case_ids: list[int], when: datetime) -> None:
-    """The cases were filed and reached their agency at `when`, their history too."""
-    engine = create_engine(settings.database.url)
-    async with create_session_factory(engine)() as session:
-        await session.execute(
-            update(Case)
-            .where(Case.id.in_(case_ids))
-            .values(created_at=when, forwarded_at=when, handed_over_at=when, updated_at=when)
-        )
-        await session.execute(
-            update(CaseEvent).where(CaseEvent.case_id.in_(case_ids)).values(created_at=when)
-        )
-        await session.commit()
-    await engine.dispose()
 
 
 async def thirty_open_decisions(bot: Bot, settings: Settings, now: datetime) -> None:

@@ -46,9 +46,8 @@ async def test_an_answer_typed_under_the_agencys_question_is_not_waved_off(
     bot: Bot, settings: Settings
 ) -> None:
     """The agency asks "which alley?"; the resident, as on any messenger, replies to that
-    message with the answer. Now the bot says it did not expect this text and points to
-    "new report": the answer is dropped and the agency waits for nothing. It should be
-    taken as the answer, or at least the resident should be told to press «پاسخ می‌دهم»."""
+    message with the answer: it reaches the agency as their answer, and the resident is not
+    steered to a new report."""
     resident, _ = await asked(bot, settings, "دقیقاً کدام کوچه؟ پلاک چند؟")
     [question] = [m for m in bot.api.delivered(resident.chat_id) if "پرسیده است" in m.text]
 
@@ -62,9 +61,8 @@ async def test_typing_not_fixed_after_a_resolution_does_not_send_one_to_a_new_re
     bot: Bot, settings: Settings
 ) -> None:
     """The agency says it is fixed and asks «آیا مشکل واقعاً برطرف شد؟». A resident who types
-    "درست نشده هنوز" is told "I did not expect this text; for a problem press new report": the
-    way to reopen (the «نه، برطرف نشده» button just above) is not named, and a duplicate report
-    is what they are steered to."""
+    "درست نشده هنوز" is pointed to «نه، برطرف نشده», which reopens the case, not steered to
+    a duplicate report."""
     resident, clerk = await accepted_case(bot, settings)
     await clerk.press("رسیدگی شد")
     await clerk.private().send("سطل زباله تخلیه و شسته شد")
@@ -78,8 +76,8 @@ async def test_typing_not_fixed_after_a_resolution_does_not_send_one_to_a_new_re
 
 
 async def test_typing_laghv_cancels_the_report(resident: ChatUser) -> None:
-    """«لغو» is the everyday Persian for cancel. Typed at the description step it is taken as a
-    three-letter description ("شرح کوتاه است (۳ حرف)"); typed «انصراف» cancels. Both should."""
+    """«لغو» is the everyday Persian for cancel: typed at the description step it cancels, as
+    «انصراف» does, and is not taken for a three-letter description."""
     await resident.send("📝 گزارش جدید")
     await resident.send("جهاد")
     await resident.press("جهاد")
@@ -93,7 +91,7 @@ async def test_typing_the_anonymous_word_at_the_phone_step_is_understood(
     resident: ChatUser,
 ) -> None:
     """At the phone step a typist writes «ناشناس» (the button's first word, as «ادامه» and
-    «گزارش جدید» are understood without their emoji). Now: «این متن را این‌جا انتظار نداشتم»."""
+    «گزارش جدید» are understood without their emoji): they stay anonymous and see the summary."""
     await resident.send("📝 گزارش جدید")
     await resident.send("جهاد")
     await resident.press("جهاد")
@@ -109,10 +107,9 @@ async def test_typing_the_anonymous_word_at_the_phone_step_is_understood(
 async def test_a_voice_note_sent_for_the_description_is_kept_like_a_photo(
     resident: ChatUser,
 ) -> None:
-    """A photo sent when the description is asked for is kept («عکس نگه داشته شد»); a voice
-    note is thrown away («پیام صوتی را این‌جا نمی‌توانم بپذیرم») although the very next step
-    takes voice notes for the report. An older resident has to record it again, and is not
-    even told that they can."""
+    """A voice note sent when the description is asked for is kept with the report, as a photo
+    is, and the written description is still asked for: an older resident need not record it
+    again."""
     await resident.send("📝 گزارش جدید")
     await resident.send("جهاد")
     await resident.press("جهاد")
@@ -129,9 +126,8 @@ async def test_pressing_new_report_in_a_forgotten_draft_says_how_to_leave_it(
     resident: ChatUser,
 ) -> None:
     """A resident left a report at the photo step and comes back later to report something
-    else: «📝 گزارش جدید» is answered «این متن را این‌جا انتظار نداشتم. الان منتظر عکس یا
-    موقعیتم؛ …», which neither says there is an unfinished report nor how to drop it
-    (/start in the same place does say «… یا با /cancel از آن بیرون بیایید»)."""
+    else: «📝 گزارش جدید» is answered with what the step waits for and how to leave the
+    unfinished report (/cancel or «انصراف»)."""
     await resident.send("📝 گزارش جدید")
     await resident.send("جهاد")
     await resident.press("جهاد")
@@ -149,8 +145,8 @@ async def test_a_report_waiting_for_the_residents_answer_offers_the_answer_butto
     bot: Bot, settings: Settings
 ) -> None:
     """The resident checks the report by typing its code: it shows «نیاز به اطلاعات بیشتر —
-    دقیقاً کدام کوچه؟» but no way to answer; the only «✍️ پاسخ می‌دهم» is on the notice, which
-    may be far up the chat (or deleted). The status view should carry the answer button."""
+    دقیقاً کدام کوچه؟» and carries «✍️ پاسخ می‌دهم», so the notice far up the chat (or deleted)
+    is not the only way to answer."""
     resident, _ = await asked(bot, settings, "دقیقاً کدام کوچه؟")
     case = await one_case(settings)
 
@@ -164,8 +160,8 @@ async def test_a_report_waiting_for_the_residents_answer_offers_the_answer_butto
 
 
 async def test_thanks_for_a_rating_is_said_once(bot: Bot, settings: Settings) -> None:
-    """Pressing ۵⭐ shows «از امتیاز شما ممنونیم.» as the button's answer and sends it again as
-    a message: the same words twice for one press."""
+    """Pressing ۵⭐ thanks the resident once («از امتیاز شما ممنونیم.»), not once as the
+    button's answer and again as a message."""
     resident, clerk = await accepted_case(bot, settings)
     await clerk.press("رسیدگی شد")
     await clerk.private().send("سطل زباله تخلیه شد")
@@ -181,8 +177,8 @@ async def test_thanks_for_a_rating_is_said_once(bot: Bot, settings: Settings) ->
 
 
 async def test_help_tells_a_group_how_to_register(resident: ChatUser) -> None:
-    """Reporting on behalf of a local group needs the group registered with /group, but neither
-    /help nor the residents' command menu mentions it: a group's founder has no way to find it."""
+    """Reporting on behalf of a local group needs the group registered with /group: /help
+    says so, so a group's founder can find it."""
     [help_text] = texts(await resident.send("/help"))
 
     assert "/group" in help_text, help_text
@@ -194,9 +190,9 @@ async def test_help_tells_a_group_how_to_register(resident: ChatUser) -> None:
 async def test_staff_help_says_notes_are_typed_in_the_private_chat(
     bot: Bot, settings: Settings
 ) -> None:
-    """/help in the agency's group tells the clerk to write the question, note or reason «در
-    پاسخ به پیام ربات» and names a «حل شد» button; the bot really asks in the clerk's private
-    chat, the button reads «رسیدگی شد», and text typed in the group is silently ignored."""
+    """/help in the agency's group names the card's buttons as they read («رسیدگی شد») and says
+    the question, note or reason is written in the clerk's private chat with the bot, where the
+    bot asks for it."""
     await add_staff(settings, 2001, "municipality", "کارشناس رضایی")
     clerk = bot.in_group(2001, MUNICIPALITY, "کارشناس رضایی")
 

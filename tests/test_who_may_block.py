@@ -3,27 +3,11 @@ council's members named in the config; nothing changes when refused."""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
-from bot.config import CouncilMember, Settings
-from tests.conftest import COORDINATOR, make_settings
+from tests.conftest import COORDINATOR
 from tests.fakebot import ChatUser, start_bot, stop_bot, texts
 from tests.test_council import SECRETARY, with_council
 from tests.test_counties import REY_COORDINATOR, report_in, two_counties
-from tests.test_handbook import EXAMPLE
 from tests.test_rules import _ban_events, _banned
-
-
-def handbook_settings(database_url: str, tmp_path: Path) -> Settings:
-    """The test config with the example handbook in a folder of its own and a council member
-    (as tests/test_handbook.py has it)."""
-    folder = tmp_path / "handbook"
-    shutil.copytree(EXAMPLE, folder)
-    base = make_settings(database_url, telegram={"rate_limit": False})
-    county = base.counties[0].model_copy(update={"council_members": [CouncilMember(id=7001)]})
-    book = base.handbook.model_copy(update={"path": folder})
-    return base.model_copy(update={"counties": [county], "handbook": book})
 
 
 async def test_another_countys_coordinator_cannot_lift_a_block(database_url: str) -> None:
