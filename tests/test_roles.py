@@ -75,7 +75,6 @@ async def test_web_processes_neither_send_nor_run_jobs(database_url: str) -> Non
 
 
 async def test_a_block_on_one_process_holds_on_the_others_at_once(database_url: str) -> None:
-    from sqlalchemy import text
 
     from tests.conftest import COORDINATOR
     from tests.fakebot import ChatUser, texts, wait_for
@@ -93,20 +92,12 @@ async def test_a_block_on_one_process_holds_on_the_others_at_once(database_url: 
     assert texts(await abuser.send("📝 گزارش جدید")) == []
 
     # The listening connection dies (a database restart); the minute's reload listens again.
-    killer = create_engine(database_url)
-    async with killer.connect() as connection:
-        await connection.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        )
-    await killer.dispose()
+    await _end_every_other_connection(database_url)
     runtime_b = app_b.bot_data["runtime"]
     listener = leading(app_b).bot_data["runtime"].listener  # the deployment's one
     await wait_for(lambda: not listener.listening, what="the closed socket", seconds=2)
     await listener.listen()
-    await coordinator.send("/unblock 1001")
+    assert "از مسدودی درآمد" in texts(await coordinator.send("/unblock 1001"))[0]
     await wait_for(lambda: 1001 not in runtime_b.banned, what="B to hear of it", seconds=2)
     assert texts(await abuser.send("/start"))
     await stop_bot(app_a)
