@@ -71,7 +71,7 @@ class _Labels(filters.MessageFilter):
         return bool(message.text) and _label_key(message.text) in self._keys
 
 
-# "Cancel" as a button says it and as people type it («لغو» as well as «انصراف»).
+# "Cancel" as its button says it and as people also type it (locale key `word-cancel`).
 CANCEL = ("button-cancel", "word-cancel")
 
 
