@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.ext import ConversationHandler
 
@@ -85,41 +86,54 @@ async def take_answer(update: Update, context: MahalleContext) -> object:
     message = update.effective_message
     assert message is not None and update.effective_user is not None
     user_id = update.effective_user.id
+
+    async def asked_about(session: AsyncSession) -> Case:
+        """The case of the question whose "answer" was pressed."""
+        pending = await casework.pending_input(session, user_id=user_id, chat_id=user_id)
+        if pending is None:
+            raise casework.StepRefusedError("answer-not-needed")
+        return await casework.check_step(
+            session, pending=pending, settings=context.runtime.settings, now=utcnow()
+        )
+
+    relayed = await _relay_answer(message, context, asked_about)
+    return ANSWERING if relayed is None else END
+
+
+async def _relay_answer(
+    message: Message,
+    context: MahalleContext,
+    case_of: Callable[[AsyncSession], Awaitable[Case]],
+) -> bool | None:
+    """Relay `message` (text, or a photo with an optional caption) as the reporter's answer
+    about the case `case_of` finds (raising StepRefusedError when none waits for it), and say
+    what came of it. None when its length was refused (the answer is still awaited), else
+    whether it was relayed; either way nothing is awaited any more."""
+    assert message.from_user is not None
+    user_id = message.from_user.id
     text = clean_text(message.text or message.caption or "").strip()
     photo = message.photo[-1].file_id if message.photo else None
     if not photo and not 2 <= len(text) <= MAX_ANSWER:
         await message.reply_text(context.t("answer-length", high=MAX_ANSWER))
-        return ANSWERING
+        return None
     async with context.session() as session:
-        pending = await casework.pending_input(session, user_id=user_id, chat_id=user_id)
         try:
-            if pending is None:
-                raise casework.StepRefusedError("answer-not-needed")
-            case = await casework.check_step(
-                session, pending=pending, settings=context.runtime.settings, now=utcnow()
-            )
-            await session.delete(pending)
+            case = await case_of(session)
             await casework.relay_answer(
-                session,
-                case=case,
-                reporter_id=user_id,
-                text=text or None,
-                photo=photo,
-                cards=context.runtime.card_renderer,
-                now=utcnow(),
-            )
+                session, case=case, reporter_id=user_id, text=text or None, photo=photo,
+                cards=context.runtime.card_renderer, now=utcnow(),
+            )  # fmt: skip
         except (TransitionRefusedError, casework.StepRefusedError):
             await session.rollback()
-            await casework.drop_input(session, user_id=user_id, chat_id=user_id)
-            await session.commit()
-            await message.reply_text(
-                context.t("answer-not-needed"), reply_markup=keyboards.main_menu(context.t)
-            )
-            return END
+            relayed = False
+        else:
+            relayed = True
+        await casework.drop_input(session, user_id=user_id, chat_id=user_id)
         await session.commit()
     context.runtime.wake_outbox()
-    await message.reply_text(context.t("answer-sent"), reply_markup=keyboards.main_menu(context.t))
-    return END
+    said = "answer-sent" if relayed else "answer-not-needed"
+    await message.reply_text(context.t(said), reply_markup=keyboards.main_menu(context.t))
+    return relayed
 
 
 async def cancel_answer(update: Update, context: MahalleContext) -> object:
@@ -253,30 +267,15 @@ async def _answer_in_reply(message: Message, context: MahalleContext, waiting: C
     """Relay a reply to the agency's question as the reporter's answer."""
     assert message.from_user is not None
     user_id = message.from_user.id
-    text = clean_text(message.text or message.caption or "").strip()
-    photo = message.photo[-1].file_id if message.photo else None
-    if not photo and not 2 <= len(text) <= MAX_ANSWER:
-        await message.reply_text(context.t("answer-length", high=MAX_ANSWER))
-        return
-    async with context.session() as session:
+
+    async def replied_about(session: AsyncSession) -> Case:
+        """The case replied about, if it is still this reporter's to answer."""
         case = await session.get(Case, waiting.id, populate_existing=True)
-        try:
-            if case is None or await casework.verdict(
-                session, user_id=user_id, act=Act.ANSWER, case=case,
-                settings=context.runtime.settings,
-            ) is Verdict.NOT_YOURS:  # fmt: skip
-                raise casework.StepRefusedError("answer-not-needed")
-            await casework.relay_answer(
-                session, case=case, reporter_id=user_id, text=text or None, photo=photo,
-                cards=context.runtime.card_renderer, now=utcnow(),
-            )  # fmt: skip
-        except (TransitionRefusedError, casework.StepRefusedError):
-            await session.rollback()
-            await message.reply_text(
-                context.t("answer-not-needed"), reply_markup=keyboards.main_menu(context.t)
-            )
-            return
-        await casework.drop_input(session, user_id=user_id, chat_id=user_id)
-        await session.commit()
-    context.runtime.wake_outbox()
-    await message.reply_text(context.t("answer-sent"), reply_markup=keyboards.main_menu(context.t))
+        if case is None or await casework.verdict(
+            session, user_id=user_id, act=Act.ANSWER, case=case,
+            settings=context.runtime.settings,
+        ) is Verdict.NOT_YOURS:  # fmt: skip
+            raise casework.StepRefusedError("answer-not-needed")
+        return case
+
+    await _relay_answer(message, context, replied_about)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import BigInteger, String, update
 
@@ -155,6 +156,17 @@ async def test_a_clerks_forget_me_takes_them_off_the_council_decisions_they_work
         await stop_bot(app)
 
 
+async def asked_to_read_then_forgotten(app: Any, api: Any, settings: Settings) -> Bot:
+    """Staff and the council asked to read the handbook just published; then the welfare clerk
+    asks to be forgotten."""
+    bot = Bot(app, api)
+    people = await staff_and_council(bot, settings)
+    await publish_handbook(settings, by=COORDINATOR)
+    await deliver_outbox(app)
+    await forget(people[WELFARE_CLERK])
+    return bot
+
+
 async def test_a_forgotten_clerk_is_no_longer_named_in_the_handbook_status(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -163,11 +175,7 @@ async def test_a_forgotten_clerk_is_no_longer_named_in_the_handbook_status(
     settings = handbook_settings(database_url, tmp_path)
     app, api = await start_bot(settings)
     try:
-        bot = Bot(app, api)
-        people = await staff_and_council(bot, settings)
-        await publish_handbook(settings, by=COORDINATOR)
-        await deliver_outbox(app)
-        await forget(people[WELFARE_CLERK])
+        await asked_to_read_then_forgotten(app, api, settings)
         status = plain(texts(await ChatUser(app, api, COORDINATOR).send("/handbook_status"))[0])
         assert "کارشناس کریمی" not in status, status
         assert "از ۲ نفر" in status, status
@@ -184,11 +192,7 @@ async def test_a_forgotten_clerk_is_not_chased_to_read_the_handbook(
     settings = handbook_settings(database_url, tmp_path)
     app, api = await start_bot(settings)
     try:
-        bot = Bot(app, api)
-        people = await staff_and_council(bot, settings)
-        await publish_handbook(settings, by=COORDINATOR)
-        await deliver_outbox(app)
-        await forget(people[WELFARE_CLERK])
+        bot = await asked_to_read_then_forgotten(app, api, settings)
         told_before = len(api.to_chat(WELFARE_CLERK))
         engine = create_engine(settings.database.url)
         asked_at = datetime(2026, 12, 5, 4, 30, tzinfo=UTC)  # Saturday 08:00 in Tehran
